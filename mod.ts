@@ -1,0 +1,70 @@
+/**
+ * PrismQ: an embedded, crash-safe task queue on libSQL, for Deno, Bun and Node.
+ *
+ * Register handlers explicitly, enqueue tasks, and let workers run them under leases:
+ *
+ * ```ts
+ * import * as v from "valibot";
+ * import { defineHandler, Queue, QueueDatabase, TaskHandlerRegistry, WorkerEngine } from "./mod.ts";
+ *
+ * const db = new QueueDatabase(":memory:");
+ * await db.initializeSchema();
+ *
+ * const registry = new TaskHandlerRegistry();
+ * registry.registerHandler(defineHandler({
+ *   type: "greet",
+ *   schema: v.object({ name: v.string() }),
+ *   handle: (task) => console.log(`hello ${task.payload.name}`),
+ * }));
+ *
+ * const queue = new Queue(db, { registry });
+ * await queue.enqueue("greet", { name: "Ada" });
+ *
+ * const worker = new WorkerEngine({ db, workerId: "worker-01", handlerRegistry: registry });
+ * await worker.runLoop({ untilEmpty: true });
+ * db.close();
+ * ```
+ *
+ * @module
+ */
+
+export { QueueDatabase } from "./src/database.ts";
+export type { QueueDatabaseOptions, SqlResult, SqlTransaction, SynchronousMode } from "./src/database.ts";
+
+export { getGlobalRegistry, resetGlobalRegistry, TaskHandlerRegistry } from "./src/registry.ts";
+export type { RegisterHandlerOptions, TaskHandlerInfo } from "./src/registry.ts";
+
+export { defineHandler, parsePayload } from "./src/handler.ts";
+export type { HandlerContext, HandlerDefinition, PayloadSchema, TaskHandler } from "./src/handler.ts";
+
+export { DEFAULT_MAX_PAYLOAD_BYTES, Queue } from "./src/queue.ts";
+export type { EnqueueItem, EnqueueOptions, ListOptions, QueueOptions } from "./src/queue.ts";
+
+export { WorkerEngine } from "./src/worker.ts";
+export type { RunLoopOptions, RunSummary, WorkerEngineOptions, WorkerEvent } from "./src/worker.ts";
+
+export { backoffDelayMs, DEFAULT_RETRY_POLICY } from "./src/retry.ts";
+export type { RetryPolicy } from "./src/retry.ts";
+
+export { ManualClock, systemClock } from "./src/clock.ts";
+export type { Clock } from "./src/clock.ts";
+
+export { isTaskStatus, nextStatus, TASK_STATUSES, TERMINAL_STATUSES, TRANSITIONS } from "./src/task.ts";
+export type { Task, TaskEvent, TaskStatus } from "./src/task.ts";
+
+export { CLAIM_STRATEGIES } from "./src/store/store.ts";
+export type { ClaimStrategy, LogLevel, QueueStats, TaskLog, WorkerInfo } from "./src/store/store.ts";
+
+export {
+  DatabaseError,
+  LeaseLostError,
+  NonRetryableError,
+  PayloadTooLargeError,
+  PayloadValidationError,
+  TaskHandlerAlreadyRegisteredError,
+  TaskHandlerNotRegisteredError,
+  TaskNotFoundError,
+  TaskStateError,
+  TaskTimeoutError,
+} from "./src/errors.ts";
+export type { PayloadIssue } from "./src/errors.ts";

@@ -1,0 +1,133 @@
+/**
+ * Handlers: the function a task's type maps to, and `defineHandler()`, which ties a type to a valibot
+ * schema so that the payload a handler receives is validated and typed.
+ *
+ * @module
+ */
+import * as v from "valibot";
+import { PayloadValidationError } from "./errors.ts";
+import type { LogLevel } from "./store/store.ts";
+import type { Task } from "./task.ts";
+
+/** What a running handler gets besides its task. */
+export interface HandlerContext {
+  /**
+   * Aborts when the handler should stop: the task timed out, was cancelled, lost its lease, or the worker is
+   * shutting down and the grace period ran out. `signal.reason` says which.
+   */
+  readonly signal: AbortSignal;
+  /** Extends the task's lease now. Throws `LeaseLostError` when the worker no longer holds the task. */
+  heartbeat(): Promise<void>;
+  /** Appends a line to the task's log (`prismq show <id>`). */
+  log(level: LogLevel, message: string, details?: unknown): Promise<void>;
+  /** The worker running the task. */
+  readonly workerId: string;
+  /** This attempt's number, from 1. */
+  readonly attempt: number;
+}
+
+/** A function that processes one task. It may be async; a thrown error or a rejection fails the attempt. */
+// deno-lint-ignore no-explicit-any
+export type TaskHandler<Payload = any> = (task: Task<Payload>, ctx: HandlerContext) => unknown;
+
+/** A valibot schema, synchronous or asynchronous. */
+export type PayloadSchema = v.GenericSchema | v.GenericSchemaAsync;
+
+/** A handler bound to its task type and payload schema, made by {@link defineHandler}. */
+export interface HandlerDefinition<Schema extends PayloadSchema = PayloadSchema> {
+  readonly type: string;
+  readonly schema: Schema;
+  readonly handle: (task: Task<v.InferOutput<Schema>>, ctx: HandlerContext) => unknown;
+  readonly description: string;
+  readonly version: string;
+  /** Default per-attempt time limit for tasks of this type that do not set their own. */
+  readonly timeoutMs?: number;
+}
+
+/** Checks a task type: a non-blank string without surrounding whitespace. */
+export function assertTaskType(taskType: unknown): asserts taskType is string {
+  if (typeof taskType !== "string" || taskType.trim() === "") {
+    throw new TypeError(`Task type cannot be empty: got ${JSON.stringify(taskType) ?? String(taskType)}.`);
+  }
+  if (taskType.trim() !== taskType) {
+    throw new TypeError(`Task type '${taskType}' has leading or trailing whitespace; remove it.`);
+  }
+}
+
+/**
+ * Defines a handler whose payload is validated against `schema` before `handle` runs. The payload type
+ * `handle` receives is inferred from the schema. A payload that does not match fails the task at once,
+ * without retry, with an error naming the invalid fields; a queue bound to a registry refuses it at enqueue.
+ *
+ * @example
+ * ```ts
+ * import * as v from "valibot";
+ * import { defineHandler } from "./mod.ts";
+ *
+ * export const greet = defineHandler({
+ *   type: "greet",
+ *   schema: v.object({ name: v.pipe(v.string(), v.minLength(1)) }),
+ *   description: "Says hello",
+ *   handle(task) {
+ *     return `hello ${task.payload.name}`; // task.payload is { name: string }
+ *   },
+ * });
+ * ```
+ */
+export function defineHandler<Schema extends PayloadSchema>(definition: {
+  type: string;
+  schema: Schema;
+  handle: (task: Task<v.InferOutput<Schema>>, ctx: HandlerContext) => unknown;
+  description?: string;
+  version?: string;
+  timeoutMs?: number;
+}): HandlerDefinition<Schema> {
+  assertTaskType(definition.type);
+  const schema = definition.schema as { kind?: unknown } | undefined;
+  if (typeof schema !== "object" || schema === null || schema.kind !== "schema") {
+    throw new TypeError(
+      `The schema of handler '${definition.type}' must be a valibot schema, like v.object({...}).`,
+    );
+  }
+  if (typeof definition.handle !== "function") {
+    throw new TypeError(`The handle of handler '${definition.type}' must be a function.`);
+  }
+  const { timeoutMs } = definition;
+  if (timeoutMs !== undefined && !(Number.isInteger(timeoutMs) && timeoutMs > 0)) {
+    throw new RangeError(
+      `The timeoutMs of handler '${definition.type}' must be a whole number > 0, got ${timeoutMs}.`,
+    );
+  }
+  return Object.freeze({
+    type: definition.type,
+    schema: definition.schema,
+    handle: definition.handle,
+    description: definition.description ?? "",
+    version: definition.version ?? "1.0.0",
+    ...(timeoutMs === undefined ? {} : { timeoutMs }),
+  });
+}
+
+/** Whether `value` was made by {@link defineHandler}. */
+export function isHandlerDefinition(value: unknown): value is HandlerDefinition {
+  return typeof value === "object" && value !== null && "handle" in value && "schema" in value &&
+    "type" in value;
+}
+
+/**
+ * Validates `payload` against `schema` and returns the parsed output.
+ *
+ * @throws {PayloadValidationError} naming every invalid field
+ */
+export async function parsePayload<Schema extends PayloadSchema>(
+  taskType: string,
+  schema: Schema,
+  payload: unknown,
+): Promise<v.InferOutput<Schema>> {
+  const result = await v.safeParseAsync(schema, payload);
+  if (result.success) return result.output;
+  throw new PayloadValidationError(
+    taskType,
+    result.issues.map((issue) => ({ path: v.getDotPath(issue) ?? "(root)", message: issue.message })),
+  );
+}

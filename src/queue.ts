@@ -1,0 +1,293 @@
+/**
+ * The producer and admin side: enqueue, inspect, cancel, retry, purge, stats.
+ *
+ * @module
+ */
+import { type Clock, systemClock } from "./clock.ts";
+import type { QueueDatabase } from "./database.ts";
+import { PayloadTooLargeError, TaskHandlerNotRegisteredError } from "./errors.ts";
+import { assertTaskType, parsePayload } from "./handler.ts";
+import type { TaskHandlerRegistry } from "./registry.ts";
+import type { NewTask, QueueStats, TaskLog, WorkerInfo } from "./store/store.ts";
+import { isTaskStatus, type Task, type TaskStatus, TERMINAL_STATUSES } from "./task.ts";
+
+/** How and when a task runs. */
+export interface EnqueueOptions {
+  /** Lower numbers run first under the `priority` strategy. A whole number. @default 100 */
+  priority?: number;
+  /** Not before this time: a Date, epoch milliseconds, or an ISO-8601 string. */
+  runAt?: Date | number | string;
+  /** Not before this many milliseconds from now. Give `runAt` or `delayMs`, not both. */
+  delayMs?: number;
+  /** Attempts before the task fails for good. @default 5 */
+  maxAttempts?: number;
+  /** A second enqueue with the same key returns the first task instead of adding another. */
+  idempotencyKey?: string;
+  /** Per-attempt time limit; the handler's signal aborts when it passes. @default the handler's, or none */
+  timeoutMs?: number;
+}
+
+/** One task for {@link Queue.enqueueMany}. */
+export interface EnqueueItem extends EnqueueOptions {
+  type: string;
+  payload?: unknown;
+}
+
+export interface QueueOptions {
+  /** When given, unknown types and payloads that fail their handler's schema are refused before writing. */
+  registry?: TaskHandlerRegistry;
+  clock?: Clock;
+  /** Largest payload accepted, in bytes of JSON. @default 1048576 (1 MiB) */
+  maxPayloadBytes?: number;
+}
+
+/** Filters for {@link Queue.list}. */
+export interface ListOptions {
+  status?: TaskStatus;
+  type?: string;
+  /** @default 100 */
+  limit?: number;
+  /** @default 0 */
+  offset?: number;
+}
+
+export const DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024;
+const MAX_KEY_LENGTH = 1024;
+
+/**
+ * Adds tasks to a queue database and manages them.
+ *
+ * @example
+ * ```ts
+ * import { Queue, QueueDatabase } from "./mod.ts";
+ * const db = new QueueDatabase(":memory:");
+ * await db.initializeSchema();
+ * const queue = new Queue(db);
+ * const task = await queue.enqueue("send_email", { to: "ada@example.com" }, { priority: 10 });
+ * (await queue.get(task.id))?.status; // "queued"
+ * db.close();
+ * ```
+ */
+export class Queue {
+  readonly db: QueueDatabase;
+  readonly #registry?: TaskHandlerRegistry;
+  readonly #clock: Clock;
+  readonly #maxPayloadBytes: number;
+  readonly #encoder = new TextEncoder();
+
+  constructor(db: QueueDatabase, options: QueueOptions = {}) {
+    this.db = db;
+    this.#registry = options.registry;
+    this.#clock = options.clock ?? systemClock;
+    this.#maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
+    if (!(Number.isInteger(this.#maxPayloadBytes) && this.#maxPayloadBytes > 0)) {
+      throw new RangeError(`maxPayloadBytes must be a whole number > 0, got ${options.maxPayloadBytes}.`);
+    }
+  }
+
+  /**
+   * Adds a task. With an idempotency key that is already taken, returns the existing task instead.
+   *
+   * @throws {TaskHandlerNotRegisteredError} when the queue has a registry that lacks the type
+   * @throws {PayloadValidationError} when the payload fails the handler's schema
+   * @throws {PayloadTooLargeError} when the payload is over `maxPayloadBytes`
+   * @throws {TypeError | RangeError} for an option that makes no sense
+   */
+  async enqueue(type: string, payload: unknown = {}, options: EnqueueOptions = {}): Promise<Task> {
+    const [task] = await this.enqueueMany([{ ...options, type, payload }]);
+    return task;
+  }
+
+  /**
+   * Adds many tasks in one transaction: all of them, or, when any is invalid, none. Tasks come back in
+   * the order given.
+   */
+  async enqueueMany(items: readonly EnqueueItem[]): Promise<Task[]> {
+    return (await this.enqueueManyDetailed(items)).map((result) => result.task);
+  }
+
+  /** Like {@link enqueueMany}, and says for each task whether it was created or already existed. */
+  async enqueueManyDetailed(items: readonly EnqueueItem[]): Promise<{ task: Task; created: boolean }[]> {
+    const now = this.#clock.now();
+    const rows: NewTask[] = [];
+    for (const [index, item] of items.entries()) {
+      try {
+        rows.push(await this.#prepare(item, now));
+      } catch (error) {
+        if (items.length > 1 && error instanceof Error) error.message = `Task ${index + 1}: ${error.message}`;
+        throw error;
+      }
+    }
+    const results = await this.db.store.taskInsertMany(rows, now);
+    if (results.some((result) => result.created)) this.db.notifyTasksAvailable();
+    return results;
+  }
+
+  /** Checks one task as enqueue would, without writing anything. Throws what enqueue would throw. */
+  async validate(item: EnqueueItem): Promise<void> {
+    await this.#prepare(item, this.#clock.now());
+  }
+
+  async #prepare(item: EnqueueItem, now: number): Promise<NewTask> {
+    if (typeof item !== "object" || item === null) {
+      throw new TypeError("Each task must be an object with a type.");
+    }
+    const { type, payload = {} } = item;
+    assertTaskType(type);
+    if (this.#registry) {
+      const info = this.#registry.getHandlerInfo(type);
+      if (!info) throw new TaskHandlerNotRegisteredError(type, this.#registry.getRegisteredTypes());
+      if (info.schema) await parsePayload(type, info.schema, payload);
+    }
+    let json: string | undefined;
+    try {
+      json = JSON.stringify(payload);
+    } catch (error) {
+      throw new TypeError(
+        `The payload for task type '${type}' cannot be written as JSON: ${(error as Error).message}`,
+      );
+    }
+    if (json === undefined) {
+      throw new TypeError(
+        `The payload for task type '${type}' cannot be written as JSON (got ${typeof payload}).`,
+      );
+    }
+    // Most payloads are far below the limit in UTF-16 units already; only encode when it could matter.
+    if (json.length * 3 > this.#maxPayloadBytes) {
+      const size = this.#encoder.encode(json).length;
+      if (size > this.#maxPayloadBytes) throw new PayloadTooLargeError(type, size, this.#maxPayloadBytes);
+    }
+    return {
+      type,
+      payload: json,
+      priority: wholeNumber("priority", item.priority ?? 100, -Number.MAX_SAFE_INTEGER),
+      maxAttempts: wholeNumber("maxAttempts", item.maxAttempts ?? 5, 1),
+      runAfter: runAfter(item, now),
+      idempotencyKey: idempotencyKey(item.idempotencyKey),
+      timeoutMs: item.timeoutMs === undefined ? null : wholeNumber("timeoutMs", item.timeoutMs, 1),
+    };
+  }
+
+  /** The task with this id, or undefined. */
+  get(id: number): Promise<Task | undefined> {
+    return this.db.store.taskGet(taskId(id));
+  }
+
+  /** Tasks, newest first. */
+  list(options: ListOptions = {}): Promise<Task[]> {
+    if (options.status !== undefined && !isTaskStatus(options.status)) {
+      throw new TypeError(
+        `Unknown status '${options.status}'. Use queued, running, completed, failed or cancelled.`,
+      );
+    }
+    return this.db.store.taskList({
+      status: options.status,
+      type: options.type,
+      limit: wholeNumber("limit", options.limit ?? 100, 1),
+      offset: wholeNumber("offset", options.offset ?? 0, 0),
+    });
+  }
+
+  /**
+   * Cancels a queued or running task. A running task's handler sees its signal abort, and whatever it
+   * returns is discarded.
+   *
+   * @throws {TaskNotFoundError | TaskStateError}
+   */
+  cancel(id: number): Promise<Task> {
+    return this.db.store.taskCancel(taskId(id), this.#clock.now());
+  }
+
+  /**
+   * Puts a failed or cancelled task back in the queue, runnable now, with its attempts reset.
+   *
+   * @throws {TaskNotFoundError | TaskStateError}
+   */
+  async retry(id: number): Promise<Task> {
+    const task = await this.db.store.taskRequeue(taskId(id), this.#clock.now());
+    this.db.notifyTasksAvailable();
+    return task;
+  }
+
+  /** Puts every failed task (of one type, when given) back in the queue; returns how many. */
+  async retryFailed(options: { type?: string } = {}): Promise<number> {
+    const n = await this.db.store.taskRequeueFailed(options.type, this.#clock.now());
+    if (n > 0) this.db.notifyTasksAvailable();
+    return n;
+  }
+
+  /** Deletes tasks that finished with one of `statuses` more than `olderThanMs` ago, and their logs. */
+  purge(options: { statuses: readonly TaskStatus[]; olderThanMs: number }): Promise<number> {
+    for (const status of options.statuses) {
+      if (!TERMINAL_STATUSES.includes(status)) {
+        throw new TypeError(`Cannot purge '${status}' tasks: only completed, failed and cancelled ones.`);
+      }
+    }
+    const olderThanMs = wholeNumber("olderThanMs", options.olderThanMs, 0);
+    return this.db.store.taskPurge(options.statuses, this.#clock.now() - olderThanMs);
+  }
+
+  /** Counts by status and type, the oldest runnable task's wait, and the last minute's throughput. */
+  stats(): Promise<QueueStats> {
+    return this.db.store.taskStats(this.#clock.now());
+  }
+
+  /** A task's log lines, oldest first. */
+  logs(id: number): Promise<TaskLog[]> {
+    return this.db.store.taskLogList(taskId(id));
+  }
+
+  /** The workers that have registered, with their last heartbeat. */
+  workers(): Promise<WorkerInfo[]> {
+    return this.db.store.workerList();
+  }
+}
+
+function wholeNumber(name: string, value: number, least: number): number {
+  if (!Number.isSafeInteger(value) || value < least) {
+    throw new RangeError(`${name} must be a whole number ≥ ${least}, got ${String(value)}.`);
+  }
+  return value;
+}
+
+function taskId(id: number): number {
+  if (!Number.isSafeInteger(id) || id < 1) {
+    throw new TypeError(`A task id is a whole number ≥ 1, got ${String(id)}.`);
+  }
+  return id;
+}
+
+function runAfter(options: EnqueueOptions, now: number): number {
+  const { runAt, delayMs } = options;
+  if (runAt !== undefined && delayMs !== undefined) {
+    throw new TypeError("Give runAt or delayMs, not both.");
+  }
+  if (delayMs !== undefined) {
+    if (!(Number.isFinite(delayMs) && delayMs >= 0)) {
+      throw new RangeError(`delayMs must be a number ≥ 0, got ${String(delayMs)}.`);
+    }
+    return now + Math.round(delayMs);
+  }
+  if (runAt === undefined) return now;
+  const at = runAt instanceof Date
+    ? runAt.getTime()
+    : typeof runAt === "string"
+    ? (/^\d{4}-\d{2}-\d{2}/.test(runAt) ? Date.parse(runAt) : NaN)
+    : runAt;
+  if (!Number.isFinite(at)) {
+    throw new RangeError(
+      `runAt must be a valid Date, epoch milliseconds, or an ISO-8601 time like 2030-01-31T09:00:00Z; got ${
+        JSON.stringify(runAt)
+      }.`,
+    );
+  }
+  return Math.round(at);
+}
+
+function idempotencyKey(key: unknown): string | null {
+  if (key === undefined || key === null) return null;
+  if (typeof key !== "string" || key.length === 0 || key.length > MAX_KEY_LENGTH) {
+    throw new TypeError(`idempotencyKey must be a string of 1 to ${MAX_KEY_LENGTH} characters.`);
+  }
+  return key;
+}

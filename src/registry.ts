@@ -1,0 +1,181 @@
+/**
+ * The registry of explicitly registered handlers: one handler per task type, no discovery, no loading.
+ *
+ * Every method is synchronous, and JavaScript runs one of them at a time per isolate, so the registry needs
+ * no lock to be safe under concurrent use: a worker reads it once per claimed task, so it sees a change from
+ * its next claim on, and a handler that is already running keeps the function it started with.
+ *
+ * @module
+ */
+import { TaskHandlerAlreadyRegisteredError, TaskHandlerNotRegisteredError } from "./errors.ts";
+import {
+  assertTaskType,
+  type HandlerDefinition,
+  isHandlerDefinition,
+  type PayloadSchema,
+  type TaskHandler,
+} from "./handler.ts";
+
+/** What the registry knows about one handler. */
+export interface TaskHandlerInfo {
+  readonly taskType: string;
+  readonly handler: TaskHandler;
+  readonly description: string;
+  readonly version: string;
+  /** The payload schema, when registered from a {@link HandlerDefinition}. */
+  readonly schema?: PayloadSchema;
+  /** Default per-attempt time limit, when the definition sets one. */
+  readonly timeoutMs?: number;
+}
+
+/** Options of {@link TaskHandlerRegistry.registerHandler}. */
+export interface RegisterHandlerOptions {
+  /** @default "" */
+  description?: string;
+  /** @default "1.0.0" */
+  version?: string;
+  /** Replace a handler already registered for the type instead of throwing. @default false */
+  allowOverride?: boolean;
+}
+
+/**
+ * Maps task types to handlers.
+ *
+ * @example
+ * ```ts
+ * import { TaskHandlerRegistry } from "./mod.ts";
+ * const registry = new TaskHandlerRegistry();
+ * registry.registerHandler("send_email", (task) => console.log(task.payload), {
+ *   description: "Sends email notifications",
+ *   version: "1.0.0",
+ * });
+ * registry.isRegistered("send_email"); // true
+ * ```
+ */
+export class TaskHandlerRegistry {
+  readonly #handlers = new Map<string, TaskHandlerInfo>();
+
+  /**
+   * Registers a handler for a task type, or a definition made by `defineHandler`.
+   *
+   * @throws {TaskHandlerAlreadyRegisteredError} when the type has a handler and `allowOverride` is not set
+   * @throws {TypeError} when the type is empty or the handler is not a function
+   */
+  registerHandler(taskType: string, handler: TaskHandler, options?: RegisterHandlerOptions): void;
+  registerHandler(
+    definition: HandlerDefinition,
+    options?: Pick<RegisterHandlerOptions, "allowOverride">,
+  ): void;
+  registerHandler(
+    typeOrDefinition: string | HandlerDefinition,
+    handlerOrOptions?: TaskHandler | RegisterHandlerOptions,
+    maybeOptions: RegisterHandlerOptions = {},
+  ): void {
+    let info: TaskHandlerInfo;
+    let allowOverride: boolean;
+    if (typeof typeOrDefinition === "object" && isHandlerDefinition(typeOrDefinition)) {
+      const definition = typeOrDefinition;
+      const options = (handlerOrOptions ?? {}) as RegisterHandlerOptions;
+      info = {
+        taskType: definition.type,
+        handler: definition.handle as TaskHandler,
+        description: definition.description,
+        version: definition.version,
+        schema: definition.schema,
+        timeoutMs: definition.timeoutMs,
+      };
+      allowOverride = options.allowOverride ?? false;
+    } else {
+      const taskType = typeOrDefinition;
+      assertTaskType(taskType);
+      if (typeof handlerOrOptions !== "function") {
+        throw new TypeError(
+          `The handler for task type '${taskType}' must be a function, got ${describe(handlerOrOptions)}.`,
+        );
+      }
+      info = {
+        taskType,
+        handler: handlerOrOptions,
+        description: maybeOptions.description ?? "",
+        version: maybeOptions.version ?? "1.0.0",
+      };
+      allowOverride = maybeOptions.allowOverride ?? false;
+    }
+    assertTaskType(info.taskType);
+    if (typeof info.handler !== "function") {
+      throw new TypeError(`The handler for task type '${info.taskType}' must be a function.`);
+    }
+    if (this.#handlers.has(info.taskType) && !allowOverride) {
+      throw new TaskHandlerAlreadyRegisteredError(info.taskType);
+    }
+    this.#handlers.set(info.taskType, Object.freeze(info));
+  }
+
+  /**
+   * The handler for a task type.
+   *
+   * @throws {TaskHandlerNotRegisteredError} listing the registered types
+   */
+  getHandler(taskType: string): TaskHandler {
+    return this.#require(taskType).handler;
+  }
+
+  isRegistered(taskType: string): boolean {
+    return this.#handlers.has(taskType);
+  }
+
+  /** A copy of the registered types; changing it does not change the registry. */
+  getRegisteredTypes(): Set<string> {
+    return new Set(this.#handlers.keys());
+  }
+
+  /** Removes a handler; returns whether there was one. */
+  unregisterHandler(taskType: string): boolean {
+    return this.#handlers.delete(taskType);
+  }
+
+  getHandlerInfo(taskType: string): TaskHandlerInfo | undefined {
+    return this.#handlers.get(taskType);
+  }
+
+  /**
+   * Checks that a task's type has a handler.
+   *
+   * @throws {TaskHandlerNotRegisteredError} listing the registered types
+   */
+  validateTask(task: { type: string }): void {
+    this.#require(task.type);
+  }
+
+  /** Removes every handler. */
+  clear(): void {
+    this.#handlers.clear();
+  }
+
+  #require(taskType: string): TaskHandlerInfo {
+    const info = this.#handlers.get(taskType);
+    if (!info) throw new TaskHandlerNotRegisteredError(taskType, this.getRegisteredTypes());
+    return info;
+  }
+}
+
+function describe(value: unknown): string {
+  if (value === null) return "null";
+  if (typeof value === "string") return `the string ${JSON.stringify(value)}`;
+  return typeof value;
+}
+
+// A symbol in the global registry of symbols, so that two copies of this module (loaded through different
+// paths) still share one global registry per isolate.
+const GLOBAL_KEY = Symbol.for("prismq.globalRegistry");
+type WithGlobalRegistry = typeof globalThis & { [GLOBAL_KEY]?: TaskHandlerRegistry };
+
+/** The registry shared by this process or isolate, created on first use. */
+export function getGlobalRegistry(): TaskHandlerRegistry {
+  return (globalThis as WithGlobalRegistry)[GLOBAL_KEY] ??= new TaskHandlerRegistry();
+}
+
+/** Replaces the global registry with a new, empty one. Useful between tests. */
+export function resetGlobalRegistry(): void {
+  (globalThis as WithGlobalRegistry)[GLOBAL_KEY] = new TaskHandlerRegistry();
+}

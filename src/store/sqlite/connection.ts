@@ -1,0 +1,204 @@
+/**
+ * One libSQL client and the rules for using it safely from many async callers: connection settings,
+ * exclusive interactive transactions, retries of transient `SQLITE_BUSY`, and clear errors for databases
+ * that cannot be used.
+ *
+ * @module
+ */
+import { type Client, createClient, LibsqlError, type Transaction } from "@libsql/client";
+import { drizzle, type LibSQLDatabase } from "drizzle-orm/libsql";
+import { DatabaseError } from "../../errors.ts";
+import { readEnv } from "../../platform.ts";
+
+/** How a file database syncs to disk. `normal` is safe against application crashes; `full` also against power loss. */
+export type SynchronousMode = "off" | "normal" | "full" | "extra";
+
+/** Options for opening a database. */
+export interface ConnectionOptions {
+  /** Auth token for a libSQL server. @default the `PRISMQ_DB_AUTH_TOKEN` environment variable */
+  authToken?: string;
+  /** How long one statement waits for another process's write lock before retrying. @default 5000 */
+  busyTimeoutMs?: number;
+  /** `PRAGMA synchronous` for file databases. @default "normal" */
+  synchronous?: SynchronousMode;
+}
+
+const REMOTE_SCHEMES = /^(libsql|https?|wss?):/i;
+
+/**
+ * Turns what a user gave (`:memory:`, a path, or a URL) into a libSQL URL. A path is taken literally:
+ * characters that mean something in a URL (`%`, `?`, `#`) are escaped.
+ */
+export function toLibsqlUrl(location: string): string {
+  if (location === ":memory:" || /^file:/i.test(location) || REMOTE_SCHEMES.test(location)) return location;
+  if (location.trim() === "") {
+    throw new TypeError("The database location is empty. Give a file path, ':memory:', or a libsql:// URL.");
+  }
+  return "file:" + location.replace(/[%?#]/g, (c) => encodeURIComponent(c));
+}
+
+const BUSY_RETRIES = 8;
+
+/** The client of one database, shared by every queue, worker and transaction that uses it. */
+export class Connection {
+  readonly url: string;
+  readonly isRemote: boolean;
+  readonly client: Client;
+  readonly db: LibSQLDatabase;
+  #ready: Promise<void>;
+  #active = 0;
+  #exclusive: Promise<void> | null = null;
+  #drained: (() => void)[] = [];
+
+  constructor(location: string, options: ConnectionOptions = {}) {
+    this.url = toLibsqlUrl(location);
+    this.isRemote = REMOTE_SCHEMES.test(this.url);
+    const authToken = options.authToken ?? readEnv("PRISMQ_DB_AUTH_TOKEN");
+    try {
+      // One connection per local client: every statement runs synchronously on it, so more connections
+      // would only add lock contention between them, and per-connection settings would be lost.
+      this.client = createClient({ url: this.url, authToken, concurrency: this.isRemote ? undefined : 1 });
+    } catch (error) {
+      throw toDatabaseError(error, location);
+    }
+    this.db = drizzle(this.client);
+    this.#ready = this.#configure(options).catch((error) => {
+      throw toDatabaseError(error, location);
+    });
+    // A failed configuration surfaces on first use; do not let it be an unhandled rejection meanwhile.
+    this.#ready.catch(() => {});
+  }
+
+  async #configure(options: ConnectionOptions): Promise<void> {
+    if (this.isRemote) return;
+    const busyTimeoutMs = options.busyTimeoutMs ?? 5000;
+    if (!Number.isInteger(busyTimeoutMs) || busyTimeoutMs < 0) {
+      throw new RangeError(`busyTimeoutMs must be a whole number ≥ 0, got ${busyTimeoutMs}.`);
+    }
+    const synchronous = options.synchronous ?? "normal";
+    if (!["off", "normal", "full", "extra"].includes(synchronous)) {
+      throw new RangeError(`synchronous must be "off", "normal", "full" or "extra", got "${synchronous}".`);
+    }
+    await this.client.execute(`PRAGMA busy_timeout = ${busyTimeoutMs}`);
+    if (!this.url.includes(":memory:")) await this.client.execute("PRAGMA journal_mode = WAL");
+    await this.client.execute(`PRAGMA synchronous = ${synchronous.toUpperCase()}`);
+    await this.client.execute("PRAGMA foreign_keys = ON");
+  }
+
+  /**
+   * Runs one operation (a statement or a batch), after any open interactive transaction has finished,
+   * retrying it while the database is busy. An operation must be one atomic call on the client: a failed
+   * one changed nothing, so running it again is safe.
+   */
+  async run<T>(operation: () => Promise<T>): Promise<T> {
+    await this.#ready;
+    while (this.#exclusive) await this.#exclusive;
+    this.#active++;
+    try {
+      return await retryWhileBusy(operation, this.url);
+    } finally {
+      this.#active--;
+      if (this.#active === 0) { for (const wake of this.#drained.splice(0)) wake(); }
+    }
+  }
+
+  /**
+   * Runs `fn` inside a write transaction (`BEGIN IMMEDIATE`) that no other operation of this connection
+   * can interleave with: on a local file every statement shares one connection, so the others wait.
+   * Committed when `fn` resolves, rolled back when it throws.
+   */
+  async transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
+    await this.#ready;
+    while (this.#exclusive) await this.#exclusive;
+    let release!: () => void;
+    const exclusive = this.isRemote ? null : new Promise<void>((resolve) => (release = resolve));
+    this.#exclusive = exclusive;
+    try {
+      while (exclusive && this.#active > 0) await new Promise<void>((resolve) => this.#drained.push(resolve));
+      const tx = await retryWhileBusy(() => this.client.transaction("write"), this.url);
+      try {
+        const result = await fn(tx);
+        await tx.commit();
+        return result;
+      } catch (error) {
+        if (!tx.closed) await tx.rollback();
+        throw error;
+      } finally {
+        tx.close();
+      }
+    } catch (error) {
+      throw isDatabaseLevelError(error) ? toDatabaseError(error, this.url) : error;
+    } finally {
+      if (exclusive) {
+        this.#exclusive = null;
+        release();
+      }
+    }
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}
+
+function busyCode(error: unknown): boolean {
+  if (!(error instanceof LibsqlError)) return false;
+  return /^SQLITE_(BUSY|LOCKED)/.test(error.code) || /^SQLITE_(BUSY|LOCKED)/.test(error.extendedCode ?? "");
+}
+
+async function retryWhileBusy<T>(operation: () => Promise<T>, location: string): Promise<T> {
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await operation();
+    } catch (error) {
+      if (busyCode(error) && attempt < BUSY_RETRIES) {
+        // Another process held the write lock past busy_timeout; back off with jitter and try again.
+        const delay = Math.min(1000, 10 * 2 ** attempt) * (0.5 + Math.random());
+        await new Promise((resolve) => setTimeout(resolve, delay));
+        continue;
+      }
+      throw isDatabaseLevelError(error) ? toDatabaseError(error, location) : error;
+    }
+  }
+}
+
+const DATABASE_LEVEL =
+  /^SQLITE_(BUSY|LOCKED|CANTOPEN|CORRUPT|NOTADB|READONLY|IOERR|FULL|PERM|AUTH)|^(URL_|HRANA_|SERVER_)/;
+
+function isDatabaseLevelError(error: unknown): boolean {
+  if (error instanceof DatabaseError) return false;
+  if (error instanceof LibsqlError) return DATABASE_LEVEL.test(error.code);
+  return error instanceof Error && /Unable to open connection|ConnectionFailed/.test(error.message);
+}
+
+/** Rewrites a low-level failure as a {@link DatabaseError} that says what is wrong and what to do. */
+export function toDatabaseError(error: unknown, location: string): Error {
+  if (error instanceof DatabaseError || error instanceof RangeError || error instanceof TypeError) {
+    return error;
+  }
+  const code = error instanceof LibsqlError ? error.code : "";
+  const message = error instanceof Error ? error.message : String(error);
+  const where = `database '${location}'`;
+  let text: string;
+  if (/CANTOPEN/.test(code) || /Unable to open connection|ConnectionFailed/.test(message)) {
+    text =
+      `Cannot open ${where}: the file cannot be created or opened. Check that its folder exists and is ` +
+      `writable.`;
+  } else if (/NOTADB|CORRUPT/.test(code)) {
+    text = `The ${where} is not a valid SQLite database or is corrupt. Restore it from a backup or point ` +
+      `to another file.`;
+  } else if (/READONLY|PERM/.test(code)) {
+    text = `The ${where} is read-only. Make the file and its folder writable, or use another location.`;
+  } else if (/FULL/.test(code)) {
+    text = `The disk holding ${where} is full. Free some space and try again.`;
+  } else if (/BUSY|LOCKED/.test(code)) {
+    text =
+      `The ${where} stayed locked by another process for too long. Try again; if it persists, look for ` +
+      `a process holding a long transaction.`;
+  } else if (/^URL_/.test(code)) {
+    text = `The database URL '${location}' is invalid: ${message}`;
+  } else {
+    text = `The ${where} failed: ${message}`;
+  }
+  return new DatabaseError(text, { cause: error });
+}

@@ -1,0 +1,72 @@
+/**
+ * Numbered schema migrations, compiled into the code so that a single binary never reads SQL from disk.
+ * Append new ones; never edit one that has shipped.
+ *
+ * @module
+ */
+
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+const NOW_MS = "(CAST(unixepoch('subsec') * 1000 AS INTEGER))";
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: "initial",
+    sql: `
+CREATE TABLE task_queue (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  type TEXT NOT NULL CHECK (length(trim(type)) > 0),
+  priority INTEGER NOT NULL DEFAULT 100,
+  payload TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(payload)),
+  status TEXT NOT NULL DEFAULT 'queued'
+    CHECK (status IN ('queued', 'running', 'completed', 'failed', 'cancelled')),
+  attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+  max_attempts INTEGER NOT NULL DEFAULT 5 CHECK (max_attempts >= 1),
+  error_message TEXT,
+  idempotency_key TEXT,
+  locked_by TEXT,
+  timeout_ms INTEGER CHECK (timeout_ms IS NULL OR timeout_ms > 0),
+  run_after INTEGER NOT NULL DEFAULT ${NOW_MS},
+  lease_until INTEGER,
+  lease_token TEXT,
+  created_at INTEGER NOT NULL DEFAULT ${NOW_MS},
+  updated_at INTEGER NOT NULL DEFAULT ${NOW_MS},
+  started_at INTEGER,
+  finished_at INTEGER,
+  CHECK (status <> 'running' OR (lease_until IS NOT NULL AND lease_token IS NOT NULL))
+);
+CREATE UNIQUE INDEX task_queue_idempotency_key ON task_queue (idempotency_key)
+  WHERE idempotency_key IS NOT NULL;
+CREATE INDEX task_queue_queued_priority ON task_queue (priority, id) WHERE status = 'queued';
+CREATE INDEX task_queue_queued_id ON task_queue (id) WHERE status = 'queued';
+CREATE INDEX task_queue_running_lease ON task_queue (lease_until) WHERE status = 'running';
+CREATE INDEX task_queue_status_finished ON task_queue (status, finished_at);
+CREATE INDEX task_queue_type_status ON task_queue (type, status);
+
+CREATE TABLE workers (
+  id TEXT PRIMARY KEY,
+  host TEXT,
+  pid INTEGER,
+  started_at INTEGER NOT NULL,
+  heartbeat_at INTEGER NOT NULL,
+  concurrency INTEGER NOT NULL,
+  handler_types TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(handler_types))
+);
+
+CREATE TABLE task_logs (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  task_id INTEGER NOT NULL REFERENCES task_queue (id) ON DELETE CASCADE,
+  at INTEGER NOT NULL,
+  level TEXT NOT NULL CHECK (level IN ('debug', 'info', 'warn', 'error')),
+  message TEXT NOT NULL,
+  details TEXT CHECK (details IS NULL OR json_valid(details))
+);
+CREATE INDEX task_logs_task ON task_logs (task_id, id);
+`,
+  },
+];

@@ -1,0 +1,71 @@
+/**
+ * The Drizzle schema of PrismQ's tables. The migrations in `migrations.ts` create exactly these columns;
+ * `tests/schema_test.ts` checks that the two agree. All times are integer epoch milliseconds.
+ *
+ * @module
+ */
+import { sql } from "drizzle-orm";
+import { index, integer, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+import type { TaskStatus } from "../../task.ts";
+
+/** SQL for "now" in epoch milliseconds, for rows written by plain SQL that leaves the times out. */
+export const NOW_MS = sql`(CAST(unixepoch('subsec') * 1000 AS INTEGER))`;
+
+export const taskQueue = sqliteTable("task_queue", {
+  id: integer("id").primaryKey({ autoIncrement: true }),
+  type: text("type").notNull(),
+  priority: integer("priority").notNull().default(100),
+  payload: text("payload").notNull().default("{}"),
+  status: text("status").$type<TaskStatus>().notNull().default("queued"),
+  attempts: integer("attempts").notNull().default(0),
+  maxAttempts: integer("max_attempts").notNull().default(5),
+  errorMessage: text("error_message"),
+  idempotencyKey: text("idempotency_key"),
+  lockedBy: text("locked_by"),
+  timeoutMs: integer("timeout_ms"),
+  runAfter: integer("run_after").notNull().default(NOW_MS),
+  leaseUntil: integer("lease_until"),
+  leaseToken: text("lease_token"),
+  createdAt: integer("created_at").notNull().default(NOW_MS),
+  updatedAt: integer("updated_at").notNull().default(NOW_MS),
+  startedAt: integer("started_at"),
+  finishedAt: integer("finished_at"),
+}, (t) => [
+  uniqueIndex("task_queue_idempotency_key").on(t.idempotencyKey).where(sql`idempotency_key IS NOT NULL`),
+  index("task_queue_queued_priority").on(t.priority, t.id).where(sql`status = 'queued'`),
+  index("task_queue_queued_id").on(t.id).where(sql`status = 'queued'`),
+  index("task_queue_running_lease").on(t.leaseUntil).where(sql`status = 'running'`),
+  index("task_queue_status_finished").on(t.status, t.finishedAt),
+  index("task_queue_type_status").on(t.type, t.status),
+]);
+
+export const workers = sqliteTable("workers", {
+  id: text("id").primaryKey(),
+  host: text("host"),
+  pid: integer("pid"),
+  startedAt: integer("started_at").notNull(),
+  heartbeatAt: integer("heartbeat_at").notNull(),
+  concurrency: integer("concurrency").notNull(),
+  /** JSON array of the task types the worker runs. */
+  handlerTypes: text("handler_types").notNull().default("[]"),
+});
+
+export const taskLogs = sqliteTable("task_logs", {
+  id: integer("id").primaryKey({ autoIncrement: true }),
+  taskId: integer("task_id").notNull().references(() => taskQueue.id, { onDelete: "cascade" }),
+  at: integer("at").notNull(),
+  level: text("level").$type<"debug" | "info" | "warn" | "error">().notNull(),
+  message: text("message").notNull(),
+  /** JSON, or null. */
+  details: text("details"),
+}, (t) => [index("task_logs_task").on(t.taskId, t.id)]);
+
+export const migrationsTable = sqliteTable("prismq_migrations", {
+  version: integer("version").primaryKey(),
+  name: text("name").notNull(),
+  appliedAt: integer("applied_at").notNull(),
+});
+
+export type TaskRow = typeof taskQueue.$inferSelect;
+export type WorkerRow = typeof workers.$inferSelect;
+export type TaskLogRow = typeof taskLogs.$inferSelect;

@@ -1,0 +1,167 @@
+/**
+ * The store seam: one method per storage operation, each taking the time as a parameter so that the
+ * caller's clock rules. The queue and the worker call only these; all SQL lives behind them.
+ *
+ * @module
+ */
+import type { Task, TaskStatus } from "../task.ts";
+
+/** A task to insert, already validated. */
+export interface NewTask {
+  type: string;
+  /** JSON text. */
+  payload: string;
+  priority: number;
+  maxAttempts: number;
+  runAfter: number;
+  idempotencyKey: string | null;
+  timeoutMs: number | null;
+}
+
+/** An inserted task, or the existing one that held the same idempotency key. */
+export interface InsertedTask {
+  task: Task;
+  created: boolean;
+}
+
+/** How a worker picks among runnable tasks. */
+export type ClaimStrategy = "priority" | "fifo" | "lifo" | "weighted_random";
+
+export const CLAIM_STRATEGIES: readonly ClaimStrategy[] = ["priority", "fifo", "lifo", "weighted_random"];
+
+export interface ClaimParams {
+  workerId: string;
+  limit: number;
+  leaseMs: number;
+  now: number;
+  strategy: ClaimStrategy;
+  /** Only claim these types; all types when absent. */
+  types?: readonly string[];
+}
+
+/** A claimed task and the token that proves this claim still holds its lease. */
+export interface LeasedTask {
+  task: Task;
+  leaseToken: string;
+}
+
+/** Identifies one claim of one task. */
+export interface Fence {
+  id: number;
+  leaseToken: string;
+}
+
+/** The outcome of one attempt, applied only while its fence still holds. */
+export type Finish =
+  & Fence
+  & (
+    | { status: "completed" }
+    | { status: "queued"; runAfter: number; errorMessage: string }
+    | { status: "failed"; errorMessage: string }
+  );
+
+/** A task whose lease a heartbeat could not extend, and what it is now. */
+export interface LostLease {
+  id: number;
+  status: TaskStatus | "deleted";
+}
+
+export interface WorkerInfo {
+  id: string;
+  host: string | null;
+  pid: number | null;
+  startedAt: number;
+  heartbeatAt: number;
+  concurrency: number;
+  handlerTypes: string[];
+}
+
+export type LogLevel = "debug" | "info" | "warn" | "error";
+
+export interface TaskLogEntry {
+  taskId: number;
+  at: number;
+  level: LogLevel;
+  message: string;
+  details?: unknown;
+}
+
+export interface TaskLog extends TaskLogEntry {
+  id: number;
+}
+
+export interface ListFilter {
+  status?: TaskStatus;
+  type?: string;
+  limit: number;
+  offset: number;
+}
+
+/** Counts by status, per type, and what the queue has done lately. */
+export interface QueueStats {
+  counts: Record<TaskStatus, number>;
+  byType: Record<string, Record<TaskStatus, number>>;
+  /** How long the longest-waiting runnable task has waited, or null when none is runnable. */
+  oldestQueuedAgeMs: number | null;
+  /** Tasks that finished in the last 60 seconds. */
+  lastMinute: { completed: number; failed: number };
+}
+
+/** Raw SQL access inside a write transaction. */
+export interface SqlTransaction {
+  execute(sql: string, args?: readonly unknown[]): Promise<SqlResult>;
+}
+
+export interface SqlResult {
+  rows: Record<string, unknown>[];
+  rowsAffected: number;
+  lastInsertRowid: number | undefined;
+}
+
+export interface Store {
+  /** Applies the migrations not yet recorded. Safe to call from many processes at once. */
+  migrate(now: number): Promise<number[]>;
+  transaction<T>(fn: (tx: SqlTransaction) => Promise<T>): Promise<T>;
+
+  taskInsertMany(tasks: readonly NewTask[], now: number): Promise<InsertedTask[]>;
+  taskGet(id: number): Promise<Task | undefined>;
+  taskList(filter: ListFilter): Promise<Task[]>;
+  /** Claims up to `limit` runnable tasks in one atomic statement. */
+  taskClaim(params: ClaimParams): Promise<LeasedTask[]>;
+  /** Applies outcomes in one transaction; returns the ids whose fence held. */
+  taskFinishMany(finishes: readonly Finish[], now: number): Promise<Set<number>>;
+  /** Hands running tasks back to the queue without counting the attempt; returns the ids whose fence held. */
+  taskReleaseMany(fences: readonly Fence[], now: number): Promise<Set<number>>;
+  /** Extends one task's lease; false when the fence no longer holds. */
+  taskExtendLease(fence: Fence, leaseUntil: number, now: number): Promise<boolean>;
+  /** Returns expired leases to the queue, or fails them when no attempts remain. */
+  taskReapExpired(now: number): Promise<{ requeued: number; failed: number }>;
+  /** Cancels a queued or running task. Throws TaskNotFoundError or TaskStateError. */
+  taskCancel(id: number, now: number): Promise<Task>;
+  /** Moves a failed or cancelled task back to the queue with fresh attempts. */
+  taskRequeue(id: number, now: number): Promise<Task>;
+  /** Moves every failed task (of one type, if given) back to the queue; returns how many. */
+  taskRequeueFailed(type: string | undefined, now: number): Promise<number>;
+  /** Deletes finished tasks of these statuses that finished before `finishedBefore`; returns how many. */
+  taskPurge(statuses: readonly TaskStatus[], finishedBefore: number): Promise<number>;
+  taskStats(now: number): Promise<QueueStats>;
+  /** Whether anything is runnable now or running, for `runLoop({ untilEmpty })`. */
+  taskPending(now: number, types?: readonly string[]): Promise<{ runnable: number; running: number }>;
+
+  /**
+   * Extends the leases of a worker's running tasks and, when `worker` is given, records its liveness, in one
+   * transaction. Returns the tasks whose fence no longer holds.
+   */
+  workerHeartbeat(
+    worker: WorkerInfo | null,
+    fences: readonly Fence[],
+    leaseUntil: number,
+  ): Promise<LostLease[]>;
+  workerDelete(id: string): Promise<void>;
+  workerList(): Promise<WorkerInfo[]>;
+
+  taskLogAppend(entries: readonly TaskLogEntry[]): Promise<void>;
+  taskLogList(taskId: number): Promise<TaskLog[]>;
+
+  close(): void;
+}

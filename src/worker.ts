@@ -1,0 +1,628 @@
+/**
+ * The worker engine: claims tasks, runs their handlers under a lease, and records outcomes fenced by that
+ * lease.
+ *
+ * @module
+ */
+import { type Clock, systemClock } from "./clock.ts";
+import type { QueueDatabase } from "./database.ts";
+import {
+  LeaseLostError,
+  NonRetryableError,
+  PayloadValidationError,
+  TaskHandlerNotRegisteredError,
+  TaskTimeoutError,
+} from "./errors.ts";
+import { type HandlerContext, parsePayload, type PayloadSchema, type TaskHandler } from "./handler.ts";
+import type { TaskHandlerRegistry } from "./registry.ts";
+import { backoffDelayMs, resolveRetryPolicy, type RetryPolicy } from "./retry.ts";
+import {
+  CLAIM_STRATEGIES,
+  type ClaimStrategy,
+  type Fence,
+  type Finish,
+  type LeasedTask,
+  type LogLevel,
+  type Store,
+  type WorkerInfo,
+} from "./store/store.ts";
+import type { Task } from "./task.ts";
+
+export interface WorkerEngineOptions {
+  db: QueueDatabase;
+  /** Unique among the workers sharing the database. */
+  workerId: string;
+  /** Routes each task to the handler registered for its type. */
+  handlerRegistry?: TaskHandlerRegistry;
+  /** @default "priority" */
+  strategy?: ClaimStrategy;
+  /** How long a claim holds a task before another worker may take it over. Extended while alive. @default 60000 */
+  leaseMs?: number;
+  /** How often an idle worker looks for tasks added by other processes. @default 100 */
+  pollIntervalMs?: number;
+  /** Handlers run at once by this engine. @default 1 */
+  concurrency?: number;
+  retry?: Partial<RetryPolicy>;
+  /** Claim only these task types. @default every type */
+  types?: readonly string[];
+  /** How often leases are extended and the worker's row refreshed. @default min(leaseMs / 3, 1000) */
+  heartbeatIntervalMs?: number;
+  /** How often expired leases are looked for. @default 1000 */
+  reapIntervalMs?: number;
+  /** How long `stop()` (and an aborted `runLoop` signal) waits for running handlers. @default Infinity */
+  shutdownGraceMs?: number;
+  /** Shown by `prismq workers`. */
+  host?: string | null;
+  pid?: number | null;
+  clock?: Clock;
+  /** Source of jitter; tests pass their own. */
+  random?: () => number;
+  /** Called for every task outcome; errors it throws are ignored. */
+  onEvent?: (event: WorkerEvent) => void;
+}
+
+/** What a worker reports about the tasks it runs. */
+export type WorkerEvent =
+  | { type: "claimed"; task: Task }
+  | { type: "completed"; task: Task; durationMs: number }
+  | { type: "retrying"; task: Task; durationMs: number; error: string; runAfter: number }
+  | { type: "failed"; task: Task; durationMs: number; error: string }
+  | { type: "lease-lost"; task: Task; reason: LeaseLostError }
+  | { type: "released"; task: Task }
+  | { type: "error"; error: unknown };
+
+/** Options of {@link WorkerEngine.runLoop}. */
+export interface RunLoopOptions {
+  /** Used for every task instead of the registry. */
+  taskHandler?: TaskHandler;
+  /** Stop after this many claim attempts; an attempt that finds nothing counts. */
+  maxIterations?: number;
+  /** Stop once no task is runnable now and none is running (tasks scheduled for later do not count). */
+  untilEmpty?: boolean;
+  /** Aborting it stops the loop gracefully, as `stop()` does. */
+  signal?: AbortSignal;
+}
+
+/** What a {@link WorkerEngine.runLoop} did. */
+export interface RunSummary {
+  claimed: number;
+  completed: number;
+  retried: number;
+  failed: number;
+  leaseLost: number;
+}
+
+interface Running {
+  task: Task;
+  fence: Fence;
+  controller: AbortController;
+  /** Set once the worker no longer holds the task: its outcome must not be recorded. */
+  lost: LeaseLostError | null;
+}
+
+type Resolved =
+  | { handler: TaskHandler; schema?: PayloadSchema; timeoutMs?: number }
+  | { refusal: string };
+
+const MAX_ERROR_LENGTH = 8000;
+
+/**
+ * Claims and runs tasks.
+ *
+ * @example
+ * ```ts
+ * import { Queue, QueueDatabase, TaskHandlerRegistry, WorkerEngine } from "./mod.ts";
+ * const db = new QueueDatabase(":memory:");
+ * await db.initializeSchema();
+ * const registry = new TaskHandlerRegistry();
+ * registry.registerHandler("hello", (task) => console.log("hello", task.payload));
+ * await new Queue(db).enqueue("hello", { name: "Ada" });
+ * const worker = new WorkerEngine({ db, workerId: "worker-01", handlerRegistry: registry });
+ * await worker.runLoop({ untilEmpty: true });
+ * db.close();
+ * ```
+ */
+export class WorkerEngine {
+  readonly workerId: string;
+  readonly #db: QueueDatabase;
+  readonly #store: Store;
+  readonly #registry?: TaskHandlerRegistry;
+  readonly #strategy: ClaimStrategy;
+  readonly #leaseMs: number;
+  readonly #pollIntervalMs: number;
+  readonly #concurrency: number;
+  readonly #retry: RetryPolicy;
+  readonly #types?: readonly string[];
+  readonly #heartbeatIntervalMs: number;
+  readonly #reapIntervalMs: number;
+  readonly #shutdownGraceMs: number;
+  readonly #host: string | null;
+  readonly #pid: number | null;
+  readonly #clock: Clock;
+  readonly #random: () => number;
+  readonly #onEvent?: (event: WorkerEvent) => void;
+
+  readonly #running = new Map<number, Running>();
+  readonly #inFlight = new Set<Promise<void>>();
+  #pendingFinishes: { finish: Finish; resolve: (held: boolean) => void; reject: (error: unknown) => void }[] =
+    [];
+  #flushing: Promise<void> | null = null;
+  #heartbeatTimer: ReturnType<typeof setTimeout> | null = null;
+  #heartbeatRunning: Promise<void> | null = null;
+  #lastReap = -Infinity;
+  #loop: Promise<RunSummary> | null = null;
+  #inLoop = false;
+  #startedAt = 0;
+  #stopping = false;
+  #stopped: Promise<void> | null = null;
+  #fatal: unknown = undefined;
+  #wake: (() => void) | null = null;
+  #summary: RunSummary = { claimed: 0, completed: 0, retried: 0, failed: 0, leaseLost: 0 };
+
+  constructor(options: WorkerEngineOptions) {
+    const { db, workerId } = options;
+    if (!db || typeof db.store !== "object") {
+      throw new TypeError("WorkerEngine needs a QueueDatabase as `db`.");
+    }
+    if (typeof workerId !== "string" || workerId.trim() === "") {
+      throw new TypeError("WorkerEngine needs a non-empty `workerId`.");
+    }
+    this.workerId = workerId;
+    this.#db = db;
+    this.#store = db.store;
+    this.#registry = options.handlerRegistry;
+    this.#strategy = options.strategy ?? "priority";
+    if (!CLAIM_STRATEGIES.includes(this.#strategy)) {
+      throw new TypeError(
+        `Unknown strategy '${this.#strategy}'. Use one of: ${CLAIM_STRATEGIES.join(", ")}.`,
+      );
+    }
+    this.#leaseMs = atLeast("leaseMs", options.leaseMs ?? 60_000, 100);
+    this.#pollIntervalMs = atLeast("pollIntervalMs", options.pollIntervalMs ?? 100, 1);
+    this.#concurrency = atLeast("concurrency", options.concurrency ?? 1, 1);
+    this.#retry = resolveRetryPolicy(options.retry);
+    if (options.types !== undefined) {
+      if (!Array.isArray(options.types) || options.types.length === 0) {
+        throw new TypeError("`types` must be a non-empty array of task types, or left out for every type.");
+      }
+      this.#types = [...options.types];
+    }
+    this.#heartbeatIntervalMs = atLeast(
+      "heartbeatIntervalMs",
+      options.heartbeatIntervalMs ?? Math.min(Math.floor(this.#leaseMs / 3), 1000),
+      1,
+    );
+    if (this.#heartbeatIntervalMs >= this.#leaseMs) {
+      throw new RangeError(
+        `heartbeatIntervalMs (${this.#heartbeatIntervalMs}) must be shorter than leaseMs.`,
+      );
+    }
+    this.#reapIntervalMs = atLeast("reapIntervalMs", options.reapIntervalMs ?? 1000, 1);
+    const grace = options.shutdownGraceMs ?? Infinity;
+    if (!(grace >= 0)) throw new RangeError(`shutdownGraceMs must be ≥ 0, got ${grace}.`);
+    this.#shutdownGraceMs = grace;
+    this.#host = options.host ?? null;
+    this.#pid = options.pid ?? null;
+    this.#clock = options.clock ?? systemClock;
+    this.#random = options.random ?? Math.random;
+    this.#onEvent = options.onEvent;
+  }
+
+  /** Tasks this engine is running right now. */
+  get runningCount(): number {
+    return this.#running.size;
+  }
+
+  /**
+   * Claims one task and runs it to its recorded outcome. Returns true when a task was claimed, even if it
+   * then failed; false when none was runnable.
+   *
+   * @param taskHandler used instead of the registry for this call
+   */
+  async claimAndProcess(taskHandler?: TaskHandler): Promise<boolean> {
+    this.#assertCanRoute(taskHandler);
+    await this.#reapIfDue();
+    const [leased] = await this.#claim(1);
+    if (!leased) return false;
+    await this.#track(this.#process(leased, taskHandler));
+    return true;
+  }
+
+  /**
+   * Claims and runs tasks until stopped, until `maxIterations` claim attempts, or (with `untilEmpty`) until
+   * nothing is runnable or running. Resolves once every handler it started has finished and been recorded.
+   */
+  runLoop(options: RunLoopOptions = {}): Promise<RunSummary> {
+    this.#assertCanRoute(options.taskHandler);
+    if (this.#loop) throw new Error(`Worker '${this.workerId}' is already running a loop.`);
+    const { maxIterations } = options;
+    if (maxIterations !== undefined) atLeast("maxIterations", maxIterations, 0);
+    this.#stopping = false;
+    this.#stopped = null;
+    this.#fatal = undefined;
+    this.#summary = { claimed: 0, completed: 0, retried: 0, failed: 0, leaseLost: 0 };
+    this.#inLoop = true;
+    const loop = this.#runLoop(options).finally(() => {
+      this.#inLoop = false;
+      this.#loop = null;
+    });
+    this.#loop = loop;
+    return loop;
+  }
+
+  async #runLoop({ taskHandler, maxIterations, untilEmpty, signal }: RunLoopOptions): Promise<RunSummary> {
+    const onAbort = () => void this.stop().catch((error) => this.#emit({ type: "error", error }));
+    if (signal?.aborted) return { ...this.#summary };
+    signal?.addEventListener("abort", onAbort, { once: true });
+    const unsubscribe = this.#db.onTasksAvailable(() => this.#wakeUp());
+    this.#startedAt = this.#clock.now();
+    try {
+      await this.#heartbeat();
+      this.#startHeartbeat();
+      let iterations = 0;
+      while (!this.#stopping && (maxIterations === undefined || iterations < maxIterations)) {
+        const free = this.#concurrency - this.#running.size;
+        if (free <= 0) {
+          await this.#sleep(Infinity);
+          continue;
+        }
+        iterations++;
+        await this.#reapIfDue();
+        const claimed = await this.#claim(free);
+        for (const leased of claimed) void this.#track(this.#process(leased, taskHandler));
+        if (claimed.length > 0) continue;
+        if (untilEmpty) {
+          if (this.#running.size > 0) {
+            await this.#sleep(Infinity);
+            continue;
+          }
+          const pending = await this.#store.taskPending(this.#clock.now(), this.#types);
+          if (pending.runnable === 0 && pending.running === 0) break;
+          if (pending.runnable > 0) continue;
+        }
+        await this.#sleep(this.#pollIntervalMs);
+      }
+    } catch (error) {
+      this.#fatal ??= error;
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+      unsubscribe();
+      await this.#drain();
+      await this.#store.workerDelete(this.workerId).catch((error) => this.#emit({ type: "error", error }));
+    }
+    if (this.#fatal !== undefined) throw this.#fatal;
+    return { ...this.#summary };
+  }
+
+  /**
+   * Stops gracefully: no new claims; running handlers get `graceMs` to finish, after which their signals
+   * abort and their tasks go straight back to the queue with the attempt not counted. Resolves when the
+   * loop has ended.
+   */
+  stop(options: { graceMs?: number } = {}): Promise<void> {
+    this.#stopping = true;
+    this.#wakeUp();
+    return this.#stopped ??= this.#stop(options.graceMs ?? this.#shutdownGraceMs);
+  }
+
+  async #stop(graceMs: number): Promise<void> {
+    if (this.#inFlight.size > 0 && graceMs > 0) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const graceOver = Number.isFinite(graceMs)
+        ? new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)))
+        : new Promise<void>(() => {});
+      await Promise.race([this.#idleHandlers(), graceOver]);
+      clearTimeout(timer);
+    }
+    const unfinished = [...this.#running.values()].filter((running) => !running.lost);
+    if (unfinished.length > 0) {
+      for (const running of unfinished) this.#lose(running, new LeaseLostError(running.task.id, "released"));
+      const released = await this.#store.taskReleaseMany(unfinished.map((r) => r.fence), this.#clock.now());
+      for (const running of unfinished) {
+        if (released.has(running.task.id)) this.#emit({ type: "released", task: running.task });
+      }
+    }
+    await this.#loop?.catch(() => {});
+    await this.#drain();
+  }
+
+  async #idleHandlers(): Promise<void> {
+    while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
+  }
+
+  async #drain(): Promise<void> {
+    await this.#idleHandlers();
+    await this.#flushing;
+    this.#stopHeartbeat();
+    await this.#heartbeatRunning;
+  }
+
+  #assertCanRoute(taskHandler: TaskHandler | undefined): void {
+    if (taskHandler !== undefined && typeof taskHandler !== "function") {
+      throw new TypeError("taskHandler must be a function.");
+    }
+    if (!taskHandler && !this.#registry) {
+      throw new TypeError(
+        `Worker '${this.workerId}' has no handlerRegistry and no taskHandler was given: ` +
+          `pass one of them so that tasks can be routed.`,
+      );
+    }
+  }
+
+  async #claim(limit: number): Promise<LeasedTask[]> {
+    const leased = await this.#store.taskClaim({
+      workerId: this.workerId,
+      limit,
+      leaseMs: this.#leaseMs,
+      now: this.#clock.now(),
+      strategy: this.#strategy,
+      types: this.#types,
+    });
+    this.#summary.claimed += leased.length;
+    for (const { task } of leased) this.#emit({ type: "claimed", task });
+    return leased;
+  }
+
+  async #reapIfDue(): Promise<void> {
+    const now = this.#clock.now();
+    if (now - this.#lastReap < this.#reapIntervalMs) return;
+    this.#lastReap = now;
+    await this.#store.taskReapExpired(now);
+  }
+
+  #track(work: Promise<void>): Promise<void> {
+    this.#inFlight.add(work);
+    return work.finally(() => {
+      this.#inFlight.delete(work);
+      this.#wakeUp();
+    });
+  }
+
+  async #process(leased: LeasedTask, explicit: TaskHandler | undefined): Promise<void> {
+    const { task, leaseToken } = leased;
+    const running: Running = {
+      task,
+      fence: { id: task.id, leaseToken },
+      controller: new AbortController(),
+      lost: null,
+    };
+    this.#running.set(task.id, running);
+    this.#startHeartbeat();
+    const started = this.#clock.now();
+    try {
+      const finish = await this.#attempt(running, this.#resolve(task, explicit));
+      if (running.lost) return this.#reportLost(running);
+      // The handler is done: free its slot now and let the outcome join the next grouped write.
+      this.#running.delete(task.id);
+      this.#wakeUp();
+      const held = await this.#finish(finish);
+      if (!held) {
+        running.lost = new LeaseLostError(task.id, "reclaimed");
+        return this.#reportLost(running);
+      }
+      const durationMs = this.#clock.now() - started;
+      if (finish.status === "completed") {
+        this.#summary.completed++;
+        this.#emit({ type: "completed", task, durationMs });
+      } else if (finish.status === "queued") {
+        this.#summary.retried++;
+        this.#emit({
+          type: "retrying",
+          task,
+          durationMs,
+          error: finish.errorMessage,
+          runAfter: finish.runAfter,
+        });
+      } else {
+        this.#summary.failed++;
+        this.#emit({ type: "failed", task, durationMs, error: finish.errorMessage });
+      }
+    } catch (error) {
+      // Recording the outcome failed: the task stays leased and is reclaimed when its lease expires.
+      this.#emit({ type: "error", error });
+      this.#fatal ??= error;
+      this.#stopping = true;
+    } finally {
+      this.#running.delete(task.id);
+      if (this.#running.size === 0 && !this.#inLoop) this.#stopHeartbeat();
+    }
+  }
+
+  #reportLost(running: Running): void {
+    this.#summary.leaseLost++;
+    this.#emit({ type: "lease-lost", task: running.task, reason: running.lost! });
+  }
+
+  #resolve(task: Task, explicit: TaskHandler | undefined): Resolved {
+    if (explicit) return { handler: explicit };
+    const info = this.#registry!.getHandlerInfo(task.type);
+    if (!info) {
+      return {
+        refusal: new TaskHandlerNotRegisteredError(task.type, this.#registry!.getRegisteredTypes()).message,
+      };
+    }
+    return { handler: info.handler, schema: info.schema, timeoutMs: info.timeoutMs };
+  }
+
+  /** Runs one attempt and decides its outcome. Never throws. */
+  async #attempt(running: Running, resolved: Resolved): Promise<Finish> {
+    const { task, fence, controller } = running;
+    const fail = (errorMessage: string): Finish => ({ ...fence, status: "failed", errorMessage });
+    if ("refusal" in resolved) return fail(resolved.refusal);
+    const timeoutMs = task.timeoutMs ?? resolved.timeoutMs;
+    const timer = timeoutMs === undefined
+      ? undefined
+      : setTimeout(() => controller.abort(new TaskTimeoutError(task.id, timeoutMs)), timeoutMs);
+    try {
+      const payload = resolved.schema
+        ? await parsePayload(task.type, resolved.schema, task.payload)
+        : task.payload;
+      const outcome = Promise.resolve().then(() =>
+        resolved.handler({ ...task, payload }, this.#context(running))
+      );
+      await Promise.race([outcome, aborted(controller.signal)]);
+      return { ...fence, status: "completed" };
+    } catch (error) {
+      const errorMessage = describeError(error);
+      if (running.lost) return fail(errorMessage);
+      if (error instanceof NonRetryableError || error instanceof PayloadValidationError) {
+        return fail(errorMessage);
+      }
+      if (task.attempts >= task.maxAttempts) return fail(errorMessage);
+      const delay = backoffDelayMs(this.#retry, task.attempts, this.#random);
+      return { ...fence, status: "queued", runAfter: this.#clock.now() + delay, errorMessage };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  #context(running: Running): HandlerContext {
+    const { task, fence, controller } = running;
+    return {
+      signal: controller.signal,
+      workerId: this.workerId,
+      attempt: task.attempts,
+      heartbeat: async () => {
+        if (running.lost) throw running.lost;
+        const now = this.#clock.now();
+        if (!await this.#store.taskExtendLease(fence, now + this.#leaseMs, now)) {
+          const status = (await this.#store.taskGet(task.id))?.status;
+          this.#lose(
+            running,
+            new LeaseLostError(task.id, status === "cancelled" ? "cancelled" : "reclaimed"),
+          );
+          throw running.lost;
+        }
+      },
+      log: (level: LogLevel, message: string, details?: unknown) =>
+        this.#store.taskLogAppend([{ taskId: task.id, at: this.#clock.now(), level, message, details }]),
+    };
+  }
+
+  #lose(running: Running, reason: LeaseLostError): void {
+    if (running.lost) return;
+    running.lost = reason;
+    running.controller.abort(reason);
+  }
+
+  /** Queues an outcome for the next grouped write; resolves with whether the lease still held. */
+  #finish(finish: Finish): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      this.#pendingFinishes.push({ finish, resolve, reject });
+      this.#flushing ??= this.#flush();
+    });
+  }
+
+  async #flush(): Promise<void> {
+    while (this.#pendingFinishes.length > 0) {
+      const batch = this.#pendingFinishes;
+      this.#pendingFinishes = [];
+      try {
+        const held = await this.#store.taskFinishMany(batch.map((item) => item.finish), this.#clock.now());
+        for (const item of batch) item.resolve(held.has(item.finish.id));
+      } catch (error) {
+        for (const item of batch) item.reject(error);
+      }
+    }
+    this.#flushing = null;
+  }
+
+  #startHeartbeat(): void {
+    if (this.#heartbeatTimer !== null) return;
+    const tick = () => {
+      this.#heartbeatRunning = this.#heartbeat()
+        .catch((error) => this.#emit({ type: "error", error }))
+        .finally(() => {
+          this.#heartbeatRunning = null;
+          if (this.#heartbeatTimer !== null) {
+            this.#heartbeatTimer = setTimeout(tick, this.#heartbeatIntervalMs);
+          }
+        });
+    };
+    this.#heartbeatTimer = setTimeout(tick, this.#heartbeatIntervalMs);
+  }
+
+  #stopHeartbeat(): void {
+    if (this.#heartbeatTimer !== null) clearTimeout(this.#heartbeatTimer);
+    this.#heartbeatTimer = null;
+  }
+
+  /** Extends the leases of running tasks and, inside a loop, refreshes this worker's row. */
+  async #heartbeat(): Promise<void> {
+    const now = this.#clock.now();
+    const holding = [...this.#running.values()].filter((running) => !running.lost);
+    const worker: WorkerInfo | null = !this.#inLoop ? null : {
+      id: this.workerId,
+      host: this.#host,
+      pid: this.#pid,
+      startedAt: this.#startedAt,
+      heartbeatAt: now,
+      concurrency: this.#concurrency,
+      handlerTypes: [...(this.#types ?? this.#registry?.getRegisteredTypes() ?? [])].sort(),
+    };
+    const lost = await this.#store.workerHeartbeat(worker, holding.map((r) => r.fence), now + this.#leaseMs);
+    for (const { id, status } of lost) {
+      const running = this.#running.get(id);
+      if (running) {
+        this.#lose(running, new LeaseLostError(id, status === "cancelled" ? "cancelled" : "reclaimed"));
+      }
+    }
+  }
+
+  /** Waits `ms` (Infinity: until woken) or until woken by new tasks, a finished handler, or stop(). */
+  #sleep(ms: number): Promise<void> {
+    if (this.#stopping) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = Number.isFinite(ms) ? setTimeout(() => done(), ms) : undefined;
+      const done = () => {
+        clearTimeout(timer);
+        if (this.#wake === done) this.#wake = null;
+        resolve();
+      };
+      this.#wake = done;
+    });
+  }
+
+  #wakeUp(): void {
+    this.#wake?.();
+  }
+
+  #emit(event: WorkerEvent): void {
+    try {
+      this.#onEvent?.(event);
+    } catch {
+      // A listener's failure must not disturb the worker.
+    }
+  }
+}
+
+function atLeast(name: string, value: number, least: number): number {
+  if (
+    typeof value !== "number" || Number.isNaN(value) || value < least || (Number.isFinite(value) && value % 1)
+  ) {
+    throw new RangeError(`${name} must be a whole number ≥ ${least}, got ${String(value)}.`);
+  }
+  return value;
+}
+
+/** A promise that rejects with the signal's reason once it aborts. */
+function aborted(signal: AbortSignal): Promise<never> {
+  return new Promise((_, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    signal.addEventListener("abort", () => reject(signal.reason), { once: true });
+  });
+}
+
+function describeError(error: unknown): string {
+  let text: string;
+  if (error instanceof Error) {
+    const plain = error.name === "Error" || error instanceof NonRetryableError ||
+      error instanceof LeaseLostError;
+    text = !plain && error.name && !error.message.startsWith(error.name)
+      ? `${error.name}: ${error.message}`
+      : error.message;
+  } else {
+    text = typeof error === "string" ? error : JSON.stringify(error) ?? String(error);
+  }
+  return text.length > MAX_ERROR_LENGTH ? text.slice(0, MAX_ERROR_LENGTH) + "…" : text;
+}
