@@ -35,8 +35,8 @@ export const taskQueue = sqliteTable("task_queue", {
   index("task_queue_queued_priority").on(t.priority, t.id).where(sql`status = 'queued'`),
   index("task_queue_queued_id").on(t.id).where(sql`status = 'queued'`),
   index("task_queue_running_lease").on(t.leaseUntil).where(sql`status = 'running'`),
-  index("task_queue_status_finished").on(t.status, t.finishedAt),
-  index("task_queue_type_status").on(t.type, t.status),
+  index("task_queue_finished").on(t.finishedAt).where(sql`finished_at IS NOT NULL`),
+  index("task_queue_type").on(t.type),
 ]);
 
 export const workers = sqliteTable("workers", {
