@@ -33,7 +33,7 @@ export class TaskHandlerNotRegisteredError extends Error {
   }
 }
 
-/** One problem found in a payload: where it is (`to`, `items[2].id`, or `(root)`) and what is wrong. */
+/** One problem found in a payload: where it is (`to`, `items.2.id`, or `(root)`) and what is wrong. */
 export interface PayloadIssue {
   path: string;
   message: string;

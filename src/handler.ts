@@ -37,7 +37,8 @@ export type PayloadSchema = v.GenericSchema | v.GenericSchemaAsync;
 export interface HandlerDefinition<Schema extends PayloadSchema = PayloadSchema> {
   readonly type: string;
   readonly schema: Schema;
-  readonly handle: (task: Task<v.InferOutput<Schema>>, ctx: HandlerContext) => unknown;
+  // Method syntax on purpose: a definition for a specific schema stays assignable to HandlerDefinition.
+  handle(task: Task<v.InferOutput<Schema>>, ctx: HandlerContext): unknown;
   readonly description: string;
   readonly version: string;
   /** Default per-attempt time limit for tasks of this type that do not set their own. */
@@ -46,9 +47,10 @@ export interface HandlerDefinition<Schema extends PayloadSchema = PayloadSchema>
 
 /** Checks a task type: a non-blank string without surrounding whitespace. */
 export function assertTaskType(taskType: unknown): asserts taskType is string {
-  if (typeof taskType !== "string" || taskType.trim() === "") {
-    throw new TypeError(`Task type cannot be empty: got ${JSON.stringify(taskType) ?? String(taskType)}.`);
+  if (typeof taskType !== "string") {
+    throw new TypeError(`A task type must be a string, got ${taskType === null ? "null" : typeof taskType}.`);
   }
+  if (taskType.trim() === "") throw new TypeError(`Task type cannot be empty: got ${JSON.stringify(taskType)}.`);
   if (taskType.trim() !== taskType) {
     throw new TypeError(`Task type '${taskType}' has leading or trailing whitespace; remove it.`);
   }

@@ -79,8 +79,8 @@ export class TaskHandlerRegistry {
       info = {
         taskType: definition.type,
         handler: definition.handle as TaskHandler,
-        description: definition.description,
-        version: definition.version,
+        description: definition.description ?? "",
+        version: definition.version ?? "1.0.0",
         schema: definition.schema,
         timeoutMs: definition.timeoutMs,
       };

@@ -68,7 +68,7 @@ export function backoffDelayMs(
   const growth = policy.initialDelayMs === 0 ? 0 : policy.initialDelayMs * policy.multiplier ** exponent;
   const base = Math.min(growth, policy.maxDelayMs);
   const spread = policy.jitter * (2 * random() - 1);
-  return Math.max(0, Math.min(Math.round(base * (1 + spread)), policy.maxDelayMs));
+  return Math.max(0, Math.min(Math.round(base * (1 + spread)), Math.floor(policy.maxDelayMs)));
 }
 
 function stripUndefined<T extends object>(value: T): Partial<T> {

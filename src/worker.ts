@@ -105,6 +105,7 @@ type Resolved =
   | { refusal: string };
 
 const MAX_ERROR_LENGTH = 8000;
+const YIELD_EVERY_MS = 50;
 
 /**
  * Claims and runs tasks.
@@ -150,6 +151,7 @@ export class WorkerEngine {
   #heartbeatTimer: ReturnType<typeof setTimeout> | null = null;
   #heartbeatRunning: Promise<void> | null = null;
   #lastReap = -Infinity;
+  #lastYield = 0;
   #loop: Promise<RunSummary> | null = null;
   #inLoop = false;
   #startedAt = 0;
@@ -221,6 +223,7 @@ export class WorkerEngine {
    */
   async claimAndProcess(taskHandler?: TaskHandler): Promise<boolean> {
     this.#assertCanRoute(taskHandler);
+    await this.#yieldIfBusy();
     await this.#reapIfDue();
     const [leased] = await this.#claim(1);
     if (!leased) return false;
@@ -267,6 +270,7 @@ export class WorkerEngine {
           continue;
         }
         iterations++;
+        await this.#yieldIfBusy();
         await this.#reapIfDue();
         const claimed = await this.#claim(free);
         for (const leased of claimed) void this.#track(this.#process(leased, taskHandler));
@@ -361,6 +365,18 @@ export class WorkerEngine {
     this.#summary.claimed += leased.length;
     for (const { task } of leased) this.#emit({ type: "claimed", task });
     return leased;
+  }
+
+  /**
+   * The embedded driver answers synchronously, so a busy loop would otherwise run on microtasks alone and
+   * starve timers (heartbeats, grace periods), signal handlers and the driver's own finalizers, which free
+   * native statements: every few milliseconds, let the event loop turn.
+   */
+  async #yieldIfBusy(): Promise<void> {
+    const now = performance.now();
+    if (now - this.#lastYield < YIELD_EVERY_MS) return;
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    this.#lastYield = performance.now();
   }
 
   async #reapIfDue(): Promise<void> {
