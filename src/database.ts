@@ -60,6 +60,15 @@ export class QueueDatabase {
     return result;
   }
 
+  /**
+   * Writes a consistent copy of the database to a new file at `path`, while other processes keep working
+   * (SQLite's `VACUUM INTO`). Fails if `path` already exists and is not empty.
+   */
+  async backup(path: string): Promise<void> {
+    if (typeof path !== "string" || path.trim() === "") throw new TypeError("backup() needs a file path.");
+    await this.store.backupTo(path);
+  }
+
   /** Wakes this process's idle workers: new tasks may be runnable. Called after every enqueue. */
   notifyTasksAvailable(): void {
     for (const listener of this.#wakeListeners) listener();

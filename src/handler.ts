@@ -6,6 +6,7 @@
  */
 import * as v from "valibot";
 import { PayloadValidationError } from "./errors.ts";
+import type { QueueDatabase } from "./database.ts";
 import type { LogLevel } from "./store/store.ts";
 import type { Task } from "./task.ts";
 
@@ -22,6 +23,8 @@ export interface HandlerContext {
   log(level: LogLevel, message: string, details?: unknown): Promise<void>;
   /** The worker running the task. */
   readonly workerId: string;
+  /** The database the task came from: for follow-up tasks (`new Queue(ctx.db)`) or maintenance. */
+  readonly db: QueueDatabase;
   /** This attempt's number, from 1. */
   readonly attempt: number;
 }
@@ -50,7 +53,9 @@ export function assertTaskType(taskType: unknown): asserts taskType is string {
   if (typeof taskType !== "string") {
     throw new TypeError(`A task type must be a string, got ${taskType === null ? "null" : typeof taskType}.`);
   }
-  if (taskType.trim() === "") throw new TypeError(`Task type cannot be empty: got ${JSON.stringify(taskType)}.`);
+  if (taskType.trim() === "") {
+    throw new TypeError(`Task type cannot be empty: got ${JSON.stringify(taskType)}.`);
+  }
   if (taskType.trim() !== taskType) {
     throw new TypeError(`Task type '${taskType}' has leading or trailing whitespace; remove it.`);
   }

@@ -497,6 +497,7 @@ export class WorkerEngine {
     return {
       signal: controller.signal,
       workerId: this.workerId,
+      db: this.#db,
       attempt: task.attempts,
       heartbeat: async () => {
         if (running.lost) throw running.lost;

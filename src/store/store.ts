@@ -160,6 +160,9 @@ export interface Store {
   workerDelete(id: string): Promise<void>;
   workerList(): Promise<WorkerInfo[]>;
 
+  /** Writes a consistent copy of the whole database to a new file at `path` (`VACUUM INTO`). */
+  backupTo(path: string): Promise<void>;
+
   taskLogAppend(entries: readonly TaskLogEntry[]): Promise<void>;
   taskLogList(taskId: number): Promise<TaskLog[]>;
 

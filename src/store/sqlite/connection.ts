@@ -6,6 +6,7 @@
  * @module
  */
 import { type Client, createClient, LibsqlError, type Transaction } from "@libsql/client";
+import { DrizzleQueryError } from "drizzle-orm";
 import { drizzle, type LibSQLDatabase } from "drizzle-orm/libsql";
 import { DatabaseError } from "../../errors.ts";
 import { readEnv } from "../../platform.ts";
@@ -126,7 +127,8 @@ export class Connection {
       } finally {
         tx.close();
       }
-    } catch (error) {
+    } catch (thrown) {
+      const error = driverError(thrown);
       throw isDatabaseLevelError(error) ? toDatabaseError(error, this.url) : error;
     } finally {
       if (exclusive) {
@@ -146,11 +148,20 @@ function busyCode(error: unknown): boolean {
   return /^SQLITE_(BUSY|LOCKED)/.test(error.code) || /^SQLITE_(BUSY|LOCKED)/.test(error.extendedCode ?? "");
 }
 
+/**
+ * Drizzle wraps driver errors in one whose message is the failed SQL; callers need the driver's error
+ * (its code says what went wrong), so it is unwrapped here.
+ */
+function driverError(error: unknown): unknown {
+  return error instanceof DrizzleQueryError && error.cause !== undefined ? error.cause : error;
+}
+
 async function retryWhileBusy<T>(operation: () => Promise<T>, location: string): Promise<T> {
   for (let attempt = 1;; attempt++) {
     try {
       return await operation();
-    } catch (error) {
+    } catch (thrown) {
+      const error = driverError(thrown);
       if (busyCode(error) && attempt < BUSY_RETRIES) {
         // Another process held the write lock past busy_timeout; back off with jitter and try again.
         const delay = Math.min(1000, 10 * 2 ** attempt) * (0.5 + Math.random());

@@ -480,6 +480,15 @@ export class SqliteStore implements Store {
     return rows.map((row) => ({ ...row, handlerTypes: JSON.parse(row.handlerTypes) as string[] }));
   }
 
+  async backupTo(path: string): Promise<void> {
+    if (this.#conn.isRemote) {
+      throw new DatabaseError(
+        "Backups write a local file, so they need a local database, not a libSQL server.",
+      );
+    }
+    await this.#conn.run(() => this.#db.run(sql`VACUUM INTO ${path}`));
+  }
+
   async taskLogAppend(entries: readonly TaskLogEntry[]): Promise<void> {
     if (entries.length === 0) return;
     await this.#conn.run(() =>
