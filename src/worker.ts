@@ -89,7 +89,10 @@ export interface RunSummary {
   completed: number;
   retried: number;
   failed: number;
+  /** Tasks cancelled or reclaimed by another worker while this one ran them. */
   leaseLost: number;
+  /** Tasks handed back to the queue at shutdown. */
+  released: number;
 }
 
 interface Running {
@@ -157,9 +160,10 @@ export class WorkerEngine {
   #startedAt = 0;
   #stopping = false;
   #stopped: Promise<void> | null = null;
+  #endGrace: (() => void) | null = null;
   #fatal: unknown = undefined;
   #wake: (() => void) | null = null;
-  #summary: RunSummary = { claimed: 0, completed: 0, retried: 0, failed: 0, leaseLost: 0 };
+  #summary: RunSummary = { claimed: 0, completed: 0, retried: 0, failed: 0, leaseLost: 0, released: 0 };
 
   constructor(options: WorkerEngineOptions) {
     const { db, workerId } = options;
@@ -243,7 +247,7 @@ export class WorkerEngine {
     this.#stopping = false;
     this.#stopped = null;
     this.#fatal = undefined;
-    this.#summary = { claimed: 0, completed: 0, retried: 0, failed: 0, leaseLost: 0 };
+    this.#summary = { claimed: 0, completed: 0, retried: 0, failed: 0, leaseLost: 0, released: 0 };
     this.#inLoop = true;
     const loop = this.#runLoop(options).finally(() => {
       this.#inLoop = false;
@@ -306,24 +310,33 @@ export class WorkerEngine {
   stop(options: { graceMs?: number } = {}): Promise<void> {
     this.#stopping = true;
     this.#wakeUp();
-    return this.#stopped ??= this.#stop(options.graceMs ?? this.#shutdownGraceMs);
+    if (this.#stopped) {
+      // Stopping already: a second call with no grace (a second Ctrl-C, say) ends the grace period now.
+      if (options.graceMs === 0) this.#endGrace?.();
+      return this.#stopped;
+    }
+    return this.#stopped = this.#stop(options.graceMs ?? this.#shutdownGraceMs);
   }
 
   async #stop(graceMs: number): Promise<void> {
     if (this.#inFlight.size > 0 && graceMs > 0) {
       let timer: ReturnType<typeof setTimeout> | undefined;
-      const graceOver = Number.isFinite(graceMs)
-        ? new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)))
-        : new Promise<void>(() => {});
+      const graceOver = new Promise<void>((resolve) => {
+        this.#endGrace = resolve;
+        if (Number.isFinite(graceMs)) timer = setTimeout(resolve, graceMs);
+      });
       await Promise.race([this.#idleHandlers(), graceOver]);
       clearTimeout(timer);
+      this.#endGrace = null;
     }
     const unfinished = [...this.#running.values()].filter((running) => !running.lost);
     if (unfinished.length > 0) {
       for (const running of unfinished) this.#lose(running, new LeaseLostError(running.task.id, "released"));
       const released = await this.#store.taskReleaseMany(unfinished.map((r) => r.fence), this.#clock.now());
       for (const running of unfinished) {
-        if (released.has(running.task.id)) this.#emit({ type: "released", task: running.task });
+        if (!released.has(running.task.id)) continue;
+        this.#summary.released++;
+        this.#emit({ type: "released", task: running.task });
       }
     }
     await this.#loop?.catch(() => {});
@@ -445,6 +458,8 @@ export class WorkerEngine {
   }
 
   #reportLost(running: Running): void {
+    // A task handed back at shutdown is reported once, as "released", by stop().
+    if (running.lost!.why === "released") return;
     this.#summary.leaseLost++;
     this.#emit({ type: "lease-lost", task: running.task, reason: running.lost! });
   }

@@ -1,0 +1,95 @@
+/**
+ * Parsing of the command line's words: options, durations, numbers and times, each refused with an error
+ * that says what was wrong and what to type instead.
+ *
+ * @module
+ */
+import { parseArgs, type ParseArgsConfig } from "node:util";
+
+/** A mistake in how a command was called. The CLI prints it and exits with code 2. */
+export class UsageError extends Error {
+  override name = "UsageError";
+  constructor(message: string, readonly hint?: string) {
+    super(message);
+  }
+}
+
+type Options = NonNullable<ParseArgsConfig["options"]>;
+
+/** Parses `argv` strictly: an unknown option or a missing value is a {@link UsageError} naming the command. */
+export function parseCommand<O extends Options>(command: string, argv: string[], options: O) {
+  try {
+    return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+  } catch (error) {
+    const message = (error as Error).message.replace(/\. To specify a positional argument.*$/s, ".");
+    throw new UsageError(message, `Run 'prismq ${command} --help' for the options.`);
+  }
+}
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/**
+ * Parses a duration such as `500ms`, `30s`, `5m`, `2h`, `7d` or `1h30m` into milliseconds.
+ *
+ * @throws {UsageError} naming the flag and showing valid forms
+ */
+export function parseDuration(flag: string, text: string): number {
+  const parts = [...text.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h|d)/g)];
+  const covered = parts.map((part) => part[0]).join("");
+  if (parts.length === 0 || covered !== text) {
+    throw new UsageError(
+      `Invalid duration '${text}' for ${flag}.`,
+      "Use a number with a unit: 500ms, 30s, 5m, 2h, 7d, or combined like 1h30m.",
+    );
+  }
+  const ms = parts.reduce((sum, [, amount, unit]) => sum + Number(amount) * UNITS[unit], 0);
+  if (!Number.isSafeInteger(Math.round(ms))) {
+    throw new UsageError(`The duration '${text}' for ${flag} is too long.`);
+  }
+  return Math.round(ms);
+}
+
+/**
+ * Parses a whole number within bounds.
+ *
+ * @throws {UsageError} naming the flag and the accepted range
+ */
+export function parseInteger(flag: string, text: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  const value = /^-?\d+$/.test(text.trim()) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `≥ ${min}` : `from ${min} to ${max}`;
+    throw new UsageError(`Invalid value '${text}' for ${flag}: expected a whole number ${range}.`);
+  }
+  return value;
+}
+
+/**
+ * Parses an ISO-8601 time with a date and an explicit zone (`2030-01-31T09:00:00Z` or `+01:00`); a time
+ * without a zone would mean different instants on different machines.
+ */
+export function parseTime(flag: string, text: string): number {
+  const iso = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/;
+  const ms = iso.test(text) ? Date.parse(text) : NaN;
+  if (!Number.isFinite(ms)) {
+    throw new UsageError(
+      `Invalid time '${text}' for ${flag}.`,
+      "Use ISO-8601 with a zone, like 2030-01-31T09:00:00Z or 2030-01-31T10:00:00+01:00.",
+    );
+  }
+  return ms;
+}
+
+/** Splits a comma-separated list, refusing empty items. */
+export function parseList(flag: string, text: string): string[] {
+  const items = text.split(",").map((item) => item.trim());
+  if (items.some((item) => item === "")) {
+    throw new UsageError(`Invalid list '${text}' for ${flag}: items are separated by single commas.`);
+  }
+  return items;
+}
+
+/** Parses a task id given as a positional argument. */
+export function parseTaskId(command: string, text: string | undefined): number {
+  if (text === undefined) throw new UsageError(`Missing task id.`, `Usage: prismq ${command} <id>`);
+  return parseInteger("the task id", text, 1);
+}

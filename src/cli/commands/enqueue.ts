@@ -1,0 +1,293 @@
+/**
+ * `prismq enqueue`: one task from arguments, or many from NDJSON in batched transactions.
+ *
+ * @module
+ */
+import * as v from "valibot";
+import { type EnqueueItem, type EnqueueOptions, Queue, type Task } from "../../../mod.ts";
+import { parseCommand, parseDuration, parseInteger, parseTime, UsageError } from "../args.ts";
+import { type Command, COMMON_HELP, COMMON_OPTIONS, linkedRegistry, openDatabase } from "../context.ts";
+import { count, formatDuration, formatTime, json, styleFor } from "../format.ts";
+import { bar, StatusLine } from "../progress.ts";
+
+const HELP = `Usage:
+  prismq enqueue <type> [<payload-json> | --payload-file <file> | -] [options]
+  prismq enqueue --ndjson <file | ->
+
+Adds a task for one of the linked handlers (see 'prismq handlers'). The payload is checked against the
+handler's schema before anything is written. Without a payload, the payload is {}.
+
+Options:
+  --payload-file <file>  Read the payload JSON from a file ('-' or a lone '-' argument: standard input)
+  --priority <n>         Lower numbers run first (default 100)
+  --delay <duration>     Run no sooner than this from now: 30s, 5m, 2h, 1d
+  --run-at <time>        Run no sooner than this ISO-8601 time with a zone: 2030-01-31T09:00:00Z
+  --max-attempts <n>     Attempts before the task fails for good (default 5)
+  --key <key>            Idempotency key: enqueueing the same key again returns the existing task
+  --timeout <duration>   Time limit per attempt (default: the handler's, or none)
+  --ndjson <file | ->    Bulk: one JSON object per line, {"type", "payload", "priority"?, "delayMs"?,
+                         "runAt"?, "maxAttempts"?, "idempotencyKey"?, "timeoutMs"?}. Good lines go in,
+                         in transactions of ${count(1000)}; bad lines are reported with their numbers and
+                         nothing from them is written (exit code 2 when there were any).
+${COMMON_HELP}
+
+Examples:
+  prismq enqueue send_email '{"to": "ada@example.com", "subject": "Hi", "body": "Hello"}'
+  prismq enqueue noop --delay 10m --key nightly-check
+  prismq enqueue --ndjson tasks.ndjson`;
+
+const BATCH_SIZE = 1000;
+const MAX_REPORTED_LINES = 1000;
+
+export const enqueueCommand: Command = {
+  name: "enqueue",
+  summary: "Add a task, or many from NDJSON",
+  help: HELP,
+  async run(argv, { io, handlers }) {
+    const { values, positionals } = parseCommand("enqueue", argv, {
+      ...COMMON_OPTIONS,
+      "payload-file": { type: "string" },
+      priority: { type: "string" },
+      delay: { type: "string" },
+      "run-at": { type: "string" },
+      "max-attempts": { type: "string" },
+      key: { type: "string" },
+      timeout: { type: "string" },
+      ndjson: { type: "string" },
+    });
+    if (values.help) {
+      io.stdout.write(HELP + "\n");
+      return 0;
+    }
+    const registry = linkedRegistry(handlers);
+
+    if (values.ndjson !== undefined) {
+      const single = [
+        "payload-file",
+        "priority",
+        "delay",
+        "run-at",
+        "max-attempts",
+        "key",
+        "timeout",
+      ] as const;
+      const clash = single.find((name) => values[name] !== undefined);
+      if (positionals.length > 0 || clash) {
+        throw new UsageError(
+          `--ndjson takes every task from the file; remove ${clash ? `--${clash}` : `'${positionals[0]}'`}.`,
+        );
+      }
+      const db = await openDatabase(values.db, io);
+      try {
+        return await enqueueNdjson(values.ndjson, new Queue(db, { registry }), values.json, io);
+      } finally {
+        db.close();
+      }
+    }
+
+    const [type, payloadArg, ...extra] = positionals;
+    if (type === undefined) {
+      throw new UsageError("Missing task type.", `Linked types: ${handlers.map((h) => h.type).join(", ")}.`);
+    }
+    if (extra.length > 0) {
+      throw new UsageError(
+        `Unexpected argument '${extra[0]}'.`,
+        'Quote the payload so that the shell passes it as one argument: \'{"key": "value"}\'.',
+      );
+    }
+    if (payloadArg !== undefined && values["payload-file"] !== undefined) {
+      throw new UsageError("Give the payload as an argument or with --payload-file, not both.");
+    }
+    const options = singleTaskOptions(values);
+    const source = values["payload-file"] ?? (payloadArg === "-" ? "-" : undefined);
+    const payloadText = source === undefined
+      ? payloadArg
+      : source === "-"
+      ? await io.readStdin()
+      : await readPayloadFile(source, io);
+    const payload = payloadText === undefined ? {} : parsePayloadJson(payloadText, source);
+
+    const db = await openDatabase(values.db, io);
+    try {
+      const queue = new Queue(db, { registry });
+      const [{ task, created }] = await queue.enqueueManyDetailed([{ ...options, type, payload }]);
+      if (values.json) io.stdout.write(json(task));
+      else io.stdout.write(describeEnqueued(task, created, styleFor(io.stdout, io)) + "\n");
+      return 0;
+    } finally {
+      db.close();
+    }
+  },
+};
+
+function singleTaskOptions(values: Record<string, string | boolean | undefined>): EnqueueOptions {
+  const text = (name: string) => values[name] as string | undefined;
+  if (text("delay") !== undefined && text("run-at") !== undefined) {
+    throw new UsageError("Give --delay or --run-at, not both.");
+  }
+  const options: EnqueueOptions = {};
+  if (text("priority") !== undefined) {
+    options.priority = parseInteger("--priority", text("priority")!, -1_000_000_000, 1_000_000_000);
+  }
+  if (text("delay") !== undefined) options.delayMs = parseDuration("--delay", text("delay")!);
+  if (text("run-at") !== undefined) options.runAt = parseTime("--run-at", text("run-at")!);
+  if (text("max-attempts") !== undefined) {
+    options.maxAttempts = parseInteger("--max-attempts", text("max-attempts")!, 1, 1000);
+  }
+  if (text("key") !== undefined) {
+    if (text("key") === "") throw new UsageError("The idempotency key given with --key is empty.");
+    options.idempotencyKey = text("key");
+  }
+  if (text("timeout") !== undefined) {
+    options.timeoutMs = parseDuration("--timeout", text("timeout")!);
+    if (options.timeoutMs === 0) throw new UsageError("--timeout must be longer than 0.");
+  }
+  return options;
+}
+
+async function readPayloadFile(path: string, io: { readTextFile(path: string): Promise<string> }) {
+  try {
+    return await io.readTextFile(path);
+  } catch (error) {
+    throw new UsageError(`Cannot read the payload file '${path}': ${(error as Error).message}`);
+  }
+}
+
+function parsePayloadJson(text: string, source: string | undefined): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    const where = source === undefined
+      ? "The payload"
+      : source === "-"
+      ? "The payload on standard input"
+      : `The payload in '${source}'`;
+    throw new UsageError(
+      `${where} is not valid JSON: ${(error as Error).message}.`,
+      source === undefined ? `Quote it for the shell, like '{"to": "ada@example.com"}'.` : undefined,
+    );
+  }
+}
+
+function describeEnqueued(task: Task, created: boolean, style: ReturnType<typeof styleFor>): string {
+  if (!created) {
+    return `Task ${task.id} (${task.type}) already exists with key '${task.idempotencyKey}'; it is ` +
+      `${task.status}. Nothing was added.`;
+  }
+  const wait = task.runAfter - Date.now();
+  const when = wait > 500
+    ? `runnable at ${formatTime(task.runAfter)} (in ${formatDuration(wait)})`
+    : "runnable now";
+  return `Enqueued task ${style.bold(String(task.id))} (${task.type}), ${when}.`;
+}
+
+/** What one NDJSON line may hold. Strict, so that a misspelt field is reported instead of ignored. */
+const NdjsonLine = v.strictObject({
+  type: v.string(),
+  payload: v.optional(v.unknown()),
+  priority: v.optional(v.number()),
+  delayMs: v.optional(v.number()),
+  runAt: v.optional(v.union([v.string(), v.number()])),
+  maxAttempts: v.optional(v.number()),
+  idempotencyKey: v.optional(v.string()),
+  timeoutMs: v.optional(v.number()),
+});
+
+interface BadLine {
+  line: number;
+  error: string;
+}
+
+async function enqueueNdjson(
+  source: string,
+  queue: Queue,
+  asJson: boolean,
+  io: Parameters<Command["run"]>[1]["io"],
+): Promise<number> {
+  const totalBytes = source === "-" ? undefined : io.fileSize(source);
+  if (source !== "-" && !io.exists(source)) {
+    throw new UsageError(`The NDJSON file '${source}' does not exist.`);
+  }
+  const progress = io.stderr.isTTY && !asJson ? new StatusLine(io.stderr) : undefined;
+  const invalid: BadLine[] = [];
+  let lineNumber = 0;
+  let bytes = 0;
+  let enqueued = 0;
+  let existing = 0;
+  let batch: EnqueueItem[] = [];
+
+  const report = (bad: BadLine) => {
+    invalid.push(bad);
+    if (!asJson && invalid.length <= MAX_REPORTED_LINES) {
+      const line = `line ${bad.line}: ${bad.error}`;
+      if (progress) progress.print(line);
+      else io.stderr.write(line + "\n");
+    }
+  };
+  const flush = async () => {
+    if (batch.length === 0) return;
+    const results = await queue.enqueueManyDetailed(batch);
+    for (const result of results) result.created ? enqueued++ : existing++;
+    batch = [];
+  };
+  const showProgress = (force = false) => {
+    if (!progress) return;
+    const done = `${count(lineNumber)} lines, ${count(enqueued + existing)} tasks written`;
+    progress.update(
+      totalBytes ? `Enqueuing ${bar(bytes / totalBytes)} ${done}` : `Enqueuing… ${done}`,
+      force,
+    );
+  };
+
+  for await (const text of io.readLines(source)) {
+    lineNumber++;
+    bytes += text.length + 1;
+    if (text.trim() === "") continue;
+    const item = await checkLine(text, queue);
+    if ("error" in item) report({ line: lineNumber, error: item.error });
+    else batch.push(item.task);
+    if (batch.length >= BATCH_SIZE) await flush();
+    showProgress();
+  }
+  await flush();
+  showProgress(true);
+  progress?.finish();
+
+  if (asJson) {
+    io.stdout.write(json({ lines: lineNumber, enqueued, existing, invalid }));
+  } else {
+    if (invalid.length > MAX_REPORTED_LINES) {
+      io.stderr.write(`… and ${count(invalid.length - MAX_REPORTED_LINES)} more bad lines.\n`);
+    }
+    const dupes = existing > 0 ? ` (${count(existing)} already existed with their idempotency keys)` : "";
+    const skipped = invalid.length > 0 ? `; ${count(invalid.length)} bad lines were skipped` : "";
+    const tasks = `${count(enqueued)} task${enqueued === 1 ? "" : "s"}`;
+    io.stdout.write(`Enqueued ${tasks} from ${count(lineNumber)} lines${dupes}${skipped}.\n`);
+  }
+  return invalid.length > 0 ? 2 : 0;
+}
+
+async function checkLine(text: string, queue: Queue): Promise<{ task: EnqueueItem } | { error: string }> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    return { error: `invalid JSON: ${(error as Error).message}` };
+  }
+  const shape = v.safeParse(NdjsonLine, parsed);
+  if (!shape.success) {
+    const issue = shape.issues[0];
+    const path = v.getDotPath(issue);
+    if (issue.type === "strict_object" && path) return { error: `unknown field '${path}'` };
+    return {
+      error: path ? `${path}: ${issue.message}` : `expected a JSON object with a "type": ${issue.message}`,
+    };
+  }
+  const task = shape.output as EnqueueItem;
+  try {
+    await queue.validate(task);
+  } catch (error) {
+    return { error: (error as Error).message };
+  }
+  return { task };
+}

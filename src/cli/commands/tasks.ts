@@ -1,0 +1,301 @@
+/**
+ * The commands that inspect and manage tasks: list, show, retry, cancel, purge.
+ *
+ * @module
+ */
+import {
+  isTaskStatus,
+  Queue,
+  type Task,
+  TaskNotFoundError,
+  type TaskStatus,
+  TERMINAL_STATUSES,
+} from "../../../mod.ts";
+import { parseCommand, parseDuration, parseInteger, parseList, parseTaskId, UsageError } from "../args.ts";
+import { type Command, COMMON_HELP, COMMON_OPTIONS, openDatabase } from "../context.ts";
+import { count, formatTime, json, styleFor, styleStatus, table, truncate } from "../format.ts";
+
+function statusFlag(text: string | undefined): TaskStatus | undefined {
+  if (text === undefined) return undefined;
+  if (!isTaskStatus(text)) {
+    throw new UsageError(`Unknown status '${text}'.`, "Use queued, running, completed, failed or cancelled.");
+  }
+  return text;
+}
+
+function noExtraArguments(positionals: string[], expected: number): void {
+  if (positionals.length > expected) throw new UsageError(`Unexpected argument '${positionals[expected]}'.`);
+}
+
+const LIST_HELP =
+  `Usage: prismq list [--status <status>] [--type <type>] [--limit <n>] [--offset <n>] [--json]
+
+Lists tasks, newest first.
+
+Options:
+  --status <status>  queued, running, completed, failed or cancelled
+  --type <type>      Only this task type
+  --limit <n>        At most this many (default 50)
+  --offset <n>       Skip this many first (default 0)
+${COMMON_HELP}`;
+
+export const listCommand: Command = {
+  name: "list",
+  summary: "List tasks",
+  help: LIST_HELP,
+  async run(argv, { io }) {
+    const { values, positionals } = parseCommand("list", argv, {
+      ...COMMON_OPTIONS,
+      status: { type: "string" },
+      type: { type: "string" },
+      limit: { type: "string" },
+      offset: { type: "string" },
+    });
+    if (values.help) {
+      io.stdout.write(LIST_HELP + "\n");
+      return 0;
+    }
+    noExtraArguments(positionals, 0);
+    const status = statusFlag(values.status);
+    const limit = values.limit === undefined ? 50 : parseInteger("--limit", values.limit, 1, 100_000);
+    const offset = values.offset === undefined ? 0 : parseInteger("--offset", values.offset, 0);
+    const db = await openDatabase(values.db, io);
+    try {
+      const tasks = await new Queue(db).list({ status, type: values.type, limit, offset });
+      if (values.json) {
+        io.stdout.write(json(tasks));
+        return 0;
+      }
+      if (tasks.length === 0) {
+        io.stdout.write("No tasks match.\n");
+        return 0;
+      }
+      const style = styleFor(io.stdout, io);
+      const rows = tasks.map((t) => [
+        String(t.id),
+        t.type,
+        styleStatus(style, t.status),
+        `${t.attempts}/${t.maxAttempts}`,
+        String(t.priority),
+        formatTime(t.createdAt),
+        truncate(t.errorMessage ?? "", 60),
+      ]);
+      io.stdout.write(
+        table(["ID", "TYPE", "STATUS", "ATTEMPTS", "PRIORITY", "CREATED", "LAST ERROR"], rows, style, [
+          0,
+          3,
+          4,
+        ]),
+      );
+      return 0;
+    } finally {
+      db.close();
+    }
+  },
+};
+
+const SHOW_HELP = `Usage: prismq show <id> [--json]
+
+Shows one task: every field, its payload, and its log.
+${COMMON_HELP}`;
+
+export const showCommand: Command = {
+  name: "show",
+  summary: "Show a task and its log",
+  help: SHOW_HELP,
+  async run(argv, { io }) {
+    const { values, positionals } = parseCommand("show", argv, COMMON_OPTIONS);
+    if (values.help) {
+      io.stdout.write(SHOW_HELP + "\n");
+      return 0;
+    }
+    noExtraArguments(positionals, 1);
+    const id = parseTaskId("show", positionals[0]);
+    const db = await openDatabase(values.db, io);
+    try {
+      const queue = new Queue(db);
+      const task = await queue.get(id);
+      if (!task) throw new TaskNotFoundError(id);
+      const logs = await queue.logs(id);
+      if (values.json) {
+        io.stdout.write(json({ ...task, logs }));
+        return 0;
+      }
+      const style = styleFor(io.stdout, io);
+      io.stdout.write(describeTask(task, style));
+      io.stdout.write(`\n${style.bold("Log")}\n`);
+      if (logs.length === 0) io.stdout.write("  (empty)\n");
+      for (const entry of logs) {
+        const details = entry.details === undefined ? "" : ` ${JSON.stringify(entry.details)}`;
+        io.stdout.write(`  ${formatTime(entry.at)} ${entry.level.padEnd(5)} ${entry.message}${details}\n`);
+      }
+      return 0;
+    } finally {
+      db.close();
+    }
+  },
+};
+
+function describeTask(task: Task, style: ReturnType<typeof styleFor>): string {
+  const fields: [string, string][] = [
+    ["id", String(task.id)],
+    ["type", task.type],
+    ["status", styleStatus(style, task.status)],
+    ["priority", String(task.priority)],
+    ["attempts", `${task.attempts} of ${task.maxAttempts}`],
+    ["idempotency key", task.idempotencyKey ?? "-"],
+    ["timeout", task.timeoutMs === null ? "-" : `${task.timeoutMs} ms`],
+    ["locked by", task.lockedBy ?? "-"],
+    ["created", formatTime(task.createdAt)],
+    ["runnable from", formatTime(task.runAfter)],
+    ["started", formatTime(task.startedAt)],
+    ["lease until", formatTime(task.leaseUntil)],
+    ["finished", formatTime(task.finishedAt)],
+    ["updated", formatTime(task.updatedAt)],
+    ["last error", task.errorMessage ?? "-"],
+  ];
+  const width = Math.max(...fields.map(([name]) => name.length));
+  const lines = fields.map(([name, value]) => `${style.bold(name.padEnd(width))}  ${value}`);
+  lines.push(
+    `${style.bold("payload".padEnd(width))}  ${
+      JSON.stringify(task.payload, null, 2).replace(/\n/g, "\n" + " ".repeat(width + 2))
+    }`,
+  );
+  return lines.join("\n") + "\n";
+}
+
+const RETRY_HELP = `Usage:
+  prismq retry <id>
+  prismq retry --failed [--type <type>]
+
+Puts a failed or cancelled task back in the queue, runnable now, with its attempts reset; with --failed,
+every failed task (of one type, with --type).
+${COMMON_HELP}`;
+
+export const retryCommand: Command = {
+  name: "retry",
+  summary: "Queue failed or cancelled tasks again",
+  help: RETRY_HELP,
+  async run(argv, { io }) {
+    const { values, positionals } = parseCommand("retry", argv, {
+      ...COMMON_OPTIONS,
+      failed: { type: "boolean", default: false },
+      type: { type: "string" },
+    });
+    if (values.help) {
+      io.stdout.write(RETRY_HELP + "\n");
+      return 0;
+    }
+    if (values.failed && positionals.length > 0) {
+      throw new UsageError("Give a task id or --failed, not both.");
+    }
+    if (!values.failed && values.type !== undefined) throw new UsageError("--type goes with --failed.");
+    noExtraArguments(positionals, 1);
+    const id = values.failed ? undefined : parseTaskId("retry", positionals[0]);
+    const db = await openDatabase(values.db, io);
+    try {
+      const queue = new Queue(db);
+      if (id === undefined) {
+        const requeued = await queue.retryFailed({ type: values.type });
+        if (values.json) io.stdout.write(json({ requeued }));
+        else io.stdout.write(`Queued ${count(requeued)} failed task${requeued === 1 ? "" : "s"} again.\n`);
+        return 0;
+      }
+      const task = await queue.retry(id);
+      if (values.json) io.stdout.write(json(task));
+      else io.stdout.write(`Task ${task.id} (${task.type}) is queued again, runnable now.\n`);
+      return 0;
+    } finally {
+      db.close();
+    }
+  },
+};
+
+const CANCEL_HELP = `Usage: prismq cancel <id> [--json]
+
+Cancels a queued or running task. A running task's handler is told to stop (its signal aborts), and its
+result is discarded.
+${COMMON_HELP}`;
+
+export const cancelCommand: Command = {
+  name: "cancel",
+  summary: "Cancel a queued or running task",
+  help: CANCEL_HELP,
+  async run(argv, { io }) {
+    const { values, positionals } = parseCommand("cancel", argv, COMMON_OPTIONS);
+    if (values.help) {
+      io.stdout.write(CANCEL_HELP + "\n");
+      return 0;
+    }
+    noExtraArguments(positionals, 1);
+    const id = parseTaskId("cancel", positionals[0]);
+    const db = await openDatabase(values.db, io);
+    try {
+      const task = await new Queue(db).cancel(id);
+      if (values.json) io.stdout.write(json(task));
+      else io.stdout.write(`Task ${task.id} (${task.type}) is cancelled.\n`);
+      return 0;
+    } finally {
+      db.close();
+    }
+  },
+};
+
+const PURGE_HELP =
+  `Usage: prismq purge --status <completed|failed|cancelled>[,...] --older-than <duration> [--json]
+
+Deletes finished tasks, and their logs, that finished longer ago than --older-than.
+
+Options:
+  --status <list>          Any of completed, failed, cancelled, comma-separated (required)
+  --older-than <duration>  For example 7d, 12h, 30m (required; 0s deletes all of them)
+${COMMON_HELP}`;
+
+export const purgeCommand: Command = {
+  name: "purge",
+  summary: "Delete old finished tasks",
+  help: PURGE_HELP,
+  async run(argv, { io }) {
+    const { values, positionals } = parseCommand("purge", argv, {
+      ...COMMON_OPTIONS,
+      status: { type: "string" },
+      "older-than": { type: "string" },
+    });
+    if (values.help) {
+      io.stdout.write(PURGE_HELP + "\n");
+      return 0;
+    }
+    noExtraArguments(positionals, 0);
+    if (values.status === undefined) {
+      throw new UsageError(
+        "Missing --status.",
+        "Say which finished tasks to delete: completed, failed or cancelled.",
+      );
+    }
+    if (values["older-than"] === undefined) {
+      throw new UsageError(
+        "Missing --older-than.",
+        "Say how old, like --older-than 7d (0s for all of them).",
+      );
+    }
+    const statuses = parseList("--status", values.status).map((status) => {
+      if (!TERMINAL_STATUSES.includes(status as TaskStatus)) {
+        throw new UsageError(
+          `Cannot purge '${status}' tasks.`,
+          "Only completed, failed and cancelled tasks can be purged.",
+        );
+      }
+      return status as TaskStatus;
+    });
+    const olderThanMs = parseDuration("--older-than", values["older-than"]);
+    const db = await openDatabase(values.db, io);
+    try {
+      const deleted = await new Queue(db).purge({ statuses, olderThanMs });
+      if (values.json) io.stdout.write(json({ deleted }));
+      else io.stdout.write(`Deleted ${count(deleted)} task${deleted === 1 ? "" : "s"}.\n`);
+      return 0;
+    } finally {
+      db.close();
+    }
+  },
+};

@@ -1,0 +1,116 @@
+/**
+ * `prismq`: the command line as one function of (argv, io), returning the exit code. The process, its
+ * signals and its exit live in `scripts/prismq.ts`; everything here is testable in memory.
+ *
+ * @module
+ */
+import {
+  type HandlerDefinition,
+  PayloadTooLargeError,
+  PayloadValidationError,
+  TaskHandlerNotRegisteredError,
+  TaskNotFoundError,
+} from "../../mod.ts";
+import { VERSION } from "../version.ts";
+import { UsageError } from "./args.ts";
+import type { Command } from "./context.ts";
+import { enqueueCommand } from "./commands/enqueue.ts";
+import { handlersCommand } from "./commands/handlers.ts";
+import { demoCommand, migrateCommand } from "./commands/maintenance.ts";
+import { runCommand } from "./commands/run.ts";
+import { statusCommand } from "./commands/status.ts";
+import { cancelCommand, listCommand, purgeCommand, retryCommand, showCommand } from "./commands/tasks.ts";
+import { workersCommand } from "./commands/workers.ts";
+import type { CliIo } from "./io.ts";
+
+export const COMMANDS: readonly Command[] = [
+  runCommand,
+  enqueueCommand,
+  handlersCommand,
+  statusCommand,
+  listCommand,
+  showCommand,
+  retryCommand,
+  cancelCommand,
+  purgeCommand,
+  workersCommand,
+  migrateCommand,
+  demoCommand,
+];
+
+/** Exit codes: success, a failure while doing the work, and a mistake in what was asked. */
+export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
+
+function overview(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.name.length));
+  return `prismq ${VERSION}: a task queue with statically linked handlers, on an embedded SQLite file or libSQL
+
+Usage: prismq <command> [options]
+
+Commands:
+${COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`).join("\n")}
+
+Run 'prismq <command> --help' for a command's options. Every command takes --db <url> (default
+$PRISMQ_DB_URL, else ./prismq.db) and creates and migrates the database when needed.
+Exit codes: 0 success, 1 failure, 2 usage or validation error. PRISMQ_DEBUG=1 prints stack traces.
+`;
+}
+
+/**
+ * Runs one command line.
+ *
+ * @param argv the words after `prismq`
+ * @param handlers the handlers this build links; nothing else is ever registered
+ * @returns the exit code
+ */
+export async function main(
+  argv: string[],
+  io: CliIo,
+  handlers: readonly HandlerDefinition[],
+): Promise<number> {
+  const [name, ...rest] = argv;
+  try {
+    if (name === undefined) {
+      io.stderr.write(overview());
+      return EXIT.usage;
+    }
+    if (name === "--help" || name === "-h" || name === "help") {
+      const topic = name === "help" ? COMMANDS.find((c) => c.name === rest[0]) : undefined;
+      io.stdout.write(topic ? topic.help + "\n" : overview());
+      return EXIT.ok;
+    }
+    if (name === "--version" || name === "-V" || name === "version") {
+      io.stdout.write(`prismq ${VERSION}\n`);
+      return EXIT.ok;
+    }
+    const command = COMMANDS.find((c) => c.name === name);
+    if (!command) {
+      throw new UsageError(
+        `Unknown command '${name}'.`,
+        `Commands: ${COMMANDS.map((c) => c.name).join(", ")}.`,
+      );
+    }
+    return await command.run(rest, { io, handlers });
+  } catch (error) {
+    const usage = isUsageError(error);
+    const prefix = name && COMMANDS.some((c) => c.name === name) ? `prismq ${name}` : "prismq";
+    const hint = error instanceof UsageError && error.hint ? ` ${error.hint}` : "";
+    const message = error instanceof Error ? error.message : String(error);
+    io.stderr.write(`${prefix}: ${message}${hint}\n`.replace(/\n(?!$)/g, " "));
+    if (io.env.PRISMQ_DEBUG === "1" && error instanceof Error && error.stack) {
+      io.stderr.write(error.stack + "\n");
+    }
+    return usage ? EXIT.usage : EXIT.failure;
+  }
+}
+
+/** Mistakes in what the user asked for, as opposed to failures while doing it. */
+function isUsageError(error: unknown): boolean {
+  return error instanceof UsageError ||
+    error instanceof PayloadValidationError ||
+    error instanceof PayloadTooLargeError ||
+    error instanceof TaskHandlerNotRegisteredError ||
+    error instanceof TaskNotFoundError ||
+    error instanceof TypeError ||
+    error instanceof RangeError;
+}

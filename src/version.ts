@@ -1,0 +1,2 @@
+/** PrismQ's version; `tests/version_test.ts` keeps it equal to package.json's. */
+export const VERSION = "0.1.0";
