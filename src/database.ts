@@ -33,6 +33,7 @@ export class QueueDatabase {
   /** The storage operations. Internal: queues and workers call it; applications use `Queue` and `WorkerEngine`. */
   readonly store: Store;
   #wakeListeners = new Set<() => void>();
+  #closed = false;
 
   /**
    * @param location `":memory:"`, a file path, or a libSQL URL (`file:`, `libsql:`, `http(s):`, `ws(s):`)
@@ -40,7 +41,7 @@ export class QueueDatabase {
    * @throws {DatabaseError} when the database cannot be opened
    */
   constructor(location: string = "prismq.db", options: ConnectionOptions = {}) {
-    const connection = new Connection(location, options);
+    const connection = Connection.acquire(location, options);
     this.url = connection.url;
     this.store = new SqliteStore(connection);
   }
@@ -80,8 +81,13 @@ export class QueueDatabase {
     return () => this.#wakeListeners.delete(listener);
   }
 
-  /** Closes the connection. Stop workers first. */
+  /**
+   * Closes this handle. Other handles on the same file in this process share its connection and keep it
+   * open. Stop workers first. Closing twice does nothing.
+   */
   close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
     this.store.close();
   }
 }

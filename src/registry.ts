@@ -117,7 +117,7 @@ export class TaskHandlerRegistry {
    * @throws {TaskHandlerNotRegisteredError} listing the registered types
    */
   getHandler(taskType: string): TaskHandler {
-    return this.#require(taskType).handler;
+    return this.#infoOrThrow(taskType).handler;
   }
 
   isRegistered(taskType: string): boolean {
@@ -144,7 +144,7 @@ export class TaskHandlerRegistry {
    * @throws {TaskHandlerNotRegisteredError} listing the registered types
    */
   validateTask(task: { type: string }): void {
-    this.#require(task.type);
+    this.#infoOrThrow(task.type);
   }
 
   /** Removes every handler. */
@@ -152,7 +152,7 @@ export class TaskHandlerRegistry {
     this.#handlers.clear();
   }
 
-  #require(taskType: string): TaskHandlerInfo {
+  #infoOrThrow(taskType: string): TaskHandlerInfo {
     const info = this.#handlers.get(taskType);
     if (!info) throw new TaskHandlerNotRegisteredError(taskType, this.getRegisteredTypes());
     return info;

@@ -40,19 +40,53 @@ export function toLibsqlUrl(location: string): string {
 
 const BUSY_RETRIES = 8;
 
+// Connections to local files are shared per process (keyed in the global symbol registry, so that two
+// copies of this module share them too): the driver waits for a lock synchronously, so two connections to
+// one file in one thread would deadlock whenever one of them held a transaction open.
+const SHARED_KEY = Symbol.for("prismq.sharedConnections");
+type WithShared = typeof globalThis & { [SHARED_KEY]?: Map<string, { connection: Connection }> };
+
 /** The client of one database, shared by every queue, worker and transaction that uses it. */
 export class Connection {
   readonly url: string;
   readonly isRemote: boolean;
   readonly client: Client;
   readonly db: LibSQLDatabase;
+  readonly #location: string;
+  readonly #options: ConnectionOptions;
   #ready: Promise<void>;
   #active = 0;
   #exclusive: Promise<void> | null = null;
   #drained: (() => void)[] = [];
 
-  constructor(location: string, options: ConnectionOptions = {}) {
-    this.url = toLibsqlUrl(location);
+  /**
+   * The connection for `location`: a new one, or, for a file this process has open already, that one
+   * (whose settings were fixed by whoever opened it first). Give it back with {@link release}.
+   */
+  static acquire(location: string, options: ConnectionOptions = {}): Connection {
+    const url = toLibsqlUrl(location);
+    const shareable = !REMOTE_SCHEMES.test(url) && !url.includes(":memory:") && !url.includes("mode=memory");
+    if (!shareable) return new Connection(url, location, options);
+    const shared = ((globalThis as WithShared)[SHARED_KEY] ??= new Map());
+    const key = url.replace(/^file:(\.\/)?/i, "");
+    const entry = shared.get(key);
+    if (entry) {
+      entry.connection.#users++;
+      return entry.connection;
+    }
+    const connection = new Connection(url, location, options);
+    shared.set(key, { connection });
+    connection.#onClose = () => shared.delete(key);
+    return connection;
+  }
+
+  #users = 1;
+  #onClose: () => void = () => {};
+
+  private constructor(url: string, location: string, options: ConnectionOptions) {
+    this.url = url;
+    this.#location = location;
+    this.#options = options;
     this.isRemote = REMOTE_SCHEMES.test(this.url);
     const authToken = options.authToken ?? readEnv("PRISMQ_DB_AUTH_TOKEN");
     try {
@@ -63,27 +97,41 @@ export class Connection {
       throw toDatabaseError(error, location);
     }
     this.db = drizzle(this.client);
-    this.#ready = this.#configure(options).catch((error) => {
-      throw toDatabaseError(error, location);
-    });
+    this.#ready = this.#configure();
     // A failed configuration surfaces on first use; do not let it be an unhandled rejection meanwhile.
     this.#ready.catch(() => {});
   }
 
-  async #configure(options: ConnectionOptions): Promise<void> {
+  async #configure(): Promise<void> {
     if (this.isRemote) return;
-    const busyTimeoutMs = options.busyTimeoutMs ?? 5000;
+    const busyTimeoutMs = this.#options.busyTimeoutMs ?? 5000;
     if (!Number.isInteger(busyTimeoutMs) || busyTimeoutMs < 0) {
       throw new RangeError(`busyTimeoutMs must be a whole number ≥ 0, got ${busyTimeoutMs}.`);
     }
-    const synchronous = options.synchronous ?? "normal";
+    const synchronous = this.#options.synchronous ?? "normal";
     if (!["off", "normal", "full", "extra"].includes(synchronous)) {
       throw new RangeError(`synchronous must be "off", "normal", "full" or "extra", got "${synchronous}".`);
     }
-    await this.client.execute(`PRAGMA busy_timeout = ${busyTimeoutMs}`);
-    if (!this.url.includes(":memory:")) await this.client.execute("PRAGMA journal_mode = WAL");
-    await this.client.execute(`PRAGMA synchronous = ${synchronous.toUpperCase()}`);
-    await this.client.execute("PRAGMA foreign_keys = ON");
+    try {
+      await this.client.execute(`PRAGMA busy_timeout = ${busyTimeoutMs}`);
+      if (!this.url.includes(":memory:")) await this.client.execute("PRAGMA journal_mode = WAL");
+      await this.client.execute(`PRAGMA synchronous = ${synchronous.toUpperCase()}`);
+      await this.client.execute("PRAGMA foreign_keys = ON");
+    } catch (error) {
+      throw toDatabaseError(driverError(error), this.#location);
+    }
+  }
+
+  /**
+   * After SQLITE_BUSY the driver leaves the failed statement un-reset on its connection, and SQLite then
+   * refuses every COMMIT on it ("SQL statements in progress"). A fresh connection, configured again, is the
+   * way out.
+   */
+  async #recoverFromBusy(): Promise<void> {
+    if (this.isRemote) return;
+    await this.client.reconnect();
+    this.#ready = this.#configure();
+    await this.#ready;
   }
 
   /**
@@ -96,7 +144,7 @@ export class Connection {
     while (this.#exclusive) await this.#exclusive;
     this.#active++;
     try {
-      return await retryWhileBusy(operation, this.url);
+      return await this.#retryWhileBusy(operation);
     } finally {
       this.#active--;
       if (this.#active === 0) { for (const wake of this.#drained.splice(0)) wake(); }
@@ -116,7 +164,7 @@ export class Connection {
     this.#exclusive = exclusive;
     try {
       while (exclusive && this.#active > 0) await new Promise<void>((resolve) => this.#drained.push(resolve));
-      const tx = await retryWhileBusy(() => this.client.transaction("write"), this.url);
+      const tx = await this.#retryWhileBusy(() => this.client.transaction("write"));
       try {
         const result = await fn(tx);
         await tx.commit();
@@ -129,7 +177,7 @@ export class Connection {
       }
     } catch (thrown) {
       const error = driverError(thrown);
-      throw isDatabaseLevelError(error) ? toDatabaseError(error, this.url) : error;
+      throw isDatabaseLevelError(error) ? toDatabaseError(error, this.#location) : error;
     } finally {
       if (exclusive) {
         this.#exclusive = null;
@@ -138,7 +186,28 @@ export class Connection {
     }
   }
 
-  close(): void {
+  async #retryWhileBusy<T>(operation: () => Promise<T>): Promise<T> {
+    for (let attempt = 1;; attempt++) {
+      try {
+        return await operation();
+      } catch (thrown) {
+        const error = driverError(thrown);
+        if (!busyCode(error) || attempt >= BUSY_RETRIES) {
+          throw isDatabaseLevelError(error) ? toDatabaseError(error, this.#location) : error;
+        }
+        // Another process held the write lock past busy_timeout. Start over on a fresh connection, after
+        // a pause with jitter so that competing processes do not retry in step.
+        await this.#recoverFromBusy();
+        const delay = Math.min(1000, 10 * 2 ** attempt) * (0.5 + Math.random());
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
+  }
+
+  /** Gives the connection back; the last user closes it. */
+  release(): void {
+    if (--this.#users > 0) return;
+    this.#onClose();
     this.client.close();
   }
 }
@@ -154,23 +223,6 @@ function busyCode(error: unknown): boolean {
  */
 function driverError(error: unknown): unknown {
   return error instanceof DrizzleQueryError && error.cause !== undefined ? error.cause : error;
-}
-
-async function retryWhileBusy<T>(operation: () => Promise<T>, location: string): Promise<T> {
-  for (let attempt = 1;; attempt++) {
-    try {
-      return await operation();
-    } catch (thrown) {
-      const error = driverError(thrown);
-      if (busyCode(error) && attempt < BUSY_RETRIES) {
-        // Another process held the write lock past busy_timeout; back off with jitter and try again.
-        const delay = Math.min(1000, 10 * 2 ** attempt) * (0.5 + Math.random());
-        await new Promise((resolve) => setTimeout(resolve, delay));
-        continue;
-      }
-      throw isDatabaseLevelError(error) ? toDatabaseError(error, location) : error;
-    }
-  }
 }
 
 const DATABASE_LEVEL =

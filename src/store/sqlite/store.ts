@@ -517,7 +517,7 @@ export class SqliteStore implements Store {
   }
 
   close(): void {
-    this.#conn.close();
+    this.#conn.release();
   }
 }
 

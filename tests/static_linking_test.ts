@@ -1,0 +1,84 @@
+/**
+ * Handlers are linked at build time and nothing is ever loaded at run time: no computed import, no require,
+ * no eval. The manifest lists every handler file and the CLI registers exactly its handlers.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { handlers } from "../handlers/mod.ts";
+import { handlerFiles, manifest } from "../scripts/gen_manifest.ts";
+import { linkedRegistry } from "../src/cli/context.ts";
+import { VERSION } from "../src/version.ts";
+
+const root = new URL("..", import.meta.url).pathname;
+
+function sourceFiles(folder: string): string[] {
+  return readdirSync(join(root, folder)).flatMap((name) => {
+    const path = join(folder, name);
+    return statSync(join(root, path)).isDirectory() ? sourceFiles(path) : path.endsWith(".ts") ? [path] : [];
+  });
+}
+
+/** Code with comments and string contents blanked, so that prose and messages do not count. */
+function code(text: string): string {
+  return text
+    .replace(/\/\*[\s\S]*?\*\//g, "")
+    .replace(/(^|[^:])\/\/.*$/gm, "$1")
+    .replace(/"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'/g, '""');
+}
+
+const FORBIDDEN: [RegExp, string][] = [
+  [/\bimport\s*\(/, "dynamic import()"],
+  [/\brequire\s*\(/, "require()"],
+  [/\beval\s*\(/, "eval()"],
+  [/\bnew\s+Function\b/, "new Function"],
+  [/\bFunction\s*\(/, "Function()"],
+  [/\bcreateRequire\b/, "createRequire"],
+];
+
+test("src/ and handlers/ contain no run-time code loading", () => {
+  const files = [...sourceFiles("src"), ...sourceFiles("handlers"), "mod.ts"];
+  assert.ok(files.length > 20, "the scan sees the sources");
+  const found = files.flatMap((file) => {
+    const text = code(readFileSync(join(root, file), "utf8"));
+    return FORBIDDEN.filter(([pattern]) => pattern.test(text)).map(([, what]) => `${file}: ${what}`);
+  });
+  assert.deepEqual(found, []);
+});
+
+test("the scan itself catches each forbidden form", () => {
+  for (const sample of ["await import(name)", 'require("x")', "eval(code)", 'new Function("return 1")']) {
+    assert.ok(FORBIDDEN.some(([pattern]) => pattern.test(code(sample))), sample);
+  }
+  assert.ok(!FORBIDDEN.some(([pattern]) => pattern.test(code('// require("x") in a comment'))));
+});
+
+test("handlers/mod.ts is the generated manifest of every handler file", () => {
+  const files = handlerFiles(readdirSync(join(root, "handlers")));
+  assert.equal(readFileSync(join(root, "handlers/mod.ts"), "utf8"), manifest(files));
+  assert.deepEqual(handlers.map((h) => `${h.type}.ts`), files);
+});
+
+test("the manifest skips helpers, tests and itself", () => {
+  assert.deepEqual(
+    handlerFiles(["mod.ts", "_shared.ts", "noop.ts", "noop_test.ts", "send_email.ts", "x.md"]),
+    [
+      "noop.ts",
+      "send_email.ts",
+    ],
+  );
+});
+
+test("the CLI registers exactly the manifest's handlers", () => {
+  const registry = linkedRegistry(handlers);
+  assert.deepEqual([...registry.getRegisteredTypes()].sort(), handlers.map((h) => h.type).sort());
+  for (const handler of handlers) {
+    assert.equal(registry.getHandlerInfo(handler.type)?.handler, handler.handle);
+  }
+});
+
+test("the version matches package.json", () => {
+  const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
+  assert.equal(VERSION, pkg.version);
+});
