@@ -9,7 +9,7 @@
 import { createReadStream, existsSync, readFileSync, statSync } from "node:fs";
 import { hostname } from "node:os";
 import process from "node:process";
-import { createInterface } from "node:readline";
+import { setTimeout } from "node:timers";
 import { handlers } from "../handlers/mod.ts";
 import type { CliIo, Signal } from "../src/cli/io.ts";
 import { main } from "../src/cli/main.ts";
@@ -26,10 +26,26 @@ function stream(target: NodeJS.WriteStream) {
   };
 }
 
-async function readAll(input: NodeJS.ReadableStream): Promise<string> {
-  const chunks: Buffer[] = [];
+async function readAll(input: AsyncIterable<Uint8Array | string>): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
   for await (const chunk of input) chunks.push(typeof chunk === "string" ? Buffer.from(chunk) : chunk);
-  return Buffer.concat(chunks).toString("utf8");
+  return Buffer.concat(chunks);
+}
+
+/** Splits a byte stream at newlines (dropping a `\r` before them), leaving decoding to the command. */
+async function* byteLines(input: AsyncIterable<Uint8Array | string>): AsyncIterable<Uint8Array> {
+  let pending: Uint8Array = new Uint8Array(0);
+  for await (const chunk of input) {
+    const data: Uint8Array = Buffer.concat([pending, typeof chunk === "string" ? Buffer.from(chunk) : chunk]);
+    let start = 0;
+    for (let newline = data.indexOf(10); newline !== -1; newline = data.indexOf(10, start)) {
+      const end = newline > start && data[newline - 1] === 13 ? newline - 1 : newline;
+      yield data.subarray(start, end);
+      start = newline + 1;
+    }
+    pending = data.slice(start);
+  }
+  if (pending.length > 0) yield pending[pending.length - 1] === 13 ? pending.subarray(0, -1) : pending;
 }
 
 const io: CliIo = {
@@ -37,11 +53,8 @@ const io: CliIo = {
   stderr: stream(process.stderr),
   env: process.env,
   readStdin: () => readAll(process.stdin),
-  readLines(path) {
-    const input = path === "-" ? process.stdin : createReadStream(path, { encoding: "utf8" });
-    return createInterface({ input, crlfDelay: Infinity });
-  },
-  readTextFile: (path) => Promise.resolve(readFileSync(path, "utf8")),
+  readLines: (path) => byteLines(path === "-" ? process.stdin : createReadStream(path)),
+  readFile: (path) => Promise.resolve(readFileSync(path)),
   fileSize(path) {
     try {
       return path === "-" ? undefined : statSync(path).size;
@@ -63,5 +76,7 @@ const io: CliIo = {
 };
 
 process.exitCode = await main(process.argv.slice(2), io, handlers);
-// Open stdin (when a command never read it) or a lingering timer must not keep a finished command alive.
-process.exit();
+// The process ends by itself once its output has reached the reader; process.exit() now would cut off
+// output still queued for a slow pipe. In case something left open (a stdin nobody read, say) would keep
+// a finished command alive, an unreferenced timer ends it a little later.
+setTimeout(() => process.exit(), 3000).unref();

@@ -7,6 +7,7 @@ import { type Clock, systemClock } from "./clock.ts";
 import type { QueueDatabase } from "./database.ts";
 import { PayloadTooLargeError, TaskHandlerNotRegisteredError } from "./errors.ts";
 import { assertTaskType, parsePayload } from "./handler.ts";
+import { parseIsoTime } from "./iso_time.ts";
 import type { TaskHandlerRegistry } from "./registry.ts";
 import type { NewTask, QueueStats, TaskLog, WorkerInfo } from "./store/store.ts";
 import { isTaskStatus, type Task, type TaskStatus, TERMINAL_STATUSES } from "./task.ts";
@@ -272,13 +273,12 @@ function runAfter(options: EnqueueOptions, now: number): number {
   const at = runAt instanceof Date
     ? runAt.getTime()
     : typeof runAt === "string"
-    ? (/^\d{4}-\d{2}-\d{2}/.test(runAt) ? Date.parse(runAt) : NaN)
+    ? parseIsoTime(runAt)
     : runAt;
   if (!Number.isFinite(at)) {
     throw new RangeError(
-      `runAt must be a valid Date, epoch milliseconds, or an ISO-8601 time like 2030-01-31T09:00:00Z; got ${
-        JSON.stringify(runAt)
-      }.`,
+      `runAt must be a valid Date, epoch milliseconds, or an ISO-8601 time with a zone like ` +
+        `2030-01-31T09:00:00Z; got ${JSON.stringify(runAt)}.`,
     );
   }
   return Math.round(at);

@@ -42,6 +42,8 @@ const ctx: HandlerContext = {
   log: () => Promise.resolve(),
   workerId: "test-worker",
   attempt: 1,
+  // The handlers called with this context never touch the database.
+  db: null as never,
 };
 
 /** Awaits `promise` and returns what it rejected with, failing when it resolves. */

@@ -5,6 +5,7 @@
  * @module
  */
 import { parseArgs, type ParseArgsConfig } from "node:util";
+import { parseIsoTime } from "../iso_time.ts";
 
 /** A mistake in how a command was called. The CLI prints it and exits with code 2. */
 export class UsageError extends Error {
@@ -64,12 +65,10 @@ export function parseInteger(flag: string, text: string, min: number, max = Numb
 }
 
 /**
- * Parses an ISO-8601 time with a date and an explicit zone (`2030-01-31T09:00:00Z` or `+01:00`); a time
- * without a zone would mean different instants on different machines.
+ * Parses an ISO-8601 time with a zone: `2030-01-31T09:00:00Z`, `2030-01-31T10:00+01:00`.
  */
 export function parseTime(flag: string, text: string): number {
-  const iso = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/;
-  const ms = iso.test(text) ? Date.parse(text) : NaN;
+  const ms = parseIsoTime(text);
   if (!Number.isFinite(ms)) {
     throw new UsageError(
       `Invalid time '${text}' for ${flag}.`,

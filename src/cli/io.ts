@@ -20,11 +20,11 @@ export interface CliIo {
   stderr: OutputStream;
   /** Environment variables. */
   env: Record<string, string | undefined>;
-  /** All of standard input as text. */
-  readStdin(): Promise<string>;
-  /** Standard input or a file (`-` means standard input), line by line, without line endings. */
-  readLines(path: string): AsyncIterable<string>;
-  readTextFile(path: string): Promise<string>;
+  /** All of standard input, as bytes: commands decode them strictly (see `decodeUtf8`). */
+  readStdin(): Promise<Uint8Array>;
+  /** Standard input or a file (`-` means standard input), line by line as bytes, without line endings. */
+  readLines(path: string): AsyncIterable<Uint8Array>;
+  readFile(path: string): Promise<Uint8Array>;
   /** A file's size in bytes, or undefined for standard input and unknown files. */
   fileSize(path: string): number | undefined;
   /** Whether `path` exists. */
@@ -33,4 +33,18 @@ export interface CliIo {
   onSignal(handler: (signal: Signal) => void): () => void;
   readonly pid: number;
   readonly hostname: string;
+}
+
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
+
+/**
+ * Decodes UTF-8, refusing invalid bytes instead of silently replacing them (which would change the data
+ * that gets stored). Returns undefined for invalid input.
+ */
+export function decodeUtf8(bytes: Uint8Array): string | undefined {
+  try {
+    return strictUtf8.decode(bytes);
+  } catch {
+    return undefined;
+  }
 }

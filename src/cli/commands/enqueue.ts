@@ -8,6 +8,7 @@ import { type EnqueueItem, type EnqueueOptions, Queue, type Task } from "../../.
 import { parseCommand, parseDuration, parseInteger, parseTime, UsageError } from "../args.ts";
 import { type Command, COMMON_HELP, COMMON_OPTIONS, linkedRegistry, openDatabase } from "../context.ts";
 import { count, formatDuration, formatTime, json, styleFor } from "../format.ts";
+import { decodeUtf8 } from "../io.ts";
 import { bar, StatusLine } from "../progress.ts";
 
 const HELP = `Usage:
@@ -102,9 +103,7 @@ export const enqueueCommand: Command = {
     const source = values["payload-file"] ?? (payloadArg === "-" ? "-" : undefined);
     const payloadText = source === undefined
       ? payloadArg
-      : source === "-"
-      ? await io.readStdin()
-      : await readPayloadFile(source, io);
+      : decodePayload(source === "-" ? await io.readStdin() : await readPayloadFile(source, io), source);
     const payload = payloadText === undefined ? {} : parsePayloadJson(payloadText, source);
 
     const db = await openDatabase(values.db, io);
@@ -145,12 +144,21 @@ function singleTaskOptions(values: Record<string, string | boolean | undefined>)
   return options;
 }
 
-async function readPayloadFile(path: string, io: { readTextFile(path: string): Promise<string> }) {
+async function readPayloadFile(path: string, io: { readFile(path: string): Promise<Uint8Array> }) {
   try {
-    return await io.readTextFile(path);
+    return await io.readFile(path);
   } catch (error) {
     throw new UsageError(`Cannot read the payload file '${path}': ${(error as Error).message}`);
   }
+}
+
+function decodePayload(bytes: Uint8Array, source: string): string {
+  const text = decodeUtf8(bytes);
+  if (text === undefined) {
+    const where = source === "-" ? "on standard input" : `in '${source}'`;
+    throw new UsageError(`The payload ${where} is not valid UTF-8.`, "Save it as UTF-8 and try again.");
+  }
+  return text;
 }
 
 function parsePayloadJson(text: string, source: string | undefined): unknown {
@@ -239,9 +247,14 @@ async function enqueueNdjson(
     );
   };
 
-  for await (const text of io.readLines(source)) {
+  for await (const raw of io.readLines(source)) {
     lineNumber++;
-    bytes += text.length + 1;
+    bytes += raw.length + 1;
+    const text = decodeUtf8(raw);
+    if (text === undefined) {
+      report({ line: lineNumber, error: "not valid UTF-8" });
+      continue;
+    }
     if (text.trim() === "") continue;
     const item = await checkLine(text, queue);
     if ("error" in item) report({ line: lineNumber, error: item.error });
@@ -278,10 +291,12 @@ async function checkLine(text: string, queue: Queue): Promise<{ task: EnqueueIte
   if (!shape.success) {
     const issue = shape.issues[0];
     const path = v.getDotPath(issue);
-    if (issue.type === "strict_object" && path) return { error: `unknown field '${path}'` };
-    return {
-      error: path ? `${path}: ${issue.message}` : `expected a JSON object with a "type": ${issue.message}`,
-    };
+    if (!path) return { error: `expected a JSON object with a "type", got ${describeJson(parsed)}` };
+    // Valibot reports a missing and an unknown key alike; "never" marks the unknown one.
+    if (issue.type === "strict_object") {
+      return { error: issue.expected === "never" ? `unknown field '${path}'` : `missing field '${path}'` };
+    }
+    return { error: `${path}: ${issue.message}` };
   }
   const task = shape.output as EnqueueItem;
   try {
@@ -290,4 +305,10 @@ async function checkLine(text: string, queue: Queue): Promise<{ task: EnqueueIte
     return { error: (error as Error).message };
   }
   return { task };
+}
+
+function describeJson(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  return typeof value === "object" ? "an object" : `a ${typeof value}`;
 }

@@ -1,0 +1,513 @@
+/**
+ * `prismq` end to end: compiled once with `bun build --compile` (scripts/build.ts), then run as a process
+ * from new empty folders (no node_modules anywhere near it), through pipes, with real signals.
+ *
+ * @module
+ */
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+import { Queue, QueueDatabase, type Task } from "../mod.ts";
+import { handlers } from "../handlers/mod.ts";
+import { VERSION } from "../src/version.ts";
+import { makeTempDir, waitFor } from "./_helpers.ts";
+
+const REPO = fileURLToPath(new URL("..", import.meta.url));
+const BUN = join(REPO, "node_modules", ".bin", "bun");
+
+interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+interface Proc {
+  child: ChildProcess;
+  /** What the process has written so far. */
+  readonly stdout: string;
+  readonly stderr: string;
+  done: Promise<Exit>;
+}
+
+interface SpawnOptions {
+  cwd: string;
+  stdin?: string;
+  env?: Record<string, string>;
+  /** Start reading stdout only once the process exited or this long passed: a slow reader. */
+  slowReaderMs?: number;
+}
+
+/** A small environment: the binary must need nothing from the developer's. */
+function baseEnv(): Record<string, string> {
+  return { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/tmp" };
+}
+
+function start(command: string, args: string[], options: SpawnOptions): Proc {
+  const child = spawn(command, args, {
+    cwd: options.cwd,
+    env: options.env ?? baseEnv(),
+    stdio: ["pipe", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout!.setEncoding("utf8");
+  child.stderr!.setEncoding("utf8");
+  child.stdout!.on("data", (chunk: string) => (stdout += chunk));
+  child.stderr!.on("data", (chunk: string) => (stderr += chunk));
+  if (options.slowReaderMs !== undefined) {
+    child.stdout!.pause();
+    const resume = setTimeout(() => child.stdout!.resume(), options.slowReaderMs);
+    child.on("exit", () => {
+      clearTimeout(resume);
+      child.stdout!.resume();
+    });
+  }
+  child.stdin!.on("error", () => {}); // a process that exits without reading its input
+  child.stdin!.end(options.stdin ?? "");
+  const done = new Promise<Exit>((resolve, reject) => {
+    child.on("error", reject);
+    child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+  return {
+    child,
+    get stdout() {
+      return stdout;
+    },
+    get stderr() {
+      return stderr;
+    },
+    done,
+  };
+}
+
+/** Exactly one line on stderr, and no stack trace. */
+function assertOneLine(stderr: string, ...patterns: RegExp[]): void {
+  assert.match(stderr, /^[^\n]+\n$/, `expected exactly one line on stderr, got ${JSON.stringify(stderr)}`);
+  assert.doesNotMatch(stderr, /\bat .+:\d+:\d+|\n\s+at /, "no stack trace");
+  for (const pattern of patterns) assert.match(stderr, pattern);
+}
+
+// deno-lint-ignore no-control-regex
+const ANY_ESCAPE = /\x1b/;
+
+function jsonLines(text: string): Record<string, unknown>[] {
+  return text.split("\n").filter((line) => line !== "").map((line) => JSON.parse(line));
+}
+
+describe("the compiled prismq binary, from an empty folder", () => {
+  let binDir: { dir: string; remove: () => void };
+  let bin = "";
+  const folders: { dir: string; remove: () => void }[] = [];
+
+  /** A new empty folder to run the binary in; removed at the end. */
+  function emptyFolder(): string {
+    const folder = makeTempDir("prismq-bin-cwd-");
+    folders.push(folder);
+    return folder.dir;
+  }
+
+  /** Runs the binary in `cwd` to its end. */
+  function prismq(cwd: string, args: string[], options: Omit<SpawnOptions, "cwd"> = {}): Promise<Exit> {
+    return start(bin, args, { ...options, cwd }).done;
+  }
+
+  /** Runs the binary with --json and parses its output, failing unless it exits 0. */
+  async function prismqJson<T = unknown>(cwd: string, args: string[], stdin?: string): Promise<T> {
+    const result = await prismq(cwd, [...args, "--json"], { stdin });
+    assert.equal(result.code, 0, `prismq ${args.join(" ")}: ${result.stderr}`);
+    return JSON.parse(result.stdout) as T;
+  }
+
+  before(async () => {
+    binDir = makeTempDir("prismq-bin-");
+    bin = join(binDir.dir, "prismq");
+    const build = await start(BUN, ["scripts/build.ts", "--outfile", bin], {
+      cwd: REPO,
+      env: { ...process.env } as Record<string, string>,
+    }).done;
+    assert.equal(build.code, 0, `the build failed: ${build.stdout}${build.stderr}`);
+    assert.ok(existsSync(bin), "the build wrote the binary");
+  });
+
+  after(() => {
+    for (const folder of folders) folder.remove();
+    binDir?.remove();
+  });
+
+  describe("one queue, command after command", () => {
+    let cwd = "";
+    let failedId = 0;
+    let completedId = 0;
+
+    test("--version runs with no node_modules beside it and creates nothing", async () => {
+      cwd = emptyFolder();
+      assert.deepEqual(readdirSync(cwd), []);
+      assert.deepEqual(readdirSync(binDir.dir), ["prismq"]);
+      const r = await prismq(cwd, ["--version"]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, `prismq ${VERSION}\n`);
+      assert.equal(r.stderr, "");
+      assert.deepEqual(readdirSync(cwd), [], "--version opens no database");
+    });
+
+    test("usage errors: no arguments, an unknown command, an unknown option exit 2", async () => {
+      const none = await prismq(cwd, []);
+      assert.equal(none.code, 2);
+      assert.equal(none.stdout, "");
+      assert.match(none.stderr, /Usage: prismq <command>/);
+      const unknown = await prismq(cwd, ["frobnicate"]);
+      assert.equal(unknown.code, 2);
+      assertOneLine(unknown.stderr, /^prismq: Unknown command 'frobnicate'/);
+      const option = await prismq(cwd, ["status", "--bogus"]);
+      assert.equal(option.code, 2);
+      assertOneLine(option.stderr, /^prismq status: .*'--bogus'/);
+      const help = await prismq(cwd, ["help", "run"]);
+      assert.equal(help.code, 0);
+      assert.match(help.stdout, /^Usage: prismq run \[options\]/);
+      assert.deepEqual(readdirSync(cwd), []);
+    });
+
+    test("handlers --json: an array with type, version and description, including noop", async () => {
+      const described = await prismqJson<{ type: string; version: string; description: string }[]>(cwd, [
+        "handlers",
+      ]);
+      assert.ok(Array.isArray(described));
+      assert.deepEqual(described.map((h) => h.type), handlers.map((h) => h.type).sort());
+      for (const handler of described) {
+        assert.equal(typeof handler.type, "string");
+        assert.match(handler.version, /^\d+\.\d+\.\d+/);
+        assert.equal(typeof handler.description, "string");
+      }
+      const noop = described.find((h) => h.type === "noop");
+      assert.ok(noop, "noop is linked");
+      assert.equal(noop.version, "1.0.0");
+      assert.match(noop.description, /\S/);
+    });
+
+    test("enqueue: a valid task creates ./prismq.db; bad ones exit 2 with one line", async () => {
+      const r = await prismq(cwd, ["enqueue", "noop", '{"sleepMs": 1}']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, "Enqueued task 1 (noop), runnable now.\n");
+      assert.equal(r.stderr, "");
+      assert.ok(existsSync(join(cwd, "prismq.db")), "the default database is ./prismq.db");
+
+      const malformed = await prismq(cwd, ["enqueue", "noop", "{sleepMs: 1"]);
+      assert.equal(malformed.code, 2);
+      assert.equal(malformed.stdout, "");
+      assertOneLine(malformed.stderr, /^prismq enqueue: The payload is not valid JSON/);
+
+      const invalid = await prismq(cwd, ["enqueue", "noop", '{"sleepMs": -5}']);
+      assert.equal(invalid.code, 2);
+      assertOneLine(invalid.stderr, /Invalid payload for task type 'noop': sleepMs: must be at least 0/);
+
+      const unknown = await prismq(cwd, ["enqueue", "send_sms", "{}"]);
+      assert.equal(unknown.code, 2);
+      assertOneLine(unknown.stderr, /'send_sms'/);
+      for (const handler of handlers) assert.match(unknown.stderr, new RegExp(`'${handler.type}'`));
+
+      const delay = await prismq(cwd, ["enqueue", "noop", "--delay", "3x"]);
+      assert.equal(delay.code, 2);
+      assertOneLine(delay.stderr, /Invalid duration '3x' for --delay/);
+
+      const fromStdin = await prismqJson<Task>(cwd, ["enqueue", "noop", "-"], '{"sleepMs": 2}');
+      assert.deepEqual(fromStdin.payload, { sleepMs: 2 });
+
+      const tasks = await prismqJson<Task[]>(cwd, ["list"]);
+      assert.equal(tasks.length, 2, "nothing was written for the bad ones");
+    });
+
+    test("enqueue --key twice: exit 0, 'already exists', one row", async () => {
+      const first = await prismq(cwd, ["enqueue", "noop", "--key", "nightly"]);
+      assert.equal(first.code, 0, first.stderr);
+      const second = await prismq(cwd, ["enqueue", "noop", "--key", "nightly"]);
+      assert.equal(second.code, 0, second.stderr);
+      assert.match(second.stdout, /already exists with key 'nightly'.*Nothing was added\./);
+      const keyed = (await prismqJson<Task[]>(cwd, ["list"])).filter((t) => t.idempotencyKey === "nightly");
+      assert.equal(keyed.length, 1);
+    });
+
+    test("enqueue --ndjson - with bad lines among good ones", async () => {
+      const lines = [
+        '{"type": "noop"}',
+        '{"type": "noop", "payload": {"sleepMs": 3}}',
+        "{not json",
+        '{"type": "noop", "payload": {"sleepMs": "soon"}}',
+        '{"type": "send_sms"}',
+        '{"type": "noop", "colour": "red"}',
+        '{"type": "noop", "priority": "high"}',
+        '{"type": "noop", "priority": 5}',
+      ];
+      const r = await prismq(cwd, ["enqueue", "--ndjson", "-"], { stdin: lines.join("\n") + "\n" });
+      assert.equal(r.code, 2);
+      assert.equal(r.stdout, "Enqueued 3 tasks from 8 lines; 5 bad lines were skipped.\n");
+      const reported = r.stderr.trimEnd().split("\n");
+      assert.equal(reported.length, 5, r.stderr);
+      assert.match(reported[0], /^line 3: invalid JSON/);
+      assert.match(reported[1], /^line 4: .*sleepMs: must be a number/);
+      assert.match(reported[2], /^line 5: .*'send_sms'/);
+      assert.match(reported[3], /^line 6: unknown field 'colour'$/);
+      assert.match(reported[4], /^line 7: priority: /);
+      assert.doesNotMatch(r.stderr, /\n\s+at /);
+      const tasks = await prismqJson<Task[]>(cwd, ["list"]);
+      assert.equal(tasks.length, 6);
+      assert.ok(tasks.every((t) => t.type === "noop"));
+      assert.ok(tasks.some((t) => t.priority === 5));
+    });
+
+    test("run --until-empty completes the tasks and exits 0", async () => {
+      // A task of a type this build does not link (from an older build, say) fails at once.
+      const db = new QueueDatabase(join(cwd, "prismq.db"));
+      try {
+        failedId = (await new Queue(db).enqueue("retired_type", { n: 1 })).id;
+      } finally {
+        db.close();
+      }
+      const r = await prismq(cwd, ["run", "--until-empty", "--concurrency", "3"]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stderr, "");
+      assert.doesNotMatch(r.stdout, ANY_ESCAPE);
+      assert.match(r.stdout, /^Worker \S+-\d+ started: concurrency 3, strategy priority, types all\.\n/);
+      assert.equal(r.stdout.match(/ completed task \d+ \(noop\) in \d+ ms\n/g)?.length, 6);
+      assert.match(
+        r.stdout,
+        new RegExp(` failed task ${failedId} \\(retired_type\\) after attempt 1: No handler`),
+      );
+      assert.match(
+        r.stdout,
+        /stopped: 6 completed, 1 failed, 0 retried, 0 lost their lease, 0 handed back\.\n$/,
+      );
+      const tasks = await prismqJson<Task[]>(cwd, ["list"]);
+      assert.deepEqual(
+        tasks.map((t) => t.status).sort(),
+        ["completed", "completed", "completed", "completed", "completed", "completed", "failed"],
+      );
+      completedId = tasks.find((t) => t.status === "completed")!.id;
+    });
+
+    test("status --json has every count, byType, oldestQueuedAgeMs, lastMinute and workers", async () => {
+      const status = await prismqJson<Record<string, unknown>>(cwd, ["status"]);
+      assert.deepEqual(Object.keys(status).sort(), [
+        "byType",
+        "counts",
+        "lastMinute",
+        "oldestQueuedAgeMs",
+        "workers",
+      ]);
+      assert.deepEqual(status.counts, { queued: 0, running: 0, completed: 6, failed: 1, cancelled: 0 });
+      assert.deepEqual(status.byType, {
+        noop: { queued: 0, running: 0, completed: 6, failed: 0, cancelled: 0 },
+        retired_type: { queued: 0, running: 0, completed: 0, failed: 1, cancelled: 0 },
+      });
+      assert.equal(status.oldestQueuedAgeMs, null);
+      assert.deepEqual(status.lastMinute, { completed: 6, failed: 1 });
+      assert.deepEqual(status.workers, []);
+      const text = await prismq(cwd, ["status"]);
+      assert.equal(text.code, 0);
+      assert.match(
+        text.stdout,
+        /^Database: \.\/prismq\.db\nTasks: queued 0 · running 0 · completed 6 · failed 1/,
+      );
+    });
+
+    test("list --json and show <id> --json", async () => {
+      const failed = await prismqJson<Task[]>(cwd, ["list", "--status", "failed"]);
+      assert.deepEqual(failed.map((t) => t.id), [failedId]);
+      assert.equal((await prismqJson<Task[]>(cwd, ["list", "--limit", "2"])).length, 2);
+      const shown = await prismqJson<Task & { logs: unknown[] }>(cwd, ["show", String(failedId)]);
+      assert.equal(shown.id, failedId);
+      assert.equal(shown.type, "retired_type");
+      assert.equal(shown.status, "failed");
+      assert.match(shown.errorMessage!, /No handler registered for task type 'retired_type'/);
+      assert.deepEqual(shown.payload, { n: 1 });
+      assert.deepEqual(shown.logs, []);
+      const missing = await prismq(cwd, ["show", "9999"]);
+      assert.equal(missing.code, 2);
+      assertOneLine(missing.stderr, /^prismq show: No task with id 9999\.$/m);
+      const status = await prismq(cwd, ["list", "--status", "done"]);
+      assert.equal(status.code, 2);
+      assertOneLine(status.stderr, /Unknown status 'done'/);
+    });
+
+    test("retry <id>, retry --failed, cancel", async () => {
+      const retried = await prismqJson<Task>(cwd, ["retry", String(failedId)]);
+      assert.equal(retried.status, "queued");
+      assert.equal(retried.attempts, 0);
+      assert.deepEqual(await prismqJson(cwd, ["retry", "--failed"]), { requeued: 0 });
+
+      const notFailed = await prismq(cwd, ["retry", String(completedId)]);
+      assert.equal(notFailed.code, 1);
+      assertOneLine(notFailed.stderr, new RegExp(`Cannot retry task ${completedId}: it is 'completed'`));
+
+      const cancel = await prismq(cwd, ["cancel", String(failedId)]);
+      assert.equal(cancel.code, 0, cancel.stderr);
+      assert.equal(cancel.stdout, `Task ${failedId} (retired_type) is cancelled.\n`);
+      const refused = await prismq(cwd, ["cancel", String(completedId)]);
+      assert.equal(refused.code, 1);
+      assert.equal(refused.stdout, "");
+      assertOneLine(
+        refused.stderr,
+        new RegExp(`^prismq cancel: Cannot cancel task ${completedId}: it is 'completed'`),
+      );
+      const counts = (await prismqJson<{ counts: Record<string, number> }>(cwd, ["status"])).counts;
+      assert.deepEqual(counts, { queued: 0, running: 0, completed: 6, failed: 0, cancelled: 1 });
+    });
+
+    test("purge", async () => {
+      const missing = await prismq(cwd, ["purge", "--status", "completed"]);
+      assert.equal(missing.code, 2);
+      assertOneLine(missing.stderr, /Missing --older-than/);
+      const queued = await prismq(cwd, ["purge", "--status", "queued", "--older-than", "0s"]);
+      assert.equal(queued.code, 2);
+      assertOneLine(queued.stderr, /Cannot purge 'queued' tasks/);
+      assert.deepEqual(await prismqJson(cwd, ["purge", "--status", "completed", "--older-than", "1h"]), {
+        deleted: 0,
+      });
+      assert.deepEqual(
+        await prismqJson(cwd, ["purge", "--status", "completed,cancelled", "--older-than", "0s"]),
+        { deleted: 7 },
+      );
+      assert.deepEqual(await prismqJson(cwd, ["list"]), []);
+    });
+
+    test("workers --json", async () => {
+      assert.deepEqual(await prismqJson(cwd, ["workers"]), []);
+      const db = new QueueDatabase(join(cwd, "prismq.db"));
+      try {
+        await db.transaction(async (tx) => {
+          await tx.execute(
+            "INSERT INTO workers (id, host, pid, started_at, heartbeat_at, concurrency, handler_types) " +
+              "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            ["gone", "elsewhere", 1, Date.now() - 7_200_000, Date.now() - 3_600_000, 4, '["noop"]'],
+          );
+        });
+      } finally {
+        db.close();
+      }
+      const workers = await prismqJson<{ id: string; heartbeatAgeMs: number; stale: boolean }[]>(cwd, [
+        "workers",
+      ]);
+      assert.equal(workers.length, 1);
+      assert.equal(workers[0].id, "gone");
+      assert.equal(workers[0].stale, true);
+      assert.ok(workers[0].heartbeatAgeMs >= 3_600_000);
+      const text = await prismq(cwd, ["workers"]);
+      assert.match(text.stdout, /\ngone +elsewhere +1 .* stale +4 +noop\n$/);
+    });
+
+    test("migrate --json and demo", async () => {
+      assert.deepEqual(await prismqJson(cwd, ["migrate"]), { database: "./prismq.db", schemaVersion: 1 });
+      const demo = await prismq(cwd, ["demo"]);
+      assert.equal(demo.code, 0, demo.stderr);
+      assert.equal(demo.stderr, "");
+      const headings = demo.stdout.split("\n").filter((line) => line.startsWith("== "));
+      assert.deepEqual(headings.slice(0, 5), [
+        "== 1. Basic registration",
+        "== 2. Worker integration",
+        "== 3. Global registry",
+        "== 4. Handler override",
+        "== 5. Error for an unregistered type",
+      ]);
+    });
+
+    test("a database in a missing folder: exit 1, one line, no stack trace", async () => {
+      const r = await prismq(cwd, ["status", "--db", "./no/such/folder/q.db"]);
+      assert.equal(r.code, 1);
+      assert.equal(r.stdout, "");
+      assertOneLine(
+        r.stderr,
+        /^prismq status: Cannot open database '\.\/no\/such\/folder\/q\.db': the folder/,
+      );
+      const viaEnv = await prismq(cwd, ["list"], { env: { ...baseEnv(), PRISMQ_DB_URL: "./nope/q.db" } });
+      assert.equal(viaEnv.code, 1);
+      assertOneLine(viaEnv.stderr, /Cannot open database '\.\/nope\/q\.db'/);
+      assert.equal(existsSync(join(cwd, "no")), false);
+    });
+  });
+
+  test("a large --json output through a pipe to a slow reader arrives whole", async () => {
+    const cwd = emptyFolder();
+    const lines = Array.from({ length: 10_000 }, (_, i) => JSON.stringify({ type: "noop", priority: i }));
+    const bulk = await prismq(cwd, ["enqueue", "--ndjson", "-"], { stdin: lines.join("\n") });
+    assert.equal(bulk.code, 0, bulk.stderr);
+    // More than a pipe holds: the process must not exit before its output is written.
+    const r = await prismq(cwd, ["list", "--json", "--limit", "100000"], { slowReaderMs: 300 });
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(r.stdout.length > 1_000_000, `only ${r.stdout.length} characters arrived`);
+    const tasks = JSON.parse(r.stdout) as Task[];
+    assert.equal(tasks.length, 10_000);
+  });
+
+  for (const signal of ["SIGTERM", "SIGINT"] as const) {
+    test(`${signal} during run: short tasks finish, long ones go back to the queue, exit 0`, async () => {
+      const cwd = emptyFolder();
+      const ndjson = [
+        ...[1, 2, 3].map((i) => ({ type: "noop", payload: { sleepMs: 400 }, idempotencyKey: `short-${i}` })),
+        ...[1, 2, 3].map((i) => ({
+          type: "noop",
+          payload: { sleepMs: 20_000 },
+          idempotencyKey: `long-${i}`,
+        })),
+      ].map((line) => JSON.stringify(line)).join("\n");
+      const bulk = await prismq(cwd, ["enqueue", "--ndjson", "-"], { stdin: ndjson });
+      assert.equal(bulk.code, 0, bulk.stderr);
+
+      const run = start(bin, ["run", "--concurrency", "8", "--grace", "1500ms", "--json"], { cwd });
+      try {
+        await waitFor(
+          () => jsonLines(run.stdout).filter((e) => e.event === "claimed").length === 6,
+          15_000,
+          "the worker to claim all six tasks",
+        );
+        const status = await prismqJson<
+          { counts: Record<string, number>; workers: { pid: number; stale: boolean }[] }
+        >(cwd, ["status"]);
+        assert.ok(status.counts.running >= 3, `tasks are running: ${JSON.stringify(status.counts)}`);
+        assert.equal(status.workers.length, 1);
+        assert.equal(status.workers[0].pid, run.child.pid);
+        assert.equal(status.workers[0].stale, false);
+
+        const signalled = Date.now();
+        // process.kill, not child.kill: after child.kill, Deno's node:child_process reports the signal it sent
+        // as the cause of exit even when the process handled it and exited with its own code.
+        process.kill(run.child.pid!, signal);
+        const exit = await run.done;
+        const elapsed = Date.now() - signalled;
+        assert.equal(exit.signal, null, `killed by ${exit.signal}: the signal was not handled`);
+        assert.equal(exit.code, 0, exit.stderr);
+        assert.equal(exit.stderr, "");
+        assert.ok(elapsed >= 1400, `the long tasks had their grace period (exited after ${elapsed} ms)`);
+        assert.ok(elapsed < 6000, `exited ${elapsed} ms after ${signal}`);
+
+        const events = jsonLines(exit.stdout);
+        assert.ok(
+          events.some((e) =>
+            e.event === "note" && String(e.message).startsWith(`${signal}: finishing running tasks`)
+          ),
+        );
+        assert.equal(events.filter((e) => e.event === "released").length, 3);
+        assert.match(String(events.at(-1)!.message), /stopped: 3 completed, .* 3 handed back\.$/);
+
+        const tasks = await prismqJson<Task[]>(cwd, ["list"]);
+        const byKey = Object.fromEntries(tasks.map((t) => [t.idempotencyKey, [t.status, t.attempts]]));
+        assert.deepEqual(byKey, {
+          "short-1": ["completed", 1],
+          "short-2": ["completed", 1],
+          "short-3": ["completed", 1],
+          "long-1": ["queued", 0],
+          "long-2": ["queued", 0],
+          "long-3": ["queued", 0],
+        });
+        assert.equal(tasks.filter((t) => t.status === "running").length, 0);
+        assert.deepEqual(await prismqJson(cwd, ["workers"]), [], "the worker unregistered");
+      } finally {
+        if (run.child.exitCode === null && run.child.signalCode === null) run.child.kill("SIGKILL");
+        await run.done.catch(() => {});
+      }
+    });
+  }
+});

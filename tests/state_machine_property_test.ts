@@ -1,0 +1,777 @@
+/**
+ * A model-based property test of the task state machine against the real store on a real database file.
+ * Random sequences of enqueues, claims by a few workers, outcomes, heartbeats and releases with remembered
+ * (possibly stale) lease tokens, time steps, reaps, cancels, requeues and purges run against both the SQLite
+ * store and a small in-memory model that follows `TRANSITIONS` and the fencing rules. After every step the
+ * whole table must match the model exactly, and the structural invariants must hold.
+ *
+ * @module
+ */
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import {
+  type ClaimStrategy,
+  nextStatus,
+  type QueueDatabase,
+  type Task,
+  TASK_STATUSES,
+  TaskNotFoundError,
+  TaskStateError,
+  type TaskStatus,
+  TERMINAL_STATUSES,
+} from "../mod.ts";
+import type { Fence, Finish, LeasedTask, Store } from "../src/store/store.ts";
+import { withDb } from "./_helpers.ts";
+
+const T0 = Date.UTC(2030, 0, 1, 12, 0, 0);
+const WORKERS = ["w0", "w1", "w2"] as const;
+const TYPES = ["a", "b"] as const;
+const STRATEGIES: readonly ClaimStrategy[] = ["priority", "fifo", "lifo", "weighted_random"];
+const MAX_TASKS = 5;
+const NUM_RUNS = 100;
+const MAX_STEPS = 40;
+
+// ---------------------------------------------------------------------------------------------------------
+// Operations
+
+type Outcome = "completed" | "retry" | "failed";
+
+type Op =
+  | { kind: "enqueue"; tasks: { type: string; maxAttempts: number; priority: number; delay: number }[] }
+  | { kind: "claim"; worker: number; limit: number; leaseMs: number; strategy: ClaimStrategy }
+  | { kind: "finish"; picks: { token: number; outcome: Outcome; delay: number }[] }
+  | { kind: "extend"; token: number; ms: number }
+  | { kind: "heartbeat"; tokens: number[]; ms: number }
+  | { kind: "release"; tokens: number[] }
+  | { kind: "advance"; ms: number }
+  | { kind: "reap" }
+  | { kind: "cancel"; task: number }
+  | { kind: "requeue"; task: number }
+  | { kind: "requeueFailed"; type: string | undefined }
+  | { kind: "purge"; statuses: TaskStatus[]; olderThanMs: number };
+
+const enqueueArb: fc.Arbitrary<Op> = fc.record({
+  kind: fc.constant("enqueue" as const),
+  tasks: fc.array(
+    fc.record({
+      type: fc.constantFrom(...TYPES),
+      maxAttempts: fc.integer({ min: 1, max: 4 }),
+      priority: fc.integer({ min: 0, max: 3 }),
+      delay: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 2000 })),
+    }),
+    { minLength: 1, maxLength: 3 },
+  ),
+});
+
+/** Token picks count back from the newest remembered claim, so that they shrink towards it. */
+const tokenArb = fc.nat({ max: 20 });
+
+const opArb: fc.Arbitrary<Op> = fc.oneof(
+  { arbitrary: enqueueArb, weight: 2 },
+  {
+    arbitrary: fc.record({
+      kind: fc.constant("claim" as const),
+      worker: fc.integer({ min: 0, max: WORKERS.length - 1 }),
+      limit: fc.integer({ min: 1, max: 3 }),
+      leaseMs: fc.constantFrom(500, 1000, 2000),
+      strategy: fc.constantFrom(...STRATEGIES),
+    }),
+    weight: 5,
+  },
+  {
+    arbitrary: fc.record({
+      kind: fc.constant("finish" as const),
+      picks: fc.array(
+        fc.record({
+          token: tokenArb,
+          outcome: fc.constantFrom<Outcome>("completed", "retry", "failed"),
+          delay: fc.integer({ min: 0, max: 2000 }),
+        }),
+        { minLength: 1, maxLength: 3 },
+      ),
+    }),
+    weight: 5,
+  },
+  {
+    arbitrary: fc.record({
+      kind: fc.constant("extend" as const),
+      token: tokenArb,
+      ms: fc.integer({ min: 0, max: 2000 }),
+    }),
+    weight: 2,
+  },
+  {
+    arbitrary: fc.record({
+      kind: fc.constant("heartbeat" as const),
+      tokens: fc.array(tokenArb, { minLength: 1, maxLength: 3 }),
+      ms: fc.integer({ min: 0, max: 2000 }),
+    }),
+    weight: 1,
+  },
+  {
+    arbitrary: fc.record({
+      kind: fc.constant("release" as const),
+      tokens: fc.array(tokenArb, { minLength: 1, maxLength: 3 }),
+    }),
+    weight: 2,
+  },
+  {
+    arbitrary: fc.record({
+      kind: fc.constant("advance" as const),
+      // Steps that land exactly on lease deadlines (claims lease for 500, 1000 or 2000 ms) or one past them.
+      ms: fc.oneof(fc.constantFrom(0, 1, 500, 501, 1000, 1001), fc.integer({ min: 0, max: 3000 })),
+    }),
+    weight: 4,
+  },
+  { arbitrary: fc.constant<Op>({ kind: "reap" }), weight: 3 },
+  {
+    arbitrary: fc.record({ kind: fc.constant("cancel" as const), task: fc.nat({ max: MAX_TASKS }) }),
+    weight: 2,
+  },
+  {
+    arbitrary: fc.record({ kind: fc.constant("requeue" as const), task: fc.nat({ max: MAX_TASKS }) }),
+    weight: 2,
+  },
+  {
+    arbitrary: fc.record({
+      kind: fc.constant("requeueFailed" as const),
+      type: fc.constantFrom(undefined, ...TYPES),
+    }),
+    weight: 1,
+  },
+  {
+    arbitrary: fc.record({
+      kind: fc.constant("purge" as const),
+      // Any statuses, not only terminal ones: a queued or running task has no finishedAt and must survive.
+      statuses: fc.subarray([...TASK_STATUSES], { minLength: 1 }),
+      olderThanMs: fc.integer({ min: 0, max: 5000 }),
+    }),
+    weight: 1,
+  },
+);
+
+/** Every run starts with at least one task. */
+const programArb = fc.tuple(enqueueArb, fc.array(opArb, { maxLength: MAX_STEPS - 1, size: "max" })).map((
+  [first, rest],
+) => [first, ...rest]);
+
+// ---------------------------------------------------------------------------------------------------------
+// The model
+
+interface ModelTask {
+  id: number;
+  type: string;
+  status: TaskStatus;
+  priority: number;
+  attempts: number;
+  maxAttempts: number;
+  runAfter: number;
+  leaseToken: string | null;
+  leaseUntil: number | null;
+  lockedBy: string | null;
+  errorMessage: string | null;
+  startedAt: number | null;
+  finishedAt: number | null;
+}
+
+/** One remembered claim: what the worker was handed, as a worker keeps it. */
+interface Claim {
+  workerId: string;
+  id: number;
+  token: string;
+  /** The attempt number the claim returned; a worker retries only while it is below maxAttempts. */
+  attempts: number;
+  maxAttempts: number;
+}
+
+class Model {
+  now = T0;
+  readonly tasks = new Map<number, ModelTask>();
+  /** Every id ever enqueued, in order. */
+  readonly enqueued: number[] = [];
+  readonly purged = new Set<number>();
+  /** Every claim ever returned, newest last. */
+  readonly claims: Claim[] = [];
+
+  /** The claim `back` steps before the newest, or undefined when nothing was claimed yet. */
+  claimAt(back: number): Claim | undefined {
+    if (this.claims.length === 0) return undefined;
+    return this.claims[this.claims.length - 1 - (back % this.claims.length)];
+  }
+
+  /** An id among those enqueued (purged included), or one that never existed. */
+  idAt(index: number): number {
+    const i = index % (this.enqueued.length + 1);
+    return i < this.enqueued.length ? this.enqueued[i] : Math.max(0, ...this.enqueued) + 1000;
+  }
+
+  /** The task this fence still holds, if any: running and carrying exactly this token. */
+  held(fence: Fence): ModelTask | undefined {
+    const task = this.tasks.get(fence.id);
+    if (!task || task.status !== "running" || task.leaseToken !== fence.leaseToken) return undefined;
+    return task;
+  }
+
+  runnable(): ModelTask[] {
+    return [...this.tasks.values()].filter((t) => t.status === "queued" && t.runAfter <= this.now);
+  }
+}
+
+/** Moves a model task by `event`, failing the test if the table does not allow it. */
+function move(task: ModelTask, event: Parameters<typeof nextStatus>[1]): void {
+  const to = nextStatus(task.status, event);
+  assert.ok(to !== undefined, `model bug: ${event} from ${task.status}`);
+  task.status = to;
+}
+
+function leaseExpiredMessage(lockedBy: string | null): string {
+  return `lease expired: worker ${lockedBy ?? "?"} stopped renewing it`;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Running one operation on both sides
+
+function sortedIds(ids: Iterable<number>): number[] {
+  return [...ids].sort((a, b) => a - b);
+}
+
+function dedupeBy<T>(items: T[], key: (item: T) => string): T[] {
+  const seen = new Set<string>();
+  return items.filter((item) => {
+    const k = key(item);
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+}
+
+/** The order a deterministic strategy claims in. */
+function claimOrder(strategy: Exclude<ClaimStrategy, "weighted_random">) {
+  return {
+    priority: (a: ModelTask, b: ModelTask) => a.priority - b.priority || a.id - b.id,
+    fifo: (a: ModelTask, b: ModelTask) => a.id - b.id,
+    lifo: (a: ModelTask, b: ModelTask) => b.id - a.id,
+  }[strategy];
+}
+
+async function expectRefusal(
+  run: () => Promise<Task>,
+  model: Model,
+  id: number,
+  what: string,
+): Promise<void> {
+  const task = model.tasks.get(id);
+  await assert.rejects(run, (error: unknown) => {
+    if (!task) {
+      assert.ok(error instanceof TaskNotFoundError, `${what}: expected TaskNotFoundError, got ${error}`);
+      assert.equal(error.taskId, id);
+    } else {
+      assert.ok(error instanceof TaskStateError, `${what}: expected TaskStateError, got ${error}`);
+      assert.equal(error.taskId, id);
+      assert.equal(error.status, task.status);
+    }
+    return true;
+  });
+}
+
+function checkReturnedTask(actual: Task, expected: ModelTask, what: string): void {
+  assert.deepEqual(pick(actual), pickModel(expected), what);
+}
+
+async function apply(store: Store, model: Model, op: Op): Promise<void> {
+  const now = model.now;
+  switch (op.kind) {
+    case "enqueue": {
+      const room = MAX_TASKS - model.enqueued.length;
+      const tasks = op.tasks.slice(0, Math.max(0, room));
+      if (tasks.length === 0) return;
+      const inserted = await store.taskInsertMany(
+        tasks.map((t) => ({
+          type: t.type,
+          payload: "{}",
+          priority: t.priority,
+          maxAttempts: t.maxAttempts,
+          runAfter: now + t.delay,
+          idempotencyKey: null,
+          timeoutMs: null,
+        })),
+        now,
+      );
+      assert.equal(inserted.length, tasks.length);
+      inserted.forEach(({ task, created }, i) => {
+        assert.equal(created, true);
+        assert.ok(!model.tasks.has(task.id), `id ${task.id} reused`);
+        const t = tasks[i];
+        const m: ModelTask = {
+          id: task.id,
+          type: t.type,
+          status: "queued",
+          priority: t.priority,
+          attempts: 0,
+          maxAttempts: t.maxAttempts,
+          runAfter: now + t.delay,
+          leaseToken: null,
+          leaseUntil: null,
+          lockedBy: null,
+          errorMessage: null,
+          startedAt: null,
+          finishedAt: null,
+        };
+        model.tasks.set(task.id, m);
+        model.enqueued.push(task.id);
+        checkReturnedTask(task, m, "inserted task");
+      });
+      return;
+    }
+
+    case "claim": {
+      const workerId = WORKERS[op.worker];
+      const runnable = model.runnable();
+      const leased: LeasedTask[] = await store.taskClaim({
+        workerId,
+        limit: op.limit,
+        leaseMs: op.leaseMs,
+        now,
+        strategy: op.strategy,
+      });
+      const ids = leased.map((l) => l.task.id);
+      assert.equal(new Set(ids).size, ids.length, "a claim returned one task twice");
+      assert.equal(leased.length, Math.min(op.limit, runnable.length), "claim size = min(limit, runnable)");
+      const runnableIds = new Set(runnable.map((t) => t.id));
+      for (const id of ids) assert.ok(runnableIds.has(id), `claimed task ${id} was not runnable`);
+      if (op.strategy !== "weighted_random") {
+        const expected = [...runnable].sort(claimOrder(op.strategy)).slice(0, op.limit).map((t) => t.id);
+        assert.deepEqual(ids, expected, `${op.strategy} claim order`);
+      }
+      const tokens = new Set(model.claims.map((c) => c.token));
+      for (const { task, leaseToken } of leased) {
+        assert.match(leaseToken, /^[0-9a-f]{24}$/);
+        assert.ok(!tokens.has(leaseToken), "a lease token was issued twice");
+        const m = model.tasks.get(task.id)!;
+        move(m, "claim");
+        m.attempts += 1;
+        m.lockedBy = workerId;
+        m.leaseToken = leaseToken;
+        m.leaseUntil = now + op.leaseMs;
+        m.startedAt = now;
+        checkReturnedTask(task, m, "claimed task");
+        model.claims.push({
+          workerId,
+          id: task.id,
+          token: leaseToken,
+          attempts: task.attempts,
+          maxAttempts: task.maxAttempts,
+        });
+      }
+      return;
+    }
+
+    case "finish": {
+      const picks = dedupeBy(
+        op.picks.flatMap((p) => {
+          const claim = model.claimAt(p.token);
+          return claim ? [{ claim, outcome: p.outcome, delay: p.delay }] : [];
+        }),
+        (p) => p.claim.token,
+      );
+      if (picks.length === 0) return;
+      const finishes: Finish[] = picks.map(({ claim, outcome, delay }, i): Finish => {
+        const fence = { id: claim.id, leaseToken: claim.token };
+        // As the worker does: a failure with no attempts left fails the task instead of retrying it.
+        if (outcome === "retry" && claim.attempts < claim.maxAttempts) {
+          return { ...fence, status: "queued", runAfter: now + delay, errorMessage: `retry ${now} ${i}` };
+        }
+        if (outcome === "completed") return { ...fence, status: "completed" };
+        return { ...fence, status: "failed", errorMessage: `failed ${now} ${i}` };
+      });
+      const expectedHeld = new Set<number>();
+      const held = await store.taskFinishMany(finishes, now);
+      for (const finish of finishes) {
+        const m = model.held(finish);
+        if (!m) continue;
+        expectedHeld.add(m.id);
+        m.leaseToken = null;
+        m.leaseUntil = null;
+        if (finish.status === "completed") {
+          move(m, "complete");
+          m.finishedAt = now;
+        } else if (finish.status === "queued") {
+          move(m, "retry_later");
+          m.runAfter = finish.runAfter;
+          m.errorMessage = finish.errorMessage;
+          m.finishedAt = null;
+        } else {
+          move(m, "fail");
+          m.errorMessage = finish.errorMessage;
+          m.finishedAt = now;
+        }
+      }
+      assert.deepEqual(sortedIds(held), sortedIds(expectedHeld), "ids whose fence held on finish");
+      return;
+    }
+
+    case "extend": {
+      const claim = model.claimAt(op.token);
+      if (!claim) return;
+      const fence = { id: claim.id, leaseToken: claim.token };
+      const m = model.held(fence);
+      const ok = await store.taskExtendLease(fence, now + op.ms, now);
+      assert.equal(ok, m !== undefined, "extend succeeds exactly while the fence holds");
+      if (m) m.leaseUntil = now + op.ms;
+      return;
+    }
+
+    case "heartbeat": {
+      // A worker holds one token per task, so a heartbeat names each task once.
+      const fences = dedupeBy(
+        op.tokens.flatMap((back) => {
+          const claim = model.claimAt(back);
+          return claim ? [{ id: claim.id, leaseToken: claim.token }] : [];
+        }),
+        (f) => String(f.id),
+      );
+      if (fences.length === 0) return;
+      const lost = await store.workerHeartbeat(null, fences, now + op.ms);
+      const expectedLost = [];
+      for (const fence of fences) {
+        const m = model.held(fence);
+        if (m) m.leaseUntil = now + op.ms;
+        else expectedLost.push({ id: fence.id, status: model.tasks.get(fence.id)?.status ?? "deleted" });
+      }
+      assert.deepEqual(
+        [...lost].sort((a, b) => a.id - b.id),
+        expectedLost.sort((a, b) => a.id - b.id),
+        "leases a heartbeat could not extend",
+      );
+      return;
+    }
+
+    case "release": {
+      const fences = dedupeBy(
+        op.tokens.flatMap((back) => {
+          const claim = model.claimAt(back);
+          return claim ? [{ id: claim.id, leaseToken: claim.token }] : [];
+        }),
+        (f) => f.leaseToken,
+      );
+      if (fences.length === 0) return;
+      const held = await store.taskReleaseMany(fences, now);
+      const expectedHeld = new Set<number>();
+      for (const fence of fences) {
+        const m = model.held(fence);
+        if (!m) continue;
+        expectedHeld.add(m.id);
+        move(m, "release");
+        m.attempts = Math.max(m.attempts - 1, 0);
+        m.runAfter = now;
+        m.leaseToken = null;
+        m.leaseUntil = null;
+      }
+      assert.deepEqual(sortedIds(held), sortedIds(expectedHeld), "ids whose fence held on release");
+      return;
+    }
+
+    case "advance":
+      model.now += op.ms;
+      return;
+
+    case "reap": {
+      const expected = { requeued: 0, failed: 0 };
+      const result = await store.taskReapExpired(now);
+      for (const m of model.tasks.values()) {
+        if (m.status !== "running" || m.leaseUntil === null || m.leaseUntil >= now) continue;
+        m.errorMessage = leaseExpiredMessage(m.lockedBy);
+        m.leaseToken = null;
+        m.leaseUntil = null;
+        if (m.attempts >= m.maxAttempts) {
+          move(m, "expire_final");
+          m.finishedAt = now;
+          expected.failed++;
+        } else {
+          move(m, "expire");
+          m.runAfter = now;
+          expected.requeued++;
+        }
+      }
+      assert.deepEqual(result, expected, "reap counts");
+      return;
+    }
+
+    case "cancel": {
+      const id = model.idAt(op.task);
+      const m = model.tasks.get(id);
+      if (m && nextStatus(m.status, "cancel") !== undefined) {
+        const task = await store.taskCancel(id, now);
+        move(m, "cancel");
+        m.finishedAt = now;
+        m.leaseToken = null;
+        m.leaseUntil = null;
+        checkReturnedTask(task, m, "cancelled task");
+      } else {
+        await expectRefusal(() => store.taskCancel(id, now), model, id, `cancel ${id}`);
+      }
+      return;
+    }
+
+    case "requeue": {
+      const id = model.idAt(op.task);
+      const m = model.tasks.get(id);
+      if (m && nextStatus(m.status, "requeue") !== undefined) {
+        const task = await store.taskRequeue(id, now);
+        requeueModel(m, now);
+        checkReturnedTask(task, m, "requeued task");
+      } else {
+        await expectRefusal(() => store.taskRequeue(id, now), model, id, `requeue ${id}`);
+      }
+      return;
+    }
+
+    case "requeueFailed": {
+      const n = await store.taskRequeueFailed(op.type, now);
+      let expected = 0;
+      for (const m of model.tasks.values()) {
+        if (m.status !== "failed" || (op.type !== undefined && m.type !== op.type)) continue;
+        requeueModel(m, now);
+        expected++;
+      }
+      assert.equal(n, expected, "requeueFailed count");
+      return;
+    }
+
+    case "purge": {
+      const finishedBefore = now - op.olderThanMs;
+      const n = await store.taskPurge(op.statuses, finishedBefore);
+      let expected = 0;
+      for (const m of [...model.tasks.values()]) {
+        if (!op.statuses.includes(m.status) || m.finishedAt === null || m.finishedAt >= finishedBefore) {
+          continue;
+        }
+        assert.ok(TERMINAL_STATUSES.includes(m.status), `model bug: purging a ${m.status} task`);
+        model.tasks.delete(m.id);
+        model.purged.add(m.id);
+        expected++;
+      }
+      assert.equal(n, expected, "purge count");
+      return;
+    }
+  }
+}
+
+function requeueModel(m: ModelTask, now: number): void {
+  move(m, "requeue");
+  m.attempts = 0;
+  m.runAfter = now;
+  m.finishedAt = null;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Invariants
+
+/** The fields the model predicts, as the store reports them. */
+function pick(task: Task) {
+  return {
+    id: task.id,
+    type: task.type,
+    status: task.status,
+    priority: task.priority,
+    attempts: task.attempts,
+    maxAttempts: task.maxAttempts,
+    runAfter: task.runAfter,
+    leaseUntil: task.leaseUntil,
+    lockedBy: task.lockedBy,
+    errorMessage: task.errorMessage,
+    startedAt: task.startedAt,
+    finishedAt: task.finishedAt,
+  };
+}
+
+function pickModel(m: ModelTask): ReturnType<typeof pick> {
+  const { leaseToken: _, ...rest } = m;
+  return { ...rest };
+}
+
+interface RawRow {
+  id: number;
+  status: string;
+  lease_token: string | null;
+  lease_until: number | null;
+  attempts: number;
+  max_attempts: number;
+  finished_at: number | null;
+}
+
+async function checkInvariants(db: QueueDatabase, model: Model, where: string): Promise<void> {
+  const raw = await db.transaction(async (tx) =>
+    (await tx.execute(
+      "SELECT id, status, lease_token, lease_until, attempts, max_attempts, finished_at FROM task_queue " +
+        "ORDER BY id",
+    )).rows.map((row) => ({
+      id: Number(row.id),
+      status: String(row.status),
+      lease_token: row.lease_token === null ? null : String(row.lease_token),
+      lease_until: row.lease_until === null ? null : Number(row.lease_until),
+      attempts: Number(row.attempts),
+      max_attempts: Number(row.max_attempts),
+      finished_at: row.finished_at === null ? null : Number(row.finished_at),
+    } satisfies RawRow))
+  );
+
+  // No task is lost: the ids are exactly those enqueued minus those purged on purpose.
+  const expectedIds = model.enqueued.filter((id) => !model.purged.has(id));
+  assert.deepEqual(raw.map((r) => r.id), expectedIds, `${where}: task ids`);
+
+  for (const row of raw) {
+    const at = `${where}: task ${row.id}`;
+    assert.ok((TASK_STATUSES as readonly string[]).includes(row.status), `${at}: status ${row.status}`);
+    const running = row.status === "running";
+    assert.equal(row.lease_token !== null, running, `${at}: lease_token set exactly while running`);
+    assert.equal(row.lease_until !== null, running, `${at}: lease_until set exactly while running`);
+    assert.ok(row.attempts >= 0, `${at}: attempts ${row.attempts} < 0`);
+    // Workers retry only while attempts remain, requeues reset to 0 and releases give one back, so no
+    // sequence of operations pushes a task past its limit.
+    assert.ok(row.attempts <= row.max_attempts, `${at}: attempts ${row.attempts} > ${row.max_attempts}`);
+    const terminal = (TERMINAL_STATUSES as readonly string[]).includes(row.status);
+    assert.equal(row.finished_at !== null, terminal, `${at}: finished_at set exactly when terminal`);
+    assert.equal(row.lease_token, model.tasks.get(row.id)?.leaseToken, `${at}: lease token`);
+  }
+
+  const listed = await db.store.taskList({ limit: 1000, offset: 0 });
+  assert.deepEqual(
+    listed.map(pick).sort((a, b) => a.id - b.id),
+    [...model.tasks.values()].map(pickModel).sort((a, b) => a.id - b.id),
+    `${where}: every task as the model predicts`,
+  );
+}
+
+async function clear(db: QueueDatabase): Promise<void> {
+  await db.transaction(async (tx) => {
+    await tx.execute("DELETE FROM task_queue");
+  });
+}
+
+async function runProgram(db: QueueDatabase, ops: Op[]): Promise<void> {
+  await clear(db);
+  const model = new Model();
+  for (const [i, op] of ops.entries()) {
+    await apply(db.store, model, op);
+    await checkInvariants(db, model, `after step ${i} ${JSON.stringify(op)}`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+describe("the task state machine against the real store", () => {
+  test("random interleavings of claims, outcomes, leases, reaps and operator actions match the model", async () => {
+    await withDb(async (db) => {
+      await fc.assert(
+        fc.asyncProperty(programArb, (ops) => runProgram(db, ops)),
+        { numRuns: NUM_RUNS },
+      );
+    });
+  });
+});
+
+describe("tricky interleavings", () => {
+  const LEASE_MS = 1000;
+
+  async function enqueueOne(store: Store, now: number, maxAttempts = 3): Promise<number> {
+    const [{ task }] = await store.taskInsertMany([{
+      type: "t",
+      payload: "{}",
+      priority: 0,
+      maxAttempts,
+      runAfter: now,
+      idempotencyKey: null,
+      timeoutMs: null,
+    }], now);
+    return task.id;
+  }
+
+  async function claim(store: Store, workerId: string, now: number): Promise<Fence> {
+    const [leased] = await store.taskClaim({ workerId, limit: 1, leaseMs: LEASE_MS, now, strategy: "fifo" });
+    assert.ok(leased, `${workerId} claimed a task`);
+    return { id: leased.task.id, leaseToken: leased.leaseToken };
+  }
+
+  test("a reclaimed task completed by the second worker stays completed when the first worker's late outcome arrives", async () => {
+    await withDb(async (db) => {
+      const store = db.store;
+      let now = T0;
+      const id = await enqueueOne(store, now);
+      const first = await claim(store, "w1", now);
+      now += LEASE_MS + 1;
+      assert.deepEqual(await store.taskReapExpired(now), { requeued: 1, failed: 0 });
+      const second = await claim(store, "w2", now);
+      assert.deepEqual(await store.taskFinishMany([{ ...second, status: "completed" }], now), new Set([id]));
+      const done = await store.taskGet(id);
+      now += 10;
+      for (
+        const late of [
+          { ...first, status: "completed" },
+          { ...first, status: "failed", errorMessage: "late failure" },
+          { ...first, status: "queued", runAfter: now, errorMessage: "late retry" },
+        ] satisfies Finish[]
+      ) {
+        assert.equal((await store.taskFinishMany([late], now)).size, 0, `late ${late.status} refused`);
+      }
+      assert.equal(await store.taskExtendLease(first, now + LEASE_MS, now), false);
+      assert.equal((await store.taskReleaseMany([first], now)).size, 0);
+      assert.deepEqual(await store.taskGet(id), done);
+      assert.equal(done?.status, "completed");
+      assert.equal(done?.attempts, 2);
+      assert.equal(done?.lockedBy, "w2");
+    });
+  });
+
+  test("a release after the lease was reaped changes nothing, neither the status nor the attempt count", async () => {
+    await withDb(async (db) => {
+      const store = db.store;
+      let now = T0;
+      const id = await enqueueOne(store, now, 3);
+      const fence = await claim(store, "w1", now);
+      now += LEASE_MS + 1;
+      assert.deepEqual(await store.taskReapExpired(now), { requeued: 1, failed: 0 });
+      const reaped = await store.taskGet(id);
+      assert.equal(reaped?.status, "queued");
+      assert.equal(reaped?.attempts, 1, "the reaped attempt counts");
+
+      assert.equal((await store.taskReleaseMany([fence], now)).size, 0);
+      assert.deepEqual(await store.taskGet(id), reaped, "a stale release does not give the attempt back");
+
+      // Once reaped and claimed again, the old fence still releases nothing, and the new one does.
+      const again = await claim(store, "w2", now);
+      assert.equal((await store.taskReleaseMany([fence], now)).size, 0);
+      assert.equal((await store.taskGet(id))?.attempts, 2);
+      assert.deepEqual(await store.taskReleaseMany([fence, again], now), new Set([id]));
+      const released = await store.taskGet(id);
+      assert.equal(released?.status, "queued");
+      assert.equal(released?.attempts, 1);
+      assert.equal(released?.leaseUntil, null);
+    });
+  });
+
+  test("a lease that expired but was not reaped yet still holds: a heartbeat revives it, and the reaper then spares it", async () => {
+    await withDb(async (db) => {
+      const store = db.store;
+      let now = T0;
+      const id = await enqueueOne(store, now, 1);
+      const fence = await claim(store, "w1", now);
+      now += LEASE_MS; // exactly at the deadline: not yet expired
+      assert.deepEqual(await store.taskReapExpired(now), { requeued: 0, failed: 0 });
+      now += 500; // past the deadline, but no reaper ran
+      assert.equal(await store.taskExtendLease(fence, now + LEASE_MS, now), true);
+      assert.deepEqual(await store.taskReapExpired(now + 1), { requeued: 0, failed: 0 });
+      assert.equal((await store.taskGet(id))?.status, "running");
+      // Left to expire with its only attempt used, it fails; the holder's outcome then changes nothing.
+      now += LEASE_MS + 1;
+      assert.deepEqual(await store.taskReapExpired(now), { requeued: 0, failed: 1 });
+      assert.equal((await store.taskFinishMany([{ ...fence, status: "completed" }], now)).size, 0);
+      const failed = await store.taskGet(id);
+      assert.equal(failed?.status, "failed");
+      assert.equal(failed?.attempts, 1);
+      assert.equal(failed?.finishedAt, now);
+      assert.match(failed?.errorMessage ?? "", /lease expired: worker w1/);
+    });
+  });
+});
