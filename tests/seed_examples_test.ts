@@ -378,7 +378,14 @@ describe("Error Handling", () => {
       const worker = new WorkerEngine({ db, workerId: "worker-01", handlerRegistry: registry });
       const summary = await worker.runLoop({ untilEmpty: true });
 
-      assert.deepEqual(summary, { claimed: 1, completed: 0, retried: 0, failed: 1, leaseLost: 0, released: 0 });
+      assert.deepEqual(summary, {
+        claimed: 1,
+        completed: 0,
+        retried: 0,
+        failed: 1,
+        leaseLost: 0,
+        released: 0,
+      });
       const task = await reload(db, id);
       assert.equal(task.status, "failed");
       assert.equal(task.attempts, 1, "no retry: the single attempt is the only one");
