@@ -9,16 +9,16 @@ import { lstat, open, realpath, rename, rm, stat } from "node:fs/promises";
 import { platform } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import * as v from "valibot";
-import { fieldMessage } from "./_payload.ts";
+import { payloadObject } from "./_payload.ts";
 import { defineHandler, NonRetryableError } from "../mod.ts";
 
-const schema = v.strictObject({
+const schema = payloadObject({
   path: v.pipe(
     v.string("must be a file path"),
     v.check((path) => path.trim() !== "", "must not be empty"),
   ),
   overwrite: v.optional(v.boolean("must be true or false"), false),
-}, fieldMessage);
+});
 
 export default defineHandler({
   type: "backup_database",

@@ -5,7 +5,7 @@
  * @module
  */
 import * as v from "valibot";
-import { fieldMessage } from "./_payload.ts";
+import { payloadObject } from "./_payload.ts";
 import { defineHandler } from "../mod.ts";
 
 const METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"] as const;
@@ -16,7 +16,7 @@ const FORBIDDEN_IN_HEADER_VALUE = /[\r\n\0]/;
 const ERROR_BODY_CHARS = 200;
 
 const schema = v.pipe(
-  v.strictObject({
+  payloadObject({
     url: v.pipe(
       v.string("must be a URL"),
       v.check(isHttpUrl, "must be an absolute http:// or https:// URL like https://example.com/hook"),
@@ -57,7 +57,7 @@ const schema = v.pipe(
         v.minLength(1, "must list at least one status; leave it out to accept any 2xx"),
       ),
     ),
-  }, fieldMessage),
+  }),
   // fetch() throws on such a request, and would do so again on every retry.
   v.forward(
     v.partialCheck(

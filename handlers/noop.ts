@@ -4,10 +4,10 @@
  * @module
  */
 import * as v from "valibot";
-import { fieldMessage } from "./_payload.ts";
+import { payloadObject } from "./_payload.ts";
 import { defineHandler } from "../mod.ts";
 
-const schema = v.strictObject({
+const schema = payloadObject({
   sleepMs: v.optional(
     v.pipe(
       v.number("must be a number of milliseconds"),
@@ -17,7 +17,7 @@ const schema = v.strictObject({
     ),
     0,
   ),
-}, fieldMessage);
+});
 
 export default defineHandler({
   type: "noop",

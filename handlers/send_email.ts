@@ -12,7 +12,7 @@ import { mkdir, open, rename, rm } from "node:fs/promises";
 import { platform } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import * as v from "valibot";
-import { fieldMessage } from "./_payload.ts";
+import { payloadObject } from "./_payload.ts";
 import { defineHandler, NonRetryableError } from "../mod.ts";
 import { readEnv } from "../src/platform.ts";
 
@@ -36,7 +36,7 @@ const address = v.pipe(
   v.regex(ADDRESS, "must be a plain email address like ada@example.com (no display name, no line breaks)"),
 );
 
-const schema = v.strictObject({
+const schema = payloadObject({
   to: v.pipe(
     v.union([
       address,
@@ -64,7 +64,7 @@ const schema = v.strictObject({
     ),
   ),
   replyTo: v.optional(address),
-}, fieldMessage);
+});
 
 type Email = v.InferOutput<typeof schema>;
 

@@ -135,10 +135,9 @@ export class Queue {
     }
     const { type, payload = {} } = item;
     assertTaskType(type);
-    if (this.#registry) {
-      const info = this.#registry.getHandlerInfo(type);
-      if (!info) throw new TaskHandlerNotRegisteredError(type, this.#registry.getRegisteredTypes());
-      if (info.schema) await parsePayload(type, info.schema, payload);
+    const info = this.#registry?.getHandlerInfo(type);
+    if (this.#registry && !info) {
+      throw new TaskHandlerNotRegisteredError(type, this.#registry.getRegisteredTypes());
     }
     let json: string | undefined;
     try {
@@ -158,6 +157,8 @@ export class Queue {
       const size = this.#encoder.encode(json).length;
       if (size > this.#maxPayloadBytes) throw new PayloadTooLargeError(type, size, this.#maxPayloadBytes);
     }
+    // The schema last: no point validating, field by field, a payload that is too large to store anyway.
+    if (info?.schema) await parsePayload(type, info.schema, payload);
     return {
       type,
       payload: json,

@@ -13,11 +13,24 @@ export interface PayloadField {
 
 interface SchemaNode {
   type: string;
+  kind?: string;
   wrapped?: SchemaNode;
   item?: SchemaNode;
   options?: unknown[];
   entries?: Record<string, SchemaNode>;
-  pipe?: { type: string; kind: string }[];
+  pipe?: SchemaNode[];
+}
+
+/** The object schema itself, or the one inside a pipe (`v.pipe(v.custom(...), v.strictObject(...))`). */
+function objectNode(node: SchemaNode): SchemaNode | undefined {
+  if (node.entries) return node;
+  for (const step of node.pipe ?? []) {
+    if (step.kind === "schema" && step !== node) {
+      const found = objectNode(step);
+      if (found) return found;
+    }
+  }
+  return undefined;
 }
 
 const OPTIONAL = new Set(["optional", "nullish", "exact_optional", "undefinedable"]);
@@ -25,8 +38,8 @@ const WRAPPERS = new Set([...OPTIONAL, "nullable", "non_nullable", "non_optional
 
 /** The top-level fields of an object schema; an empty list for any other schema. */
 export function payloadFields(schema: PayloadSchema): PayloadField[] {
-  const node = schema as unknown as SchemaNode;
-  if (!node.entries) return [];
+  const node = objectNode(schema as unknown as SchemaNode);
+  if (!node?.entries) return [];
   return Object.entries(node.entries).map(([name, entry]) => ({
     name,
     type: describe(entry),

@@ -26,6 +26,7 @@ Options:
   --max-attempts <n>     Attempts before the task fails for good (default 5)
   --key <key>            Idempotency key: enqueueing the same key again returns the existing task
   --timeout <duration>   Time limit per attempt (default: the handler's, or none)
+                         Payloads over $PRISMQ_MAX_PAYLOAD_BYTES (default 1048576) are refused.
   --ndjson <file | ->    Bulk: one JSON object per line, {"type", "payload", "priority"?, "delayMs"?,
                          "runAt"?, "maxAttempts"?, "idempotencyKey"?, "timeoutMs"?}. Good lines go in,
                          in transactions of ${count(1000)}; bad lines are reported with their numbers and
@@ -80,7 +81,8 @@ export const enqueueCommand: Command = {
       }
       const db = await openDatabase(values.db, io);
       try {
-        return await enqueueNdjson(values.ndjson, new Queue(db, { registry }), values.json, io);
+        const queue = new Queue(db, { registry, maxPayloadBytes: maxPayloadBytes(io.env) });
+        return await enqueueNdjson(values.ndjson, queue, values.json, io);
       } finally {
         db.close();
       }
@@ -108,7 +110,7 @@ export const enqueueCommand: Command = {
 
     const db = await openDatabase(values.db, io);
     try {
-      const queue = new Queue(db, { registry });
+      const queue = new Queue(db, { registry, maxPayloadBytes: maxPayloadBytes(io.env) });
       const [{ task, created }] = await queue.enqueueManyDetailed([{ ...options, type, payload }]);
       if (values.json) io.stdout.write(json(task));
       else io.stdout.write(describeEnqueued(task, created, styleFor(io.stdout, io)) + "\n");
@@ -118,6 +120,12 @@ export const enqueueCommand: Command = {
     }
   },
 };
+
+/** The payload size limit: `PRISMQ_MAX_PAYLOAD_BYTES`, else the queue's default of 1 MiB. */
+function maxPayloadBytes(env: Record<string, string | undefined>): number | undefined {
+  const text = env.PRISMQ_MAX_PAYLOAD_BYTES;
+  return text === undefined || text === "" ? undefined : parseInteger("PRISMQ_MAX_PAYLOAD_BYTES", text, 1);
+}
 
 function singleTaskOptions(values: Record<string, string | boolean | undefined>): EnqueueOptions {
   const text = (name: string) => values[name] as string | undefined;

@@ -1,0 +1,389 @@
+/**
+ * Bad input is refused whole: a table of bad inputs, each with the error it must give and its exit code,
+ * and the database exactly as it was afterwards. Also the inputs that look dangerous but are plain data
+ * (SQL in keys and payloads), which must be stored literally and change nothing else.
+ */
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import process from "node:process";
+import { Queue, QueueDatabase } from "../mod.ts";
+import { cli, type CliOptions } from "./_cli.ts";
+import { makeTempDir } from "./_helpers.ts";
+
+/** Every row of every PrismQ table, as text: equal snapshots mean an unchanged database. */
+async function snapshot(path: string): Promise<string> {
+  const db = new QueueDatabase(path);
+  try {
+    return await db.transaction(async (tx) => {
+      const tables = ["task_queue", "task_logs", "workers", "prismq_migrations"];
+      const dumps = await Promise.all(tables.map((t) => tx.execute(`SELECT * FROM ${t} ORDER BY 1`)));
+      return JSON.stringify(dumps.map((d) => d.rows));
+    });
+  } finally {
+    db.close();
+  }
+}
+
+/** Asserts one line on stderr, no stack trace. */
+function oneLine(stderr: string): void {
+  assert.equal(stderr.trimEnd().split("\n").length, 1, `one line expected:\n${stderr}`);
+  assert.doesNotMatch(stderr, /^\s+at /m);
+}
+
+const INVALID_UTF8 = new Uint8Array([0x7b, 0x22, 0x73, 0x22, 0x3a, 0x22, 0xc3, 0x28, 0x22, 0x7d]); // {"s":"\xc3("}
+const big = "x".repeat(1024 * 1024);
+
+interface BadInput {
+  what: string;
+  argv: string[];
+  options?: CliOptions;
+  code: 1 | 2;
+  error: RegExp;
+}
+
+const TABLE: BadInput[] = [
+  { what: "malformed JSON", argv: ["enqueue", "noop", "{bad"], code: 2, error: /payload is not valid JSON/ },
+  {
+    what: "a JSON payload that is not an object",
+    argv: ["enqueue", "noop", "[1]"],
+    code: 2,
+    error: /must be a JSON object/,
+  },
+  {
+    what: "a schema-invalid field",
+    argv: ["enqueue", "noop", '{"sleepMs": "soon"}'],
+    code: 2,
+    error: /sleepMs: /,
+  },
+  {
+    what: "an unknown payload field",
+    argv: ["enqueue", "noop", '{"sleep": 1}'],
+    code: 2,
+    error: /sleep: is not a field/,
+  },
+  {
+    what: "an invalid email address",
+    argv: ["enqueue", "send_email", '{"to": "not-an-address", "subject": "s", "body": "b"}'],
+    code: 2,
+    error: /to/,
+  },
+  {
+    what: "an unknown type",
+    argv: ["enqueue", "nope", "{}"],
+    code: 2,
+    error: /No handler registered for task type 'nope'/,
+  },
+  {
+    what: "SQL in the type",
+    argv: ["enqueue", "noop'; DROP TABLE task_queue; --", "{}"],
+    code: 2,
+    error: /No handler registered for task type 'noop'; DROP TABLE task_queue; --'/,
+  },
+  {
+    what: "a payload over 1 MiB",
+    argv: ["enqueue", "send_email", JSON.stringify({ to: "a@example.com", subject: "s", body: big })],
+    code: 2,
+    error: /over the limit of 1048576 bytes/,
+  },
+  {
+    what: "a payload over PRISMQ_MAX_PAYLOAD_BYTES",
+    argv: ["enqueue", "noop", '{"sleepMs": 1}'],
+    options: { env: { PRISMQ_MAX_PAYLOAD_BYTES: "8" } },
+    code: 2,
+    error: /over the limit of 8 bytes/,
+  },
+  {
+    what: "invalid UTF-8 on standard input",
+    argv: ["enqueue", "noop", "-"],
+    options: { stdin: INVALID_UTF8 },
+    code: 2,
+    error: /not valid UTF-8/,
+  },
+  {
+    what: "invalid UTF-8 in a payload file",
+    argv: ["enqueue", "noop", "--payload-file", "payload.json"],
+    options: { files: { "payload.json": INVALID_UTF8 } },
+    code: 2,
+    error: /not valid UTF-8/,
+  },
+  {
+    what: "a duration without a unit",
+    argv: ["enqueue", "noop", "--delay", "10"],
+    code: 2,
+    error: /Invalid duration '10'/,
+  },
+  {
+    what: "an unknown duration unit",
+    argv: ["enqueue", "noop", "--delay", "5x"],
+    code: 2,
+    error: /Invalid duration/,
+  },
+  {
+    what: "a negative duration",
+    argv: ["enqueue", "noop", "--delay=-5s"],
+    code: 2,
+    error: /Invalid duration/,
+  },
+  { what: "a lease under a second", argv: ["run", "--lease", "10ms"], code: 2, error: /--lease/ },
+  { what: "a grace period in words", argv: ["run", "--grace", "soon"], code: 2, error: /--grace/ },
+  {
+    what: "an impossible date",
+    argv: ["enqueue", "noop", "--run-at", "2030-02-30T09:00:00Z"],
+    code: 2,
+    error: /Invalid time/,
+  },
+  {
+    what: "a time without a zone",
+    argv: ["enqueue", "noop", "--run-at", "2030-01-31T09:00:00"],
+    code: 2,
+    error: /zone/,
+  },
+  {
+    what: "a date in words",
+    argv: ["enqueue", "noop", "--run-at", "tomorrow"],
+    code: 2,
+    error: /Invalid time/,
+  },
+  {
+    what: "a fractional priority",
+    argv: ["enqueue", "noop", "--priority", "1.5"],
+    code: 2,
+    error: /--priority/,
+  },
+  {
+    what: "a priority in words",
+    argv: ["enqueue", "noop", "--priority", "high"],
+    code: 2,
+    error: /--priority/,
+  },
+  {
+    what: "zero max attempts",
+    argv: ["enqueue", "noop", "--max-attempts", "0"],
+    code: 2,
+    error: /--max-attempts/,
+  },
+  {
+    what: "an exponent for a count",
+    argv: ["enqueue", "noop", "--max-attempts", "1e3"],
+    code: 2,
+    error: /--max-attempts/,
+  },
+  { what: "zero concurrency", argv: ["run", "--concurrency", "0"], code: 2, error: /--concurrency/ },
+  { what: "a negative limit", argv: ["list", "--limit", "-1"], code: 2, error: /--limit/ },
+  { what: "a task id in words", argv: ["show", "abc"], code: 2, error: /task id/ },
+  { what: "task id zero", argv: ["cancel", "0"], code: 2, error: /task id/ },
+  { what: "a task that does not exist", argv: ["retry", "999"], code: 2, error: /No task with id 999/ },
+  {
+    what: "purging running tasks",
+    argv: ["purge", "--status", "running", "--older-than", "1d"],
+    code: 2,
+    error: /Cannot purge 'running'/,
+  },
+  { what: "purge without an age", argv: ["purge", "--status", "completed"], code: 2, error: /--older-than/ },
+  { what: "an unknown status", argv: ["list", "--status", "done"], code: 2, error: /Unknown status 'done'/ },
+  {
+    what: "cancelling a finished task",
+    argv: ["cancel", "1"],
+    code: 1,
+    error: /Cannot cancel task 1: it is 'completed'/,
+  },
+];
+
+describe("bad input is refused with its error and exit code, and the database is unchanged", () => {
+  for (const bad of TABLE) {
+    test(`${bad.what}: exit ${bad.code}`, async () => {
+      const { dir, remove } = makeTempDir();
+      const dbPath = join(dir, "queue.db");
+      try {
+        // A database with history: one completed task (id 1) and one queued.
+        assert.equal((await cli(["enqueue", "noop", "--db", dbPath])).code, 0);
+        assert.equal((await cli(["run", "--until-empty", "--db", dbPath])).code, 0);
+        assert.equal((await cli(["enqueue", "noop", '{"sleepMs": 5}', "--db", dbPath])).code, 0);
+        const before = await snapshot(dbPath);
+        const files = Object.fromEntries(
+          Object.entries(bad.options?.files ?? {}).map(([name, content]) => [join(dir, name), content]),
+        );
+        const argv = bad.argv.map((word) => (word === "payload.json" ? join(dir, word) : word));
+        const result = await cli([...argv, "--db", dbPath], { ...bad.options, files });
+        assert.equal(result.code, bad.code, result.stderr);
+        assert.match(result.stderr, bad.error);
+        oneLine(result.stderr);
+        assert.equal(await snapshot(dbPath), before, "the database is unchanged");
+      } finally {
+        remove();
+      }
+    });
+  }
+});
+
+describe("dangerous-looking input that is valid is stored as plain data", () => {
+  test("SQL in an idempotency key and in a payload is stored literally and nothing else changes", async () => {
+    const { dir, remove } = makeTempDir();
+    const dbPath = join(dir, "queue.db");
+    try {
+      const key = "k'); DELETE FROM task_queue; --";
+      const subject = "'; DROP TABLE task_queue; SELECT '";
+      const first = await cli(["enqueue", "noop", "--key", key, "--db", dbPath, "--json"]);
+      const second = await cli([
+        "enqueue",
+        "send_email",
+        JSON.stringify({ to: "a@example.com", subject, body: "1 OR 1=1" }),
+        "--db",
+        dbPath,
+        "--json",
+      ]);
+      assert.equal(first.code, 0, first.stderr);
+      assert.equal(second.code, 0, second.stderr);
+      const db = new QueueDatabase(dbPath);
+      const tasks = await new Queue(db).list();
+      db.close();
+      assert.equal(tasks.length, 2);
+      assert.equal(tasks.find((t) => t.type === "noop")?.idempotencyKey, key);
+      assert.deepEqual(tasks.find((t) => t.type === "send_email")?.payload, {
+        to: "a@example.com",
+        subject,
+        body: "1 OR 1=1",
+      });
+    } finally {
+      remove();
+    }
+  });
+
+  test("NDJSON with bad lines among a thousand good ones writes exactly the good ones", async () => {
+    const { dir, remove } = makeTempDir();
+    const dbPath = join(dir, "queue.db");
+    try {
+      const lines = Array.from(
+        { length: 1000 },
+        (_, i) => JSON.stringify({ type: "noop", payload: { sleepMs: i % 7 } }),
+      );
+      const bad = new Map([
+        [17, "{oops"],
+        [250, JSON.stringify({ type: "noop", payload: { sleepMs: -1 } })],
+        [499, JSON.stringify({ type: "drop table", payload: {} })],
+        [730, JSON.stringify({ type: "noop", priority: "high" })],
+        [998, JSON.stringify({ type: "noop", extra: true })],
+      ]);
+      // In ascending order, so that each bad line lands on its final line number.
+      for (const [n, line] of bad) lines.splice(n - 1, 0, line);
+      const file = join(dir, "tasks.ndjson");
+      const result = await cli(["enqueue", "--ndjson", file, "--db", dbPath, "--json"], {
+        files: { [file]: lines.join("\n") + "\n" },
+      });
+      assert.equal(result.code, 2);
+      const summary = JSON.parse(result.stdout);
+      assert.equal(summary.enqueued, 1000);
+      assert.deepEqual(summary.invalid.map((entry: { line: number }) => entry.line), [...bad.keys()]);
+      const db = new QueueDatabase(dbPath);
+      const stats = await new Queue(db).stats();
+      db.close();
+      assert.equal(stats.counts.queued, 1000);
+      assert.deepEqual(Object.keys(stats.byType), ["noop"]);
+    } finally {
+      remove();
+    }
+  });
+});
+
+describe("unusable databases give one clear line, a non-zero exit, and are left as they were", () => {
+  test("a corrupt file", async () => {
+    const { dir, remove } = makeTempDir();
+    try {
+      const path = join(dir, "corrupt.db");
+      const garbage = new Uint8Array(16_384).map((_, i) => (i * 7919) % 251);
+      writeFileSync(path, garbage);
+      for (const argv of [["list"], ["enqueue", "noop"], ["run", "--until-empty"]]) {
+        const result = await cli([...argv, "--db", path]);
+        assert.equal(result.code, 1);
+        assert.match(result.stderr, /is not a valid SQLite database or is corrupt/);
+        oneLine(result.stderr);
+      }
+      assert.deepEqual(new Uint8Array(readFileSync(path)), garbage);
+      assert.equal(existsSync(`${path}-wal`), false);
+    } finally {
+      remove();
+    }
+  });
+
+  test("a folder that does not exist is not created", async () => {
+    const { dir, remove } = makeTempDir();
+    try {
+      const result = await cli(["enqueue", "noop", "--db", join(dir, "missing", "queue.db")]);
+      assert.equal(result.code, 1);
+      assert.match(result.stderr, /the folder '.*missing' does not exist/);
+      oneLine(result.stderr);
+      assert.equal(existsSync(join(dir, "missing")), false);
+    } finally {
+      remove();
+    }
+  });
+
+  test("a path that is a folder", async () => {
+    const { dir, remove } = makeTempDir();
+    try {
+      mkdirSync(join(dir, "queue.db"));
+      const result = await cli(["list", "--db", join(dir, "queue.db")]);
+      assert.equal(result.code, 1);
+      assert.match(result.stderr, /cannot be created or opened/);
+      oneLine(result.stderr);
+    } finally {
+      remove();
+    }
+  });
+
+  test("a read-only file: reading works, writing fails clearly and changes nothing", async (t) => {
+    const { dir, remove } = makeTempDir();
+    const path = join(dir, "queue.db");
+    const locked = process.getuid?.() === 0 ? immutable(path) : readOnly(path);
+    try {
+      assert.equal((await cli(["enqueue", "noop", "--db", path])).code, 0);
+      const before = await snapshot(path);
+      if (!locked.lock()) {
+        t.skip("cannot make a file read-only for root here (no chattr)");
+        return;
+      }
+      const read = await cli(["list", "--json", "--db", path]);
+      assert.equal(read.code, 0, read.stderr);
+      assert.equal(JSON.parse(read.stdout).length, 1);
+      const write = await cli(["enqueue", "noop", "--db", path]);
+      assert.equal(write.code, 1);
+      assert.match(write.stderr, /is read-only/);
+      oneLine(write.stderr);
+      locked.unlock();
+      assert.equal(await snapshot(path), before);
+    } finally {
+      locked.unlock();
+      remove();
+    }
+  });
+});
+
+/** Root ignores file modes; the immutable attribute stops even root from writing. */
+function immutable(path: string) {
+  let set = false;
+  return {
+    lock() {
+      try {
+        execFileSync("chattr", ["+i", path], { stdio: "ignore" });
+        set = true;
+      } catch {
+        set = false;
+      }
+      return set;
+    },
+    unlock() {
+      if (set) execFileSync("chattr", ["-i", path], { stdio: "ignore" });
+      set = false;
+    },
+  };
+}
+
+function readOnly(path: string) {
+  return {
+    lock: () => (chmodSync(path, 0o444), true),
+    unlock: () => existsSync(path) && chmodSync(path, 0o644),
+  };
+}
