@@ -1,0 +1,64 @@
+/**
+ * The Drizzle schema and the SQL migrations describe the same tables, columns and indexes.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { getTableConfig, type SQLiteTable } from "drizzle-orm/sqlite-core";
+import { migrationsTable, taskLogs, taskQueue, workers } from "../src/store/sqlite/schema.ts";
+import { MIGRATIONS } from "../src/store/sqlite/migrations.ts";
+import { withDb } from "./_helpers.ts";
+
+const TABLES: SQLiteTable[] = [taskQueue, workers, taskLogs, migrationsTable];
+
+test("every table's columns match the Drizzle schema: names, types, NOT NULL, primary keys", async () => {
+  await withDb(async (db) => {
+    for (const table of TABLES) {
+      const config = getTableConfig(table);
+      const actual = await db.transaction(async (tx) =>
+        (await tx.execute(`PRAGMA table_info(${config.name})`)).rows
+      );
+      const describe = (name: string, type: string, notNull: boolean, pk: boolean) =>
+        `${name} ${type.toUpperCase()}${notNull ? " NOT NULL" : ""}${pk ? " PRIMARY KEY" : ""}`;
+      assert.deepEqual(
+        actual.map((c) =>
+          describe(String(c.name), String(c.type), Number(c.notnull) === 1, Number(c.pk) === 1)
+        ),
+        config.columns.map((c) => describe(c.name, c.getSQLType(), c.notNull && !c.primary, c.primary)),
+        config.name,
+      );
+    }
+  });
+});
+
+test("every index in the Drizzle schema exists, with the same columns and uniqueness", async () => {
+  await withDb(async (db) => {
+    for (const table of TABLES) {
+      const config = getTableConfig(table);
+      const actual = await db.transaction(async (tx) => {
+        const list = (await tx.execute(`PRAGMA index_list(${config.name})`)).rows.filter((i) =>
+          i.origin === "c"
+        );
+        return Promise.all(list.map(async (index) => {
+          const columns = (await tx.execute(`PRAGMA index_info(${index.name})`)).rows.map((c) => c.name);
+          return `${index.name}${Number(index.unique) ? " UNIQUE" : ""} (${columns.join(", ")})`;
+        }));
+      });
+      const expected = config.indexes.map((index) => {
+        const columns = index.config.columns.map((c) => (c as { name: string }).name);
+        return `${index.config.name}${index.config.unique ? " UNIQUE" : ""} (${columns.join(", ")})`;
+      });
+      assert.deepEqual(actual.sort(), expected.sort(), config.name);
+    }
+  });
+});
+
+test("migrations are numbered from 1 without gaps and recorded once applied", async () => {
+  assert.deepEqual(MIGRATIONS.map((m) => m.version), MIGRATIONS.map((_, i) => i + 1));
+  await withDb(async (db) => {
+    await db.initializeSchema();
+    const rows = await db.transaction(async (tx) =>
+      (await tx.execute("SELECT version FROM prismq_migrations")).rows
+    );
+    assert.deepEqual(rows.map((r) => Number(r.version)), MIGRATIONS.map((m) => m.version));
+  });
+});
