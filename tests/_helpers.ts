@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { QueueDatabase } from "../mod.ts";
+import { type HandlerContext, QueueDatabase, type Task } from "../mod.ts";
 
 /** A new empty folder under the system's temporary folder; removed by the returned function. */
 export function makeTempDir(prefix = "prismq-test-"): { dir: string; remove: () => void } {
@@ -44,4 +44,63 @@ export async function waitFor(
     if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}.`);
     await delay(5);
   }
+}
+
+/** Every field of a Task, sorted: the shape `--json` and the API must return. */
+export const TASK_FIELDS = [
+  "attempts",
+  "createdAt",
+  "errorMessage",
+  "finishedAt",
+  "id",
+  "idempotencyKey",
+  "leaseUntil",
+  "lockedBy",
+  "maxAttempts",
+  "payload",
+  "priority",
+  "runAfter",
+  "startedAt",
+  "status",
+  "timeoutMs",
+  "type",
+  "updatedAt",
+];
+
+/** A running task as a worker passes it to a handler, for calling a `handle` directly. */
+export function runningTask<P>(payload: P, fields: Partial<Task> = {}): Task<P> {
+  return {
+    id: 1,
+    type: "test_task",
+    status: "running",
+    priority: 100,
+    attempts: 1,
+    maxAttempts: 5,
+    errorMessage: null,
+    idempotencyKey: null,
+    lockedBy: "test-worker",
+    timeoutMs: null,
+    runAfter: 0,
+    leaseUntil: 60_000,
+    createdAt: 0,
+    updatedAt: 0,
+    startedAt: 0,
+    finishedAt: null,
+    ...fields,
+    payload,
+  };
+}
+
+/** A handler context for calling a `handle` by hand; `db` is for handlers that use the database. */
+export function handContext(fields: Partial<HandlerContext> = {}): HandlerContext {
+  return {
+    signal: new AbortController().signal,
+    heartbeat: () => Promise.resolve(),
+    log: () => Promise.resolve(),
+    workerId: "test-worker",
+    attempt: 1,
+    // Handlers called without a database must not touch it.
+    db: null as never,
+    ...fields,
+  };
 }

@@ -14,7 +14,7 @@ import { handlers } from "../handlers/mod.ts";
 import { COMMANDS, main } from "../src/cli/main.ts";
 import { VERSION } from "../src/version.ts";
 import { cli, type CliOptions, fakeIo, type Result } from "./_cli.ts";
-import { makeTempDir, waitFor } from "./_helpers.ts";
+import { makeTempDir, TASK_FIELDS, waitFor } from "./_helpers.ts";
 
 // ---------------------------------------------------------------------------------------------------------
 // ---------------------------------------------------------------------------------------------------------
@@ -98,26 +98,6 @@ function jsonLines(text: string): Record<string, unknown>[] {
 const ANY_ESCAPE = /\x1b/;
 // deno-lint-ignore no-control-regex
 const SGR = /\x1b\[[0-9;]*m/;
-
-const TASK_KEYS = [
-  "attempts",
-  "createdAt",
-  "errorMessage",
-  "finishedAt",
-  "id",
-  "idempotencyKey",
-  "leaseUntil",
-  "lockedBy",
-  "maxAttempts",
-  "payload",
-  "priority",
-  "runAfter",
-  "startedAt",
-  "status",
-  "timeoutMs",
-  "type",
-  "updatedAt",
-];
 
 // ---------------------------------------------------------------------------------------------------------
 
@@ -247,7 +227,7 @@ describe("prismq enqueue", () => {
   test("--json prints the whole task", async () => {
     await withFixture(async ({ qJson }) => {
       const task = await qJson<Task>(["enqueue", "noop", '{"sleepMs": 5}']);
-      assert.deepEqual(Object.keys(task).sort(), TASK_KEYS);
+      assert.deepEqual(Object.keys(task).sort(), TASK_FIELDS);
       assert.equal(task.id, 1);
       assert.equal(task.type, "noop");
       assert.deepEqual(task.payload, { sleepMs: 5 });
@@ -958,7 +938,7 @@ describe("prismq list and show", () => {
 
       const all = await qJson<Task[]>(["list"]);
       assert.deepEqual(all.map((t) => t.id), [5, 4, 3, 2, 1]);
-      assert.deepEqual(Object.keys(all[0]).sort(), TASK_KEYS);
+      assert.deepEqual(Object.keys(all[0]).sort(), TASK_FIELDS);
       assert.deepEqual((await qJson<Task[]>(["list", "--status", "cancelled"])).map((t) => t.id), [2]);
       assert.deepEqual((await qJson<Task[]>(["list", "--type", "chatty"])).map((t) => t.id), [5]);
       assert.deepEqual(
@@ -1013,7 +993,7 @@ describe("prismq list and show", () => {
       assert.equal(shown.logs[0].message, "said hi");
       assert.deepEqual(shown.logs[0].details, { length: 2 });
       assert.equal(shown.logs[0].taskId, task.id);
-      assert.deepEqual(Object.keys(shown).sort(), [...TASK_KEYS, "logs"].sort());
+      assert.deepEqual(Object.keys(shown).sort(), [...TASK_FIELDS, "logs"].sort());
 
       const text = await q(["show", String(task.id)]);
       assert.equal(text.code, 0);

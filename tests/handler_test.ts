@@ -3,48 +3,13 @@ import assert from "node:assert/strict";
 import * as v from "valibot";
 import {
   defineHandler,
-  type HandlerContext,
   parsePayload,
   PayloadValidationError,
   Queue,
-  type Task,
   TaskHandlerRegistry,
   WorkerEngine,
 } from "../mod.ts";
-import { withDb } from "./_helpers.ts";
-
-/** A task as a worker would pass it, for calling a handle directly. */
-function makeTask<P>(payload: P, type = "test_task"): Task<P> {
-  return {
-    id: 1,
-    type,
-    payload,
-    status: "running",
-    priority: 100,
-    attempts: 1,
-    maxAttempts: 5,
-    errorMessage: null,
-    idempotencyKey: null,
-    lockedBy: "test-worker",
-    timeoutMs: null,
-    runAfter: 0,
-    leaseUntil: 60_000,
-    createdAt: 0,
-    updatedAt: 0,
-    startedAt: 0,
-    finishedAt: null,
-  };
-}
-
-const ctx: HandlerContext = {
-  signal: new AbortController().signal,
-  heartbeat: () => Promise.resolve(),
-  log: () => Promise.resolve(),
-  workerId: "test-worker",
-  attempt: 1,
-  // The handlers called with this context never touch the database.
-  db: null as never,
-};
+import { handContext, runningTask, withDb } from "./_helpers.ts";
 
 /** Awaits `promise` and returns what it rejected with, failing when it resolves. */
 async function rejectionOf(promise: Promise<unknown>): Promise<unknown> {
@@ -226,7 +191,7 @@ describe("defineHandler", () => {
     type Payload = Parameters<typeof definition.handle>[0]["payload"];
     const exact: Equal<Payload, { name: string; times: number }> = true;
     assert.equal(exact, true);
-    assert.equal(definition.handle(makeTask({ name: "ada", times: 2 }), ctx), "ADAADA");
+    assert.equal(definition.handle(runningTask({ name: "ada", times: 2 }), handContext()), "ADAADA");
   });
 
   test("the payload type of handle is the schema's output, after transforms", () => {
@@ -238,7 +203,7 @@ describe("defineHandler", () => {
     type Payload = Parameters<typeof definition.handle>[0]["payload"];
     const exact: Equal<Payload, { n: number }> = true;
     assert.equal(exact, true);
-    assert.equal(definition.handle(makeTask({ n: 4 }), ctx), 5);
+    assert.equal(definition.handle(runningTask({ n: 4 }), handContext()), 5);
   });
 });
 

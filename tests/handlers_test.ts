@@ -18,7 +18,6 @@ import {
   PayloadValidationError,
   Queue,
   QueueDatabase,
-  type Task,
   TaskHandlerRegistry,
   WorkerEngine,
 } from "../mod.ts";
@@ -26,7 +25,7 @@ import backupDatabase from "../handlers/backup_database.ts";
 import httpRequest from "../handlers/http_request.ts";
 import noop from "../handlers/noop.ts";
 import sendEmail from "../handlers/send_email.ts";
-import { makeTempDir, withDb } from "./_helpers.ts";
+import { makeTempDir, runningTask, withDb } from "./_helpers.ts";
 
 // ---------------------------------------------------------------------------------------------------------
 // Fixtures
@@ -43,29 +42,6 @@ async function runThroughWorker(db: QueueDatabase, definition: HandlerDefinition
   const task = await queue.get(id);
   assert.ok(task, `task ${id} vanished`);
   return { task, logs: await queue.logs(id) };
-}
-
-/** A task as a worker passes it to a handler, for calling `handle` directly. */
-function makeTask<P>(payload: P, id = 1): Task<P> {
-  return {
-    id,
-    type: "test",
-    payload,
-    status: "running",
-    priority: 100,
-    attempts: 1,
-    maxAttempts: 5,
-    errorMessage: null,
-    idempotencyKey: null,
-    lockedBy: "handlers-test",
-    timeoutMs: null,
-    runAfter: 0,
-    leaseUntil: 60_000,
-    createdAt: 0,
-    updatedAt: 0,
-    startedAt: 0,
-    finishedAt: null,
-  };
 }
 
 interface LogLine {
@@ -99,7 +75,7 @@ async function handleDirectly(
   const parsed = await parsePayload(definition.type, definition.schema, payload);
   const ctx = makeContext(options);
   try {
-    await definition.handle(makeTask(parsed, options.id), ctx);
+    await definition.handle(runningTask(parsed, { id: options.id ?? 1, type: definition.type }), ctx);
   } finally {
     if (!options.db) ctx.db.close();
   }

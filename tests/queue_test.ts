@@ -24,27 +24,7 @@ import {
   TaskStateError,
   WorkerEngine,
 } from "../mod.ts";
-import { makeTempDir, withDb } from "./_helpers.ts";
-
-const TASK_FIELDS = [
-  "attempts",
-  "createdAt",
-  "errorMessage",
-  "finishedAt",
-  "id",
-  "idempotencyKey",
-  "leaseUntil",
-  "lockedBy",
-  "maxAttempts",
-  "payload",
-  "priority",
-  "runAfter",
-  "startedAt",
-  "status",
-  "timeoutMs",
-  "type",
-  "updatedAt",
-];
+import { makeTempDir, TASK_FIELDS, withDb } from "./_helpers.ts";
 
 const T0 = Date.UTC(2030, 0, 1, 12, 0, 0);
 

@@ -8,7 +8,6 @@ import * as v from "valibot";
 import {
   defineHandler,
   getGlobalRegistry,
-  type HandlerContext,
   NonRetryableError,
   PayloadValidationError,
   Queue,
@@ -21,18 +20,7 @@ import {
   TaskHandlerRegistry,
   WorkerEngine,
 } from "../mod.ts";
-import { withDb } from "./_helpers.ts";
-
-/** The context a worker would give a handler, for the examples that call a handler by hand. */
-const handCtx: HandlerContext = {
-  signal: new AbortController().signal,
-  heartbeat: () => Promise.resolve(),
-  log: () => Promise.resolve(),
-  workerId: "by-hand",
-  attempt: 1,
-  // The handlers called with this context never touch the database.
-  db: null as never,
-};
+import { handContext, withDb } from "./_helpers.ts";
 
 /** Reads a task back, failing when it is gone. */
 async function reload(db: QueueDatabase, id: number): Promise<Task> {
@@ -172,7 +160,7 @@ describe("API Reference", () => {
       const task = await new Queue(db).enqueue("send_email", { to: "ada@example.com" });
 
       const handler = registry.getHandler("send_email");
-      await handler(task, handCtx);
+      await handler(task, handContext());
 
       assert.deepEqual(sentTo, ["ada@example.com"]);
     });
