@@ -243,6 +243,15 @@ export class Queue {
   workers(): Promise<WorkerInfo[]> {
     return this.db.store.workerList();
   }
+
+  /**
+   * Forgets workers silent for longer than `staleAfterMs` (a worker that was killed cannot remove its own
+   * row); returns their ids. Their tasks go back to the queue through their leases, not through this.
+   */
+  pruneWorkers(options: { staleAfterMs: number }): Promise<string[]> {
+    const staleAfterMs = wholeNumber("staleAfterMs", options.staleAfterMs, 0);
+    return this.db.store.workerPrune(this.#clock.now() - staleAfterMs);
+  }
 }
 
 function wholeNumber(name: string, value: number, least: number): number {

@@ -1214,6 +1214,10 @@ describe("prismq workers, migrate and demo", () => {
         /\nWorkers: 1 live, 1 stale\n {2}w-fresh \(host h1, pid 11, concurrency 4, heartbeat /,
       );
       assert.doesNotMatch(statusText.stdout, /w-old/);
+
+      assert.deepEqual(await qJson(["workers", "--prune", "--stale-after", "1h"]), { pruned: [] });
+      assert.equal((await q(["workers", "--prune"])).stdout, "Removed 1 stale worker.\n");
+      assert.deepEqual((await qJson<View[]>(["workers"])).map((w) => w.id), ["w-fresh"]);
     });
   });
 

@@ -158,6 +158,8 @@ export interface Store {
     leaseUntil: number,
   ): Promise<LostLease[]>;
   workerDelete(id: string): Promise<void>;
+  /** Deletes the rows of workers whose last heartbeat is older than `heartbeatBefore`; returns their ids. */
+  workerPrune(heartbeatBefore: number): Promise<string[]>;
   workerList(): Promise<WorkerInfo[]>;
 
   /** Writes a consistent copy of the whole database to a new file at `path` (`VACUUM INTO`). */

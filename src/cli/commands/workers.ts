@@ -10,14 +10,15 @@ import { formatDuration, formatTime, json, styleFor, table } from "../format.ts"
 
 export const STALE_AFTER_DEFAULT = "30s";
 
-const HELP = `Usage: prismq workers [--stale-after <duration>] [--json]
+const HELP = `Usage: prismq workers [--stale-after <duration>] [--prune] [--json]
 
 Lists workers with their host, pid, heartbeat age, concurrency and task types. A worker whose heartbeat
 is older than --stale-after is marked stale: it has died or hangs, and its tasks go back to the queue
-when their leases expire.
+when their leases expire. A worker that stops normally removes itself; one that was killed cannot.
 
 Options:
   --stale-after <duration>  A worker is stale after this long without a heartbeat (default ${STALE_AFTER_DEFAULT})
+  --prune                   Remove the stale workers' rows (their tasks are unaffected)
 ${COMMON_HELP}`;
 
 export interface WorkerView extends WorkerInfo {
@@ -40,6 +41,7 @@ export const workersCommand: Command = {
     const { values, positionals } = parseCommand("workers", argv, {
       ...COMMON_OPTIONS,
       "stale-after": { type: "string" },
+      prune: { type: "boolean", default: false },
     });
     if (values.help) {
       io.stdout.write(HELP + "\n");
@@ -49,7 +51,14 @@ export const workersCommand: Command = {
     const staleAfterMs = parseDuration("--stale-after", values["stale-after"] ?? STALE_AFTER_DEFAULT);
     const db = await openDatabase(values.db, io);
     try {
-      const workers = describeWorkers(await new Queue(db).workers(), Date.now(), staleAfterMs);
+      const queue = new Queue(db);
+      if (values.prune) {
+        const pruned = await queue.pruneWorkers({ staleAfterMs });
+        if (values.json) io.stdout.write(json({ pruned }));
+        else io.stdout.write(`Removed ${pruned.length} stale worker${pruned.length === 1 ? "" : "s"}.\n`);
+        return 0;
+      }
+      const workers = describeWorkers(await queue.workers(), Date.now(), staleAfterMs);
       if (values.json) {
         io.stdout.write(json(workers));
         return 0;

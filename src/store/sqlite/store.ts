@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { asc, eq, getTableColumns, inArray, type SQL, sql } from "drizzle-orm";
+import { asc, eq, getTableColumns, inArray, lt, type SQL, sql } from "drizzle-orm";
 import { DatabaseError, TaskNotFoundError, TaskStateError } from "../../errors.ts";
 import { type Task, TASK_STATUSES, type TaskEvent, type TaskStatus, TRANSITIONS } from "../../task.ts";
 import type {
@@ -473,6 +473,13 @@ export class SqliteStore implements Store {
 
   async workerDelete(id: string): Promise<void> {
     await this.#conn.run(() => this.#db.delete(workers).where(eq(workers.id, id)));
+  }
+
+  async workerPrune(heartbeatBefore: number): Promise<string[]> {
+    const rows = await this.#conn.run(() =>
+      this.#db.delete(workers).where(lt(workers.heartbeatAt, heartbeatBefore)).returning({ id: workers.id })
+    );
+    return rows.map((row) => row.id).sort();
   }
 
   async workerList(): Promise<WorkerInfo[]> {
