@@ -104,3 +104,13 @@ export function handContext(fields: Partial<HandlerContext> = {}): HandlerContex
     ...fields,
   };
 }
+
+/** Awaits `promise` and returns what it rejected with, failing when it resolves. */
+export async function rejectionOf(promise: Promise<unknown>): Promise<unknown> {
+  try {
+    await promise;
+  } catch (error) {
+    return error;
+  }
+  throw new Error("expected the promise to reject");
+}

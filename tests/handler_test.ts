@@ -9,17 +9,7 @@ import {
   TaskHandlerRegistry,
   WorkerEngine,
 } from "../mod.ts";
-import { handContext, runningTask, withDb } from "./_helpers.ts";
-
-/** Awaits `promise` and returns what it rejected with, failing when it resolves. */
-async function rejectionOf(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  assert.fail("expected the promise to reject");
-}
+import { handContext, rejectionOf, runningTask, withDb } from "./_helpers.ts";
 
 /** Whether two types are identical; used for compile-time checks. */
 type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends (<T>() => T extends B ? 1 : 2) ? true : false;

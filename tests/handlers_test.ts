@@ -25,7 +25,7 @@ import backupDatabase from "../handlers/backup_database.ts";
 import httpRequest from "../handlers/http_request.ts";
 import noop from "../handlers/noop.ts";
 import sendEmail from "../handlers/send_email.ts";
-import { makeTempDir, runningTask, withDb } from "./_helpers.ts";
+import { makeTempDir, rejectionOf, runningTask, withDb } from "./_helpers.ts";
 
 // ---------------------------------------------------------------------------------------------------------
 // Fixtures
@@ -80,16 +80,6 @@ async function handleDirectly(
     if (!options.db) ctx.db.close();
   }
   return ctx.lines;
-}
-
-/** Awaits `promise` and returns what it rejected with, failing when it resolves. */
-async function rejectionOf(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  assert.fail("expected the promise to reject");
 }
 
 /** The issues a payload gets from the handler's schema; fails when the payload is accepted. */

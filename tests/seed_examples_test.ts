@@ -20,23 +20,13 @@ import {
   TaskHandlerRegistry,
   WorkerEngine,
 } from "../mod.ts";
-import { handContext, withDb } from "./_helpers.ts";
+import { handContext, rejectionOf, withDb } from "./_helpers.ts";
 
 /** Reads a task back, failing when it is gone. */
 async function reload(db: QueueDatabase, id: number): Promise<Task> {
   const task = await new Queue(db).get(id);
   assert.ok(task, `task ${id} should exist`);
   return task;
-}
-
-/** Awaits `promise` and returns what it rejected with, failing when it resolves. */
-async function rejectionOf(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  assert.fail("expected the promise to reject");
 }
 
 // Each test that touches the global registry resets it itself; this leaves it clean for whatever runs next.

@@ -92,3 +92,8 @@ export function parseTaskId(command: string, text: string | undefined): number {
   if (text === undefined) throw new UsageError(`Missing task id.`, `Usage: prismq ${command} <id>`);
   return parseInteger("the task id", text, 1);
 }
+
+/** Refuses positional arguments beyond the first `expected`. */
+export function expectArguments(positionals: string[], expected: number): void {
+  if (positionals.length > expected) throw new UsageError(`Unexpected argument '${positionals[expected]}'.`);
+}

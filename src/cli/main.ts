@@ -90,6 +90,11 @@ export async function main(
         `Commands: ${COMMANDS.map((c) => c.name).join(", ")}.`,
       );
     }
+    // Every command takes --help, anywhere among its arguments.
+    if (rest.includes("--help") || rest.includes("-h")) {
+      io.stdout.write(command.help + "\n");
+      return EXIT.ok;
+    }
     return await command.run(rest, { io, handlers });
   } catch (error) {
     const usage = isUsageError(error);

@@ -57,10 +57,6 @@ export const enqueueCommand: Command = {
       timeout: { type: "string" },
       ndjson: { type: "string" },
     });
-    if (values.help) {
-      io.stdout.write(HELP + "\n");
-      return 0;
-    }
     const registry = linkedRegistry(handlers);
 
     if (values.ndjson !== undefined) {

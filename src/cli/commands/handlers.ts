@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { parseCommand, UsageError } from "../args.ts";
+import { expectArguments, parseCommand } from "../args.ts";
 import { type Command, COMMON_HELP, COMMON_OPTIONS } from "../context.ts";
 import { json, styleFor, table } from "../format.ts";
 import { payloadFields } from "../schema_fields.ts";
@@ -19,11 +19,7 @@ export const handlersCommand: Command = {
   help: HELP,
   run(argv, { io, handlers }) {
     const { values, positionals } = parseCommand("handlers", argv, COMMON_OPTIONS);
-    if (values.help) {
-      io.stdout.write(HELP + "\n");
-      return Promise.resolve(0);
-    }
-    if (positionals.length > 0) throw new UsageError(`Unexpected argument '${positionals[0]}'.`);
+    expectArguments(positionals, 0);
     const described = [...handlers].sort((a, b) => a.type.localeCompare(b.type)).map((handler) => ({
       type: handler.type,
       version: handler.version,

@@ -4,7 +4,7 @@
  * @module
  */
 import { MIGRATIONS } from "../../store/sqlite/migrations.ts";
-import { parseCommand, UsageError } from "../args.ts";
+import { expectArguments, parseCommand } from "../args.ts";
 import { type Command, COMMON_HELP, COMMON_OPTIONS, databaseLocation, openDatabase } from "../context.ts";
 import { runDemo } from "../demo.ts";
 import { json } from "../format.ts";
@@ -21,11 +21,7 @@ export const migrateCommand: Command = {
   help: MIGRATE_HELP,
   async run(argv, { io }) {
     const { values, positionals } = parseCommand("migrate", argv, COMMON_OPTIONS);
-    if (values.help) {
-      io.stdout.write(MIGRATE_HELP + "\n");
-      return 0;
-    }
-    if (positionals.length > 0) throw new UsageError(`Unexpected argument '${positionals[0]}'.`);
+    expectArguments(positionals, 0);
     const db = await openDatabase(values.db, io);
     db.close();
     const version = MIGRATIONS[MIGRATIONS.length - 1].version;
@@ -49,11 +45,7 @@ export const demoCommand: Command = {
   help: DEMO_HELP,
   async run(argv, { io }) {
     const { values, positionals } = parseCommand("demo", argv, COMMON_OPTIONS);
-    if (values.help) {
-      io.stdout.write(DEMO_HELP + "\n");
-      return 0;
-    }
-    if (positionals.length > 0) throw new UsageError(`Unexpected argument '${positionals[0]}'.`);
+    expectArguments(positionals, 0);
     const db = await openDatabase(values.db, io);
     try {
       io.stdout.write(`PrismQ demo on database '${databaseLocation(values.db, io)}'\n`);

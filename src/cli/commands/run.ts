@@ -4,7 +4,14 @@
  * @module
  */
 import { CLAIM_STRATEGIES, type ClaimStrategy, WorkerEngine, type WorkerEvent } from "../../../mod.ts";
-import { parseCommand, parseDuration, parseInteger, parseList, UsageError } from "../args.ts";
+import {
+  expectArguments,
+  parseCommand,
+  parseDuration,
+  parseInteger,
+  parseList,
+  UsageError,
+} from "../args.ts";
 import { type Command, COMMON_HELP, COMMON_OPTIONS, linkedRegistry, openDatabase } from "../context.ts";
 import { count, formatDuration, styleFor } from "../format.ts";
 import { StatusLine } from "../progress.ts";
@@ -47,11 +54,7 @@ export const runCommand: Command = {
       "until-empty": { type: "boolean", default: false },
       "worker-id": { type: "string" },
     });
-    if (values.help) {
-      io.stdout.write(HELP + "\n");
-      return 0;
-    }
-    if (positionals.length > 0) throw new UsageError(`Unexpected argument '${positionals[0]}'.`);
+    expectArguments(positionals, 0);
     const linked = handlers.map((handler) => handler.type);
     const types = values.types === undefined ? undefined : parseList("--types", values.types);
     for (const type of types ?? []) {

@@ -5,7 +5,7 @@
  * @module
  */
 import { Queue, TASK_STATUSES } from "../../../mod.ts";
-import { parseCommand, parseDuration, UsageError } from "../args.ts";
+import { expectArguments, parseCommand, parseDuration } from "../args.ts";
 import { type Command, COMMON_HELP, COMMON_OPTIONS, databaseLocation, openDatabase } from "../context.ts";
 import { count, formatDuration, json, styleFor, styleStatus, table } from "../format.ts";
 import { describeWorkers, STALE_AFTER_DEFAULT } from "./workers.ts";
@@ -28,11 +28,7 @@ export const statusCommand: Command = {
       ...COMMON_OPTIONS,
       "stale-after": { type: "string" },
     });
-    if (values.help) {
-      io.stdout.write(HELP + "\n");
-      return 0;
-    }
-    if (positionals.length > 0) throw new UsageError(`Unexpected argument '${positionals[0]}'.`);
+    expectArguments(positionals, 0);
     const staleAfterMs = parseDuration("--stale-after", values["stale-after"] ?? STALE_AFTER_DEFAULT);
     const db = await openDatabase(values.db, io);
     try {

@@ -11,7 +11,15 @@ import {
   type TaskStatus,
   TERMINAL_STATUSES,
 } from "../../../mod.ts";
-import { parseCommand, parseDuration, parseInteger, parseList, parseTaskId, UsageError } from "../args.ts";
+import {
+  expectArguments,
+  parseCommand,
+  parseDuration,
+  parseInteger,
+  parseList,
+  parseTaskId,
+  UsageError,
+} from "../args.ts";
 import { type Command, COMMON_HELP, COMMON_OPTIONS, openDatabase } from "../context.ts";
 import { count, formatTime, json, styleFor, styleStatus, table, truncate } from "../format.ts";
 
@@ -21,10 +29,6 @@ function statusFlag(text: string | undefined): TaskStatus | undefined {
     throw new UsageError(`Unknown status '${text}'.`, "Use queued, running, completed, failed or cancelled.");
   }
   return text;
-}
-
-function noExtraArguments(positionals: string[], expected: number): void {
-  if (positionals.length > expected) throw new UsageError(`Unexpected argument '${positionals[expected]}'.`);
 }
 
 const LIST_HELP =
@@ -51,11 +55,7 @@ export const listCommand: Command = {
       limit: { type: "string" },
       offset: { type: "string" },
     });
-    if (values.help) {
-      io.stdout.write(LIST_HELP + "\n");
-      return 0;
-    }
-    noExtraArguments(positionals, 0);
+    expectArguments(positionals, 0);
     const status = statusFlag(values.status);
     const limit = values.limit === undefined ? 50 : parseInteger("--limit", values.limit, 1, 100_000);
     const offset = values.offset === undefined ? 0 : parseInteger("--offset", values.offset, 0);
@@ -105,11 +105,7 @@ export const showCommand: Command = {
   help: SHOW_HELP,
   async run(argv, { io }) {
     const { values, positionals } = parseCommand("show", argv, COMMON_OPTIONS);
-    if (values.help) {
-      io.stdout.write(SHOW_HELP + "\n");
-      return 0;
-    }
-    noExtraArguments(positionals, 1);
+    expectArguments(positionals, 1);
     const id = parseTaskId("show", positionals[0]);
     const db = await openDatabase(values.db, io);
     try {
@@ -182,15 +178,11 @@ export const retryCommand: Command = {
       failed: { type: "boolean", default: false },
       type: { type: "string" },
     });
-    if (values.help) {
-      io.stdout.write(RETRY_HELP + "\n");
-      return 0;
-    }
     if (values.failed && positionals.length > 0) {
       throw new UsageError("Give a task id or --failed, not both.");
     }
     if (!values.failed && values.type !== undefined) throw new UsageError("--type goes with --failed.");
-    noExtraArguments(positionals, 1);
+    expectArguments(positionals, 1);
     const id = values.failed ? undefined : parseTaskId("retry", positionals[0]);
     const db = await openDatabase(values.db, io);
     try {
@@ -223,11 +215,7 @@ export const cancelCommand: Command = {
   help: CANCEL_HELP,
   async run(argv, { io }) {
     const { values, positionals } = parseCommand("cancel", argv, COMMON_OPTIONS);
-    if (values.help) {
-      io.stdout.write(CANCEL_HELP + "\n");
-      return 0;
-    }
-    noExtraArguments(positionals, 1);
+    expectArguments(positionals, 1);
     const id = parseTaskId("cancel", positionals[0]);
     const db = await openDatabase(values.db, io);
     try {
@@ -261,11 +249,7 @@ export const purgeCommand: Command = {
       status: { type: "string" },
       "older-than": { type: "string" },
     });
-    if (values.help) {
-      io.stdout.write(PURGE_HELP + "\n");
-      return 0;
-    }
-    noExtraArguments(positionals, 0);
+    expectArguments(positionals, 0);
     if (values.status === undefined) {
       throw new UsageError(
         "Missing --status.",

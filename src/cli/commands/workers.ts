@@ -4,7 +4,7 @@
  * @module
  */
 import { Queue, type WorkerInfo } from "../../../mod.ts";
-import { parseCommand, parseDuration, UsageError } from "../args.ts";
+import { expectArguments, parseCommand, parseDuration } from "../args.ts";
 import { type Command, COMMON_HELP, COMMON_OPTIONS, openDatabase } from "../context.ts";
 import { formatDuration, formatTime, json, styleFor, table } from "../format.ts";
 
@@ -43,11 +43,7 @@ export const workersCommand: Command = {
       "stale-after": { type: "string" },
       prune: { type: "boolean", default: false },
     });
-    if (values.help) {
-      io.stdout.write(HELP + "\n");
-      return 0;
-    }
-    if (positionals.length > 0) throw new UsageError(`Unexpected argument '${positionals[0]}'.`);
+    expectArguments(positionals, 0);
     const staleAfterMs = parseDuration("--stale-after", values["stale-after"] ?? STALE_AFTER_DEFAULT);
     const db = await openDatabase(values.db, io);
     try {
