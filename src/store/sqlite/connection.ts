@@ -1,15 +1,16 @@
 /**
- * One libSQL client and the rules for using it safely from many async callers: connection settings,
+ * One database connection and the rules for using it safely from many async callers: connection settings,
  * exclusive interactive transactions, retries of transient `SQLITE_BUSY`, and clear errors for databases
  * that cannot be used.
  *
  * @module
  */
-import { type Client, createClient, LibsqlError, type Transaction } from "@libsql/client";
-import { DrizzleQueryError } from "drizzle-orm";
-import { drizzle, type LibSQLDatabase } from "drizzle-orm/libsql";
+import { LibsqlError } from "@libsql/client";
 import { DatabaseError } from "../../errors.ts";
 import { readEnv } from "../../platform.ts";
+import type { DriverTransaction, SqlDriver, SqlStatement, StatementResult } from "./driver.ts";
+import { LocalDriver } from "./local_driver.ts";
+import { RemoteDriver } from "./remote_driver.ts";
 
 /** How a file database syncs to disk. `normal` is safe against application crashes; `full` also against power loss. */
 export type SynchronousMode = "off" | "normal" | "full" | "extra";
@@ -46,15 +47,16 @@ const BUSY_RETRIES = 8;
 const SHARED_KEY = Symbol.for("prismq.sharedConnections");
 type WithShared = typeof globalThis & { [SHARED_KEY]?: Map<string, { connection: Connection }> };
 
-/** The client of one database, shared by every queue, worker and transaction that uses it. */
+/** The connection to one database, shared by every queue, worker and transaction that uses it. */
 export class Connection {
   readonly url: string;
   readonly isRemote: boolean;
-  readonly client: Client;
-  readonly db: LibSQLDatabase;
+  readonly #driver: SqlDriver;
   readonly #location: string;
   readonly #options: ConnectionOptions;
   #ready: Promise<void>;
+  /** Set once configuration has succeeded, so that statements can skip awaiting `#ready`. */
+  #configured = false;
   #active = 0;
   #exclusive: Promise<void> | null = null;
   #drained: (() => void)[] = [];
@@ -90,20 +92,18 @@ export class Connection {
     this.isRemote = REMOTE_SCHEMES.test(this.url);
     const authToken = options.authToken ?? readEnv("PRISMQ_DB_AUTH_TOKEN");
     try {
-      // One connection per local client: every statement runs synchronously on it, so more connections
-      // would only add lock contention between them, and per-connection settings would be lost.
-      this.client = createClient({ url: this.url, authToken, concurrency: this.isRemote ? undefined : 1 });
+      this.#driver = this.isRemote ? new RemoteDriver(this.url, authToken) : new LocalDriver(this.url);
     } catch (error) {
       throw toDatabaseError(error, location);
     }
-    this.db = drizzle(this.client);
     this.#ready = this.#configure();
     // A failed configuration surfaces on first use; do not let it be an unhandled rejection meanwhile.
     this.#ready.catch(() => {});
   }
 
   async #configure(): Promise<void> {
-    if (this.isRemote) return;
+    this.#configured = false;
+    if (this.isRemote) return void (this.#configured = true);
     const busyTimeoutMs = this.#options.busyTimeoutMs ?? 5000;
     if (!Number.isInteger(busyTimeoutMs) || busyTimeoutMs < 0) {
       throw new RangeError(`busyTimeoutMs must be a whole number ≥ 0, got ${busyTimeoutMs}.`);
@@ -112,14 +112,18 @@ export class Connection {
     if (!["off", "normal", "full", "extra"].includes(synchronous)) {
       throw new RangeError(`synchronous must be "off", "normal", "full" or "extra", got "${synchronous}".`);
     }
+    const pragma = (text: string) => this.#driver.execute({ sql: `PRAGMA ${text}`, args: [] });
     try {
-      await this.client.execute(`PRAGMA busy_timeout = ${busyTimeoutMs}`);
-      if (!this.url.includes(":memory:")) await this.client.execute("PRAGMA journal_mode = WAL");
-      await this.client.execute(`PRAGMA synchronous = ${synchronous.toUpperCase()}`);
-      await this.client.execute("PRAGMA foreign_keys = ON");
+      await pragma(`busy_timeout = ${busyTimeoutMs}`);
+      // Fails at once on a file that is not a database, rather than at the first real statement.
+      await this.#driver.execute({ sql: "SELECT count(*) FROM sqlite_schema", args: [] });
+      if (!this.url.includes(":memory:")) await pragma("journal_mode = WAL");
+      await pragma(`synchronous = ${synchronous.toUpperCase()}`);
+      await pragma("foreign_keys = ON");
     } catch (error) {
-      throw toDatabaseError(driverError(error), this.#location);
+      throw toDatabaseError(error, this.#location);
     }
+    this.#configured = true;
   }
 
   /**
@@ -129,14 +133,37 @@ export class Connection {
    */
   async #recoverFromBusy(): Promise<void> {
     if (this.isRemote) return;
-    await this.client.reconnect();
+    await this.#driver.reconnect();
     this.#ready = this.#configure();
     await this.#ready;
   }
 
+  /** Runs one statement; see {@link run}. */
+  execute(statement: SqlStatement): Promise<StatementResult> {
+    if (this.#configured && !this.#exclusive && this.#driver instanceof LocalDriver) {
+      // The common case on a file, kept free of extra promise hops: nothing to wait for, and the statement
+      // runs synchronously. Anything unusual (a busy database) takes the general path below.
+      try {
+        return Promise.resolve(this.#driver.executeNow(statement));
+      } catch (error) {
+        if (!busyCode(error)) return Promise.reject(this.#describe(error));
+      }
+    }
+    return this.run(() => this.#driver.execute(statement));
+  }
+
+  /** Runs statements as one write transaction; see {@link run}. */
+  batch(statements: readonly SqlStatement[]): Promise<StatementResult[]> {
+    return this.run(() => this.#driver.batch(statements));
+  }
+
+  #describe(error: unknown): unknown {
+    return isDatabaseLevelError(error) ? toDatabaseError(error, this.#location) : error;
+  }
+
   /**
    * Runs one operation (a statement or a batch), after any open interactive transaction has finished,
-   * retrying it while the database is busy. An operation must be one atomic call on the client: a failed
+   * retrying it while the database is busy. An operation must be one atomic call on the driver: a failed
    * one changed nothing, so running it again is safe.
    */
   async run<T>(operation: () => Promise<T>): Promise<T> {
@@ -156,7 +183,7 @@ export class Connection {
    * can interleave with: on a local file every statement shares one connection, so the others wait.
    * Committed when `fn` resolves, rolled back when it throws.
    */
-  async transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
+  async transaction<T>(fn: (tx: DriverTransaction) => Promise<T>): Promise<T> {
     await this.#ready;
     while (this.#exclusive) await this.#exclusive;
     let release!: () => void;
@@ -164,7 +191,7 @@ export class Connection {
     this.#exclusive = exclusive;
     try {
       while (exclusive && this.#active > 0) await new Promise<void>((resolve) => this.#drained.push(resolve));
-      const tx = await this.#retryWhileBusy(() => this.client.transaction("write"));
+      const tx = await this.#retryWhileBusy(() => this.#driver.transaction());
       try {
         const result = await fn(tx);
         await tx.commit();
@@ -175,9 +202,8 @@ export class Connection {
       } finally {
         tx.close();
       }
-    } catch (thrown) {
-      const error = driverError(thrown);
-      throw isDatabaseLevelError(error) ? toDatabaseError(error, this.#location) : error;
+    } catch (error) {
+      throw this.#describe(error);
     } finally {
       if (exclusive) {
         this.#exclusive = null;
@@ -190,11 +216,8 @@ export class Connection {
     for (let attempt = 1;; attempt++) {
       try {
         return await operation();
-      } catch (thrown) {
-        const error = driverError(thrown);
-        if (!busyCode(error) || attempt >= BUSY_RETRIES) {
-          throw isDatabaseLevelError(error) ? toDatabaseError(error, this.#location) : error;
-        }
+      } catch (error) {
+        if (!busyCode(error) || attempt >= BUSY_RETRIES) throw this.#describe(error);
         // Another process held the write lock past busy_timeout. Start over on a fresh connection, after
         // a pause with jitter so that competing processes do not retry in step.
         await this.#recoverFromBusy();
@@ -208,21 +231,13 @@ export class Connection {
   release(): void {
     if (--this.#users > 0) return;
     this.#onClose();
-    this.client.close();
+    this.#driver.close();
   }
 }
 
 function busyCode(error: unknown): boolean {
   if (!(error instanceof LibsqlError)) return false;
   return /^SQLITE_(BUSY|LOCKED)/.test(error.code) || /^SQLITE_(BUSY|LOCKED)/.test(error.extendedCode ?? "");
-}
-
-/**
- * Drizzle wraps driver errors in one whose message is the failed SQL; callers need the driver's error
- * (its code says what went wrong), so it is unwrapped here.
- */
-function driverError(error: unknown): unknown {
-  return error instanceof DrizzleQueryError && error.cause !== undefined ? error.cause : error;
 }
 
 const DATABASE_LEVEL =

@@ -10,7 +10,8 @@
  *
  * @module
  */
-import { asc, eq, getTableColumns, inArray, lt, type SQL, sql } from "drizzle-orm";
+import { getTableColumns, type SQL, sql } from "drizzle-orm";
+import { SQLiteSyncDialect, type SQLiteTable } from "drizzle-orm/sqlite-core";
 import { DatabaseError, TaskNotFoundError, TaskStateError } from "../../errors.ts";
 import { type Task, TASK_STATUSES, type TaskEvent, type TaskStatus, TRANSITIONS } from "../../task.ts";
 import type {
@@ -31,8 +32,9 @@ import type {
   WorkerInfo,
 } from "../store.ts";
 import type { Connection } from "./connection.ts";
+import type { SqlRow, SqlStatement, SqlValue } from "./driver.ts";
 import { MIGRATIONS } from "./migrations.ts";
-import { taskLogs, taskQueue, workers } from "./schema.ts";
+import { type TaskLogRow, taskLogs, taskQueue, type WorkerRow, workers } from "./schema.ts";
 
 /** Rows per INSERT statement, to keep one statement's memory modest. */
 const INSERT_CHUNK = 5000;
@@ -54,6 +56,34 @@ const TASK_JSON = sql.raw(
 );
 
 type TaskJsonRow = { task: string };
+
+/** A table's columns for a SELECT list, each named as its key in the Drizzle schema. */
+function columnsOf(table: SQLiteTable): SQL {
+  return sql.raw(
+    Object.entries(getTableColumns(table)).map(([key, column]) => `${column.name} AS "${key}"`).join(", "),
+  );
+}
+
+const WORKER_COLUMNS = columnsOf(workers);
+const LOG_COLUMNS = columnsOf(taskLogs);
+
+const dialect = new SQLiteSyncDialect();
+
+/** Drizzle SQL as text and positional arguments for the driver. */
+function compile(query: SQL): SqlStatement {
+  const { sql: text, params } = dialect.sqlToQuery(query);
+  return { sql: text, args: params as SqlValue[] };
+}
+
+function workerUpsert(worker: WorkerInfo): SQL {
+  return sql`
+    INSERT INTO ${workers} (id, host, pid, started_at, heartbeat_at, concurrency, handler_types)
+    VALUES (${worker.id}, ${worker.host}, ${worker.pid}, ${worker.startedAt}, ${worker.heartbeatAt},
+      ${worker.concurrency}, ${JSON.stringify(worker.handlerTypes)})
+    ON CONFLICT (id) DO UPDATE SET host = excluded.host, pid = excluded.pid,
+      heartbeat_at = excluded.heartbeat_at, concurrency = excluded.concurrency,
+      handler_types = excluded.handler_types`;
+}
 
 function toTask(row: TaskJsonRow): Task {
   return JSON.parse(row.task);
@@ -97,17 +127,23 @@ export class SqliteStore implements Store {
     this.#conn = connection;
   }
 
-  get #db() {
-    return this.#conn.db;
+  async #all<T = SqlRow>(query: SQL): Promise<T[]> {
+    return (await this.#conn.execute(compile(query))).rows as T[];
+  }
+
+  /** Runs the queries as one write transaction and returns each one's rows. */
+  async #batch(queries: readonly SQL[]): Promise<SqlRow[][]> {
+    return (await this.#conn.batch(queries.map(compile))).map((result) => result.rows);
   }
 
   migrate(now: number): Promise<number[]> {
     return this.#conn.transaction(async (tx) => {
-      await tx.execute(
-        "CREATE TABLE IF NOT EXISTS prismq_migrations " +
+      await tx.execute({
+        sql: "CREATE TABLE IF NOT EXISTS prismq_migrations " +
           "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
-      );
-      const rows = (await tx.execute("SELECT version FROM prismq_migrations")).rows;
+        args: [],
+      });
+      const rows = (await tx.execute({ sql: "SELECT version FROM prismq_migrations", args: [] })).rows;
       const applied = new Set(rows.map((row) => Number(row.version)));
       const newest = Math.max(0, ...applied);
       const known = MIGRATIONS[MIGRATIONS.length - 1].version;
@@ -134,16 +170,12 @@ export class SqliteStore implements Store {
   transaction<T>(fn: (tx: SqlTransaction) => Promise<T>): Promise<T> {
     return this.#conn.transaction((tx) =>
       fn({
-        async execute(text, args = []) {
-          const result = await tx.execute({ sql: text, args: args as never });
-          return {
-            rows: result.rows.map((row) => Object.fromEntries(result.columns.map((c, i) => [c, row[i]]))),
-            rowsAffected: result.rowsAffected,
-            lastInsertRowid: result.lastInsertRowid === undefined
-              ? undefined
-              : Number(result.lastInsertRowid),
-          };
-        },
+        // Booleans are stored as SQLite stores them, 1 and 0.
+        execute: (text, args = []) =>
+          tx.execute({
+            sql: text,
+            args: args.map((arg) => typeof arg === "boolean" ? Number(arg) : arg) as SqlValue[],
+          }),
       })
     );
   }
@@ -165,24 +197,23 @@ export class SqliteStore implements Store {
       );
       // No conflict target: the idempotency key is the only unique column an insert can collide on.
       // (`WHERE true` tells SQLite's parser that ON CONFLICT belongs to the INSERT.)
-      inserts.push(this.#db.all<{ id: number; idempotencyKey: string | null }>(sql`
+      inserts.push(sql`
         INSERT INTO task_queue
           (type, payload, priority, max_attempts, run_after, idempotency_key, timeout_ms, created_at, updated_at)
         SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6,
           ${now}, ${now}
         FROM json_each(${rows}) WHERE true
         ON CONFLICT DO NOTHING
-        RETURNING id, idempotency_key AS "idempotencyKey"`));
+        RETURNING id, idempotency_key AS "idempotencyKey"`);
     }
     const keys = [...new Set(tasks.flatMap((task) => task.idempotencyKey ?? []))];
     const keyed = keys.length === 0 ? [] : [
-      this.#db.all<TaskJsonRow>(sql`
+      sql`
         SELECT ${TASK_JSON} FROM task_queue
-        WHERE idempotency_key IN (SELECT value FROM json_each(${JSON.stringify(keys)}))`),
+        WHERE idempotency_key IN (SELECT value FROM json_each(${JSON.stringify(keys)}))`,
     ];
     // One transaction: every task goes in, or none does.
-    const [first, ...rest] = [...inserts, ...keyed];
-    const results = await this.#conn.run(() => this.#db.batch([first, ...rest])) as unknown[][];
+    const results = await this.#batch([...inserts, ...keyed]);
     const inserted = (results.slice(0, inserts.length) as { id: number; idempotencyKey: string | null }[][])
       .flat();
     const byKey = new Map<string, Task>();
@@ -206,9 +237,7 @@ export class SqliteStore implements Store {
   }
 
   async taskGet(id: number): Promise<Task | undefined> {
-    const rows = await this.#conn.run(() =>
-      this.#db.all<TaskJsonRow>(sql`SELECT ${TASK_JSON} FROM task_queue WHERE id = ${id}`)
-    );
+    const rows = await this.#all<TaskJsonRow>(sql`SELECT ${TASK_JSON} FROM task_queue WHERE id = ${id}`);
     return rows[0] && toTask(rows[0]);
   }
 
@@ -218,11 +247,9 @@ export class SqliteStore implements Store {
       filter.type ? sql`type = ${filter.type}` : undefined,
     ].filter((condition) => condition !== undefined);
     const where = conditions.length ? sql`WHERE ${sql.join(conditions, sql` AND `)}` : sql``;
-    const rows = await this.#conn.run(() =>
-      this.#db.all<TaskJsonRow>(sql`
+    const rows = await this.#all<TaskJsonRow>(sql`
         SELECT ${TASK_JSON} FROM task_queue ${where}
-        ORDER BY id DESC LIMIT ${filter.limit} OFFSET ${filter.offset}`)
-    );
+        ORDER BY id DESC LIMIT ${filter.limit} OFFSET ${filter.offset}`);
     return rows.map(toTask);
   }
 
@@ -242,15 +269,13 @@ export class SqliteStore implements Store {
         )
         ORDER BY -ln((abs(random()) % 1000000 + 1) / 1000000.0) * (1 + max(priority, 0)) LIMIT ${limit}`
       : sql`SELECT id FROM task_queue WHERE ${runnable} ORDER BY ${CLAIM_ORDER[strategy]} LIMIT ${limit}`;
-    const rows = await this.#conn.run(() =>
-      this.#db.all<TaskJsonRow & { leaseToken: string }>(sql`
+    const rows = await this.#all<TaskJsonRow & { leaseToken: string }>(sql`
         UPDATE task_queue SET
           status = 'running', attempts = attempts + 1, locked_by = ${params.workerId},
           lease_token = lower(hex(randomblob(12))), lease_until = ${now + params.leaseMs},
           started_at = ${now}, updated_at = ${now}
         WHERE id IN (${candidates}) AND ${statusAllows("claim")}
-        RETURNING ${TASK_JSON}, lease_token AS "leaseToken"`)
-    );
+        RETURNING ${TASK_JSON}, lease_token AS "leaseToken"`);
     const leased = rows.map((row) => ({ task: toTask(row), leaseToken: row.leaseToken }));
     return leased.sort(({ task: a }, { task: b }) => CLAIM_SORT[strategy](a, b));
   }
@@ -265,8 +290,7 @@ export class SqliteStore implements Store {
       finish.status === "completed" ? null : finish.errorMessage,
     ]));
     // One statement for any mix of outcomes; the lease token fences out a worker that lost the task.
-    const rows = await this.#conn.run(() =>
-      this.#db.all<{ id: number }>(sql`
+    const rows = await this.#all<{ id: number }>(sql`
         UPDATE task_queue SET
           status = f.value ->> 2,
           run_after = CASE WHEN f.value ->> 2 = 'queued' THEN f.value ->> 3 ELSE run_after END,
@@ -276,76 +300,65 @@ export class SqliteStore implements Store {
         FROM json_each(${json}) AS f
         WHERE task_queue.id = f.value ->> 0 AND task_queue.lease_token = f.value ->> 1
           AND task_queue.status = 'running'
-        RETURNING task_queue.id AS id`)
-    );
+        RETURNING task_queue.id AS id`);
     return new Set(rows.map((row) => Number(row.id)));
   }
 
   async taskReleaseMany(fences: readonly Fence[], now: number): Promise<Set<number>> {
     if (fences.length === 0) return new Set();
-    const rows = await this.#conn.run(() =>
-      this.#db.all<{ id: number }>(sql`
+    const rows = await this.#all<{ id: number }>(sql`
         UPDATE task_queue SET
           status = 'queued', attempts = max(attempts - 1, 0), run_after = ${now},
           lease_until = NULL, lease_token = NULL, updated_at = ${now}
         FROM json_each(${fencesJson(fences)}) AS f
         WHERE task_queue.id = f.value ->> 0 AND task_queue.lease_token = f.value ->> 1
           AND task_queue.status = 'running'
-        RETURNING task_queue.id AS id`)
-    );
+        RETURNING task_queue.id AS id`);
     return new Set(rows.map((row) => Number(row.id)));
   }
 
   async taskExtendLease(fence: Fence, leaseUntil: number, _now: number): Promise<boolean> {
-    const rows = await this.#conn.run(() =>
-      this.#db.all<{ id: number }>(sql`
+    const rows = await this.#all<{ id: number }>(sql`
         UPDATE task_queue SET lease_until = ${leaseUntil}
         WHERE id = ${fence.id} AND lease_token = ${fence.leaseToken} AND status = 'running'
-        RETURNING id`)
-    );
+        RETURNING id`);
     return rows.length === 1;
   }
 
   async taskReapExpired(now: number): Promise<{ requeued: number; failed: number }> {
     const expired = sql`status = 'running' AND lease_until < ${now}`;
     const reason = sql`'lease expired: worker ' || coalesce(locked_by, '?') || ' stopped renewing it'`;
-    const [failed, requeued] = await this.#conn.run(() =>
-      this.#db.batch([
-        this.#db.all<{ id: number }>(sql`
-          UPDATE task_queue SET status = 'failed', error_message = ${reason}, finished_at = ${now},
-            lease_until = NULL, lease_token = NULL, updated_at = ${now}
-          WHERE ${expired} AND attempts >= max_attempts
-          RETURNING id`),
-        this.#db.all<{ id: number }>(sql`
-          UPDATE task_queue SET status = 'queued', error_message = ${reason}, run_after = ${now},
-            lease_until = NULL, lease_token = NULL, updated_at = ${now}
-          WHERE ${expired}
-          RETURNING id`),
-      ])
-    );
+    const [failed, requeued] = await this.#batch([
+      sql`
+        UPDATE task_queue SET status = 'failed', error_message = ${reason}, finished_at = ${now},
+          lease_until = NULL, lease_token = NULL, updated_at = ${now}
+        WHERE ${expired} AND attempts >= max_attempts
+        RETURNING id`,
+      sql`
+        UPDATE task_queue SET status = 'queued', error_message = ${reason}, run_after = ${now},
+          lease_until = NULL, lease_token = NULL, updated_at = ${now}
+        WHERE ${expired}
+        RETURNING id`,
+    ]);
     return { requeued: requeued.length, failed: failed.length };
   }
 
   async taskCancel(id: number, now: number): Promise<Task> {
-    const rows = await this.#conn.run(() =>
-      this.#db.all<TaskJsonRow>(sql`
+    const rows = await this.#all<TaskJsonRow>(sql`
         UPDATE task_queue SET status = 'cancelled', finished_at = ${now}, updated_at = ${now},
           lease_until = NULL, lease_token = NULL
         WHERE id = ${id} AND ${statusAllows("cancel")}
-        RETURNING ${TASK_JSON}`)
-    );
+        RETURNING ${TASK_JSON}`);
     if (rows[0]) return toTask(rows[0]);
     throw await this.#explainRefusal(id, "cancel");
   }
 
   async taskRequeue(id: number, now: number): Promise<Task> {
-    const rows = await this.#conn.run(() =>
-      this.#db.all<TaskJsonRow>(sql`
+    const rows = await this.#all<TaskJsonRow>(sql`
         UPDATE task_queue SET status = 'queued', attempts = 0, run_after = ${now}, finished_at = NULL,
           updated_at = ${now}
         WHERE id = ${id} AND ${statusAllows("requeue")}
-        RETURNING ${TASK_JSON}`)
-    );
+        RETURNING ${TASK_JSON}`);
     if (rows[0]) return toTask(rows[0]);
     throw await this.#explainRefusal(id, "requeue");
   }
@@ -363,39 +376,35 @@ export class SqliteStore implements Store {
 
   async taskRequeueFailed(type: string | undefined, now: number): Promise<number> {
     const ofType = type === undefined ? sql`` : sql`AND type = ${type}`;
-    const rows = await this.#conn.run(() =>
-      this.#db.all<{ id: number }>(sql`
+    const rows = await this.#all<{ id: number }>(sql`
         UPDATE task_queue SET status = 'queued', attempts = 0, run_after = ${now}, finished_at = NULL,
           updated_at = ${now}
         WHERE status = 'failed' ${ofType}
-        RETURNING id`)
-    );
+        RETURNING id`);
     return rows.length;
   }
 
   async taskPurge(statuses: readonly TaskStatus[], finishedBefore: number): Promise<number> {
-    const rows = await this.#conn.run(() =>
-      this.#db.all<{ id: number }>(sql`
+    const rows = await this.#all<{ id: number }>(sql`
         DELETE FROM task_queue
         WHERE finished_at < ${finishedBefore} AND status IN ${literalStatuses(statuses)}
-        RETURNING id`)
-    );
+        RETURNING id`);
     return rows.length;
   }
 
   async taskStats(now: number): Promise<QueueStats> {
-    const [perTypeStatus, oldest, recent] = await this.#conn.run(() =>
-      this.#db.batch([
-        this.#db.all<{ type: string; status: TaskStatus; n: number }>(sql`
-          SELECT type, status, count(*) AS n FROM task_queue GROUP BY type, status`),
-        this.#db.all<{ runAfter: number | null }>(sql`
-          SELECT min(run_after) AS "runAfter" FROM task_queue WHERE status = 'queued' AND run_after <= ${now}`),
-        this.#db.all<{ status: "completed" | "failed"; n: number }>(sql`
-          SELECT status, count(*) AS n FROM task_queue
-          WHERE finished_at >= ${now - 60_000} AND status IN ('completed', 'failed')
-          GROUP BY status`),
-      ])
-    );
+    const [perTypeStatus, oldest, recent] = await this.#batch([
+      sql`SELECT type, status, count(*) AS n FROM task_queue GROUP BY type, status`,
+      sql`SELECT min(run_after) AS "runAfter" FROM task_queue WHERE status = 'queued' AND run_after <= ${now}`,
+      sql`
+        SELECT status, count(*) AS n FROM task_queue
+        WHERE finished_at >= ${now - 60_000} AND status IN ('completed', 'failed')
+        GROUP BY status`,
+    ]) as [
+      { type: string; status: TaskStatus; n: number }[],
+      { runAfter: number | null }[],
+      { status: "completed" | "failed"; n: number }[],
+    ];
     const zero = () => Object.fromEntries(TASK_STATUSES.map((s) => [s, 0])) as Record<TaskStatus, number>;
     const counts = zero();
     const byType: Record<string, Record<TaskStatus, number>> = {};
@@ -416,12 +425,10 @@ export class SqliteStore implements Store {
 
   async taskPending(now: number, types?: readonly string[]): Promise<{ runnable: number; running: number }> {
     const ofTypes = types ? sql`AND type IN (SELECT value FROM json_each(${JSON.stringify(types)}))` : sql``;
-    const [row] = await this.#conn.run(() =>
-      this.#db.all<{ runnable: number; running: number }>(sql`
+    const [row] = await this.#all<{ runnable: number; running: number }>(sql`
         SELECT
           EXISTS (SELECT 1 FROM task_queue WHERE status = 'queued' AND run_after <= ${now} ${ofTypes}) AS runnable,
-          EXISTS (SELECT 1 FROM task_queue WHERE status = 'running' ${ofTypes}) AS running`)
-    );
+          EXISTS (SELECT 1 FROM task_queue WHERE status = 'running' ${ofTypes}) AS running`);
     return { runnable: Number(row.runnable), running: Number(row.running) };
   }
 
@@ -430,25 +437,23 @@ export class SqliteStore implements Store {
     fences: readonly Fence[],
     leaseUntil: number,
   ): Promise<LostLease[]> {
-    const upsert = worker && this.#workerUpsert(worker);
+    const upsert = worker && workerUpsert(worker);
     if (fences.length === 0) {
-      if (upsert) await this.#conn.run(() => upsert);
+      if (upsert) await this.#all(upsert);
       return [];
     }
     const json = fencesJson(fences);
-    const extend = this.#db.all<{ id: number }>(sql`
+    const extend = sql`
       UPDATE task_queue SET lease_until = ${leaseUntil}
       FROM json_each(${json}) AS f
       WHERE task_queue.id = f.value ->> 0 AND task_queue.lease_token = f.value ->> 1
         AND task_queue.status = 'running'
-      RETURNING task_queue.id AS id`);
-    const current = this.#db.select({ id: taskQueue.id, status: taskQueue.status }).from(taskQueue)
-      .where(inArray(taskQueue.id, fences.map((fence) => fence.id)));
-    const [extended, statuses] = await this.#conn.run(async () => {
-      if (!upsert) return await this.#db.batch([extend, current]);
-      const [, ...rest] = await this.#db.batch([upsert, extend, current]);
-      return rest;
-    });
+      RETURNING task_queue.id AS id`;
+    const current = sql`
+      SELECT id, status FROM task_queue
+      WHERE id IN (SELECT f.value ->> 0 FROM json_each(${json}) AS f)`;
+    const results = await this.#batch(upsert ? [upsert, extend, current] : [extend, current]);
+    const [extended, statuses] = results.slice(upsert ? 1 : 0);
     const kept = new Set((extended as { id: number }[]).map((row) => Number(row.id)));
     const statusOf = new Map((statuses as { id: number; status: TaskStatus }[]).map((r) => [r.id, r.status]));
     return fences.filter((fence) => !kept.has(fence.id)).map((fence) => ({
@@ -457,33 +462,19 @@ export class SqliteStore implements Store {
     }));
   }
 
-  #workerUpsert(worker: WorkerInfo) {
-    const row = { ...worker, handlerTypes: JSON.stringify(worker.handlerTypes) };
-    return this.#db.insert(workers).values(row).onConflictDoUpdate({
-      target: workers.id,
-      set: {
-        host: row.host,
-        pid: row.pid,
-        heartbeatAt: row.heartbeatAt,
-        concurrency: row.concurrency,
-        handlerTypes: row.handlerTypes,
-      },
-    });
-  }
-
   async workerDelete(id: string): Promise<void> {
-    await this.#conn.run(() => this.#db.delete(workers).where(eq(workers.id, id)));
+    await this.#all(sql`DELETE FROM ${workers} WHERE ${workers.id} = ${id}`);
   }
 
   async workerPrune(heartbeatBefore: number): Promise<string[]> {
-    const rows = await this.#conn.run(() =>
-      this.#db.delete(workers).where(lt(workers.heartbeatAt, heartbeatBefore)).returning({ id: workers.id })
+    const rows = await this.#all<{ id: string }>(
+      sql`DELETE FROM ${workers} WHERE ${workers.heartbeatAt} < ${heartbeatBefore} RETURNING id`,
     );
     return rows.map((row) => row.id).sort();
   }
 
   async workerList(): Promise<WorkerInfo[]> {
-    const rows = await this.#conn.run(() => this.#db.select().from(workers).orderBy(asc(workers.id)));
+    const rows = await this.#all<WorkerRow>(sql`SELECT ${WORKER_COLUMNS} FROM ${workers} ORDER BY id`);
     return rows.map((row) => ({ ...row, handlerTypes: JSON.parse(row.handlerTypes) as string[] }));
   }
 
@@ -493,26 +484,26 @@ export class SqliteStore implements Store {
         "Backups write a local file, so they need a local database, not a libSQL server.",
       );
     }
-    await this.#conn.run(() => this.#db.run(sql`VACUUM INTO ${path}`));
+    await this.#all(sql`VACUUM INTO ${path}`);
   }
 
   async taskLogAppend(entries: readonly TaskLogEntry[]): Promise<void> {
     if (entries.length === 0) return;
-    await this.#conn.run(() =>
-      this.#db.insert(taskLogs).values(entries.map((entry) => ({
-        taskId: entry.taskId,
-        at: entry.at,
-        level: entry.level,
-        message: entry.message,
-        details: entry.details === undefined ? null : JSON.stringify(entry.details),
-      })))
-    );
+    const rows = JSON.stringify(entries.map((entry) => [
+      entry.taskId,
+      entry.at,
+      entry.level,
+      entry.message,
+      entry.details === undefined ? null : JSON.stringify(entry.details),
+    ]));
+    await this.#all(sql`
+      INSERT INTO ${taskLogs} (task_id, at, level, message, details)
+      SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4 FROM json_each(${rows})`);
   }
 
   async taskLogList(taskId: number): Promise<TaskLog[]> {
-    const rows = await this.#conn.run(() =>
-      this.#db.select().from(taskLogs).where(eq(taskLogs.taskId, taskId)).orderBy(asc(taskLogs.id))
-    );
+    const rows = await this.#all<TaskLogRow>(sql`
+      SELECT ${LOG_COLUMNS} FROM ${taskLogs} WHERE task_id = ${taskId} ORDER BY id`);
     return rows.map((row) => ({
       id: row.id,
       taskId: row.taskId,
