@@ -543,10 +543,13 @@ async function apply(store: Store, model: Model, op: Op): Promise<void> {
       const finishedBefore = now - op.olderThanMs;
       const n = await store.taskPurge(op.statuses, finishedBefore);
       let expected = 0;
+      // The newest task always stays, so that SQLite never hands its id to a new task.
+      const newest = Math.max(...model.tasks.keys());
       for (const m of [...model.tasks.values()]) {
         if (!op.statuses.includes(m.status) || m.finishedAt === null || m.finishedAt >= finishedBefore) {
           continue;
         }
+        if (m.id === newest) continue;
         assert.ok(TERMINAL_STATUSES.includes(m.status), `model bug: purging a ${m.status} task`);
         model.tasks.delete(m.id);
         model.purged.add(m.id);

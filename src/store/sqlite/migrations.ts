@@ -19,7 +19,7 @@ export const MIGRATIONS: readonly Migration[] = [
     name: "initial",
     sql: `
 CREATE TABLE task_queue (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  id INTEGER PRIMARY KEY,
   type TEXT NOT NULL CHECK (length(trim(type)) > 0),
   priority INTEGER NOT NULL DEFAULT 100,
   payload TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(payload)),
@@ -40,15 +40,16 @@ CREATE TABLE task_queue (
   finished_at INTEGER,
   CHECK (status <> 'running' OR (lease_until IS NOT NULL AND lease_token IS NOT NULL))
 );
--- Claims rewrite a task's status, and every index that holds status costs a page write per commit, so
--- status appears only in partial-index conditions, which queries must spell as literals to use.
+-- Every index a write touches costs a page written per commit, which is most of what an enqueue, a claim
+-- and a completion cost. So: no AUTOINCREMENT (its sqlite_sequence row is one more page per insert; purge
+-- keeps the newest task so that ids are never reused), no index on type, and status only in partial-index
+-- conditions, which queries must spell as literals to use. The index the fifo and lifo strategies need is
+-- created by the first worker that uses one of them (see ORDER_INDEX in store.ts).
 CREATE UNIQUE INDEX task_queue_idempotency_key ON task_queue (idempotency_key)
   WHERE idempotency_key IS NOT NULL;
 CREATE INDEX task_queue_queued_priority ON task_queue (priority, id) WHERE status = 'queued';
-CREATE INDEX task_queue_queued_id ON task_queue (id) WHERE status = 'queued';
 CREATE INDEX task_queue_running_lease ON task_queue (lease_until) WHERE status = 'running';
 CREATE INDEX task_queue_finished ON task_queue (finished_at) WHERE finished_at IS NOT NULL;
-CREATE INDEX task_queue_type ON task_queue (type);
 
 CREATE TABLE workers (
   id TEXT PRIMARY KEY,

@@ -12,7 +12,7 @@ import type { TaskStatus } from "../../task.ts";
 export const NOW_MS = sql`(CAST(unixepoch('subsec') * 1000 AS INTEGER))`;
 
 export const taskQueue = sqliteTable("task_queue", {
-  id: integer("id").primaryKey({ autoIncrement: true }),
+  id: integer("id").primaryKey(),
   type: text("type").notNull(),
   priority: integer("priority").notNull().default(100),
   payload: text("payload").notNull().default("{}"),
@@ -33,10 +33,8 @@ export const taskQueue = sqliteTable("task_queue", {
 }, (t) => [
   uniqueIndex("task_queue_idempotency_key").on(t.idempotencyKey).where(sql`idempotency_key IS NOT NULL`),
   index("task_queue_queued_priority").on(t.priority, t.id).where(sql`status = 'queued'`),
-  index("task_queue_queued_id").on(t.id).where(sql`status = 'queued'`),
   index("task_queue_running_lease").on(t.leaseUntil).where(sql`status = 'running'`),
   index("task_queue_finished").on(t.finishedAt).where(sql`finished_at IS NOT NULL`),
-  index("task_queue_type").on(t.type),
 ]);
 
 export const workers = sqliteTable("workers", {

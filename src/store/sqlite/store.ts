@@ -69,6 +69,14 @@ const LOG_COLUMNS = columnsOf(taskLogs);
 
 const dialect = new SQLiteSyncDialect();
 
+/** The one-task insert, as fixed text so that the driver's prepared statement is reused. */
+const INSERT_ONE = `
+  INSERT INTO task_queue
+    (type, payload, priority, max_attempts, run_after, idempotency_key, timeout_ms, created_at, updated_at)
+  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+  ON CONFLICT DO NOTHING
+  RETURNING id`;
+
 /** Drizzle SQL as text and positional arguments for the driver. */
 function compile(query: SQL): SqlStatement {
   const { sql: text, params } = dialect.sqlToQuery(query);
@@ -114,6 +122,13 @@ const CLAIM_SORT: Record<ClaimStrategy, (a: Task, b: Task) => number> = {
   weighted_random: () => 0,
 };
 
+/**
+ * The index that lets fifo and lifo claims walk queued tasks by id. Only workers using those strategies
+ * need it, so only they create it, and queues that never use them do not pay for it on every write.
+ */
+const ORDER_INDEX =
+  sql`CREATE INDEX IF NOT EXISTS task_queue_queued_id ON task_queue (id) WHERE status = 'queued'`;
+
 const CLAIM_ORDER: Record<Exclude<ClaimStrategy, "weighted_random">, SQL> = {
   priority: sql.raw("priority, id"),
   fifo: sql.raw("id"),
@@ -122,6 +137,7 @@ const CLAIM_ORDER: Record<Exclude<ClaimStrategy, "weighted_random">, SQL> = {
 
 export class SqliteStore implements Store {
   readonly #conn: Connection;
+  #hasOrderIndex = false;
 
   constructor(connection: Connection) {
     this.#conn = connection;
@@ -182,6 +198,7 @@ export class SqliteStore implements Store {
 
   async taskInsertMany(tasks: readonly NewTask[], now: number): Promise<InsertedTask[]> {
     if (tasks.length === 0) return [];
+    if (tasks.length === 1) return [await this.#insertOne(tasks[0], now)];
     const inserts = [];
     for (let i = 0; i < tasks.length; i += INSERT_CHUNK) {
       const rows = JSON.stringify(
@@ -236,6 +253,32 @@ export class SqliteStore implements Store {
     });
   }
 
+  /** One task in one statement: the common enqueue, kept to a single prepared INSERT. */
+  async #insertOne(task: NewTask, now: number): Promise<InsertedTask> {
+    for (;;) {
+      const { rows } = await this.#conn.execute({
+        sql: INSERT_ONE,
+        args: [
+          task.type,
+          task.payload,
+          task.priority,
+          task.maxAttempts,
+          task.runAfter,
+          task.idempotencyKey,
+          task.timeoutMs,
+          now,
+          now,
+        ],
+      });
+      if (rows.length === 1) return { task: newTask(Number(rows[0].id), task, now), created: true };
+      // The key is taken: the task holding it is the answer (unless it was purged meanwhile: try again).
+      const [existing] = await this.#all<TaskJsonRow>(
+        sql`SELECT ${TASK_JSON} FROM task_queue WHERE idempotency_key = ${task.idempotencyKey}`,
+      );
+      if (existing) return { task: toTask(existing), created: false };
+    }
+  }
+
   async taskGet(id: number): Promise<Task | undefined> {
     const rows = await this.#all<TaskJsonRow>(sql`SELECT ${TASK_JSON} FROM task_queue WHERE id = ${id}`);
     return rows[0] && toTask(rows[0]);
@@ -255,6 +298,10 @@ export class SqliteStore implements Store {
 
   async taskClaim(params: ClaimParams): Promise<LeasedTask[]> {
     const { now, limit, strategy, types } = params;
+    if ((strategy === "fifo" || strategy === "lifo") && !this.#hasOrderIndex) {
+      await this.#all(ORDER_INDEX);
+      this.#hasOrderIndex = true;
+    }
     const ofTypes = types
       // Unary + keeps SQLite walking the claim index in order instead of sorting every task of these types.
       ? sql`AND +type IN (SELECT value FROM json_each(${JSON.stringify(types)}))`
@@ -388,6 +435,8 @@ export class SqliteStore implements Store {
     const rows = await this.#all<{ id: number }>(sql`
         DELETE FROM task_queue
         WHERE finished_at < ${finishedBefore} AND status IN ${literalStatuses(statuses)}
+          -- SQLite numbers a new row after the largest id present: keeping the newest task keeps ids unique.
+          AND id < (SELECT max(id) FROM task_queue)
         RETURNING id`);
     return rows.length;
   }
