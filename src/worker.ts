@@ -281,13 +281,16 @@ export class WorkerEngine {
     const onAbort = () => void this.stop().catch((error) => this.#emit({ type: "error", error }));
     if (signal?.aborted) return { ...this.#summary };
     signal?.addEventListener("abort", onAbort, { once: true });
-    const unsubscribe = this.#db.onTasksAvailable(() => this.#wakeUp());
+    let unsubscribe = () => {};
     this.#startedAt = this.#clock.now();
     try {
       await this.#heartbeat();
+      // After a first write, so that the file's write-ahead log exists to be watched.
+      unsubscribe = this.#db.onTasksAvailable(() => this.#wakeUp());
       this.#startHeartbeat();
       this.#loopHandler = taskHandler;
       let iterations = 0;
+      let idle = false;
       while (!this.#stopping && (maxIterations === undefined || iterations < maxIterations)) {
         this.#startBuffered();
         const free = this.#concurrency - this.#running.size;
@@ -299,7 +302,12 @@ export class WorkerEngine {
         await this.#yieldIfBusy();
         await this.#reapIfDue();
         const ahead = maxIterations === undefined ? this.#prefetchTarget() : 0;
-        const claimed = await this.#claim(free + ahead);
+        // An idle worker woken by any commit first looks without writing: a claim takes the write lock,
+        // which would slow the workers that are busy.
+        const worthClaiming: boolean = !idle ||
+          (await this.#store.taskPending(this.#clock.now(), this.#types)).runnable > 0;
+        const claimed: LeasedTask[] = worthClaiming ? await this.#claim(free + ahead) : [];
+        idle = claimed.length === 0;
         this.#buffer.push(...claimed);
         this.#startBuffered();
         if (claimed.length > 0) continue;
@@ -694,6 +702,8 @@ export class WorkerEngine {
       const done = () => {
         clearTimeout(timer);
         if (this.#wake === done) this.#wake = null;
+        // Waking is a turn of the event loop: no need to yield again soon.
+        this.#lastYield = performance.now();
         resolve();
       };
       this.#wake = done;

@@ -164,6 +164,11 @@ export interface Store {
 
   /** Writes a consistent copy of the whole database to a new file at `path` (`VACUUM INTO`). */
   backupTo(path: string): Promise<void>;
+  /**
+   * Calls `listener` soon after any connection, in any process, commits to the database; returns the
+   * function that stops it. Best effort (a libSQL server gives no such signal): callers still poll.
+   */
+  watchCommits(listener: () => void): () => void;
 
   taskLogAppend(entries: readonly TaskLogEntry[]): Promise<void>;
   taskLogList(taskId: number): Promise<TaskLog[]>;

@@ -6,10 +6,11 @@
  * @module
  */
 import { LibsqlError } from "@libsql/client";
+import { type FSWatcher, watch } from "node:fs";
 import { DatabaseError } from "../../errors.ts";
 import { readEnv } from "../../platform.ts";
 import type { DriverTransaction, SqlDriver, SqlStatement, StatementResult } from "./driver.ts";
-import { LocalDriver } from "./local_driver.ts";
+import { filePathOf, LocalDriver } from "./local_driver.ts";
 import { RemoteDriver } from "./remote_driver.ts";
 
 /** How a file database syncs to disk. `normal` is safe against application crashes; `full` also against power loss. */
@@ -227,9 +228,46 @@ export class Connection {
     }
   }
 
+  #commitListeners = new Set<() => void>();
+  #walWatcher: FSWatcher | null = null;
+
+  /**
+   * Calls `listener` when the file's write-ahead log changes, which is what every commit by any process
+   * does: an idle worker learns of new tasks within a fraction of a millisecond without polling. Nothing
+   * happens for servers and in-memory databases, or where the file system cannot be watched.
+   */
+  watchCommits(listener: () => void): () => void {
+    if (this.isRemote || this.url.includes(":memory:")) return () => {};
+    this.#commitListeners.add(listener);
+    if (!this.#walWatcher) this.#startWalWatcher();
+    return () => {
+      this.#commitListeners.delete(listener);
+      if (this.#commitListeners.size === 0) this.#stopWalWatcher();
+    };
+  }
+
+  #startWalWatcher(): void {
+    try {
+      const watcher = watch(`${filePathOf(this.url)}-wal`, { persistent: false }, () => {
+        for (const listener of this.#commitListeners) listener();
+      });
+      // The log can vanish (every connection closed, in every process); then polling alone carries on.
+      watcher.on("error", () => this.#stopWalWatcher());
+      this.#walWatcher = watcher;
+    } catch {
+      // No log yet, or no watching here: polling alone carries on.
+    }
+  }
+
+  #stopWalWatcher(): void {
+    this.#walWatcher?.close();
+    this.#walWatcher = null;
+  }
+
   /** Gives the connection back; the last user closes it. */
   release(): void {
     if (--this.#users > 0) return;
+    this.#stopWalWatcher();
     this.#onClose();
     this.#driver.close();
   }

@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { getTableColumns, type SQL, sql } from "drizzle-orm";
+import { fillPlaceholders, getTableColumns, type SQL, sql } from "drizzle-orm";
 import { SQLiteSyncDialect, type SQLiteTable } from "drizzle-orm/sqlite-core";
 import { DatabaseError, TaskNotFoundError, TaskStateError } from "../../errors.ts";
 import { type Task, TASK_STATUSES, type TaskEvent, type TaskStatus, TRANSITIONS } from "../../task.ts";
@@ -82,6 +82,84 @@ function compile(query: SQL): SqlStatement {
   const { sql: text, params } = dialect.sqlToQuery(query);
   return { sql: text, args: params as SqlValue[] };
 }
+
+/**
+ * A query compiled once, for the hot path: each use only fills in its placeholders, and the driver reuses
+ * its prepared statement, since the text never changes.
+ */
+class PreparedSql {
+  readonly #text: string;
+  readonly #params: unknown[];
+
+  constructor(query: SQL) {
+    const { sql: text, params } = dialect.sqlToQuery(query);
+    this.#text = text;
+    this.#params = params;
+  }
+
+  bind(values: Record<string, unknown>): SqlStatement {
+    return { sql: this.#text, args: fillPlaceholders(this.#params, values) as SqlValue[] };
+  }
+}
+
+const p = sql.placeholder;
+
+/** The claim statement for each strategy, with and without a type filter. */
+const CLAIMS = new Map<string, PreparedSql>();
+
+function claimQuery(strategy: ClaimStrategy, typed: boolean): PreparedSql {
+  const key = `${strategy}:${typed}`;
+  let prepared = CLAIMS.get(key);
+  if (prepared) return prepared;
+  const ofTypes = typed
+    // Unary + keeps SQLite walking the claim index in order instead of sorting every task of these types.
+    ? sql`AND +type IN (SELECT value FROM json_each(${p("types")}))`
+    : sql``;
+  const runnable = sql`status = 'queued' AND run_after <= ${p("now")} ${ofTypes}`;
+  const candidates = strategy === "weighted_random"
+    // Exponential race: a task's chance to come first is proportional to 1 / (1 + priority).
+    ? sql`
+      SELECT id FROM (
+        SELECT id, priority FROM task_queue WHERE ${runnable}
+        ORDER BY priority, id LIMIT ${WEIGHTED_CANDIDATES}
+      )
+      ORDER BY -ln((abs(random()) % 1000000 + 1) / 1000000.0) * (1 + max(priority, 0)) LIMIT ${p("limit")}`
+    : sql`SELECT id FROM task_queue WHERE ${runnable} ORDER BY ${CLAIM_ORDER[strategy]} LIMIT ${p("limit")}`;
+  prepared = new PreparedSql(sql`
+    UPDATE task_queue SET
+      status = 'running', attempts = attempts + 1, locked_by = ${p("workerId")},
+      lease_token = lower(hex(randomblob(12))), lease_until = ${p("leaseUntil")},
+      started_at = ${p("now")}, updated_at = ${p("now")}
+    WHERE id IN (${candidates}) AND ${statusAllows("claim")}
+    RETURNING ${TASK_JSON}, lease_token AS "leaseToken"`);
+  CLAIMS.set(key, prepared);
+  return prepared;
+}
+
+function pendingQuery(typed: boolean): PreparedSql {
+  const ofTypes = typed ? sql`AND type IN (SELECT value FROM json_each(${p("types")}))` : sql``;
+  return new PreparedSql(sql`
+    SELECT
+      EXISTS (SELECT 1 FROM task_queue WHERE status = 'queued' AND run_after <= ${
+    p("now")
+  } ${ofTypes}) AS runnable,
+      EXISTS (SELECT 1 FROM task_queue WHERE status = 'running' ${ofTypes}) AS running`);
+}
+
+const PENDING = { all: pendingQuery(false), typed: pendingQuery(true) };
+
+// One statement for any mix of outcomes; the lease token fences out a worker that lost the task.
+const FINISH_MANY = new PreparedSql(sql`
+  UPDATE task_queue SET
+    status = f.value ->> 2,
+    run_after = CASE WHEN f.value ->> 2 = 'queued' THEN f.value ->> 3 ELSE run_after END,
+    error_message = CASE WHEN f.value ->> 2 = 'completed' THEN error_message ELSE f.value ->> 4 END,
+    finished_at = CASE WHEN f.value ->> 2 = 'queued' THEN NULL ELSE ${p("now")} END,
+    lease_until = NULL, lease_token = NULL, updated_at = ${p("now")}
+  FROM json_each(${p("outcomes")}) AS f
+  WHERE task_queue.id = f.value ->> 0 AND task_queue.lease_token = f.value ->> 1
+    AND task_queue.status = 'running'
+  RETURNING task_queue.id AS id`);
 
 function workerUpsert(worker: WorkerInfo): SQL {
   return sql`
@@ -302,28 +380,18 @@ export class SqliteStore implements Store {
       await this.#all(ORDER_INDEX);
       this.#hasOrderIndex = true;
     }
-    const ofTypes = types
-      // Unary + keeps SQLite walking the claim index in order instead of sorting every task of these types.
-      ? sql`AND +type IN (SELECT value FROM json_each(${JSON.stringify(types)}))`
-      : sql``;
-    const runnable = sql`status = 'queued' AND run_after <= ${now} ${ofTypes}`;
-    const candidates = strategy === "weighted_random"
-      // Exponential race: a task's chance to come first is proportional to 1 / (1 + priority).
-      ? sql`
-        SELECT id FROM (
-          SELECT id, priority FROM task_queue WHERE ${runnable}
-          ORDER BY priority, id LIMIT ${WEIGHTED_CANDIDATES}
-        )
-        ORDER BY -ln((abs(random()) % 1000000 + 1) / 1000000.0) * (1 + max(priority, 0)) LIMIT ${limit}`
-      : sql`SELECT id FROM task_queue WHERE ${runnable} ORDER BY ${CLAIM_ORDER[strategy]} LIMIT ${limit}`;
-    const rows = await this.#all<TaskJsonRow & { leaseToken: string }>(sql`
-        UPDATE task_queue SET
-          status = 'running', attempts = attempts + 1, locked_by = ${params.workerId},
-          lease_token = lower(hex(randomblob(12))), lease_until = ${now + params.leaseMs},
-          started_at = ${now}, updated_at = ${now}
-        WHERE id IN (${candidates}) AND ${statusAllows("claim")}
-        RETURNING ${TASK_JSON}, lease_token AS "leaseToken"`);
-    const leased = rows.map((row) => ({ task: toTask(row), leaseToken: row.leaseToken }));
+    const statement = claimQuery(strategy, types !== undefined).bind({
+      now,
+      limit,
+      types: types && JSON.stringify(types),
+      workerId: params.workerId,
+      leaseUntil: now + params.leaseMs,
+    });
+    const { rows } = await this.#conn.execute(statement);
+    const leased = (rows as (TaskJsonRow & { leaseToken: string })[]).map((row) => ({
+      task: toTask(row),
+      leaseToken: row.leaseToken,
+    }));
     return leased.sort(({ task: a }, { task: b }) => CLAIM_SORT[strategy](a, b));
   }
 
@@ -336,18 +404,7 @@ export class SqliteStore implements Store {
       finish.status === "queued" ? finish.runAfter : null,
       finish.status === "completed" ? null : finish.errorMessage,
     ]));
-    // One statement for any mix of outcomes; the lease token fences out a worker that lost the task.
-    const rows = await this.#all<{ id: number }>(sql`
-        UPDATE task_queue SET
-          status = f.value ->> 2,
-          run_after = CASE WHEN f.value ->> 2 = 'queued' THEN f.value ->> 3 ELSE run_after END,
-          error_message = CASE WHEN f.value ->> 2 = 'completed' THEN error_message ELSE f.value ->> 4 END,
-          finished_at = CASE WHEN f.value ->> 2 = 'queued' THEN NULL ELSE ${now} END,
-          lease_until = NULL, lease_token = NULL, updated_at = ${now}
-        FROM json_each(${json}) AS f
-        WHERE task_queue.id = f.value ->> 0 AND task_queue.lease_token = f.value ->> 1
-          AND task_queue.status = 'running'
-        RETURNING task_queue.id AS id`);
+    const { rows } = await this.#conn.execute(FINISH_MANY.bind({ now, outcomes: json }));
     return new Set(rows.map((row) => Number(row.id)));
   }
 
@@ -473,11 +530,10 @@ export class SqliteStore implements Store {
   }
 
   async taskPending(now: number, types?: readonly string[]): Promise<{ runnable: number; running: number }> {
-    const ofTypes = types ? sql`AND type IN (SELECT value FROM json_each(${JSON.stringify(types)}))` : sql``;
-    const [row] = await this.#all<{ runnable: number; running: number }>(sql`
-        SELECT
-          EXISTS (SELECT 1 FROM task_queue WHERE status = 'queued' AND run_after <= ${now} ${ofTypes}) AS runnable,
-          EXISTS (SELECT 1 FROM task_queue WHERE status = 'running' ${ofTypes}) AS running`);
+    const query = types ? PENDING.typed : PENDING.all;
+    const { rows: [row] } = await this.#conn.execute(
+      query.bind({ now, types: types && JSON.stringify(types) }),
+    );
     return { runnable: Number(row.runnable), running: Number(row.running) };
   }
 
@@ -561,6 +617,10 @@ export class SqliteStore implements Store {
       message: row.message,
       details: row.details === null ? undefined : JSON.parse(row.details),
     }));
+  }
+
+  watchCommits(listener: () => void): () => void {
+    return this.#conn.watchCommits(listener);
   }
 
   close(): void {
