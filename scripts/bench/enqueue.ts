@@ -1,0 +1,111 @@
+/**
+ * Enqueue scenarios: S1, one awaited `enqueue` per task; S2, bulk, through `enqueueMany` in this process
+ * and through `prismq enqueue --ndjson` as a process of its own.
+ *
+ * @module
+ */
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { type EnqueueItem, Queue, QueueDatabase } from "../../mod.ts";
+import { type BenchContext, eachRun, type Measured, perSecond } from "./context.ts";
+import { assertClean, exitWithin, withChildren } from "./processes.ts";
+import { createSchema, NOOP_PAYLOAD, removeDb } from "./queue_files.ts";
+
+export async function enqueueSingle(ctx: BenchContext): Promise<Measured[]> {
+  const tasks = ctx.sizes.single;
+  const runs = await eachRun(ctx.sizes.runs, async () => {
+    const path = ctx.newPath("s1");
+    const db = new QueueDatabase(path);
+    try {
+      await db.initializeSchema();
+      const queue = new Queue(db);
+      const started = performance.now();
+      for (let i = 0; i < tasks; i++) await queue.enqueue("noop", { i });
+      return perSecond(tasks, performance.now() - started);
+    } finally {
+      db.close();
+      removeDb(path);
+    }
+  });
+  return [{
+    id: "S1",
+    label: `enqueue, ${tasks.toLocaleString("en")} awaited enqueue() calls`,
+    unit: "tasks/s",
+    runs,
+    target: { op: ">=", value: 40_000 },
+    baselineIds: ["R1", "R1'"],
+  }];
+}
+
+export async function enqueueBulk(ctx: BenchContext): Promise<Measured[]> {
+  const { bulk: tasks, bulkChunk } = ctx.sizes;
+  const chunk = Math.min(bulkChunk, tasks);
+  const runs = await eachRun(ctx.sizes.runs, async () => {
+    const path = ctx.newPath("s2");
+    const db = new QueueDatabase(path);
+    try {
+      await db.initializeSchema();
+      const queue = new Queue(db);
+      const items: EnqueueItem[] = Array.from(
+        { length: tasks },
+        (_, i) => ({ type: "noop", payload: { i } }),
+      );
+      const started = performance.now();
+      for (let first = 0; first < tasks; first += chunk) {
+        await queue.enqueueMany(items.slice(first, first + chunk));
+      }
+      return perSecond(tasks, performance.now() - started);
+    } finally {
+      db.close();
+      removeDb(path);
+    }
+  });
+  return [{
+    id: "S2",
+    label: `enqueue, bulk: ${tasks.toLocaleString("en")} tasks through enqueueMany, ${
+      chunk.toLocaleString("en")
+    } per call`,
+    unit: "tasks/s",
+    runs,
+    target: { op: ">=", value: 400_000 },
+    baselineIds: ["R2", "R2'"],
+  }];
+}
+
+/** S2 through the CLI: the whole `prismq enqueue --ndjson` process, start-up and exit included. */
+export async function enqueueNdjson(ctx: BenchContext): Promise<Measured[]> {
+  const tasks = ctx.sizes.bulk;
+  const file = join(ctx.dir, "tasks.ndjson");
+  const line = JSON.stringify({ type: "noop", payload: NOOP_PAYLOAD });
+  writeFileSync(file, `${line}\n`.repeat(tasks));
+  const runs = await eachRun(ctx.sizes.runs, async () => {
+    const path = ctx.newPath("s2-cli");
+    await createSchema(path);
+    try {
+      return await withChildren(async (startChild) => {
+        let output = "";
+        const child = startChild(ctx.binary, ["enqueue", "--ndjson", file, "--db", path, "--json"], {
+          cwd: ctx.dir,
+          onLine: (text) => (output += text + "\n"),
+        });
+        const exit = await exitWithin(child, 60_000 + tasks, "prismq enqueue --ndjson");
+        assertClean(exit, child, "prismq enqueue --ndjson");
+        const { enqueued } = JSON.parse(output) as { enqueued: number };
+        if (enqueued !== tasks) throw new Error(`prismq enqueue --ndjson enqueued ${enqueued} of ${tasks}`);
+        return perSecond(tasks, exit.at - child.startedAt);
+      });
+    } finally {
+      removeDb(path);
+    }
+  });
+  return [{
+    id: "S2.cli",
+    label: `enqueue, bulk: ${
+      tasks.toLocaleString("en")
+    } NDJSON lines through \`prismq enqueue --ndjson\`, process wall time`,
+    unit: "tasks/s",
+    runs,
+    target: { op: ">=", value: 400_000 },
+    baselineIds: ["R2", "R2'"],
+  }];
+}

@@ -1,0 +1,160 @@
+/**
+ * The benchmark's results: each figure's median and spread, compared with its target and with the best raw
+ * baseline, as one JSON document or a markdown table headed by the machine it ran on.
+ *
+ * @module
+ */
+import os from "node:os";
+import process from "node:process";
+import type { Measured, Target } from "./context.ts";
+
+/** A measured figure with its verdict. */
+export interface Figure extends Measured {
+  median: number;
+  min: number;
+  max: number;
+  /** The best of the raw figures named by `baselineIds`. */
+  baseline?: { id: string; median: number };
+  /** median / baseline.median */
+  ratio?: number;
+  /** Target met and, where there is a baseline, at least {@link MIN_RATIO} of it. Absent without a target. */
+  met?: boolean;
+}
+
+export interface Machine {
+  runtime: string;
+  cpu: string;
+  cores: number;
+  memoryBytes: number;
+  date: string;
+}
+
+export interface BenchDocument {
+  machine: Machine;
+  mode: "full" | "tiny";
+  runsPerScenario: number;
+  binary: string;
+  figures: Figure[];
+  /** Correctness failures and scenarios that failed outright; any makes the run exit 1. */
+  failures: string[];
+  ok: boolean;
+}
+
+/** A figure with a baseline counts as met only at this share of it or more. */
+export const MIN_RATIO = 0.5;
+
+export function machine(): Machine {
+  const g = globalThis as { Deno?: { version: { deno: string; v8: string } }; Bun?: { version: string } };
+  const runtime = g.Deno
+    ? `Deno ${g.Deno.version.deno} (V8 ${g.Deno.version.v8})`
+    : g.Bun
+    ? `Bun ${g.Bun.version}`
+    : `Node ${process.version}`;
+  const cpus = os.cpus();
+  return {
+    runtime,
+    cpu: cpus[0]?.model ?? "unknown",
+    cores: cpus.length,
+    memoryBytes: os.totalmem(),
+    date: new Date().toISOString(),
+  };
+}
+
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+}
+
+function meets(target: Target, figure: { median: number; runs: number[] }): boolean {
+  switch (target.op) {
+    case ">=":
+      return figure.median >= target.value;
+    case "<=":
+      return figure.median <= target.value;
+    case "<":
+      return figure.median < target.value;
+    case "=":
+      // A correctness count: one bad run is a failure, whatever the median says.
+      return figure.runs.every((run) => run === target.value);
+  }
+}
+
+/** Medians, baselines, ratios and verdicts for every measured figure. */
+export function evaluate(measured: Measured[]): Figure[] {
+  const figures: Figure[] = measured.map((m) => ({
+    ...m,
+    median: median(m.runs),
+    min: Math.min(...m.runs),
+    max: Math.max(...m.runs),
+  }));
+  const byId = new Map(figures.map((figure) => [figure.id, figure]));
+  for (const figure of figures) {
+    const candidates = (figure.baselineIds ?? []).flatMap((id) => byId.get(id) ?? []);
+    if (candidates.length > 0) {
+      const best = candidates.reduce((a, b) => (b.median > a.median ? b : a));
+      figure.baseline = { id: best.id, median: best.median };
+      figure.ratio = figure.median / best.median;
+    }
+    if (figure.target) figure.met = meets(figure.target, figure) && (figure.ratio ?? 1) >= MIN_RATIO;
+  }
+  // Second pass: a figure that requires others is met only when they are.
+  for (const figure of figures) {
+    if (figure.met === undefined || !figure.requires) continue;
+    figure.met &&= figure.requires.every((id) => byId.get(id)?.met === true);
+  }
+  return figures;
+}
+
+function formatValue(value: number, unit: string): string {
+  if (unit === "tasks/s" || unit === "tasks") return Math.round(value).toLocaleString("en");
+  if (unit === "ms") return value < 10 ? value.toFixed(2) : value.toFixed(1);
+  return value.toFixed(1);
+}
+
+function withUnit(value: number, unit: string): string {
+  return `${formatValue(value, unit)} ${unit}`;
+}
+
+function resultCell(figure: Figure): string {
+  const value = withUnit(figure.median, figure.unit);
+  if (figure.runs.length === 1) return value;
+  if (figure.target?.op === "=") return `${value} (runs: ${figure.runs.join(", ")})`;
+  return `${value} (${formatValue(figure.min, figure.unit)}–${formatValue(figure.max, figure.unit)})`;
+}
+
+function targetCell(target: Target | undefined, unit: string): string {
+  if (!target) return "—";
+  const op = { ">=": "≥", "<=": "≤", "<": "<", "=": "=" }[target.op];
+  return `${op} ${target.value.toLocaleString("en")} ${unit}`;
+}
+
+export function markdown(doc: BenchDocument): string {
+  const { machine: m } = doc;
+  const lines = [
+    `# PrismQ benchmark${doc.mode === "tiny" ? " (--tiny)" : ""}`,
+    "",
+    `${m.runtime} · ${m.cpu} · ${m.cores} cores · ${(m.memoryBytes / 2 ** 30).toFixed(1)} GiB · ${m.date}`,
+    "",
+    `Median of ${doc.runsPerScenario} run${doc.runsPerScenario === 1 ? "" : "s"} ` +
+    `(min–max in brackets), each on a fresh database file. Binary: ${doc.binary}. ` +
+    `"Met?" needs the target and, where there is a raw baseline, at least ${MIN_RATIO * 100} % of it.`,
+    "",
+    "| Scenario | Result | Target | Raw baseline | % of raw | Met? |",
+    "| --- | --- | --- | --- | --- | --- |",
+  ];
+  for (const f of doc.figures) {
+    const baseline = f.baseline ? `${f.baseline.id}: ${withUnit(f.baseline.median, f.unit)}` : "—";
+    const ratio = f.ratio === undefined ? "—" : `${(100 * f.ratio).toFixed(0)} %`;
+    const met = f.met === undefined ? "—" : f.met ? "yes" : "**no**";
+    lines.push(
+      `| ${f.id} ${f.label} | ${resultCell(f)} | ${
+        targetCell(f.target, f.unit)
+      } | ${baseline} | ${ratio} | ${met} |`,
+    );
+  }
+  if (doc.failures.length > 0) {
+    lines.push("", "Failures:", ...doc.failures.map((failure) => `- ${failure}`));
+  }
+  return lines.join("\n");
+}

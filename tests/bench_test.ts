@@ -1,0 +1,63 @@
+/**
+ * `deno task bench --tiny --json` runs every scenario to the end and reports each figure. Checks what the
+ * bench measured and that its correctness checks held, never a speed: CI machines vary too much for that.
+ *
+ * @module
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
+import type { BenchDocument, Figure } from "../scripts/bench/report.ts";
+
+const REPO = fileURLToPath(new URL("..", import.meta.url));
+
+/** The build takes 10–20 s and the tiny scenarios well under a minute; this only stops a hung bench. */
+const BENCH_DEADLINE_MS = 300_000;
+
+const SCENARIOS = ["S1", "S2", "S2.cli", "S3", "S4", "S5", "S7"];
+const RAW_BASELINES = ["R1", "R1'", "R2", "R2'", "R3", "R3'"];
+
+test("bench --tiny --json: every scenario and baseline measured, no task lost or run twice", async () => {
+  const output = await new Deno.Command("npx", {
+    args: ["deno", "run", "-A", "scripts/bench.ts", "--tiny", "--json"],
+    cwd: REPO,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(BENCH_DEADLINE_MS),
+  }).output();
+  const stdout = new TextDecoder().decode(output.stdout);
+  const stderr = new TextDecoder().decode(output.stderr);
+  assert.equal(output.code, 0, `the bench failed:\n${stderr}\n${stdout}`);
+  const doc = JSON.parse(stdout) as BenchDocument;
+  assert.equal(doc.mode, "tiny");
+  assert.deepEqual(doc.failures, []);
+  const figure = (id: string): Figure => {
+    const found = doc.figures.find((f) => f.id === id);
+    assert.ok(found, `${id} is in the report`);
+    return found;
+  };
+  const assertPositive = (id: string) => {
+    const { median, runs } = figure(id);
+    assert.ok(Number.isFinite(median) && median > 0, `${id} has a finite positive median, got ${median}`);
+    assert.ok(runs.length >= 1, `${id} has its runs`);
+  };
+
+  for (const id of [...SCENARIOS, ...RAW_BASELINES]) assertPositive(id);
+  for (const id of ["S3", "S4"]) {
+    const { details } = figure(id);
+    const { tasks, completed } = details as { tasks: number; completed: number[] };
+    assert.ok(tasks > 0);
+    assert.deepEqual(completed, completed.map(() => tasks), `${id} completed all ${tasks} tasks`);
+  }
+  assert.ok(figure("S4.duplicates").runs.every((n) => n === 0), "S4: no task ran twice");
+  assert.ok(figure("S4.losses").runs.every((n) => n === 0), "S4: no task was lost");
+  // Growth may be zero or negative; the two samples it is made of may not.
+  assertPositive("S6.rssFirst");
+  assertPositive("S6.rssEnd");
+  assert.ok(Number.isFinite(figure("S6").median), "S6 has its growth");
+  for (const id of ["S1", "S2", "S3", "S4"]) {
+    assert.ok(figure(id).baseline, `${id} is compared with a raw baseline`);
+    assert.ok(Number.isFinite(figure(id).ratio), `${id} has a ratio to its baseline`);
+  }
+});
