@@ -75,17 +75,10 @@ export class QueueDatabase {
     for (const listener of this.#wakeListeners) listener();
   }
 
-  /**
-   * Calls `listener` whenever this process adds tasks, and, on a local file, soon after any process
-   * commits anything (which may have added tasks). Returns the function that unsubscribes it.
-   */
+  /** Calls `listener` whenever this process adds tasks; returns the function that unsubscribes it. */
   onTasksAvailable(listener: () => void): () => void {
     this.#wakeListeners.add(listener);
-    const unwatch = this.store.watchCommits(listener);
-    return () => {
-      this.#wakeListeners.delete(listener);
-      unwatch();
-    };
+    return () => this.#wakeListeners.delete(listener);
   }
 
   /**

@@ -119,7 +119,7 @@ type Resolved =
   | { refusal: string };
 
 const MAX_ERROR_LENGTH = 8000;
-const YIELD_EVERY_MS = 50;
+const YIELD_EVERY_MS = 10;
 /** Claimed-ahead tasks should start within about this long. */
 const PREFETCH_HORIZON_MS = 10;
 
@@ -174,6 +174,8 @@ export class WorkerEngine {
   #heartbeatRunning: Promise<void> | null = null;
   #lastReap = -Infinity;
   #lastYield = 0;
+  /** Set by wake-ups that come from the event loop itself (timers, file events). */
+  #turned = false;
   #loop: Promise<RunSummary> | null = null;
   #inLoop = false;
   #startedAt = 0;
@@ -286,7 +288,15 @@ export class WorkerEngine {
     try {
       await this.#heartbeat();
       // After a first write, so that the file's write-ahead log exists to be watched.
-      unsubscribe = this.#db.onTasksAvailable(() => this.#wakeUp());
+      const unwatch = this.#store.watchCommits(() => {
+        this.#turned = true;
+        this.#wakeUp();
+      });
+      const unlisten = this.#db.onTasksAvailable(() => this.#wakeUp());
+      unsubscribe = () => {
+        unwatch();
+        unlisten();
+      };
       this.#startHeartbeat();
       this.#loopHandler = taskHandler;
       let iterations = 0;
@@ -452,8 +462,15 @@ export class WorkerEngine {
    */
   async #yieldIfBusy(): Promise<void> {
     const now = performance.now();
+    if (this.#turned) {
+      // Woken by a timer or a file event: the event loop has just turned, so a task that was just added
+      // is claimed without the extra delay of a yield.
+      this.#turned = false;
+      this.#lastYield = now;
+      return;
+    }
     if (now - this.#lastYield < YIELD_EVERY_MS) return;
-    await new Promise((resolve) => setTimeout(resolve, 0));
+    await new Promise((resolve) => setImmediate(resolve));
     this.#lastYield = performance.now();
   }
 
@@ -698,12 +715,15 @@ export class WorkerEngine {
   #sleep(ms: number): Promise<void> {
     if (this.#stopping) return Promise.resolve();
     return new Promise((resolve) => {
-      const timer = Number.isFinite(ms) ? setTimeout(() => done(), ms) : undefined;
+      const timer = Number.isFinite(ms)
+        ? setTimeout(() => {
+          this.#turned = true;
+          done();
+        }, ms)
+        : undefined;
       const done = () => {
         clearTimeout(timer);
         if (this.#wake === done) this.#wake = null;
-        // Waking is a turn of the event loop: no need to yield again soon.
-        this.#lastYield = performance.now();
         resolve();
       };
       this.#wake = done;

@@ -15,6 +15,7 @@ import {
 import { type Command, COMMON_HELP, COMMON_OPTIONS, linkedRegistry, openDatabase } from "../context.ts";
 import { count, formatDuration, styleFor } from "../format.ts";
 import { StatusLine } from "../progress.ts";
+import { setImmediate } from "node:timers";
 
 const DEFAULT_CONCURRENCY = 4;
 const DEFAULT_GRACE = "20s";
@@ -146,7 +147,19 @@ function reporter(io: Parameters<Command["run"]>[1]["io"], asJson: boolean, work
   const started = Date.now();
   const totals = { completed: 0, failed: 0, retried: 0, running: 0 };
   const stamp = () => new Date().toISOString();
-  const line = (text: string) => (live ? live.print(text) : io.stdout.write(text + "\n"));
+  // A busy worker reports thousands of events a second: they go out together, once per turn of the
+  // event loop, rather than one write each.
+  let pending: string[] = [];
+  const flush = () => {
+    if (pending.length === 0) return;
+    io.stdout.write(pending.join(""));
+    pending = [];
+  };
+  const write = (text: string) => {
+    if (pending.length === 0) setImmediate(flush);
+    pending.push(text);
+  };
+  const line = (text: string) => (live ? live.print(text) : write(text + "\n"));
   const drawStatus = () => {
     const seconds = Math.max(0.001, (Date.now() - started) / 1000);
     live?.update(
@@ -159,13 +172,14 @@ function reporter(io: Parameters<Command["run"]>[1]["io"], asJson: boolean, work
   };
   return {
     note(text: string) {
-      if (asJson) io.stdout.write(JSON.stringify({ at: stamp(), event: "note", message: text }) + "\n");
+      if (asJson) write(JSON.stringify({ at: stamp(), event: "note", message: text }) + "\n");
       else line(style.dim(text));
     },
     finish(text: string) {
       drawStatus();
       live?.finish();
       this.note(text);
+      flush();
     },
     event(event: WorkerEvent) {
       if (event.type === "claimed") totals.running++;
@@ -174,15 +188,16 @@ function reporter(io: Parameters<Command["run"]>[1]["io"], asJson: boolean, work
       if (event.type === "failed") totals.failed++;
       if (event.type === "retrying") totals.retried++;
       if (asJson) {
-        io.stdout.write(JSON.stringify(eventJson(event, stamp())) + "\n");
+        write(JSON.stringify(eventJson(event, stamp())) + "\n");
         return;
       }
-      const text = describeEvent(event, style);
       if (live) {
-        if (event.type !== "completed" && event.type !== "claimed") live.print(`${stamp()} ${text}`);
+        if (event.type !== "completed" && event.type !== "claimed") {
+          live.print(`${stamp()} ${describeEvent(event, style)}`);
+        }
         drawStatus();
       } else if (event.type !== "claimed") {
-        line(`${stamp()} ${text}`);
+        line(`${stamp()} ${describeEvent(event, style)}`);
       }
     },
   };
