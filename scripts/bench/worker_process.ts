@@ -104,18 +104,13 @@ export async function drainTwoProcesses(ctx: BenchContext): Promise<Measured[]> 
   ];
 }
 
-/** The share of tasks near the end from which S6 samples memory on every completion line. */
-const END_SAMPLE_SHARE = 0.005;
-
 /**
  * S6: one worker drains a long queue with `--json`; its resident memory is read when the completions it
- * reports reach `memoryFirst` and again at the end.
+ * reports reach `memoryFirst`, and again once all are reported. The worker runs without --until-empty,
+ * so that it is still there to be measured at the end; SIGTERM then stops it.
  */
 export async function drainMemory(ctx: BenchContext): Promise<Measured[]> {
   const { memoryFirst: first, memoryTotal: total } = ctx.sizes;
-  // The process may exit before the bench reads its last line, and /proc forgets an exited process: so
-  // sample on every completion from 99.5 % of the tasks on (199,000 of 200,000) and keep the last sample.
-  const endFrom = Math.max(first + 1, Math.floor(total * (1 - END_SAMPLE_SHARE)));
   const runs = await eachRun(ctx.sizes.runs, async () => {
     const path = ctx.newPath("s6");
     try {
@@ -123,8 +118,10 @@ export async function drainMemory(ctx: BenchContext): Promise<Measured[]> {
       return await withChildren(async (startChild) => {
         let completed = 0;
         let atFirst: number | undefined;
-        let atEnd: { kib: number; completed: number } | undefined;
-        const worker = startChild(ctx.binary, ["run", "--until-empty", "--json", "--db", path], {
+        let atEnd: number | undefined;
+        let allReported!: () => void;
+        const reported = new Promise<void>((resolve) => (allReported = resolve));
+        const worker = startChild(ctx.binary, ["run", "--json", "--db", path], {
           cwd: ctx.dir,
           onLine(line) {
             // A substring test, not JSON.parse: the bench must read faster than the worker writes, or the
@@ -132,20 +129,30 @@ export async function drainMemory(ctx: BenchContext): Promise<Measured[]> {
             // output, so the event is spelt exactly so.
             if (!line.includes('"event":"completed"')) return;
             completed++;
-            if (completed === first) atFirst = residentKiB(worker.pid);
-            if (completed >= endFrom) {
-              const kib = residentKiB(worker.pid);
-              if (kib !== undefined) atEnd = { kib, completed };
+            // The worker writes its events in groups, so the first sample lands at or just after `first`.
+            if (completed >= first && atFirst === undefined) atFirst = residentKiB(worker.pid);
+            if (completed === total) {
+              atEnd = residentKiB(worker.pid);
+              allReported();
             }
           },
         });
-        const exit = await exitWithin(worker, drainTimeoutMs(total), "the S6 worker");
+        const exitedEarly = worker.done.then((exit) => {
+          throw new Error(`the S6 worker exited early (code ${exit.code}): ${worker.stderr()}`);
+        });
+        exitedEarly.catch(() => {}); // Only an exit before the end matters; a later one is the SIGTERM.
+        await within(
+          Promise.race([reported, exitedEarly]),
+          drainTimeoutMs(total),
+          "the S6 worker's completions",
+        );
+        worker.signal("SIGTERM");
+        const exit = await exitWithin(worker, 30_000, "the S6 worker after SIGTERM");
         assertClean(exit, worker, "prismq run --json");
-        if (completed !== total) throw new Error(`the worker reported ${completed} of ${total} completions`);
         if (atFirst === undefined || atEnd === undefined) {
-          throw new Error("the worker exited before its memory could be sampled");
+          throw new Error("the worker's memory was not sampled");
         }
-        return { first: atFirst / 1024, end: atEnd.kib / 1024, endSampledAt: atEnd.completed };
+        return { first: atFirst / 1024, end: atEnd / 1024 };
       });
     } finally {
       removeDb(path);
@@ -169,10 +176,10 @@ export async function drainMemory(ctx: BenchContext): Promise<Measured[]> {
     },
     {
       id: "S6.rssEnd",
-      label: `memory: worker RSS at ${at(total)} completed (sampled from ${at(endFrom)} on)`,
+      label: `memory: worker RSS at ${at(total)} completed`,
       unit: "MiB",
       runs: runs.map((run) => run.end),
-      details: { completed: total, sampledAt: runs.map((run) => run.endSampledAt) },
+      details: { completed: total },
     },
   ];
 }

@@ -148,6 +148,14 @@ function pendingQuery(typed: boolean): PreparedSql {
 
 const PENDING = { all: pendingQuery(false), typed: pendingQuery(true) };
 
+const INSERT_UNKEYED = new PreparedSql(sql`
+  INSERT INTO task_queue
+    (type, payload, priority, max_attempts, run_after, timeout_ms, created_at, updated_at)
+  SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, ${p("now")}, ${
+  p("now")
+}
+  FROM json_each(${p("rows")})`);
+
 // One statement for any mix of outcomes; the lease token fences out a worker that lost the task.
 const FINISH_MANY = new PreparedSql(sql`
   UPDATE task_queue SET
@@ -277,6 +285,8 @@ export class SqliteStore implements Store {
   async taskInsertMany(tasks: readonly NewTask[], now: number): Promise<InsertedTask[]> {
     if (tasks.length === 0) return [];
     if (tasks.length === 1) return [await this.#insertOne(tasks[0], now)];
+    const keys = [...new Set(tasks.flatMap((task) => task.idempotencyKey ?? []))];
+    if (keys.length === 0) return await this.#insertUnkeyed(tasks, now);
     const inserts = [];
     for (let i = 0; i < tasks.length; i += INSERT_CHUNK) {
       const rows = JSON.stringify(
@@ -301,8 +311,7 @@ export class SqliteStore implements Store {
         ON CONFLICT DO NOTHING
         RETURNING id, idempotency_key AS "idempotencyKey"`);
     }
-    const keys = [...new Set(tasks.flatMap((task) => task.idempotencyKey ?? []))];
-    const keyed = keys.length === 0 ? [] : [
+    const keyed = [
       sql`
         SELECT ${TASK_JSON} FROM task_queue
         WHERE idempotency_key IN (SELECT value FROM json_each(${JSON.stringify(keys)}))`,
@@ -328,6 +337,34 @@ export class SqliteStore implements Store {
       // Only the first of several tasks with one key in this call created it.
       const created = createdKeys.delete(task.idempotencyKey);
       return { task: byKey.get(task.idempotencyKey)!, created };
+    });
+  }
+
+  /**
+   * Tasks without idempotency keys: nothing can conflict, so every row goes in and the ids need not be
+   * read back. SQLite numbers a row one past the largest id (there is no AUTOINCREMENT), so the rows of
+   * one INSERT, which holds the write lock, get consecutive ids ending at the last inserted one.
+   */
+  async #insertUnkeyed(tasks: readonly NewTask[], now: number): Promise<InsertedTask[]> {
+    const chunks: NewTask[][] = [];
+    for (let i = 0; i < tasks.length; i += INSERT_CHUNK) chunks.push(tasks.slice(i, i + INSERT_CHUNK));
+    const results = await this.#conn.batch(chunks.map((chunk) =>
+      INSERT_UNKEYED.bind({
+        now,
+        rows: JSON.stringify(chunk.map((task) => [
+          task.type,
+          task.payload,
+          task.priority,
+          task.maxAttempts,
+          task.runAfter,
+          task.timeoutMs,
+        ])),
+      })
+    ));
+    return chunks.flatMap((chunk, i) => {
+      const last = results[i].lastInsertRowid!;
+      const first = last - chunk.length + 1;
+      return chunk.map((task, j) => ({ task: newTask(first + j, task, now), created: true }));
     });
   }
 
