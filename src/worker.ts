@@ -27,6 +27,7 @@ import {
   type Store,
   type WorkerInfo,
 } from "./store/store.ts";
+import { TaskAbort } from "./task_abort.ts";
 import type { Task } from "./task.ts";
 
 export interface WorkerEngineOptions {
@@ -109,7 +110,7 @@ export interface RunSummary {
 interface Running {
   task: Task;
   fence: Fence;
-  controller: AbortController;
+  abort: TaskAbort;
   /** Set once the worker no longer holds the task: its outcome must not be recorded. */
   lost: LeaseLostError | null;
 }
@@ -498,7 +499,7 @@ export class WorkerEngine {
     const running: Running = {
       task,
       fence: { id: task.id, leaseToken },
-      controller: new AbortController(),
+      abort: new TaskAbort(),
       lost: null,
     };
     this.#running.set(task.id, running);
@@ -567,21 +568,21 @@ export class WorkerEngine {
 
   /** Runs one attempt and decides its outcome. Never throws. */
   async #attempt(running: Running, resolved: Resolved): Promise<Finish> {
-    const { task, fence, controller } = running;
+    const { task, fence, abort } = running;
     const fail = (errorMessage: string): Finish => ({ ...fence, status: "failed", errorMessage });
     if ("refusal" in resolved) return fail(resolved.refusal);
     const timeoutMs = task.timeoutMs ?? resolved.timeoutMs;
     const timer = timeoutMs === undefined
       ? undefined
-      : setTimeout(() => controller.abort(new TaskTimeoutError(task.id, timeoutMs)), timeoutMs);
+      : setTimeout(() => abort.abort(new TaskTimeoutError(task.id, timeoutMs)), timeoutMs);
     try {
       const payload = resolved.schema
         ? await parsePayload(task.type, resolved.schema, task.payload)
         : task.payload;
-      const outcome = Promise.resolve().then(() =>
-        resolved.handler({ ...task, payload }, this.#context(running))
-      );
-      await Promise.race([outcome, aborted(controller.signal)]);
+      const outcome = resolved.handler({ ...task, payload }, this.#context(running));
+      // A handler that returned a promise is raced against its abort; one that returned a value is done.
+      if (isPromiseLike(outcome)) await abort.race(outcome);
+      else if (abort.aborted) await abort.race(Promise.resolve());
       return { ...fence, status: "completed" };
     } catch (error) {
       const errorMessage = describeError(error);
@@ -598,9 +599,11 @@ export class WorkerEngine {
   }
 
   #context(running: Running): HandlerContext {
-    const { task, fence, controller } = running;
+    const { task, fence, abort } = running;
     return {
-      signal: controller.signal,
+      get signal() {
+        return abort.signal;
+      },
       workerId: this.workerId,
       db: this.#db,
       attempt: task.attempts,
@@ -624,7 +627,7 @@ export class WorkerEngine {
   #lose(running: Running, reason: LeaseLostError): void {
     if (running.lost) return;
     running.lost = reason;
-    running.controller.abort(reason);
+    running.abort.abort(reason);
   }
 
   /** Queues an outcome for the next grouped write; resolves with whether the lease still held. */
@@ -752,12 +755,8 @@ function atLeast(name: string, value: number, least: number): number {
   return value;
 }
 
-/** A promise that rejects with the signal's reason once it aborts. */
-function aborted(signal: AbortSignal): Promise<never> {
-  return new Promise((_, reject) => {
-    if (signal.aborted) return reject(signal.reason);
-    signal.addEventListener("abort", () => reject(signal.reason), { once: true });
-  });
+function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as PromiseLike<unknown> | null)?.then === "function";
 }
 
 function describeError(error: unknown): string {
