@@ -636,7 +636,7 @@ describe("prismq run", () => {
     await withFixture(async ({ q }) => {
       await q(["enqueue", "noop"]);
       await q(["enqueue", "noop"]);
-      const r = await q(["run", "--until-empty", "--json", "--concurrency", "2"]);
+      const r = await q(["run", "--until-empty", "--json", "--concurrency", "2", "--prefetch", "0"]);
       assert.equal(r.code, 0, r.stderr);
       const events = jsonLines(r.stdout);
       for (const event of events) {
@@ -824,6 +824,8 @@ describe("prismq run", () => {
         [["--lease", "10ms"], /--lease must be at least 1s/],
         [["--lease", "soon"], /Invalid duration 'soon' for --lease/],
         [["--concurrency", "0"], /--concurrency/],
+        [["--prefetch", "-1"], /--prefetch/],
+        [["--prefetch", "lots"], /--prefetch/],
         [["--grace", "5"], /Invalid duration '5' for --grace/],
         [["--poll", "0ms"], /--poll must be at least 1ms/],
         [["--worker-id", " "], /--worker-id is empty/],

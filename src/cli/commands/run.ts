@@ -28,6 +28,7 @@ their tasks straight back to the queue (a second signal ends the grace period at
 
 Options:
   --concurrency <n>    Handlers run at once (default ${DEFAULT_CONCURRENCY})
+  --prefetch <n>       Most tasks claimed ahead of free slots when handlers are quick (default 256; 0: none)
   --types <a,b>        Claim only these task types (default: every type; a task whose type has no
                        linked handler fails at once)
   --strategy <name>    ${CLAIM_STRATEGIES.join(" | ")} (default priority)
@@ -47,6 +48,7 @@ export const runCommand: Command = {
     const { values, positionals } = parseCommand("run", argv, {
       ...COMMON_OPTIONS,
       concurrency: { type: "string" },
+      prefetch: { type: "string" },
       types: { type: "string" },
       strategy: { type: "string" },
       lease: { type: "string" },
@@ -76,6 +78,9 @@ export const runCommand: Command = {
     const concurrency = values.concurrency === undefined
       ? DEFAULT_CONCURRENCY
       : parseInteger("--concurrency", values.concurrency, 1, 1000);
+    const prefetch = values.prefetch === undefined
+      ? undefined
+      : parseInteger("--prefetch", values.prefetch, 0, 10_000);
     const leaseMs = parseDuration("--lease", values.lease ?? "60s");
     if (leaseMs < 1000) throw new UsageError("--lease must be at least 1s.");
     const pollIntervalMs = parseDuration("--poll", values.poll ?? "100ms");
@@ -94,6 +99,7 @@ export const runCommand: Command = {
       leaseMs,
       pollIntervalMs,
       concurrency,
+      prefetch,
       types,
       shutdownGraceMs: graceMs,
       host: io.hostname,
