@@ -27,7 +27,7 @@ function deno(
 test("a write waits out another process's long lock and the connection keeps working after", async () => {
   const { dir, remove } = makeTempDir();
   const path = join(dir, "queue.db");
-  const db = new QueueDatabase(path, { busyTimeoutMs: 50 });
+  const db = new QueueDatabase(path, { busyTimeoutMs: 5000 });
   try {
     await db.initializeSchema();
     const holder = deno("./fixtures/hold_lock.ts", [path, "800"]);
@@ -39,6 +39,37 @@ test("a write waits out another process's long lock and the connection keeps wor
     await db.transaction((tx) => tx.execute("INSERT INTO task_queue (type) VALUES ('c')"));
     assert.deepEqual((await queue.list()).map((t) => t.type).sort(), ["a", "b", "c"]);
     assert.ok(second.id > first.id);
+  } finally {
+    db.close();
+    remove();
+  }
+});
+
+test("a write that waits longer than busyTimeoutMs fails clearly, writes nothing, and the next one works", async () => {
+  const { dir, remove } = makeTempDir();
+  const path = join(dir, "queue.db");
+  const db = new QueueDatabase(path, { busyTimeoutMs: 100 });
+  try {
+    await db.initializeSchema();
+    const holder = deno("./fixtures/hold_lock.ts", [path, "1500"]);
+    await waitFor(() => holder.out().includes("locked"), 20_000, "the lock holder");
+    const queue = new Queue(db);
+    let ticks = 0;
+    const ticker = setInterval(() => ticks++, 5);
+    const started = performance.now();
+    await assert.rejects(queue.enqueue("a", {}), (error: Error) => {
+      assert.match(error.message, /stayed locked by another process for too long/);
+      return true;
+    });
+    clearInterval(ticker);
+    const waited = performance.now() - started;
+    assert.ok(waited >= 100 && waited < 1400, `gave up after ${waited.toFixed(0)} ms`);
+    // The wait never blocked this process: its timers kept firing.
+    assert.ok(ticks >= 5, `only ${ticks} timer ticks while waiting`);
+    assert.equal(await holder.exit, 0, holder.out());
+    assert.deepEqual(await queue.list(), [], "the refused write left nothing");
+    await queue.enqueue("b", {});
+    assert.deepEqual((await queue.list()).map((t) => t.type), ["b"]);
   } finally {
     db.close();
     remove();

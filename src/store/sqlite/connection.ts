@@ -7,6 +7,7 @@
  */
 import { LibsqlError } from "@libsql/client";
 import { type FSWatcher, watch } from "node:fs";
+import { setImmediate } from "node:timers";
 import { DatabaseError } from "../../errors.ts";
 import { readEnv } from "../../platform.ts";
 import type { DriverTransaction, SqlDriver, SqlStatement, StatementResult } from "./driver.ts";
@@ -20,7 +21,10 @@ export type SynchronousMode = "off" | "normal" | "full" | "extra";
 export interface ConnectionOptions {
   /** Auth token for a libSQL server. @default the `PRISMQ_DB_AUTH_TOKEN` environment variable */
   authToken?: string;
-  /** How long one statement waits for another process's write lock before retrying. @default 5000 */
+  /**
+   * How long a statement waits, in all, for another process to release the write lock before it fails
+   * with a clear error. On a file, waiting never blocks the event loop. @default 30000
+   */
   busyTimeoutMs?: number;
   /** `PRAGMA synchronous` for file databases. @default "normal" */
   synchronous?: SynchronousMode;
@@ -40,7 +44,7 @@ export function toLibsqlUrl(location: string): string {
   return "file:" + location.replace(/[%?#]/g, (c) => encodeURIComponent(c));
 }
 
-const BUSY_RETRIES = 8;
+const DEFAULT_BUSY_TIMEOUT_MS = 30_000;
 
 // Connections to local files are shared per process (keyed in the global symbol registry, so that two
 // copies of this module share them too): the driver waits for a lock synchronously, so two connections to
@@ -102,10 +106,20 @@ export class Connection {
     this.#ready.catch(() => {});
   }
 
-  async #configure(): Promise<void> {
+  /** Applies the connection's settings; a failure surfaces through `#ready`. */
+  #configure(): Promise<void> {
+    try {
+      this.#configureNow();
+      return Promise.resolve();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  #configureNow(): void {
     this.#configured = false;
     if (this.isRemote) return void (this.#configured = true);
-    const busyTimeoutMs = this.#options.busyTimeoutMs ?? 5000;
+    const busyTimeoutMs = this.#options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
     if (!Number.isInteger(busyTimeoutMs) || busyTimeoutMs < 0) {
       throw new RangeError(`busyTimeoutMs must be a whole number ≥ 0, got ${busyTimeoutMs}.`);
     }
@@ -113,30 +127,24 @@ export class Connection {
     if (!["off", "normal", "full", "extra"].includes(synchronous)) {
       throw new RangeError(`synchronous must be "off", "normal", "full" or "extra", got "${synchronous}".`);
     }
-    const pragma = (text: string) => this.#driver.execute({ sql: `PRAGMA ${text}`, args: [] });
+    const driver = this.#driver as LocalDriver;
     try {
-      await pragma(`busy_timeout = ${busyTimeoutMs}`);
+      // Waiting for locks while setting up (another process may be setting up too) is fine.
+      driver.configure([`busy_timeout = ${busyTimeoutMs}`]);
       // Fails at once on a file that is not a database, rather than at the first real statement.
-      await this.#driver.execute({ sql: "SELECT count(*) FROM sqlite_schema", args: [] });
-      if (!this.url.includes(":memory:")) await pragma("journal_mode = WAL");
-      await pragma(`synchronous = ${synchronous.toUpperCase()}`);
-      await pragma("foreign_keys = ON");
+      driver.executeNow({ sql: "SELECT count(*) FROM sqlite_schema", args: [] });
+      if (!this.url.includes(":memory:")) driver.configure(["journal_mode = WAL"]);
+      // From here on SQLite never waits for a lock itself: its wait would block this thread (handlers,
+      // timers, everything), and it sleeps in whole milliseconds. #retryWhileBusy waits instead.
+      driver.configure([
+        `synchronous = ${synchronous.toUpperCase()}`,
+        "foreign_keys = ON",
+        "busy_timeout = 0",
+      ]);
     } catch (error) {
       throw toDatabaseError(error, this.#location);
     }
     this.#configured = true;
-  }
-
-  /**
-   * After SQLITE_BUSY the driver leaves the failed statement un-reset on its connection, and SQLite then
-   * refuses every COMMIT on it ("SQL statements in progress"). A fresh connection, configured again, is the
-   * way out.
-   */
-  async #recoverFromBusy(): Promise<void> {
-    if (this.isRemote) return;
-    await this.#driver.reconnect();
-    this.#ready = this.#configure();
-    await this.#ready;
   }
 
   /** Runs one statement; see {@link run}. */
@@ -214,16 +222,15 @@ export class Connection {
   }
 
   async #retryWhileBusy<T>(operation: () => Promise<T>): Promise<T> {
+    const started = performance.now();
+    const budgetMs = this.#options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
     for (let attempt = 1;; attempt++) {
       try {
         return await operation();
       } catch (error) {
-        if (!busyCode(error) || attempt >= BUSY_RETRIES) throw this.#describe(error);
-        // Another process held the write lock past busy_timeout. Start over on a fresh connection, after
-        // a pause with jitter so that competing processes do not retry in step.
-        await this.#recoverFromBusy();
-        const delay = Math.min(1000, 10 * 2 ** attempt) * (0.5 + Math.random());
-        await new Promise((resolve) => setTimeout(resolve, delay));
+        if (!busyCode(error)) throw this.#describe(error);
+        if (performance.now() - started >= budgetMs) throw this.#describe(error);
+        await busyPause(attempt);
       }
     }
   }
@@ -271,6 +278,17 @@ export class Connection {
     this.#onClose();
     this.#driver.close();
   }
+}
+
+/**
+ * The wait before trying a busy statement again. Another process usually holds the write lock for a
+ * millisecond or less, so the first retries only let this process's other work run; later ones back off,
+ * with jitter so that competing processes do not retry in step. A failed attempt changed nothing.
+ */
+function busyPause(attempt: number): Promise<void> {
+  if (attempt <= 3) return new Promise((resolve) => setImmediate(resolve));
+  const delay = Math.min(50, 2 ** (attempt - 4)) * (0.5 + Math.random());
+  return new Promise((resolve) => setTimeout(resolve, delay));
 }
 
 function busyCode(error: unknown): boolean {

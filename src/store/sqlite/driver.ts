@@ -42,7 +42,5 @@ export interface SqlDriver {
   /** Runs statements as one write transaction: all of them take effect, or none does. */
   batch(statements: readonly SqlStatement[]): Promise<StatementResult[]>;
   transaction(): Promise<DriverTransaction>;
-  /** Drops the connection and opens a fresh one (after an error that left the old one unusable). */
-  reconnect(): Promise<void>;
   close(): void;
 }

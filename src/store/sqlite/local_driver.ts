@@ -86,50 +86,94 @@ export function filePathOf(url: string): string {
   return decodeURIComponent(rest);
 }
 
+interface Prepared {
+  statement: NativeStatement;
+  /** Whether it writes, and so must hold the write lock before it starts. */
+  writes: boolean;
+}
+
+function run(statement: NativeStatement, args: readonly unknown[]): StatementResult {
+  if (statement.reader) {
+    const rows = statement.all(args as unknown[]) as SqlRow[];
+    return { rows, rowsAffected: rows.length, lastInsertRowid: undefined };
+  }
+  const info = statement.run(args as unknown[]);
+  return { rows: [], rowsAffected: info.changes, lastInsertRowid: Number(info.lastInsertRowid) };
+}
+
+const WRITES = /^\s*(INSERT|UPDATE|DELETE|REPLACE)\b/i;
+
 export class LocalDriver implements SqlDriver {
   readonly #path: string;
   #db: NativeDatabase | null = null;
-  readonly #statements = new Map<string, NativeStatement>();
+  readonly #statements = new Map<string, Prepared>();
+  /** Settings (PRAGMAs) applied whenever the connection opens. */
+  #settings: string[] = [];
+  #closed = false;
 
   /** Opens nothing yet: the file is opened by the first statement, so that its errors surface there. */
   constructor(url: string) {
     this.#path = filePathOf(url);
   }
 
+  /** Applies `pragmas` now, and again (after those given before) whenever the connection opens anew. */
+  configure(pragmas: string[]): void {
+    this.#settings = [...this.#settings, ...pragmas];
+    for (const pragma of pragmas) this.#exec(`PRAGMA ${pragma}`);
+  }
+
   #open(): NativeDatabase {
     if (this.#db) return this.#db;
+    if (this.#closed) throw new LibsqlError("The database connection is closed.", "CLIENT_CLOSED");
     try {
       this.#db = new Database(this.#path);
+      for (const pragma of this.#settings) this.#db.exec(`PRAGMA ${pragma}`);
     } catch (error) {
+      this.#db = null;
       throw toLibsqlError(error);
     }
     return this.#db;
   }
 
-  #prepare(sql: string): NativeStatement {
-    let statement = this.#statements.get(sql);
-    if (statement) return statement;
-    statement = this.#open().prepare(sql);
-    if (this.#statements.size >= STATEMENT_CACHE_SIZE) {
-      this.#statements.delete(this.#statements.keys().next().value!);
-    }
-    this.#statements.set(sql, statement);
-    return statement;
-  }
-
-  /** Runs one statement synchronously. */
-  executeNow({ sql, args }: SqlStatement): StatementResult {
+  #prepare(sql: string): Prepared {
+    let prepared = this.#statements.get(sql);
+    if (prepared) return prepared;
+    let statement: NativeStatement;
     try {
-      const statement = this.#prepare(sql);
-      if (statement.reader) {
-        const rows = statement.all(args as unknown[]) as SqlRow[];
-        return { rows, rowsAffected: rows.length, lastInsertRowid: undefined };
-      }
-      const info = statement.run(args as unknown[]);
-      return { rows: [], rowsAffected: info.changes, lastInsertRowid: Number(info.lastInsertRowid) };
+      statement = this.#open().prepare(sql);
     } catch (error) {
       throw toLibsqlError(error);
     }
+    prepared = { statement, writes: WRITES.test(sql) };
+    if (this.#statements.size >= STATEMENT_CACHE_SIZE) {
+      this.#statements.delete(this.#statements.keys().next().value!);
+    }
+    this.#statements.set(sql, prepared);
+    return prepared;
+  }
+
+  /**
+   * Runs one statement synchronously. A write outside a transaction takes the write lock first, with
+   * `BEGIN IMMEDIATE`: a statement that fails for want of the lock is left unfinished by the driver (it
+   * cannot be reset), and an unfinished write keeps its transaction, and the lock, open under whatever runs
+   * next on the connection. `BEGIN` fails cleanly instead, and then the write cannot be refused.
+   */
+  executeNow({ sql, args }: SqlStatement): StatementResult {
+    const { statement, writes } = this.#prepare(sql);
+    const own = writes && !this.#inTransaction();
+    if (own) this.#exec("BEGIN IMMEDIATE");
+    let result: StatementResult;
+    try {
+      result = run(statement, args);
+    } catch (thrown) {
+      const error = toLibsqlError(thrown);
+      if (own && this.#inTransaction()) this.#exec("ROLLBACK");
+      // A read refused for a lock (rare in WAL mode) is left unfinished too: start on a fresh connection.
+      if (error instanceof LibsqlError && /^SQLITE_(BUSY|LOCKED)/.test(error.code)) this.#reset();
+      throw error;
+    }
+    if (own) this.#exec("COMMIT");
+    return result;
   }
 
   #exec(sql: string): void {
@@ -152,6 +196,7 @@ export class LocalDriver implements SqlDriver {
     }
   }
 
+  /** Statements in one write transaction, all or nothing. */
   batch(statements: readonly SqlStatement[]): Promise<StatementResult[]> {
     try {
       this.#exec("BEGIN IMMEDIATE");
@@ -207,12 +252,8 @@ export class LocalDriver implements SqlDriver {
     });
   }
 
-  reconnect(): Promise<void> {
-    this.close();
-    return Promise.resolve();
-  }
-
-  close(): void {
+  /** Drops the connection and its statements; the next statement opens a fresh one. */
+  #reset(): void {
     this.#statements.clear();
     const db = this.#db;
     this.#db = null;
@@ -221,5 +262,10 @@ export class LocalDriver implements SqlDriver {
     } catch {
       // Closing a connection whose file vanished can fail; there is nothing left to release.
     }
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.#reset();
   }
 }

@@ -53,10 +53,6 @@ export class RemoteDriver implements SqlDriver {
     };
   }
 
-  async reconnect(): Promise<void> {
-    await this.#client.reconnect();
-  }
-
   close(): void {
     this.#client.close();
   }
