@@ -442,15 +442,26 @@ export class WorkerEngine {
     }
   }
 
+  /** Claims up to `limit` tasks, recording in the same transaction any outcomes waiting to be written. */
   async #claim(limit: number): Promise<LeasedTask[]> {
-    const leased = await this.#store.taskClaim({
-      workerId: this.workerId,
-      limit,
-      leaseMs: this.#leaseMs,
-      now: this.#clock.now(),
-      strategy: this.#strategy,
-      types: this.#types,
-    });
+    const waiting = this.#pendingFinishes;
+    this.#pendingFinishes = [];
+    let leased: LeasedTask[];
+    try {
+      const result = await this.#store.taskFinishAndClaim(waiting.map((item) => item.finish), {
+        workerId: this.workerId,
+        limit,
+        leaseMs: this.#leaseMs,
+        now: this.#clock.now(),
+        strategy: this.#strategy,
+        types: this.#types,
+      });
+      for (const item of waiting) item.resolve(result.held.has(item.finish.id));
+      leased = result.leased;
+    } catch (error) {
+      for (const item of waiting) item.reject(error);
+      throw error;
+    }
     this.#summary.claimed += leased.length;
     for (const { task } of leased) this.#emit({ type: "claimed", task });
     return leased;

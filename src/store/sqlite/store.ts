@@ -169,6 +169,26 @@ const FINISH_MANY = new PreparedSql(sql`
     AND task_queue.status = 'running'
   RETURNING task_queue.id AS id`);
 
+function finishStatement(finishes: readonly Finish[], now: number): SqlStatement {
+  const outcomes = JSON.stringify(finishes.map((finish) => [
+    finish.id,
+    finish.leaseToken,
+    finish.status,
+    finish.status === "queued" ? finish.runAfter : null,
+    finish.status === "completed" ? null : finish.errorMessage,
+  ]));
+  return FINISH_MANY.bind({ now, outcomes });
+}
+
+/** Claimed rows as leased tasks, in the strategy's order (RETURNING promises none). */
+function leasedFrom(rows: SqlRow[], strategy: ClaimStrategy): LeasedTask[] {
+  const leased = (rows as (TaskJsonRow & { leaseToken: string })[]).map((row) => ({
+    task: toTask(row),
+    leaseToken: row.leaseToken,
+  }));
+  return leased.sort(({ task: a }, { task: b }) => CLAIM_SORT[strategy](a, b));
+}
+
 function workerUpsert(worker: WorkerInfo): SQL {
   return sql`
     INSERT INTO ${workers} (id, host, pid, started_at, heartbeat_at, concurrency, handler_types)
@@ -412,36 +432,43 @@ export class SqliteStore implements Store {
   }
 
   async taskClaim(params: ClaimParams): Promise<LeasedTask[]> {
+    const { rows } = await this.#conn.execute(await this.#claimStatement(params));
+    return leasedFrom(rows, params.strategy);
+  }
+
+  async #claimStatement(params: ClaimParams): Promise<SqlStatement> {
     const { now, limit, strategy, types } = params;
     if ((strategy === "fifo" || strategy === "lifo") && !this.#hasOrderIndex) {
       await this.#all(ORDER_INDEX);
       this.#hasOrderIndex = true;
     }
-    const statement = claimQuery(strategy, types !== undefined).bind({
+    return claimQuery(strategy, types !== undefined).bind({
       now,
       limit,
       types: types && JSON.stringify(types),
       workerId: params.workerId,
       leaseUntil: now + params.leaseMs,
     });
-    const { rows } = await this.#conn.execute(statement);
-    const leased = (rows as (TaskJsonRow & { leaseToken: string })[]).map((row) => ({
-      task: toTask(row),
-      leaseToken: row.leaseToken,
-    }));
-    return leased.sort(({ task: a }, { task: b }) => CLAIM_SORT[strategy](a, b));
+  }
+
+  async taskFinishAndClaim(
+    finishes: readonly Finish[],
+    params: ClaimParams,
+  ): Promise<{ held: Set<number>; leased: LeasedTask[] }> {
+    if (finishes.length === 0) return { held: new Set(), leased: await this.taskClaim(params) };
+    const [finished, claimed] = await this.#conn.batch([
+      finishStatement(finishes, params.now),
+      await this.#claimStatement(params),
+    ]);
+    return {
+      held: new Set(finished.rows.map((row) => Number(row.id))),
+      leased: leasedFrom(claimed.rows, params.strategy),
+    };
   }
 
   async taskFinishMany(finishes: readonly Finish[], now: number): Promise<Set<number>> {
     if (finishes.length === 0) return new Set();
-    const json = JSON.stringify(finishes.map((finish) => [
-      finish.id,
-      finish.leaseToken,
-      finish.status,
-      finish.status === "queued" ? finish.runAfter : null,
-      finish.status === "completed" ? null : finish.errorMessage,
-    ]));
-    const { rows } = await this.#conn.execute(FINISH_MANY.bind({ now, outcomes: json }));
+    const { rows } = await this.#conn.execute(finishStatement(finishes, now));
     return new Set(rows.map((row) => Number(row.id)));
   }
 
