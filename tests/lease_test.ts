@@ -20,21 +20,10 @@ import {
   type WorkerEvent,
 } from "../mod.ts";
 import type { Fence, Finish, LeasedTask } from "../src/store/store.ts";
-import { waitFor, withDb } from "./_helpers.ts";
+import { deferred, waitFor, withDb } from "./_helpers.ts";
 
 const T0 = Date.UTC(2030, 0, 1, 12, 0, 0);
 const LEASE_MS = 1000;
-
-interface Deferred<T> {
-  promise: Promise<T>;
-  resolve: (value: T) => void;
-}
-
-function deferred<T = void>(): Deferred<T> {
-  let resolve!: (value: T) => void;
-  const promise = new Promise<T>((r) => (resolve = r));
-  return { promise, resolve };
-}
 
 function untilAborted(signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {

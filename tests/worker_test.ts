@@ -24,20 +24,9 @@ import {
   type WorkerEngineOptions,
   type WorkerEvent,
 } from "../mod.ts";
-import { delay, waitFor, withDb } from "./_helpers.ts";
+import { deferred, delay, waitFor, withDb } from "./_helpers.ts";
 
 const T0 = Date.UTC(2030, 0, 1, 12, 0, 0);
-
-interface Deferred<T> {
-  promise: Promise<T>;
-  resolve: (value: T) => void;
-}
-
-function deferred<T = void>(): Deferred<T> {
-  let resolve!: (value: T) => void;
-  const promise = new Promise<T>((r) => (resolve = r));
-  return { promise, resolve };
-}
 
 /** A promise that never settles: a handler that hangs. */
 function forever(): Promise<never> {

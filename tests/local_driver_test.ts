@@ -1,0 +1,171 @@
+/**
+ * The embedded-file driver: how a `file:` URL becomes a path (`filePathOf`), that a path with characters
+ * special in URLs opens exactly that file, and that many-task enqueues, whose ids are inferred from the
+ * last inserted row rather than read back, return the ids and contents the database holds, also after
+ * purges.
+ *
+ * @module
+ */
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { LibsqlError } from "@libsql/client";
+import { type EnqueueItem, ManualClock, Queue, QueueDatabase, type Task, WorkerEngine } from "../mod.ts";
+import { toLibsqlUrl } from "../src/store/sqlite/connection.ts";
+import { filePathOf } from "../src/store/sqlite/local_driver.ts";
+import { makeTempDir, withDb } from "./_helpers.ts";
+
+const T0 = Date.UTC(2030, 0, 1, 12, 0, 0);
+
+/** Asserts that `fn` throws a LibsqlError with this code whose message names `url`. */
+function assertRefused(url: string, code: string): void {
+  assert.throws(() => filePathOf(url), (error: unknown) => {
+    assert.ok(error instanceof LibsqlError, `expected a LibsqlError, got ${error}`);
+    assert.equal(error.code, code);
+    assert.ok(error.message.includes(`'${url}'`), `the message names the URL: ${error.message}`);
+    return true;
+  });
+}
+
+describe("filePathOf", () => {
+  test("reads relative, absolute and localhost file URLs as the path they name", () => {
+    assert.equal(filePathOf("file:rel/x.db"), "rel/x.db");
+    assert.equal(filePathOf("file:x.db"), "x.db");
+    assert.equal(filePathOf("file:/abs/x.db"), "/abs/x.db");
+    assert.equal(filePathOf("file:///abs/x.db"), "/abs/x.db");
+    assert.equal(filePathOf("file://localhost/abs/x.db"), "/abs/x.db");
+    assert.equal(filePathOf("file://LOCALHOST/abs/x.db"), "/abs/x.db");
+    assert.equal(filePathOf(":memory:"), ":memory:");
+  });
+
+  test("decodes percent-escapes, so that %, ? and # can be part of a file name", () => {
+    assert.equal(filePathOf("file:a%25b%3Fc%23d.db"), "a%b?c#d.db");
+    assert.equal(filePathOf("file:///abs/with%20space.db"), "/abs/with space.db");
+  });
+
+  test("gives back exactly the path a database location was turned into", () => {
+    for (const path of ["plain.db", "dir/a%b?c#d e.db", "/abs/100%25?#.db", "./x?mode=ro.db"]) {
+      assert.equal(filePathOf(toLibsqlUrl(path)), path);
+    }
+  });
+
+  test("refuses a file URL that names a host other than localhost", () => {
+    assertRefused("file://example.com/x.db", "URL_INVALID");
+    assertRefused("file://db-server/abs/x.db", "URL_INVALID");
+  });
+
+  test("refuses a file URL with query parameters", () => {
+    assertRefused("file:x.db?mode=ro", "URL_PARAM_NOT_SUPPORTED");
+    assertRefused("file:///abs/x.db?cache=shared", "URL_PARAM_NOT_SUPPORTED");
+  });
+});
+
+describe("a database file", () => {
+  test("opened on a path containing %, ?, # and a space is created under exactly that name", async () => {
+    const { dir, remove } = makeTempDir();
+    try {
+      const name = "odd %41 name?x=1#frag.db";
+      const path = join(dir, name);
+      const db = new QueueDatabase(path);
+      let task: Task;
+      try {
+        await db.initializeSchema();
+        task = await new Queue(db).enqueue("t", { n: 1 });
+      } finally {
+        db.close();
+      }
+      assert.ok(existsSync(path), `${path} exists`);
+      const strays = readdirSync(dir).filter((entry) => !entry.startsWith(name));
+      assert.deepEqual(strays, [], "no file under another name");
+
+      const again = new QueueDatabase(path);
+      try {
+        assert.deepEqual(await new Queue(again).get(task.id), task);
+      } finally {
+        again.close();
+      }
+    } finally {
+      remove();
+    }
+  });
+});
+
+/** Unkeyed tasks whose fields all differ, so that a task read back under the wrong id cannot match. */
+function items(n: number, tag: string): EnqueueItem[] {
+  return Array.from({ length: n }, (_, i) => ({
+    type: i % 3 ? "t" : "u",
+    payload: { tag, i, text: "é".repeat(i % 4), list: [i, null, { deep: i % 2 === 0 }] },
+    priority: (i * 7) % 11,
+    maxAttempts: 1 + (i % 5),
+    delayMs: i % 13,
+    ...(i % 4 === 0 ? { timeoutMs: 1000 + i } : {}),
+  }));
+}
+
+/** Asserts that ids are consecutive and that each task is exactly what the database holds under its id. */
+async function assertAsStored(queue: Queue, tasks: Task[], given: EnqueueItem[]): Promise<void> {
+  assert.equal(tasks.length, given.length);
+  tasks.forEach((task, i) => {
+    assert.equal(task.id, tasks[0].id + i, `ids are consecutive, in the order given (task ${i})`);
+    assert.deepEqual(task.payload, given[i].payload);
+  });
+  for (const task of tasks) assert.deepEqual(await queue.get(task.id), task, `task ${task.id}`);
+}
+
+describe("enqueueMany without idempotency keys", () => {
+  test("returns 2,500 tasks with consecutive ids, each exactly as the database holds it", async () => {
+    await withDb(async (db) => {
+      const queue = new Queue(db, { clock: new ManualClock(T0) });
+      const first = items(2500, "first");
+      const tasks = await queue.enqueueMany(first);
+      assert.equal(tasks[0].id, 1);
+      await assertAsStored(queue, tasks, first);
+
+      // On a table that already has rows, the next ones follow them.
+      const single = await queue.enqueue("t", { tag: "single" });
+      assert.equal(single.id, 2501);
+      const second = items(2500, "second");
+      const more = await queue.enqueueMany(second);
+      assert.equal(more[0].id, 2502);
+      await assertAsStored(queue, more, second);
+      assert.equal((await queue.stats()).counts.queued, 5001);
+    });
+  });
+
+  test("returns ids above every id seen before, after all but the newest finished task were purged", async () => {
+    await withDb(async (db) => {
+      const clock = new ManualClock(T0);
+      const queue = new Queue(db, { clock });
+      const early = await queue.enqueueMany([1, 2, 3].map((n) => ({ type: "t", payload: { n } })));
+      const summary = await new WorkerEngine({ db, workerId: "w1", clock }).runLoop({
+        taskHandler: () => {},
+        untilEmpty: true,
+      });
+      assert.equal(summary.completed, 3);
+      clock.advance(1);
+      // The newest task is kept: SQLite numbers a new row one past the largest id present.
+      assert.equal(await queue.purge({ statuses: ["completed"], olderThanMs: 0 }), 2);
+      assert.equal(await queue.get(early[0].id), undefined);
+      assert.equal(await queue.get(early[1].id), undefined);
+      assert.equal((await queue.get(early[2].id))?.status, "completed");
+
+      const given = items(2500, "late");
+      const tasks = await queue.enqueueMany(given);
+      const highest = Math.max(...early.map((task) => task.id));
+      assert.ok(tasks.every((task) => task.id > highest), `ids start at ${tasks[0].id}, after ${highest}`);
+      await assertAsStored(queue, tasks, given);
+    });
+  });
+
+  test("returns consecutive ids matching the database when the tasks span several insert statements", async () => {
+    await withDb(async (db) => {
+      const queue = new Queue(db);
+      await queue.enqueue("t", { tag: "before" });
+      const given = items(12_001, "big");
+      const tasks = await queue.enqueueMany(given);
+      assert.equal(tasks[0].id, 2);
+      await assertAsStored(queue, tasks, given);
+    });
+  });
+});

@@ -1,0 +1,326 @@
+/**
+ * The worker's claim-ahead buffer on a real file: quick tasks are claimed many per statement, slow ones no
+ * further ahead than the free slots, `prefetch: 0` turns it off, and buffered tasks are handed back at
+ * shutdown, dropped when cancelled, and kept leased by heartbeats while they wait.
+ *
+ * @module
+ */
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import {
+  LeaseLostError,
+  ManualClock,
+  Queue,
+  type QueueDatabase,
+  type Task,
+  WorkerEngine,
+  type WorkerEngineOptions,
+  type WorkerEvent,
+} from "../mod.ts";
+import type { ClaimParams, LeasedTask } from "../src/store/store.ts";
+import { deferred, delay, withDb } from "./_helpers.ts";
+
+const T0 = Date.UTC(2030, 0, 1, 12, 0, 0);
+
+/** Resolves with what `promise` resolves with, or rejects once `ms` have passed without it. */
+async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`Timed out after ${ms} ms waiting for ${what}.`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function worker(db: QueueDatabase, options: Partial<WorkerEngineOptions> = {}): WorkerEngine {
+  return new WorkerEngine({ db, workerId: "w1", ...options });
+}
+
+function enqueueN(queue: Queue, n: number): Promise<Task[]> {
+  return queue.enqueueMany(Array.from({ length: n }, (_, i) => ({ type: "t", payload: { i } })));
+}
+
+interface ClaimCall {
+  limit: number;
+  got: number;
+}
+
+/** The store's methods that claim tasks; each takes the claim's parameters as its last argument. */
+const CLAIMING_METHODS = ["taskClaim", "taskFinishAndClaim"];
+
+/**
+ * Records every claim the worker makes through the store: how many tasks it asked for and how many it got.
+ * A claim made by one claiming method through another is recorded once.
+ */
+function recordClaims(db: QueueDatabase): ClaimCall[] {
+  const calls: ClaimCall[] = [];
+  const store = db.store as unknown as Record<string, unknown>;
+  let depth = 0;
+  for (const name of CLAIMING_METHODS) {
+    const original = store[name];
+    if (typeof original !== "function") continue;
+    store[name] = async (...args: unknown[]) => {
+      depth++;
+      try {
+        const result: LeasedTask[] | { leased: LeasedTask[] } = await original.apply(db.store, args);
+        if (depth === 1) {
+          const { limit } = args[args.length - 1] as ClaimParams;
+          calls.push({ limit, got: (Array.isArray(result) ? result : result.leased).length });
+        }
+        return result;
+      } finally {
+        depth--;
+      }
+    };
+  }
+  return calls;
+}
+
+/** Ids in claim order, from the worker's "claimed" events. */
+function claimedIds(events: WorkerEvent[]): number[] {
+  return events.flatMap((event) => event.type === "claimed" ? [event.task.id] : []);
+}
+
+describe("how far ahead a worker claims", () => {
+  test("with quick handlers, 500 tasks are claimed in far fewer statements than tasks", async () => {
+    await withDb(async (db) => {
+      const queue = new Queue(db);
+      await enqueueN(queue, 500);
+      const claims = recordClaims(db);
+      const ran: number[] = [];
+      const summary = await worker(db, { concurrency: 1 }).runLoop({
+        taskHandler: (task) => void ran.push(task.id),
+        untilEmpty: true,
+      });
+      assert.equal(summary.completed, 500);
+      assert.equal(ran.length, 500);
+      assert.equal(new Set(ran).size, 500);
+      assert.equal((await queue.stats()).counts.completed, 500);
+      assert.ok(
+        claims.some((call) => call.got > 1),
+        `none of ${claims.length} claims returned more than one task`,
+      );
+      assert.ok(claims.length < 100, `expected fewer than 100 claim statements, got ${claims.length}`);
+      assert.equal(claims.reduce((sum, call) => sum + call.got, 0), 500);
+    });
+  });
+
+  test("with slow handlers, a worker claims no more tasks than it has free slots", async () => {
+    await withDb(async (db) => {
+      const queue = new Queue(db);
+      await enqueueN(queue, 12);
+      const claims = recordClaims(db);
+      const summary = await worker(db, { concurrency: 2 }).runLoop({
+        taskHandler: () => delay(30),
+        untilEmpty: true,
+      });
+      assert.equal(summary.completed, 12);
+      // The limit each claim asks for is the most direct observable: the worker holds at most what it has
+      // running plus what it claims, and it claims only when its buffer is empty. (Counting 'running' rows
+      // would over-count: a finished task's outcome is written a moment after its slot is reused.) A 30 ms
+      // handler is three times the ~10 ms the worker claims ahead for, so it must never ask beyond its
+      // two slots.
+      for (const call of claims) {
+        assert.ok(call.limit <= 2, `a claim asked for ${call.limit} tasks with concurrency 2`);
+        assert.ok(call.got <= 2);
+      }
+      assert.ok(claims.length >= 6, `12 tasks two at a time need at least 6 claims, got ${claims.length}`);
+    });
+  });
+
+  test("with prefetch 0, a worker claims no more tasks than it has free slots, however quick they are", async () => {
+    await withDb(async (db) => {
+      const queue = new Queue(db);
+      await enqueueN(queue, 60);
+      const claims = recordClaims(db);
+      const summary = await worker(db, { concurrency: 3, prefetch: 0 }).runLoop({
+        taskHandler: () => {},
+        untilEmpty: true,
+      });
+      assert.equal(summary.completed, 60);
+      for (const call of claims) {
+        assert.ok(call.limit <= 3, `a claim asked for ${call.limit} tasks with concurrency 3 and prefetch 0`);
+      }
+      assert.ok(
+        claims.length >= 20,
+        `60 tasks three at a time need at least 20 claims, got ${claims.length}`,
+      );
+    });
+  });
+});
+
+describe("tasks waiting in the buffer", () => {
+  test("stopping a worker hands its claimed-ahead tasks back at once: queued, attempt not counted, reported as released", async () => {
+    await withDb(async (db) => {
+      const queue = new Queue(db);
+      await enqueueN(queue, 50);
+      const events: WorkerEvent[] = [];
+      let expectedReleases = Infinity;
+      const allReleased = deferred();
+      const w = worker(db, {
+        concurrency: 1,
+        onEvent: (event) => {
+          events.push(event);
+          const released = events.filter((e) => e.type === "released").length;
+          if (released >= expectedReleases) allReleased.resolve();
+        },
+      });
+      const ran: number[] = [];
+      let buffered: number[] = [];
+      let stopping: Promise<void> | undefined;
+      let releasedWhileRunning: unknown = "the handler never stopped the worker";
+      const summary = await w.runLoop({
+        taskHandler: async (task) => {
+          ran.push(task.id);
+          const claimed = claimedIds(events);
+          // The first task is claimed alone; once the worker has seen how quick handlers are, it claims
+          // ahead. Stop at the first task that starts while others wait in the buffer.
+          if (stopping || claimed.length === ran.length) return;
+          buffered = claimed.filter((id) => !ran.includes(id));
+          expectedReleases = buffered.length;
+          stopping = w.stop();
+          // This handler is still running: the buffered tasks must come back without waiting for it.
+          releasedWhileRunning = await within(allReleased.promise, 5000, "the buffered tasks' release")
+            .then(() => true, (error) => error);
+        },
+        // Ends the loop, should no task ever start while others are buffered.
+        untilEmpty: true,
+      });
+      await stopping;
+
+      assert.ok(
+        buffered.length > 1,
+        `expected several tasks in the buffer at the stop, got ${buffered.length}`,
+      );
+      assert.equal(releasedWhileRunning, true);
+      const releasedIds = events.flatMap((e) => e.type === "released" ? [e.task.id] : []);
+      assert.deepEqual(releasedIds.toSorted((a, b) => a - b), buffered.toSorted((a, b) => a - b));
+      assert.equal(summary.released, buffered.length);
+      assert.equal(summary.completed, ran.length);
+      assert.equal(summary.claimed, ran.length + buffered.length);
+      for (const id of buffered) {
+        const task = await queue.get(id);
+        assert.ok(task);
+        assert.equal(task.status, "queued", `task ${id}`);
+        assert.equal(task.attempts, 0, `task ${id}`);
+        assert.equal(task.leaseUntil, null, `task ${id}`);
+      }
+      const { counts } = await queue.stats();
+      assert.equal(counts.running, 0);
+      assert.equal(counts.completed, ran.length);
+      assert.equal(counts.queued, 50 - ran.length);
+    });
+  });
+
+  test("a buffered task cancelled before it starts is never run, and is reported as lease-lost", async () => {
+    await withDb(async (db) => {
+      const queue = new Queue(db);
+      await enqueueN(queue, 20);
+      const events: WorkerEvent[] = [];
+      let target = -1;
+      const targetLost = deferred();
+      const w = worker(db, {
+        concurrency: 1,
+        heartbeatIntervalMs: 20,
+        onEvent: (event) => {
+          events.push(event);
+          if (event.type === "lease-lost" && event.task.id === target) targetLost.resolve();
+        },
+      });
+      const ran: number[] = [];
+      let statusBeforeCancel: string | undefined;
+      let noticed: unknown = "the handler never cancelled a buffered task";
+      const summary = await w.runLoop({
+        taskHandler: async (task) => {
+          ran.push(task.id);
+          const claimed = claimedIds(events);
+          if (target !== -1 || claimed.length === ran.length) return;
+          // The last task claimed has not started: it waits in the buffer behind this one.
+          target = claimed[claimed.length - 1];
+          statusBeforeCancel = (await queue.get(target))?.status;
+          await queue.cancel(target);
+          // Keep the only slot busy until a heartbeat has noticed the cancellation.
+          noticed = await within(targetLost.promise, 5000, "a lease-lost event for the cancelled task")
+            .then(() => true, (error) => error);
+        },
+        untilEmpty: true,
+      });
+
+      assert.notEqual(target, -1, "no task started while another was buffered");
+      assert.equal(statusBeforeCancel, "running", "the cancelled task had been claimed");
+      assert.equal(noticed, true);
+      assert.ok(!ran.includes(target), `the cancelled task ${target} ran`);
+      assert.equal((await queue.get(target))?.status, "cancelled");
+      const lost = events.filter((e) => e.type === "lease-lost");
+      assert.equal(lost.length, 1);
+      assert.equal(lost[0].type === "lease-lost" && lost[0].task.id, target);
+      const reason = lost[0].type === "lease-lost" ? lost[0].reason : undefined;
+      assert.ok(reason instanceof LeaseLostError);
+      assert.equal(reason.why, "cancelled");
+      assert.equal(summary.leaseLost, 1);
+      assert.equal(summary.completed, 19);
+      assert.equal(ran.length, 19);
+      assert.equal((await queue.stats()).counts.completed, 19);
+    });
+  });
+
+  test("heartbeats renew the leases of buffered tasks while they wait behind a running one", async () => {
+    await withDb(async (db) => {
+      const clock = new ManualClock(T0);
+      const queue = new Queue(db, { clock });
+      await enqueueN(queue, 20);
+      // Resolves once a heartbeat that set leases to T0 + 1500 has been written.
+      const renewed = deferred();
+      const heartbeat = db.store.workerHeartbeat.bind(db.store);
+      db.store.workerHeartbeat = async (info, fences, leaseUntil) => {
+        const lost = await heartbeat(info, fences, leaseUntil);
+        if (leaseUntil === T0 + 1500) renewed.resolve();
+        return lost;
+      };
+      const events: WorkerEvent[] = [];
+      const w = worker(db, {
+        clock,
+        concurrency: 1,
+        leaseMs: 1000,
+        heartbeatIntervalMs: 20,
+        onEvent: (event) => void events.push(event),
+      });
+      const ran: number[] = [];
+      let target = -1;
+      let before: Task | undefined;
+      let after: Task | undefined;
+      let ranBeforeRenewal: boolean | undefined;
+      let waited: unknown = "no task started while another was buffered";
+      await w.runLoop({
+        taskHandler: async (task) => {
+          ran.push(task.id);
+          const claimed = claimedIds(events);
+          if (target !== -1 || claimed.length === ran.length) return;
+          target = claimed[claimed.length - 1];
+          before = await queue.get(target);
+          clock.advance(500);
+          // The clock stands still now, so a heartbeat from here on sets every lease to T0 + 1500.
+          waited = await within(renewed.promise, 5000, "a heartbeat at T0 + 500").then(() => true, (e) => e);
+          after = await queue.get(target);
+          ranBeforeRenewal = ran.includes(target);
+        },
+        untilEmpty: true,
+      });
+
+      assert.equal(waited, true);
+      assert.ok(before && after);
+      assert.equal(before.status, "running");
+      assert.equal(before.leaseUntil, T0 + 1000, "claimed at T0 with a 1000 ms lease");
+      assert.equal(ranBeforeRenewal, false, "the task was still waiting in the buffer");
+      assert.equal(after.status, "running");
+      assert.equal(after.lockedBy, "w1");
+      assert.equal(after.leaseUntil, T0 + 1500, "the waiting task's lease was renewed");
+      const final = await queue.get(target);
+      assert.equal(final?.status, "completed");
+      assert.equal(final?.attempts, 1);
+    });
+  });
+});
