@@ -32,7 +32,7 @@ import type {
   WorkerInfo,
 } from "../store.ts";
 import type { Connection } from "./connection.ts";
-import type { SqlRow, SqlStatement, SqlValue } from "./driver.ts";
+import type { SqlRow, SqlStatement, SqlValue, StatementResult } from "./driver.ts";
 import { MIGRATIONS } from "./migrations.ts";
 import { type TaskLogRow, taskLogs, taskQueue, type WorkerRow, workers } from "./schema.ts";
 
@@ -148,6 +148,15 @@ function pendingQuery(typed: boolean): PreparedSql {
 
 const PENDING = { all: pendingQuery(false), typed: pendingQuery(true) };
 
+// Completions only, as `{"<lease token>": <id>}`: one JSON value per task, nothing to take apart.
+const COMPLETE_MANY = new PreparedSql(sql`
+  UPDATE task_queue SET
+    status = 'completed', finished_at = ${p("now")}, updated_at = ${p("now")},
+    lease_until = NULL, lease_token = NULL
+  FROM json_each(${p("leases")}) AS f
+  WHERE task_queue.id = f.value AND task_queue.lease_token = f.key AND task_queue.status = 'running'
+  RETURNING task_queue.id AS id`);
+
 const INSERT_UNKEYED = new PreparedSql(sql`
   INSERT INTO task_queue
     (type, payload, priority, max_attempts, run_after, timeout_ms, created_at, updated_at)
@@ -169,15 +178,36 @@ const FINISH_MANY = new PreparedSql(sql`
     AND task_queue.status = 'running'
   RETURNING task_queue.id AS id`);
 
-function finishStatement(finishes: readonly Finish[], now: number): SqlStatement {
-  const outcomes = JSON.stringify(finishes.map((finish) => [
-    finish.id,
-    finish.leaseToken,
-    finish.status,
-    finish.status === "queued" ? finish.runAfter : null,
-    finish.status === "completed" ? null : finish.errorMessage,
-  ]));
-  return FINISH_MANY.bind({ now, outcomes });
+/** The statements that record `finishes`: completions (nearly all of them) in one, the rest in another. */
+function finishStatements(finishes: readonly Finish[], now: number): SqlStatement[] {
+  // Keyed by lease token, which is unique to one claim: two outcomes for one task (from a lost lease and
+  // a later claim of the same task) both stay, and the fence decides.
+  const completed: Record<string, number> = {};
+  const others: Finish[] = [];
+  for (const finish of finishes) {
+    if (finish.status === "completed") completed[finish.leaseToken] = finish.id;
+    else others.push(finish);
+  }
+  const statements = [];
+  if (others.length < finishes.length) {
+    statements.push(COMPLETE_MANY.bind({ now, leases: JSON.stringify(completed) }));
+  }
+  if (others.length > 0) {
+    const outcomes = JSON.stringify(others.map((finish) => [
+      finish.id,
+      finish.leaseToken,
+      finish.status,
+      finish.status === "queued" ? finish.runAfter : null,
+      finish.status === "completed" ? null : finish.errorMessage,
+    ]));
+    statements.push(FINISH_MANY.bind({ now, outcomes }));
+  }
+  return statements;
+}
+
+/** The ids whose fence held, from the results of {@link finishStatements}. */
+function heldIds(results: readonly StatementResult[]): Set<number> {
+  return new Set(results.flatMap((result) => result.rows.map((row) => Number(row.id))));
 }
 
 /** Claimed rows as leased tasks, in the strategy's order (RETURNING promises none). */
@@ -456,20 +486,22 @@ export class SqliteStore implements Store {
     params: ClaimParams,
   ): Promise<{ held: Set<number>; leased: LeasedTask[] }> {
     if (finishes.length === 0) return { held: new Set(), leased: await this.taskClaim(params) };
-    const [finished, claimed] = await this.#conn.batch([
-      finishStatement(finishes, params.now),
+    const results = await this.#conn.batch([
+      ...finishStatements(finishes, params.now),
       await this.#claimStatement(params),
     ]);
-    return {
-      held: new Set(finished.rows.map((row) => Number(row.id))),
-      leased: leasedFrom(claimed.rows, params.strategy),
-    };
+    const claimed = results.pop()!;
+    return { held: heldIds(results), leased: leasedFrom(claimed.rows, params.strategy) };
   }
 
   async taskFinishMany(finishes: readonly Finish[], now: number): Promise<Set<number>> {
     if (finishes.length === 0) return new Set();
-    const { rows } = await this.#conn.execute(finishStatement(finishes, now));
-    return new Set(rows.map((row) => Number(row.id)));
+    const statements = finishStatements(finishes, now);
+    return heldIds(
+      statements.length === 1
+        ? [await this.#conn.execute(statements[0])]
+        : await this.#conn.batch(statements),
+    );
   }
 
   async taskReleaseMany(fences: readonly Fence[], now: number): Promise<Set<number>> {
