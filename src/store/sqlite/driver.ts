@@ -13,6 +13,8 @@ export type SqlValue = string | number | bigint | null | Uint8Array;
 export interface SqlStatement {
   sql: string;
   args: readonly SqlValue[];
+  /** Rows come back in `values`, as arrays in column order, which is cheaper than keyed objects. */
+  raw?: boolean;
 }
 
 /** A result row, keyed by column name. */
@@ -20,6 +22,8 @@ export type SqlRow = Record<string, unknown>;
 
 export interface StatementResult {
   rows: SqlRow[];
+  /** The rows of a `raw` statement. */
+  values?: unknown[][];
   rowsAffected: number;
   lastInsertRowid: number | undefined;
 }

@@ -92,10 +92,13 @@ interface Prepared {
   writes: boolean;
 }
 
-function run(statement: NativeStatement, args: readonly unknown[]): StatementResult {
+function run(statement: NativeStatement, args: readonly unknown[], raw: boolean): StatementResult {
   if (statement.reader) {
-    const rows = statement.all(args as unknown[]) as SqlRow[];
-    return { rows, rowsAffected: rows.length, lastInsertRowid: undefined };
+    const rows = statement.all(args as unknown[]);
+    if (raw) {
+      return { rows: [], values: rows as unknown[][], rowsAffected: rows.length, lastInsertRowid: undefined };
+    }
+    return { rows: rows as SqlRow[], rowsAffected: rows.length, lastInsertRowid: undefined };
   }
   const info = statement.run(args as unknown[]);
   return { rows: [], rowsAffected: info.changes, lastInsertRowid: Number(info.lastInsertRowid) };
@@ -135,12 +138,14 @@ export class LocalDriver implements SqlDriver {
     return this.#db;
   }
 
-  #prepare(sql: string): Prepared {
-    let prepared = this.#statements.get(sql);
+  #prepare(sql: string, raw: boolean): Prepared {
+    const key = raw ? `raw:${sql}` : sql;
+    let prepared = this.#statements.get(key);
     if (prepared) return prepared;
     let statement: NativeStatement;
     try {
       statement = this.#open().prepare(sql);
+      if (raw) statement.raw(true);
     } catch (error) {
       throw toLibsqlError(error);
     }
@@ -148,7 +153,7 @@ export class LocalDriver implements SqlDriver {
     if (this.#statements.size >= STATEMENT_CACHE_SIZE) {
       this.#statements.delete(this.#statements.keys().next().value!);
     }
-    this.#statements.set(sql, prepared);
+    this.#statements.set(key, prepared);
     return prepared;
   }
 
@@ -158,13 +163,13 @@ export class LocalDriver implements SqlDriver {
    * cannot be reset), and an unfinished write keeps its transaction, and the lock, open under whatever runs
    * next on the connection. `BEGIN` fails cleanly instead, and then the write cannot be refused.
    */
-  executeNow({ sql, args }: SqlStatement): StatementResult {
-    const { statement, writes } = this.#prepare(sql);
+  executeNow({ sql, args, raw = false }: SqlStatement): StatementResult {
+    const { statement, writes } = this.#prepare(sql, raw);
     const own = writes && !this.#inTransaction();
     if (own) this.#exec("BEGIN IMMEDIATE");
     let result: StatementResult;
     try {
-      result = run(statement, args);
+      result = run(statement, args, raw);
     } catch (thrown) {
       const error = toLibsqlError(thrown);
       if (own && this.#inTransaction()) this.#exec("ROLLBACK");

@@ -6,7 +6,15 @@
 import { type Client, createClient, type InStatement, type ResultSet } from "@libsql/client";
 import type { DriverTransaction, SqlDriver, SqlRow, SqlStatement, StatementResult } from "./driver.ts";
 
-function toResult(result: ResultSet): StatementResult {
+function toResult(result: ResultSet, raw: boolean | undefined): StatementResult {
+  if (raw) {
+    return {
+      rows: [],
+      values: result.rows.map((row) => Array.from(row)),
+      rowsAffected: result.rowsAffected,
+      lastInsertRowid: result.lastInsertRowid === undefined ? undefined : Number(result.lastInsertRowid),
+    };
+  }
   const rows = result.rows.map((row) => {
     const object: SqlRow = {};
     result.columns.forEach((column, i) => (object[column] = row[i]));
@@ -31,18 +39,18 @@ export class RemoteDriver implements SqlDriver {
   }
 
   async execute(statement: SqlStatement): Promise<StatementResult> {
-    return toResult(await this.#client.execute(toClientStatement(statement)));
+    return toResult(await this.#client.execute(toClientStatement(statement)), statement.raw);
   }
 
   async batch(statements: readonly SqlStatement[]): Promise<StatementResult[]> {
     const results = await this.#client.batch(statements.map(toClientStatement), "write");
-    return results.map(toResult);
+    return results.map((result, i) => toResult(result, statements[i].raw));
   }
 
   async transaction(): Promise<DriverTransaction> {
     const tx = await this.#client.transaction("write");
     return {
-      execute: async (statement) => toResult(await tx.execute(toClientStatement(statement))),
+      execute: async (statement) => toResult(await tx.execute(toClientStatement(statement)), statement.raw),
       executeMultiple: (sql) => tx.executeMultiple(sql),
       commit: () => tx.commit(),
       rollback: () => tx.rollback(),
