@@ -57,13 +57,27 @@ const TASK_JSON = sql.raw(
 
 type TaskJsonRow = { task: string };
 
+/** What a claim sets, and so knows without reading it back. */
+type ClaimSets = Pick<Task, "status" | "lockedBy" | "leaseUntil" | "startedAt" | "updatedAt">;
+const CLAIM_SETS: readonly (keyof ClaimSets)[] = [
+  "status",
+  "lockedBy",
+  "leaseUntil",
+  "startedAt",
+  "updatedAt",
+];
+
 /**
- * The columns of a task, in {@link TASK_KEYS} order, for the claim: a row of plain values costs less to
- * return than one JSON object, and a claim returns hundreds.
+ * The other columns of a task, in {@link CLAIMED_KEYS} order, returned by a claim as plain values: a row of
+ * values costs less to return than one JSON object, and a claim returns hundreds.
  */
-const TASK_KEYS = Object.keys(getTableColumns(taskQueue)).filter((key) => key !== "leaseToken");
-const TASK_COLUMNS = sql.raw(
-  TASK_KEYS.map((key) => getTableColumns(taskQueue)[key as keyof typeof taskQueue._.columns].name).join(", "),
+const CLAIMED_KEYS = Object.keys(getTableColumns(taskQueue)).filter((key) =>
+  key !== "leaseToken" && !(CLAIM_SETS as readonly string[]).includes(key)
+);
+const CLAIMED_COLUMNS = sql.raw(
+  CLAIMED_KEYS.map((key) => getTableColumns(taskQueue)[key as keyof typeof taskQueue._.columns].name).join(
+    ", ",
+  ),
 );
 
 /** A table's columns for a SELECT list, each named as its key in the Drizzle schema. */
@@ -140,7 +154,7 @@ function claimQuery(strategy: ClaimStrategy, typed: boolean): PreparedSql {
       lease_token = lower(hex(randomblob(12))), lease_until = ${p("leaseUntil")},
       started_at = ${p("now")}, updated_at = ${p("now")}
     WHERE id IN (${candidates}) AND ${statusAllows("claim")}
-    RETURNING ${TASK_COLUMNS}, lease_token`);
+    RETURNING ${CLAIMED_COLUMNS}, lease_token`);
   CLAIMS.set(key, prepared);
   return prepared;
 }
@@ -220,11 +234,19 @@ function heldIds(results: readonly StatementResult[]): Set<number> {
 }
 
 /** Claimed rows as leased tasks, in the strategy's order (RETURNING promises none). */
-function leasedFrom(values: unknown[][] = [], strategy: ClaimStrategy): LeasedTask[] {
+function leasedFrom(values: unknown[][] = [], params: ClaimParams): LeasedTask[] {
+  const { strategy } = params;
+  const sets: ClaimSets = {
+    status: "running",
+    lockedBy: params.workerId,
+    leaseUntil: params.now + params.leaseMs,
+    startedAt: params.now,
+    updatedAt: params.now,
+  };
   const leased = values.map((row) => {
-    const task: Record<string, unknown> = {};
-    TASK_KEYS.forEach((key, i) => (task[key] = key === "payload" ? JSON.parse(row[i] as string) : row[i]));
-    return { task: task as unknown as Task, leaseToken: row[TASK_KEYS.length] as string };
+    const task: Record<string, unknown> = { ...sets };
+    CLAIMED_KEYS.forEach((key, i) => (task[key] = key === "payload" ? JSON.parse(row[i] as string) : row[i]));
+    return { task: task as unknown as Task, leaseToken: row[CLAIMED_KEYS.length] as string };
   });
   return leased.sort(({ task: a }, { task: b }) => CLAIM_SORT[strategy](a, b));
 }
@@ -473,7 +495,7 @@ export class SqliteStore implements Store {
 
   async taskClaim(params: ClaimParams): Promise<LeasedTask[]> {
     const { values } = await this.#conn.execute(await this.#claimStatement(params));
-    return leasedFrom(values, params.strategy);
+    return leasedFrom(values, params);
   }
 
   async #claimStatement(params: ClaimParams): Promise<SqlStatement> {
@@ -502,7 +524,7 @@ export class SqliteStore implements Store {
       await this.#claimStatement(params),
     ]);
     const claimed = results.pop()!;
-    return { held: heldIds(results), leased: leasedFrom(claimed.values, params.strategy) };
+    return { held: heldIds(results), leased: leasedFrom(claimed.values, params) };
   }
 
   async taskFinishMany(finishes: readonly Finish[], now: number): Promise<Set<number>> {
