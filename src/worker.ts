@@ -47,8 +47,9 @@ export interface WorkerEngineOptions {
   /**
    * Most tasks claimed ahead of free slots, so that quick tasks are claimed many per statement. The worker
    * claims ahead only as many as it expects to start within about 10 ms (judged by how long its handlers
-   * have been taking), so slow tasks are never held back from other workers. 0 turns it off.
-   * @default 256
+   * have been taking), so slow tasks are never held back from other workers, and no more than about
+   * 16 MiB of payloads (judged by the payloads it has claimed). 0 turns it off.
+   * @default 1024
    */
   prefetch?: number;
   retry?: Partial<RetryPolicy>;
@@ -123,6 +124,8 @@ const MAX_ERROR_LENGTH = 8000;
 const YIELD_EVERY_MS = 10;
 /** Claimed-ahead tasks should start within about this long. */
 const PREFETCH_HORIZON_MS = 10;
+/** And their payloads should take no more memory than this, in UTF-16 code units of JSON. */
+const PREFETCH_PAYLOAD_LENGTH = 16 * 1024 * 1024;
 
 /**
  * Claims and runs tasks.
@@ -167,6 +170,8 @@ export class WorkerEngine {
   #loopHandler: TaskHandler | undefined = undefined;
   /** Moving average of how long a handler takes, in ms; NaN until one has run. */
   #averageRunMs = NaN;
+  /** Moving average of the payload length of claimed tasks. */
+  #averagePayloadLength = NaN;
   readonly #inFlight = new Set<Promise<void>>();
   #pendingFinishes: { finish: Finish; resolve: (held: boolean) => void; reject: (error: unknown) => void }[] =
     [];
@@ -208,7 +213,7 @@ export class WorkerEngine {
     this.#leaseMs = atLeast("leaseMs", options.leaseMs ?? 60_000, 100);
     this.#pollIntervalMs = atLeast("pollIntervalMs", options.pollIntervalMs ?? 100, 1);
     this.#concurrency = atLeast("concurrency", options.concurrency ?? 1, 1);
-    this.#prefetch = atLeast("prefetch", options.prefetch ?? 256, 0);
+    this.#prefetch = atLeast("prefetch", options.prefetch ?? 1024, 0);
     this.#retry = resolveRetryPolicy(options.retry);
     if (options.types !== undefined) {
       if (!Array.isArray(options.types) || options.types.length === 0) {
@@ -416,7 +421,8 @@ export class WorkerEngine {
   #prefetchTarget(): number {
     if (this.#prefetch === 0 || !(this.#averageRunMs >= 0)) return 0;
     const perSlot = PREFETCH_HORIZON_MS / Math.max(this.#averageRunMs, 0.001);
-    return Math.min(this.#prefetch, Math.floor(perSlot * this.#concurrency));
+    const fitting = PREFETCH_PAYLOAD_LENGTH / Math.max(this.#averagePayloadLength || 0, 1);
+    return Math.floor(Math.min(this.#prefetch, perSlot * this.#concurrency, fitting));
   }
 
   async #idleHandlers(): Promise<void> {
@@ -463,6 +469,12 @@ export class WorkerEngine {
       throw error;
     }
     this.#summary.claimed += leased.length;
+    for (const { payloadLength } of leased) {
+      if (payloadLength === undefined) continue;
+      this.#averagePayloadLength = Number.isNaN(this.#averagePayloadLength)
+        ? payloadLength
+        : this.#averagePayloadLength * 0.9 + payloadLength * 0.1;
+    }
     for (const { task } of leased) this.#emit({ type: "claimed", task });
     return leased;
   }

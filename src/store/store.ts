@@ -43,6 +43,8 @@ export interface ClaimParams {
 export interface LeasedTask {
   task: Task;
   leaseToken: string;
+  /** The size of the task's payload as stored (JSON text), where the store knows it cheaply. */
+  payloadLength?: number;
 }
 
 /** Identifies one claim of one task. */

@@ -287,7 +287,7 @@ export class Connection {
  */
 function busyPause(attempt: number): Promise<void> {
   if (attempt <= 3) return new Promise((resolve) => setImmediate(resolve));
-  const delay = Math.min(50, 2 ** (attempt - 4)) * (0.5 + Math.random());
+  const delay = Math.min(2, 2 ** (attempt - 4)) * (0.5 + Math.random());
   return new Promise((resolve) => setTimeout(resolve, delay));
 }
 

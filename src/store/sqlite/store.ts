@@ -245,8 +245,14 @@ function leasedFrom(values: unknown[][] = [], params: ClaimParams): LeasedTask[]
   };
   const leased = values.map((row) => {
     const task: Record<string, unknown> = { ...sets };
-    CLAIMED_KEYS.forEach((key, i) => (task[key] = key === "payload" ? JSON.parse(row[i] as string) : row[i]));
-    return { task: task as unknown as Task, leaseToken: row[CLAIMED_KEYS.length] as string };
+    CLAIMED_KEYS.forEach((key, i) => (task[key] = row[i]));
+    const payload = task.payload as string;
+    task.payload = JSON.parse(payload);
+    return {
+      task: task as unknown as Task,
+      leaseToken: row[CLAIMED_KEYS.length] as string,
+      payloadLength: payload.length,
+    };
   });
   return leased.sort(({ task: a }, { task: b }) => CLAIM_SORT[strategy](a, b));
 }
