@@ -49,7 +49,7 @@ export interface WorkerEngineOptions {
    * claims ahead only as many as it expects to start within about 10 ms (judged by how long its handlers
    * have been taking), so slow tasks are never held back from other workers, and no more than about
    * 16 MiB of payloads (judged by the payloads it has claimed). 0 turns it off.
-   * @default 1024
+   * @default 512
    */
   prefetch?: number;
   retry?: Partial<RetryPolicy>;
@@ -213,7 +213,7 @@ export class WorkerEngine {
     this.#leaseMs = atLeast("leaseMs", options.leaseMs ?? 60_000, 100);
     this.#pollIntervalMs = atLeast("pollIntervalMs", options.pollIntervalMs ?? 100, 1);
     this.#concurrency = atLeast("concurrency", options.concurrency ?? 1, 1);
-    this.#prefetch = atLeast("prefetch", options.prefetch ?? 1024, 0);
+    this.#prefetch = atLeast("prefetch", options.prefetch ?? 512, 0);
     this.#retry = resolveRetryPolicy(options.retry);
     if (options.types !== undefined) {
       if (!Array.isArray(options.types) || options.types.length === 0) {

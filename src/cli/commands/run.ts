@@ -28,7 +28,7 @@ their tasks straight back to the queue (a second signal ends the grace period at
 
 Options:
   --concurrency <n>    Handlers run at once (default ${DEFAULT_CONCURRENCY})
-  --prefetch <n>       Most tasks claimed ahead of free slots when handlers are quick (default 1024; 0: none)
+  --prefetch <n>       Most tasks claimed ahead of free slots when handlers are quick (default 512; 0: none)
   --types <a,b>        Claim only these task types (default: every type; a task whose type has no
                        linked handler fails at once)
   --strategy <name>    ${CLAIM_STRATEGIES.join(" | ")} (default priority)
