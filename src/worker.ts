@@ -343,7 +343,7 @@ export class WorkerEngine {
     } finally {
       signal?.removeEventListener("abort", onAbort);
       unsubscribe();
-      await this.#releaseBuffered();
+      await this.#releaseBuffered().catch((error) => this.#fail(error));
       await this.#drain();
       this.#loopHandler = undefined;
       await this.#store.workerDelete(this.workerId).catch((error) => this.#emit({ type: "error", error }));
@@ -369,7 +369,8 @@ export class WorkerEngine {
   }
 
   async #stop(graceMs: number): Promise<void> {
-    await this.#releaseBuffered();
+    // Not handed back (the database failed): their leases expire and they are claimed again.
+    await this.#releaseBuffered().catch((error) => this.#fail(error));
     if (this.#inFlight.size > 0 && graceMs > 0) {
       let timer: ReturnType<typeof setTimeout> | undefined;
       const graceOver = new Promise<void>((resolve) => {
@@ -571,6 +572,12 @@ export class WorkerEngine {
     }
   }
 
+  /** Records an error that ends the loop, and reports it. */
+  #fail(error: unknown): void {
+    this.#fatal ??= error;
+    this.#emit({ type: "error", error });
+  }
+
   #reportLost(running: Running): void {
     // A task handed back at shutdown is reported once, as "released", by stop().
     if (running.lost!.why === "released") return;
@@ -714,13 +721,17 @@ export class WorkerEngine {
     };
     const fences = [...holding.map((r) => r.fence), ...buffered];
     const lost = await this.#store.workerHeartbeat(worker, fences, now + this.#leaseMs);
-    const lostIds = new Set(lost.map(({ id }) => id));
-    const gone = this.#buffer.filter(({ task }) => lostIds.has(task.id));
+    // Only the claims that were sent are lost: while the heartbeat waited, a task may have finished and been
+    // claimed again by this worker, under a new token that still holds.
+    const sent = new Map(fences.map((fence) => [fence.id, fence.leaseToken]));
+    const lostStatus = new Map(lost.map(({ id, status }) => [id, status]));
+    const isLost = (id: number, leaseToken: string) => lostStatus.has(id) && sent.get(id) === leaseToken;
+    const gone = this.#buffer.filter(({ task, leaseToken }) => isLost(task.id, leaseToken));
     if (gone.length > 0) {
       // Cancelled or reclaimed before it started: drop it, and say so as for a running task.
-      this.#buffer = this.#buffer.filter(({ task }) => !lostIds.has(task.id));
+      this.#buffer = this.#buffer.filter((leased) => !gone.includes(leased));
       for (const { task } of gone) {
-        const status = lost.find((l) => l.id === task.id)!.status;
+        const status = lostStatus.get(task.id);
         this.#summary.leaseLost++;
         this.#emit({
           type: "lease-lost",
@@ -731,7 +742,7 @@ export class WorkerEngine {
     }
     for (const { id, status } of lost) {
       const running = this.#running.get(id);
-      if (running) {
+      if (running && isLost(id, running.fence.leaseToken)) {
         this.#lose(running, new LeaseLostError(id, status === "cancelled" ? "cancelled" : "reclaimed"));
       }
     }

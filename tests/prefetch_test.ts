@@ -323,4 +323,48 @@ describe("tasks waiting in the buffer", () => {
       assert.equal(final?.attempts, 1);
     });
   });
+
+  test("a heartbeat that was slow does not take a task from its new claim: only the token it sent is lost", async () => {
+    await withDb(async (db) => {
+      const queue = new Queue(db);
+      const store = db.store as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
+      const heartbeat = store.workerHeartbeat.bind(db.store);
+      const slowHeartbeat = deferred();
+      let slowNext = false;
+      // Stands in for a heartbeat that waits for another process's write lock.
+      store.workerHeartbeat = async (...args) => {
+        if (slowNext) {
+          slowNext = false;
+          slowHeartbeat.resolve();
+          await delay(100);
+        }
+        return heartbeat(...args);
+      };
+      const task = await queue.enqueue("t", {});
+      const events: WorkerEvent[] = [];
+      const w = worker(db, {
+        leaseMs: 1000,
+        heartbeatIntervalMs: 20,
+        retry: { initialDelayMs: 0, jitter: 0 },
+        onEvent: (event) => events.push(event),
+      });
+      const summary = await w.runLoop({
+        untilEmpty: true,
+        taskHandler: async (_task, ctx) => {
+          // The second attempt is still running when the slow heartbeat returns.
+          if (ctx.attempt > 1) return await delay(200);
+          // The slow heartbeat carries this claim's token; the task fails, is retried at once and claimed
+          // again under a new token, all before that heartbeat returns.
+          slowNext = true;
+          await slowHeartbeat.promise;
+          throw new Error("first attempt fails");
+        },
+      });
+      assert.deepEqual(events.filter((event) => event.type === "lease-lost"), []);
+      assert.equal(summary.leaseLost, 0);
+      const final = await queue.get(task.id);
+      assert.equal(final?.status, "completed");
+      assert.equal(final?.attempts, 2);
+    });
+  });
 });

@@ -113,6 +113,8 @@ export class LocalDriver implements SqlDriver {
   /** Settings (PRAGMAs) applied whenever the connection opens. */
   #settings: string[] = [];
   #closed = false;
+  /** Set while an interactive transaction is open, which a reset of the connection would end. */
+  #interactive = false;
 
   /** Opens nothing yet: the file is opened by the first statement, so that its errors surface there. */
   constructor(url: string) {
@@ -172,13 +174,33 @@ export class LocalDriver implements SqlDriver {
       result = run(statement, args, raw);
     } catch (thrown) {
       const error = toLibsqlError(thrown);
-      if (own && this.#inTransaction()) this.#exec("ROLLBACK");
-      // A read refused for a lock (rare in WAL mode) is left unfinished too: start on a fresh connection.
-      if (error instanceof LibsqlError && /^SQLITE_(BUSY|LOCKED)/.test(error.code)) this.#reset();
+      if (own) this.#rollBackIfOpen();
+      // A read refused for a lock (rare in WAL mode) is left unfinished too: start on a fresh connection,
+      // unless that would end a transaction its owner still holds.
+      const refused = error instanceof LibsqlError && /^SQLITE_(BUSY|LOCKED)/.test(error.code);
+      if (refused && !this.#interactive) this.#reset();
       throw error;
     }
-    if (own) this.#exec("COMMIT");
+    if (own) this.#commit();
     return result;
+  }
+
+  /** COMMIT; if it fails, the transaction is rolled back rather than left open under later statements. */
+  #commit(): void {
+    try {
+      this.#exec("COMMIT");
+    } catch (error) {
+      this.#rollBackIfOpen();
+      throw error;
+    }
+  }
+
+  #rollBackIfOpen(): void {
+    try {
+      if (this.#inTransaction()) this.#exec("ROLLBACK");
+    } catch {
+      // A failed rollback still ends the transaction; the error that led here is the one to report.
+    }
   }
 
   #exec(sql: string): void {
@@ -205,54 +227,79 @@ export class LocalDriver implements SqlDriver {
   batch(statements: readonly SqlStatement[]): Promise<StatementResult[]> {
     try {
       this.#exec("BEGIN IMMEDIATE");
+      let results: StatementResult[];
       try {
-        const results = statements.map((statement) => this.executeNow(statement));
-        this.#exec("COMMIT");
-        return Promise.resolve(results);
+        results = statements.map((statement) => this.executeNow(statement));
       } catch (error) {
-        if (this.#inTransaction()) this.#exec("ROLLBACK");
+        this.#rollBackIfOpen();
         throw error;
       }
+      this.#commit();
+      return Promise.resolve(results);
     } catch (error) {
       return Promise.reject(error);
     }
   }
 
+  /**
+   * An interactive write transaction. SQLite itself may end it early (an `OR ROLLBACK` conflict, a
+   * trigger's `RAISE(ROLLBACK)`, a full disk): from then on every call refuses, so that nothing after
+   * that point is committed on its own.
+   */
   transaction(): Promise<DriverTransaction> {
     try {
       this.#exec("BEGIN IMMEDIATE");
     } catch (error) {
       return Promise.reject(error);
     }
+    this.#interactive = true;
     let closed = false;
-    const end = (sql: string) => {
-      if (closed) return Promise.resolve();
+    const finish = () => {
       closed = true;
+      this.#interactive = false;
+    };
+    const open = () => this.#inTransaction();
+    const ended = () =>
+      new LibsqlError(
+        "The transaction has ended: SQLite rolled it back after an error, so nothing in it was committed.",
+        "TRANSACTION_CLOSED",
+      );
+    const guarded = <T>(work: () => T): Promise<T> => {
+      if (closed) return Promise.reject(new LibsqlError("The transaction has ended.", "TRANSACTION_CLOSED"));
+      if (!this.#inTransaction()) {
+        finish();
+        return Promise.reject(ended());
+      }
       try {
-        if (this.#inTransaction()) this.#exec(sql);
-        return Promise.resolve();
+        return Promise.resolve(work());
       } catch (error) {
         return Promise.reject(error);
       }
     };
     return Promise.resolve({
-      execute: (statement: SqlStatement) => {
-        if (closed) return Promise.reject(new Error("The transaction has ended."));
-        return this.execute(statement);
+      execute: (statement: SqlStatement) => guarded(() => this.executeNow(statement)),
+      executeMultiple: (sql: string) => guarded(() => this.#exec(sql)),
+      commit: () =>
+        guarded(() => {
+          try {
+            this.#commit();
+          } finally {
+            finish();
+          }
+        }),
+      rollback: () => {
+        if (closed) return Promise.resolve();
+        finish();
+        this.#rollBackIfOpen();
+        return Promise.resolve();
       },
-      executeMultiple: (sql: string) => {
-        try {
-          this.#exec(sql);
-          return Promise.resolve();
-        } catch (error) {
-          return Promise.reject(error);
-        }
+      close: () => {
+        if (closed) return;
+        finish();
+        this.#rollBackIfOpen();
       },
-      commit: () => end("COMMIT"),
-      rollback: () => end("ROLLBACK"),
-      close: () => void end("ROLLBACK").catch(() => {}),
       get closed() {
-        return closed;
+        return closed || !open();
       },
     });
   }
