@@ -106,6 +106,7 @@ export const runCommand: Command = {
       pid: io.pid,
       onEvent: report.event,
     });
+    report.countRunning(() => worker.runningCount);
     let signals = 0;
     const unsubscribe = io.onSignal((signal) => {
       signals++;
@@ -151,7 +152,9 @@ function reporter(io: Parameters<Command["run"]>[1]["io"], asJson: boolean, work
   const style = styleFor(io.stdout, io);
   const live = !asJson && io.stdout.isTTY ? new StatusLine(io.stdout, 250) : undefined;
   const started = Date.now();
-  const totals = { completed: 0, failed: 0, retried: 0, running: 0 };
+  const totals = { completed: 0, failed: 0, retried: 0 };
+  // Handlers running now; claimed tasks may still wait in the worker's claim-ahead buffer.
+  let running = () => 0;
   const stamp = () => new Date().toISOString();
   // A busy worker reports thousands of events a second: they go out together, once per turn of the
   // event loop, rather than one write each.
@@ -170,9 +173,7 @@ function reporter(io: Parameters<Command["run"]>[1]["io"], asJson: boolean, work
     const seconds = Math.max(0.001, (Date.now() - started) / 1000);
     live?.update(
       `${style.bold(workerId)}  done ${style.green(count(totals.completed))} · failed ` +
-        `${style.red(count(totals.failed))} · retried ${
-          count(totals.retried)
-        } · running ${totals.running} · ` +
+        `${style.red(count(totals.failed))} · retried ${count(totals.retried)} · running ${running()} · ` +
         `${(totals.completed / seconds).toFixed(1)}/s`,
     );
   };
@@ -181,6 +182,9 @@ function reporter(io: Parameters<Command["run"]>[1]["io"], asJson: boolean, work
       if (asJson) write(JSON.stringify({ at: stamp(), event: "note", message: text }) + "\n");
       else line(style.dim(text));
     },
+    countRunning(count: () => number) {
+      running = count;
+    },
     finish(text: string) {
       drawStatus();
       live?.finish();
@@ -188,8 +192,6 @@ function reporter(io: Parameters<Command["run"]>[1]["io"], asJson: boolean, work
       flush();
     },
     event(event: WorkerEvent) {
-      if (event.type === "claimed") totals.running++;
-      else if (event.type !== "error") totals.running = Math.max(0, totals.running - 1);
       if (event.type === "completed") totals.completed++;
       if (event.type === "failed") totals.failed++;
       if (event.type === "retrying") totals.retried++;
