@@ -38,7 +38,9 @@ Examples:
   prismq enqueue noop --delay 10m --key nightly-check
   prismq enqueue --ndjson tasks.ndjson`;
 
-const BATCH_SIZE = 1000;
+/** NDJSON lines are written in transactions of this many tasks, or of this many bytes of lines if fewer. */
+const BATCH_SIZE = 10_000;
+const BATCH_BYTES = 16 * 1024 * 1024;
 const MAX_REPORTED_LINES = 1000;
 
 export const enqueueCommand: Command = {
@@ -227,6 +229,7 @@ async function enqueueNdjson(
   let enqueued = 0;
   let existing = 0;
   let batch: EnqueueItem[] = [];
+  let batchBytes = 0;
 
   const report = (bad: BadLine) => {
     invalid.push(bad);
@@ -241,6 +244,7 @@ async function enqueueNdjson(
     const results = await queue.enqueueManyDetailed(batch);
     for (const result of results) result.created ? enqueued++ : existing++;
     batch = [];
+    batchBytes = 0;
   };
   const showProgress = (force = false) => {
     if (!progress) return;
@@ -262,8 +266,11 @@ async function enqueueNdjson(
     if (text.trim() === "") continue;
     const item = await checkLine(text, queue);
     if ("error" in item) report({ line: lineNumber, error: item.error });
-    else batch.push(item.task);
-    if (batch.length >= BATCH_SIZE) await flush();
+    else {
+      batch.push(item.task);
+      batchBytes += raw.length;
+    }
+    if (batch.length >= BATCH_SIZE || batchBytes >= BATCH_BYTES) await flush();
     showProgress();
   }
   await flush();
