@@ -116,6 +116,13 @@ interface Running {
   lost: LeaseLostError | null;
 }
 
+/** An outcome waiting for the next grouped write, and whoever waits for it. */
+interface PendingFinish {
+  finish: Finish;
+  resolve: (held: boolean) => void;
+  reject: (error: unknown) => void;
+}
+
 type Resolved =
   | { handler: TaskHandler; schema?: PayloadSchema; timeoutMs?: number }
   | { refusal: string };
@@ -173,8 +180,7 @@ export class WorkerEngine {
   /** Moving average of the payload length of claimed tasks. */
   #averagePayloadLength = NaN;
   readonly #inFlight = new Set<Promise<void>>();
-  #pendingFinishes: { finish: Finish; resolve: (held: boolean) => void; reject: (error: unknown) => void }[] =
-    [];
+  #pendingFinishes: PendingFinish[] = [];
   #flushing: Promise<void> | null = null;
   #heartbeatTimer: ReturnType<typeof setTimeout> | null = null;
   #heartbeatRunning: Promise<void> | null = null;
@@ -463,18 +469,16 @@ export class WorkerEngine {
         strategy: this.#strategy,
         types: this.#types,
       });
-      for (const item of waiting) item.resolve(result.held.has(item.finish.id));
+      settle(waiting, result.held);
       leased = result.leased;
     } catch (error) {
-      for (const item of waiting) item.reject(error);
+      settle(waiting, error);
       throw error;
     }
     this.#summary.claimed += leased.length;
     for (const { payloadLength } of leased) {
       if (payloadLength === undefined) continue;
-      this.#averagePayloadLength = Number.isNaN(this.#averagePayloadLength)
-        ? payloadLength
-        : this.#averagePayloadLength * 0.9 + payloadLength * 0.1;
+      this.#averagePayloadLength = movingAverage(this.#averagePayloadLength, payloadLength);
     }
     for (const { task } of leased) this.#emit({ type: "claimed", task });
     return leased;
@@ -515,7 +519,7 @@ export class WorkerEngine {
   }
 
   #recordRunTime(ms: number): void {
-    this.#averageRunMs = Number.isNaN(this.#averageRunMs) ? ms : this.#averageRunMs * 0.9 + ms * 0.1;
+    this.#averageRunMs = movingAverage(this.#averageRunMs, ms);
   }
 
   async #process(leased: LeasedTask, explicit: TaskHandler | undefined): Promise<void> {
@@ -677,9 +681,9 @@ export class WorkerEngine {
       this.#pendingFinishes = [];
       try {
         const held = await this.#store.taskFinishMany(batch.map((item) => item.finish), this.#clock.now());
-        for (const item of batch) item.resolve(held.has(item.finish.id));
+        settle(batch, held);
       } catch (error) {
-        for (const item of batch) item.reject(error);
+        settle(batch, error);
       }
     }
     this.#flushing = null;
@@ -787,6 +791,19 @@ function atLeast(name: string, value: number, least: number): number {
     throw new RangeError(`${name} must be a whole number ≥ ${least}, got ${String(value)}.`);
   }
   return value;
+}
+
+/** An exponential moving average that starts at the first value. */
+function movingAverage(average: number, value: number): number {
+  return Number.isNaN(average) ? value : average * 0.9 + value * 0.1;
+}
+
+/** Resolves each waiting outcome with whether its fence held, or rejects them all with the write's error. */
+function settle(waiting: readonly PendingFinish[], outcome: Set<number> | unknown): void {
+  for (const item of waiting) {
+    if (outcome instanceof Set) item.resolve(outcome.has(item.finish.id));
+    else item.reject(outcome);
+  }
 }
 
 function isPromiseLike(value: unknown): value is PromiseLike<unknown> {

@@ -183,10 +183,29 @@ const COMPLETE_MANY = new PreparedSql(sql`
 const INSERT_UNKEYED = new PreparedSql(sql`
   INSERT INTO task_queue
     (type, payload, priority, max_attempts, run_after, timeout_ms, created_at, updated_at)
-  SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, ${p("now")}, ${
+  SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 6, ${p("now")}, ${
   p("now")
 }
   FROM json_each(${p("rows")})`);
+
+/** A new task's inserted columns, in the order every insert statement here takes them. */
+function insertRow(task: NewTask): SqlValue[] {
+  return [
+    task.type,
+    task.payload,
+    task.priority,
+    task.maxAttempts,
+    task.runAfter,
+    task.idempotencyKey,
+    task.timeoutMs,
+  ];
+}
+
+function chunksOf(tasks: readonly NewTask[]): NewTask[][] {
+  const chunks = [];
+  for (let i = 0; i < tasks.length; i += INSERT_CHUNK) chunks.push(tasks.slice(i, i + INSERT_CHUNK));
+  return chunks;
+}
 
 // One statement for any mix of outcomes; the lease token fences out a worker that lost the task.
 const FINISH_MANY = new PreparedSql(sql`
@@ -376,18 +395,8 @@ export class SqliteStore implements Store {
     const keys = [...new Set(tasks.flatMap((task) => task.idempotencyKey ?? []))];
     if (keys.length === 0) return await this.#insertUnkeyed(tasks, now);
     const inserts = [];
-    for (let i = 0; i < tasks.length; i += INSERT_CHUNK) {
-      const rows = JSON.stringify(
-        tasks.slice(i, i + INSERT_CHUNK).map((task) => [
-          task.type,
-          task.payload,
-          task.priority,
-          task.maxAttempts,
-          task.runAfter,
-          task.idempotencyKey,
-          task.timeoutMs,
-        ]),
-      );
+    for (const chunk of chunksOf(tasks)) {
+      const rows = JSON.stringify(chunk.map(insertRow));
       // No conflict target: the idempotency key is the only unique column an insert can collide on.
       // (`WHERE true` tells SQLite's parser that ON CONFLICT belongs to the INSERT.)
       inserts.push(sql`
@@ -434,21 +443,10 @@ export class SqliteStore implements Store {
    * one INSERT, which holds the write lock, get consecutive ids ending at the last inserted one.
    */
   async #insertUnkeyed(tasks: readonly NewTask[], now: number): Promise<InsertedTask[]> {
-    const chunks: NewTask[][] = [];
-    for (let i = 0; i < tasks.length; i += INSERT_CHUNK) chunks.push(tasks.slice(i, i + INSERT_CHUNK));
-    const results = await this.#conn.batch(chunks.map((chunk) =>
-      INSERT_UNKEYED.bind({
-        now,
-        rows: JSON.stringify(chunk.map((task) => [
-          task.type,
-          task.payload,
-          task.priority,
-          task.maxAttempts,
-          task.runAfter,
-          task.timeoutMs,
-        ])),
-      })
-    ));
+    const chunks = chunksOf(tasks);
+    const results = await this.#conn.batch(
+      chunks.map((chunk) => INSERT_UNKEYED.bind({ now, rows: JSON.stringify(chunk.map(insertRow)) })),
+    );
     return chunks.flatMap((chunk, i) => {
       const last = results[i].lastInsertRowid!;
       const first = last - chunk.length + 1;
@@ -459,20 +457,7 @@ export class SqliteStore implements Store {
   /** One task in one statement: the common enqueue, kept to a single prepared INSERT. */
   async #insertOne(task: NewTask, now: number): Promise<InsertedTask> {
     for (;;) {
-      const { rows } = await this.#conn.execute({
-        sql: INSERT_ONE,
-        args: [
-          task.type,
-          task.payload,
-          task.priority,
-          task.maxAttempts,
-          task.runAfter,
-          task.idempotencyKey,
-          task.timeoutMs,
-          now,
-          now,
-        ],
-      });
+      const { rows } = await this.#conn.execute({ sql: INSERT_ONE, args: [...insertRow(task), now, now] });
       if (rows.length === 1) return { task: newTask(Number(rows[0].id), task, now), created: true };
       // The key is taken: the task holding it is the answer (unless it was purged meanwhile: try again).
       const [existing] = await this.#all<TaskJsonRow>(
