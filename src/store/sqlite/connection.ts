@@ -47,8 +47,8 @@ export function toLibsqlUrl(location: string): string {
 const DEFAULT_BUSY_TIMEOUT_MS = 30_000;
 
 // Connections to local files are shared per process (keyed in the global symbol registry, so that two
-// copies of this module share them too): the driver waits for a lock synchronously, so two connections to
-// one file in one thread would deadlock whenever one of them held a transaction open.
+// copies of this module share them too): two connections to one file in one thread would only take the write
+// lock from each other (and while setting up, SQLite waits for it synchronously, which would deadlock).
 const SHARED_KEY = Symbol.for("prismq.sharedConnections");
 type WithShared = typeof globalThis & { [SHARED_KEY]?: Map<string, { connection: Connection }> };
 
@@ -240,7 +240,7 @@ export class Connection {
 
   /**
    * Calls `listener` when the file's write-ahead log changes, which is what every commit by any process
-   * does: an idle worker learns of new tasks within a fraction of a millisecond without polling. Nothing
+   * does: an idle worker learns of new tasks within about a millisecond, without polling. Nothing
    * happens for servers and in-memory databases, or where the file system cannot be watched.
    */
   watchCommits(listener: () => void): () => void {

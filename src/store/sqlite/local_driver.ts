@@ -2,7 +2,7 @@
  * The driver for an embedded SQLite file, on `libsql`: the engine `@libsql/client` itself uses for files,
  * called directly because the client prepares every statement anew on every call. Holding prepared
  * statements is what makes a one-row enqueue cost one step of the statement rather than a parse, a plan and
- * a step (measured: about 3× the throughput), and it keeps native statements from piling up until the
+ * a step (the benchmark's R1′ against R1: about 2.5× the throughput), and it keeps native statements from piling up until the
  * garbage collector finalizes them.
  *
  * Every call runs synchronously on the one connection, so a statement never interleaves with another; the
