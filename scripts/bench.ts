@@ -7,10 +7,11 @@
  * Exits 1 only when tasks were lost or run twice, or a scenario failed outright; a missed speed target is
  * reported as not met.
  *
- * Usage: deno task bench [--json] [--out results.json] [--tiny]
+ * Usage: deno task bench [--json] [--out results.json] [--tiny] [--only S3,R3]
  *   --json  print one JSON document instead of the markdown table
  *   --out   also write that JSON document to a file
  *   --tiny  every scenario once, at a small size (for CI); builds in a temporary folder, not dist/
+ *   --only  just the scenarios whose ids are given (S1 to S7; R1, R2, R3, R5), comma-separated
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -20,7 +21,7 @@ import { parseArgs } from "node:util";
 import { prismqBinary } from "./bench/binary.ts";
 import { type BenchContext, FULL, type Measured, type Scenario, TINY } from "./bench/context.ts";
 import { enqueueBulk, enqueueNdjson, enqueueSingle } from "./bench/enqueue.ts";
-import { latency } from "./bench/latency.ts";
+import { latency, rawLatency } from "./bench/latency.ts";
 import { killAll } from "./bench/processes.ts";
 import { rawBulkInsert, rawDrain, rawSingleInsert } from "./bench/raw.ts";
 import { type BenchDocument, evaluate, machine, markdown } from "./bench/report.ts";
@@ -36,6 +37,7 @@ const { values: args } = parseArgs({
     json: { type: "boolean", default: false },
     out: { type: "string" },
     tiny: { type: "boolean", default: false },
+    only: { type: "string" },
   },
 });
 const sizes = args.tiny ? TINY : FULL;
@@ -51,9 +53,26 @@ const SCENARIOS: [string, Scenario][] = [
   ["S4 drain, two processes", drainTwoProcesses],
   ["R3 raw drain", rawDrain],
   ["S5 latency and idle CPU", latency],
+  ["R5 raw latency", rawLatency],
   ["S6 memory", drainMemory],
   ["S7 start to first claim", startToFirstClaim],
 ];
+
+/** The scenarios `--only` names, by the id their name starts with; all of them without it. */
+function selected(only: string | undefined): [string, Scenario][] {
+  if (only === undefined) return SCENARIOS;
+  const ids = only.split(",").map((id) => id.trim().toUpperCase()).filter((id) => id !== "");
+  const known = new Set(SCENARIOS.map(([name]) => name.split(" ")[0]));
+  const unknown = ids.filter((id) => !known.has(id));
+  if (ids.length === 0 || unknown.length > 0) {
+    console.error(
+      `--only: unknown scenario ${unknown.join(", ") || "(none given)"}. Known: ${[...known].join(", ")}.`,
+    );
+    process.exit(2);
+  }
+  return SCENARIOS.filter(([name]) => ids.includes(name.split(" ")[0]));
+}
+const scenarios = selected(args.only);
 
 const dir = mkdtempSync(join(tmpdir(), "prismq-bench-"));
 const cleanUp = () => {
@@ -78,7 +97,7 @@ try {
     newPath: (name) => join(dir, `${name}-${++files}.db`),
     fail: (message) => failures.push(message),
   };
-  for (const [name, scenario] of SCENARIOS) {
+  for (const [name, scenario] of scenarios) {
     const started = performance.now();
     process.stderr.write(`${name}…`);
     try {

@@ -15,7 +15,7 @@ const REPO = fileURLToPath(new URL("..", import.meta.url));
 const BENCH_DEADLINE_MS = 300_000;
 
 const SCENARIOS = ["S1", "S2", "S2.cli", "S3", "S4", "S5", "S7"];
-const RAW_BASELINES = ["R1", "R1'", "R2", "R2'", "R3", "R3'"];
+const RAW_BASELINES = ["R1", "R1'", "R2", "R2'", "R3", "R3'", "R5"];
 
 test("bench --tiny --json: every scenario and baseline measured, no task lost or run twice", async () => {
   const output = await new Deno.Command("npx", {
@@ -56,7 +56,7 @@ test("bench --tiny --json: every scenario and baseline measured, no task lost or
   assertPositive("S6.rssFirst");
   assertPositive("S6.rssEnd");
   assert.ok(Number.isFinite(figure("S6").median), "S6 has its growth");
-  for (const id of ["S1", "S2", "S3", "S4"]) {
+  for (const id of ["S1", "S2", "S3", "S4", "S5"]) {
     assert.ok(figure(id).baseline, `${id} is compared with a raw baseline`);
     assert.ok(Number.isFinite(figure(id).ratio), `${id} has a ratio to its baseline`);
   }

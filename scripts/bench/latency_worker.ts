@@ -1,6 +1,8 @@
 /**
  * The idle worker of the latency benchmark (S5): a library `WorkerEngine` with default options, in a
- * process of its own, whose `noop` handler writes the task's `payload.i` to stdout as soon as it starts.
+ * process of its own, whose `noop` handler writes the task's `payload.i` and the time it started to stdout.
+ * The time is `performance.timeOrigin + performance.now()`, which the benchmark's process reads from the
+ * same system clock.
  * Prints "ready <pid>" once its loop runs; stops on SIGTERM.
  *
  * Usage: deno run -A scripts/bench/latency_worker.ts <db> [worker id]
@@ -14,8 +16,9 @@ const db = new QueueDatabase(dbPath);
 await db.initializeSchema();
 const registry = new TaskHandlerRegistry();
 registry.registerHandler("noop", (task) => {
+  const startedAt = performance.timeOrigin + performance.now();
   // writeSync: the line is in the pipe before the handler returns, not whenever a stream buffer drains.
-  writeSync(1, `${(task.payload as { i: number }).i}\n`);
+  writeSync(1, `${(task.payload as { i: number }).i} ${startedAt}\n`);
 });
 const worker = new WorkerEngine({ db, workerId, handlerRegistry: registry });
 const stop = new AbortController();

@@ -15,7 +15,7 @@ export interface Figure extends Measured {
   max: number;
   /** The best of the raw figures named by `baselineIds`. */
   baseline?: { id: string; median: number };
-  /** median / baseline.median */
+  /** How near the baseline's speed: median / baseline.median, or the inverse for times (ms). */
   ratio?: number;
   /** Target met and, where there is a baseline, at least {@link MIN_RATIO} of it. Absent without a target. */
   met?: boolean;
@@ -92,9 +92,12 @@ export function evaluate(measured: Measured[]): Figure[] {
   for (const figure of figures) {
     const candidates = (figure.baselineIds ?? []).flatMap((id) => byId.get(id) ?? []);
     if (candidates.length > 0) {
-      const best = candidates.reduce((a, b) => (b.median > a.median ? b : a));
+      // A time is better the lower it is; a rate, the higher.
+      const isTime = figure.unit === "ms";
+      const better = (a: Figure, b: Figure) => (isTime ? b.median < a.median : b.median > a.median);
+      const best = candidates.reduce((a, b) => (better(a, b) ? b : a));
       figure.baseline = { id: best.id, median: best.median };
-      figure.ratio = figure.median / best.median;
+      figure.ratio = isTime ? best.median / figure.median : figure.median / best.median;
     }
     if (figure.target) figure.met = meets(figure.target, figure) && (figure.ratio ?? 1) >= MIN_RATIO;
   }
@@ -138,7 +141,8 @@ export function markdown(doc: BenchDocument): string {
     "",
     `Median of ${doc.runsPerScenario} run${doc.runsPerScenario === 1 ? "" : "s"} ` +
     `(min–max in brackets), each on a fresh database file. Binary: ${doc.binary}. ` +
-    `"Met?" needs the target and, where there is a raw baseline, at least ${MIN_RATIO * 100} % of it.`,
+    `"Met?" needs the target and, where there is a raw baseline, at least ${MIN_RATIO * 100} % of its ` +
+    "speed (for a time, the baseline's time over ours).",
     "",
     "| Scenario | Result | Target | Raw baseline | % of raw | Met? |",
     "| --- | --- | --- | --- | --- | --- |",
