@@ -131,8 +131,31 @@ export async function parsePayload<Schema extends PayloadSchema>(
   schema: Schema,
   payload: unknown,
 ): Promise<v.InferOutput<Schema>> {
-  // Most schemas are synchronous, and parsing them so skips a promise per task.
-  const result = schema.async ? await v.safeParseAsync(schema, payload) : v.safeParse(schema, payload);
+  return await parsePayloadNow(taskType, schema, payload);
+}
+
+/**
+ * {@link parsePayload}, answered at once when the schema is synchronous, as most are: the worker and bulk
+ * enqueues call it for every task, and a promise each would cost more than the parse.
+ *
+ * @throws {PayloadValidationError} for a synchronous schema; an asynchronous one rejects with it
+ */
+export function parsePayloadNow<Schema extends PayloadSchema>(
+  taskType: string,
+  schema: Schema,
+  payload: unknown,
+): v.InferOutput<Schema> | Promise<v.InferOutput<Schema>> {
+  if (schema.async) return v.safeParseAsync(schema, payload).then((result) => parsed(taskType, result));
+  return parsed(taskType, v.safeParse(schema, payload));
+}
+
+function parsed<Output>(
+  taskType: string,
+  result: { success: true; output: Output } | {
+    success: false;
+    issues: [v.BaseIssue<unknown>, ...v.BaseIssue<unknown>[]];
+  },
+): Output {
   if (result.success) return result.output;
   throw new PayloadValidationError(
     taskType,

@@ -6,7 +6,7 @@
 import { type Clock, systemClock } from "./clock.ts";
 import type { QueueDatabase } from "./database.ts";
 import { PayloadTooLargeError, TaskHandlerNotRegisteredError } from "./errors.ts";
-import { assertTaskType, parsePayload } from "./handler.ts";
+import { assertTaskType, parsePayloadNow } from "./handler.ts";
 import { parseIsoTime } from "./iso_time.ts";
 import type { TaskHandlerRegistry } from "./registry.ts";
 import type { NewTask, QueueStats, TaskLog, WorkerInfo } from "./store/store.ts";
@@ -113,7 +113,8 @@ export class Queue {
     const rows: NewTask[] = [];
     for (const [index, item] of items.entries()) {
       try {
-        rows.push(await this.#prepare(item, now));
+        const row = this.#prepare(item, now);
+        rows.push(row instanceof Promise ? await row : row);
       } catch (error) {
         if (items.length > 1 && error instanceof Error) error.message = `Task ${index + 1}: ${error.message}`;
         throw error;
@@ -129,7 +130,8 @@ export class Queue {
     await this.#prepare(item, this.#clock.now());
   }
 
-  async #prepare(item: EnqueueItem, now: number): Promise<NewTask> {
+  /** The row to insert for `item`; a promise only when its payload schema is asynchronous. */
+  #prepare(item: EnqueueItem, now: number): NewTask | Promise<NewTask> {
     if (typeof item !== "object" || item === null) {
       throw new TypeError("Each task must be an object with a type.");
     }
@@ -157,9 +159,7 @@ export class Queue {
       const size = this.#encoder.encode(json).length;
       if (size > this.#maxPayloadBytes) throw new PayloadTooLargeError(type, size, this.#maxPayloadBytes);
     }
-    // The schema last: no point validating, field by field, a payload that is too large to store anyway.
-    if (info?.schema) await parsePayload(type, info.schema, payload);
-    return {
+    const row: NewTask = {
       type,
       payload: json,
       priority: wholeNumber("priority", item.priority ?? 100, -Number.MAX_SAFE_INTEGER),
@@ -168,6 +168,9 @@ export class Queue {
       idempotencyKey: idempotencyKey(item.idempotencyKey),
       timeoutMs: item.timeoutMs === undefined ? null : wholeNumber("timeoutMs", item.timeoutMs, 1),
     };
+    // The schema last: no point validating, field by field, a payload that is too large to store anyway.
+    const checked = info?.schema && parsePayloadNow(type, info.schema, payload);
+    return checked instanceof Promise ? checked.then(() => row) : row;
   }
 
   /** The task with this id, or undefined. */

@@ -36,7 +36,10 @@ export class TaskAbort {
   /** Settles `work`, or rejects with the abort reason as soon as there is one, whichever comes first. */
   race<T>(work: PromiseLike<T>): Promise<T> {
     if (this.#aborted) return Promise.reject(this.#reason);
-    const aborted = new Promise<never>((_, reject) => (this.#reject = reject));
-    return Promise.race([work, aborted]);
+    // One promise, settled by whichever comes first: cheaper than Promise.race over two.
+    return new Promise<T>((resolve, reject) => {
+      this.#reject = reject;
+      work.then(resolve, reject);
+    });
   }
 }

@@ -14,7 +14,7 @@ import {
   TaskHandlerNotRegisteredError,
   TaskTimeoutError,
 } from "./errors.ts";
-import { type HandlerContext, parsePayload, type PayloadSchema, type TaskHandler } from "./handler.ts";
+import { type HandlerContext, parsePayloadNow, type PayloadSchema, type TaskHandler } from "./handler.ts";
 import type { TaskHandlerRegistry } from "./registry.ts";
 import { backoffDelayMs, resolveRetryPolicy, type RetryPolicy } from "./retry.ts";
 import {
@@ -610,9 +610,10 @@ export class WorkerEngine {
       ? undefined
       : setTimeout(() => abort.abort(new TaskTimeoutError(task.id, timeoutMs)), timeoutMs);
     try {
-      const payload = resolved.schema
-        ? await parsePayload(task.type, resolved.schema, task.payload)
+      let payload = resolved.schema
+        ? parsePayloadNow(task.type, resolved.schema, task.payload)
         : task.payload;
+      if (payload instanceof Promise) payload = await payload;
       const outcome = resolved.handler({ ...task, payload }, this.#context(running));
       // A handler that returned a promise is raced against its abort; one that returned a value is done.
       if (isPromiseLike(outcome)) await abort.race(outcome);

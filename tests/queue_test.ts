@@ -242,6 +242,90 @@ describe("Queue.enqueueMany", () => {
     });
   });
 
+  test("a batch that differs only in payloads stores every kind of JSON payload exactly", async () => {
+    await withDb(async (db) => {
+      const queue = new Queue(db);
+      const payloads: unknown[] = [
+        {},
+        { text: 'quote " backslash \\ newline \n tab \t é 😀 \u2028 \u0000 end' },
+        [1, [2, [3, { deep: [null, true, false] }]]],
+        "a string, not an object",
+        "",
+        42,
+        -0.000123,
+        1.5e300,
+        9007199254740991,
+        null,
+        true,
+        { 'key with "quotes"': "value", "": "empty key", nested: { a: { b: { c: "d" } } } },
+      ];
+      const tasks = await queue.enqueueMany(payloads.map((payload) => ({ type: "a", payload })));
+      assert.deepEqual(tasks.map((task) => task.payload), payloads.map((p) => JSON.parse(JSON.stringify(p))));
+      for (const task of tasks) assert.deepEqual(await queue.get(task.id), task);
+    });
+  });
+
+  test("a batch alike but for one field of its last task stores that field as given", async () => {
+    await withDb(async (db) => {
+      const queue = new Queue(db);
+      const same = { type: "a", priority: 5, maxAttempts: 3, delayMs: 60_000, timeoutMs: 1_000 };
+      const variants: [keyof typeof same, unknown][] = [
+        ["type", "b"],
+        ["priority", 6],
+        ["maxAttempts", 4],
+        ["delayMs", 120_000],
+        ["timeoutMs", 2_000],
+      ];
+      for (const [field, value] of variants) {
+        const items = [{ ...same, payload: { i: 1 } }, { ...same, payload: { i: 2 } }, {
+          ...same,
+          [field]: value,
+          payload: { i: 3 },
+        }];
+        const tasks = await queue.enqueueMany(items as Parameters<Queue["enqueueMany"]>[0]);
+        const stored = await Promise.all(tasks.map((task) => queue.get(task.id)));
+        assert.deepEqual(stored, tasks, field);
+        const [first, , last] = stored;
+        const column = field === "delayMs" ? "runAfter" : field;
+        assert.notEqual(last![column], first![column], `${field} of the last task`);
+        if (field === "delayMs") assert.equal(last!.runAfter - first!.runAfter, 60_000);
+        else assert.equal(last![column], value, field);
+      }
+    });
+  });
+
+  test("an async payload schema is checked for every task of a batch, and a failure writes nothing", async () => {
+    await withDb(async (db) => {
+      const registry = new TaskHandlerRegistry();
+      registry.registerHandler(defineHandler({
+        type: "signup",
+        schema: v.objectAsync({
+          name: v.pipeAsync(
+            v.string(),
+            v.checkAsync((name) => Promise.resolve(name !== "admin"), "is taken"),
+          ),
+        }),
+        handle: () => {},
+      }));
+      const queue = new Queue(db, { registry });
+      await rejectsWith(
+        () =>
+          queue.enqueueMany([
+            { type: "signup", payload: { name: "ada" } },
+            { type: "signup", payload: { name: "admin" } },
+          ]),
+        PayloadValidationError,
+        /^Task 2: .*name: is taken/,
+      );
+      await assertNothingWritten(queue);
+      const tasks = await queue.enqueueMany([
+        { type: "signup", payload: { name: "ada" } },
+        { type: "signup", payload: { name: "grace" } },
+      ]);
+      assert.deepEqual(tasks.map((task) => task.payload), [{ name: "ada" }, { name: "grace" }]);
+    });
+  });
+
   test("an empty list writes nothing and returns nothing", async () => {
     await withDb(async (db) => {
       const queue = new Queue(db);

@@ -155,7 +155,17 @@ function reporter(io: Parameters<Command["run"]>[1]["io"], asJson: boolean, work
   const totals = { completed: 0, failed: 0, retried: 0 };
   // Handlers running now; claimed tasks may still wait in the worker's claim-ahead buffer.
   let running = () => 0;
-  const stamp = () => new Date().toISOString();
+  // Formatted once per millisecond: a busy worker reports many events in each.
+  let stampedAt = NaN;
+  let stampText = "";
+  const stamp = () => {
+    const now = Date.now();
+    if (now !== stampedAt) {
+      stampedAt = now;
+      stampText = new Date(now).toISOString();
+    }
+    return stampText;
+  };
   // A busy worker reports thousands of events a second: they go out together, once per turn of the
   // event loop, rather than one write each.
   let pending: string[] = [];

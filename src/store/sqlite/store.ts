@@ -74,6 +74,11 @@ const CLAIM_SETS: readonly (keyof ClaimSets)[] = [
 const CLAIMED_KEYS = Object.keys(getTableColumns(taskQueue)).filter((key) =>
   key !== "leaseToken" && !(CLAIM_SETS as readonly string[]).includes(key)
 );
+/** Where each claimed column is in a claim's row. */
+const AT = Object.fromEntries(CLAIMED_KEYS.map((key, i) => [key, i])) as Record<
+  Exclude<keyof Task, keyof ClaimSets>,
+  number
+>;
 const CLAIMED_COLUMNS = sql.raw(
   CLAIMED_KEYS.map((key) => getTableColumns(taskQueue)[key as keyof typeof taskQueue._.columns].name).join(
     ", ",
@@ -188,6 +193,17 @@ const INSERT_UNKEYED = new PreparedSql(sql`
 }
   FROM json_each(${p("rows")})`);
 
+/**
+ * {@link INSERT_UNKEYED} for tasks that differ only in their payloads, the usual bulk enqueue: the other
+ * columns are bound once, and SQLite reads one string per row instead of seven fields of an array.
+ */
+const INSERT_UNIFORM = new PreparedSql(sql`
+  INSERT INTO task_queue
+    (type, payload, priority, max_attempts, run_after, timeout_ms, created_at, updated_at)
+  SELECT ${p("type")}, value, ${p("priority")}, ${p("maxAttempts")}, ${p("runAfter")}, ${p("timeoutMs")},
+    ${p("now")}, ${p("now")}
+  FROM json_each(${p("payloads")})`);
+
 /** A new task's inserted columns, in the order every insert statement here takes them. */
 function insertRow(task: NewTask): SqlValue[] {
   return [
@@ -199,6 +215,31 @@ function insertRow(task: NewTask): SqlValue[] {
     task.idempotencyKey,
     task.timeoutMs,
   ];
+}
+
+/** Whether the tasks differ in nothing but their payloads (none has an idempotency key). */
+function uniform(tasks: readonly NewTask[]): boolean {
+  const [first] = tasks;
+  return tasks.every((task) =>
+    task.type === first.type && task.priority === first.priority && task.maxAttempts === first.maxAttempts &&
+    task.runAfter === first.runAfter && task.timeoutMs === first.timeoutMs
+  );
+}
+
+/** The statement that inserts `chunk`, tasks without idempotency keys. */
+function insertUnkeyed(chunk: readonly NewTask[], now: number): SqlStatement {
+  if (!uniform(chunk)) return INSERT_UNKEYED.bind({ now, rows: JSON.stringify(chunk.map(insertRow)) });
+  const [first] = chunk;
+  return INSERT_UNIFORM.bind({
+    now,
+    type: first.type,
+    priority: first.priority,
+    maxAttempts: first.maxAttempts,
+    runAfter: first.runAfter,
+    timeoutMs: first.timeoutMs,
+    // Each payload is JSON text already, so this is an array of strings, which json_each gives back as is.
+    payloads: JSON.stringify(chunk.map((task) => task.payload)),
+  });
 }
 
 function chunksOf(tasks: readonly NewTask[]): NewTask[][] {
@@ -223,16 +264,17 @@ const FINISH_MANY = new PreparedSql(sql`
 /** The statements that record `finishes`: completions (nearly all of them) in one, the rest in another. */
 function finishStatements(finishes: readonly Finish[], now: number): SqlStatement[] {
   // Keyed by lease token, which is unique to one claim: two outcomes for one task (from a lost lease and
-  // a later claim of the same task) both stay, and the fence decides.
-  const completed: Record<string, number> = {};
+  // a later claim of the same task) both stay, and the fence decides. Written as text directly: an object
+  // with hundreds of keys is slow to build and to stringify.
+  const completed: string[] = [];
   const others: Finish[] = [];
   for (const finish of finishes) {
-    if (finish.status === "completed") completed[finish.leaseToken] = finish.id;
+    if (finish.status === "completed") completed.push(`${JSON.stringify(finish.leaseToken)}:${finish.id}`);
     else others.push(finish);
   }
   const statements = [];
-  if (others.length < finishes.length) {
-    statements.push(COMPLETE_MANY.bind({ now, leases: JSON.stringify(completed) }));
+  if (completed.length > 0) {
+    statements.push(COMPLETE_MANY.bind({ now, leases: `{${completed.join(",")}}` }));
   }
   if (others.length > 0) {
     const outcomes = JSON.stringify(others.map((finish) => [
@@ -263,15 +305,28 @@ function leasedFrom(values: unknown[][] = [], params: ClaimParams): LeasedTask[]
     updatedAt: params.now,
   };
   const leased = values.map((row) => {
-    const task: Record<string, unknown> = { ...sets };
-    CLAIMED_KEYS.forEach((key, i) => (task[key] = row[i]));
-    const payload = task.payload as string;
-    task.payload = JSON.parse(payload);
-    return {
-      task: task as unknown as Task,
-      leaseToken: row[CLAIMED_KEYS.length] as string,
-      payloadLength: payload.length,
+    const payload = row[AT.payload] as string;
+    // One literal, so that every task has the same shape.
+    const task: Task = {
+      id: row[AT.id] as number,
+      type: row[AT.type] as string,
+      payload: JSON.parse(payload),
+      status: sets.status,
+      priority: row[AT.priority] as number,
+      attempts: row[AT.attempts] as number,
+      maxAttempts: row[AT.maxAttempts] as number,
+      errorMessage: row[AT.errorMessage] as string | null,
+      idempotencyKey: row[AT.idempotencyKey] as string | null,
+      lockedBy: sets.lockedBy,
+      timeoutMs: row[AT.timeoutMs] as number | null,
+      runAfter: row[AT.runAfter] as number,
+      leaseUntil: sets.leaseUntil,
+      createdAt: row[AT.createdAt] as number,
+      updatedAt: sets.updatedAt,
+      startedAt: sets.startedAt,
+      finishedAt: row[AT.finishedAt] as number | null,
     };
+    return { task, leaseToken: row[CLAIMED_KEYS.length] as string, payloadLength: payload.length };
   });
   return leased.sort(({ task: a }, { task: b }) => CLAIM_SORT[strategy](a, b));
 }
@@ -444,9 +499,7 @@ export class SqliteStore implements Store {
    */
   async #insertUnkeyed(tasks: readonly NewTask[], now: number): Promise<InsertedTask[]> {
     const chunks = chunksOf(tasks);
-    const results = await this.#conn.batch(
-      chunks.map((chunk) => INSERT_UNKEYED.bind({ now, rows: JSON.stringify(chunk.map(insertRow)) })),
-    );
+    const results = await this.#conn.batch(chunks.map((chunk) => insertUnkeyed(chunk, now)));
     return chunks.flatMap((chunk, i) => {
       const last = results[i].lastInsertRowid!;
       const first = last - chunk.length + 1;
