@@ -229,22 +229,48 @@ async function enqueueNdjson(
   let enqueued = 0;
   let existing = 0;
   let batch: EnqueueItem[] = [];
+  /** The line each task of the batch came from. */
+  let batchLines: number[] = [];
   let batchBytes = 0;
 
-  const report = (bad: BadLine) => {
-    invalid.push(bad);
-    if (!asJson && invalid.length <= MAX_REPORTED_LINES) {
-      const line = `line ${bad.line}: ${bad.error}`;
-      if (progress) progress.print(line);
-      else io.stderr.write(line + "\n");
+  // A batch's bad lines are reported together once it is written, in line order: lines the queue refuses
+  // are only found then, after bad JSON further down.
+  let batchBad: BadLine[] = [];
+  const report = (bad: BadLine) => batchBad.push(bad);
+  const reportBatch = () => {
+    for (const bad of batchBad.sort((a, b) => a.line - b.line)) {
+      invalid.push(bad);
+      if (!asJson && invalid.length <= MAX_REPORTED_LINES) {
+        const line = `line ${bad.line}: ${bad.error}`;
+        if (progress) progress.print(line);
+        else io.stderr.write(line + "\n");
+      }
     }
+    batchBad = [];
   };
   const flush = async () => {
-    if (batch.length === 0) return;
-    const results = await queue.enqueueManyDetailed(batch);
+    if (batch.length === 0) return reportBatch();
+    let results;
+    try {
+      // Each task is validated here, once; nearly every batch is all valid and goes in as it is.
+      results = await queue.enqueueManyDetailed(batch);
+    } catch (error) {
+      // Nothing of the batch was written: find its bad lines, report them, and write the rest.
+      const valid: EnqueueItem[] = [];
+      for (const [i, task] of batch.entries()) {
+        const problem = await validationError(queue, task);
+        if (problem === undefined) valid.push(task);
+        else report({ line: batchLines[i], error: problem });
+      }
+      // Every task valid: the failure was the database's, not a line's.
+      if (valid.length === batch.length) throw error;
+      results = valid.length > 0 ? await queue.enqueueManyDetailed(valid) : [];
+    }
     for (const result of results) result.created ? enqueued++ : existing++;
     batch = [];
+    batchLines = [];
     batchBytes = 0;
+    reportBatch();
   };
   const showProgress = (force = false) => {
     if (!progress) return;
@@ -264,10 +290,11 @@ async function enqueueNdjson(
       continue;
     }
     if (text.trim() === "") continue;
-    const item = await checkLine(text, queue);
+    const item = checkLine(text);
     if ("error" in item) report({ line: lineNumber, error: item.error });
     else {
       batch.push(item.task);
+      batchLines.push(lineNumber);
       batchBytes += raw.length;
     }
     if (batch.length >= BATCH_SIZE || batchBytes >= BATCH_BYTES) await flush();
@@ -291,7 +318,8 @@ async function enqueueNdjson(
   return invalid.length > 0 ? 2 : 0;
 }
 
-async function checkLine(text: string, queue: Queue): Promise<{ task: EnqueueItem } | { error: string }> {
+/** The task a line describes, checked for its shape only: the queue checks the rest when it writes. */
+function checkLine(text: string): { task: EnqueueItem } | { error: string } {
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
@@ -309,13 +337,17 @@ async function checkLine(text: string, queue: Queue): Promise<{ task: EnqueueIte
     }
     return { error: `${path}: ${issue.message}` };
   }
-  const task = shape.output as EnqueueItem;
+  return { task: shape.output as EnqueueItem };
+}
+
+/** Why the queue would refuse `task`, or undefined when it would take it. */
+async function validationError(queue: Queue, task: EnqueueItem): Promise<string | undefined> {
   try {
     await queue.validate(task);
+    return undefined;
   } catch (error) {
-    return { error: (error as Error).message };
+    return (error as Error).message;
   }
-  return { task };
 }
 
 function describeJson(value: unknown): string {
