@@ -49,6 +49,40 @@ async function statusOf(queue: Queue, id: number): Promise<string | undefined> {
 }
 
 describe("the life of a task", () => {
+  test("the task a handler receives is the stored row, field for field, after a failed attempt", async () => {
+    await withDb(async (db) => {
+      const clock = new ManualClock(T0);
+      const queue = new Queue(db, { clock });
+      const task = await queue.enqueue("a", { n: [1, "two"] }, {
+        priority: 7,
+        maxAttempts: 4,
+        idempotencyKey: "field-for-field",
+        timeoutMs: 90_000,
+      });
+      const w = worker(db, { clock, leaseMs: 30_000, retry: { initialDelayMs: 5, jitter: 0 } });
+      await w.claimAndProcess(() => {
+        throw new Error("first attempt fails");
+      });
+      clock.advance(10);
+      let seen: Task | undefined;
+      let stored: Task | undefined;
+      await w.claimAndProcess(async (t) => {
+        seen = t;
+        stored = await queue.get(t.id);
+      });
+      assert.ok(seen && stored);
+      assert.deepEqual(seen, stored);
+      assert.equal(seen.id, task.id);
+      assert.equal(seen.attempts, 2);
+      assert.equal(seen.errorMessage, "first attempt fails");
+      assert.equal(seen.idempotencyKey, "field-for-field");
+      assert.equal(seen.timeoutMs, 90_000);
+      assert.equal(seen.priority, 7);
+      assert.equal(seen.maxAttempts, 4);
+      assert.equal(seen.createdAt, T0);
+    });
+  });
+
   test("a claimed task is 'running' under the worker's lease, then 'completed' with its times and worker", async () => {
     await withDb(async (db) => {
       const clock = new ManualClock(T0);
