@@ -90,10 +90,12 @@ interface Prepared {
   statement: NativeStatement;
   /** Whether it writes, and so must hold the write lock before it starts. */
   writes: boolean;
+  /** Whether it returns rows; asked of the driver once, since every question is a native call. */
+  reader: boolean;
 }
 
-function run(statement: NativeStatement, args: readonly unknown[], raw: boolean): StatementResult {
-  if (statement.reader) {
+function run({ statement, reader }: Prepared, args: readonly unknown[], raw: boolean): StatementResult {
+  if (reader) {
     const rows = statement.all(args as unknown[]);
     if (raw) {
       return { rows: [], values: rows as unknown[][], rowsAffected: rows.length, lastInsertRowid: undefined };
@@ -151,7 +153,7 @@ export class LocalDriver implements SqlDriver {
     } catch (error) {
       throw toLibsqlError(error);
     }
-    prepared = { statement, writes: WRITES.test(sql) };
+    prepared = { statement, writes: WRITES.test(sql), reader: statement.reader };
     if (this.#statements.size >= STATEMENT_CACHE_SIZE) {
       this.#statements.delete(this.#statements.keys().next().value!);
     }
@@ -166,12 +168,12 @@ export class LocalDriver implements SqlDriver {
    * next on the connection. `BEGIN` fails cleanly instead, and then the write cannot be refused.
    */
   executeNow({ sql, args, raw = false }: SqlStatement): StatementResult {
-    const { statement, writes } = this.#prepare(sql, raw);
-    const own = writes && !this.#inTransaction();
+    const prepared = this.#prepare(sql, raw);
+    const own = prepared.writes && !this.#inTransaction();
     if (own) this.#exec("BEGIN IMMEDIATE");
     let result: StatementResult;
     try {
-      result = run(statement, args, raw);
+      result = run(prepared, args, raw);
     } catch (thrown) {
       const error = toLibsqlError(thrown);
       if (own) this.#rollBackIfOpen();
