@@ -14,9 +14,33 @@ import { handlers } from "../handlers/mod.ts";
 import type { CliIo, Signal } from "../src/cli/io.ts";
 import { main } from "../src/cli/main.ts";
 
-function stream(target: NodeJS.WriteStream) {
+/** Called with "SIGTERM" when the reader of stdout goes away; see {@link stream}. */
+const signalHandlers = new Set<(signal: Signal) => void>();
+
+/**
+ * A process stream for `main()`. When its reader has gone (`prismq run | head -1`), writing fails with
+ * EPIPE: from then on nothing more is written, and a lost stdout stops the command as SIGTERM would, so
+ * that a worker finishes or hands back its tasks instead of crashing with them.
+ */
+function stream(target: NodeJS.WriteStream, isStdout: boolean) {
+  let gone = false;
+  const lost = (error: unknown) => {
+    if ((error as NodeJS.ErrnoException)?.code !== "EPIPE") throw error;
+    if (gone) return;
+    gone = true;
+    if (isStdout) for (const handler of signalHandlers) handler("SIGTERM");
+  };
+  // Node and Deno report a closed pipe as an event; Bun may throw from write() itself.
+  target.on("error", lost);
   return {
-    write: (text: string) => void target.write(text),
+    write(text: string) {
+      if (gone) return;
+      try {
+        target.write(text);
+      } catch (error) {
+        lost(error);
+      }
+    },
     get isTTY() {
       return target.isTTY === true;
     },
@@ -49,8 +73,8 @@ async function* byteLines(input: AsyncIterable<Uint8Array | string>): AsyncItera
 }
 
 const io: CliIo = {
-  stdout: stream(process.stdout),
-  stderr: stream(process.stderr),
+  stdout: stream(process.stdout, true),
+  stderr: stream(process.stderr, false),
   env: process.env,
   readStdin: () => readAll(process.stdin),
   readLines: (path) => byteLines(path === "-" ? process.stdin : createReadStream(path)),
@@ -69,7 +93,11 @@ const io: CliIo = {
       process.on(signal, listener);
       return () => process.off(signal, listener);
     });
-    return () => listeners.forEach((off) => off());
+    signalHandlers.add(handler);
+    return () => {
+      listeners.forEach((off) => off());
+      signalHandlers.delete(handler);
+    };
   },
   pid: process.pid,
   hostname: hostname(),

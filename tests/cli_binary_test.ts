@@ -513,4 +513,41 @@ describe("the compiled prismq binary, from an empty folder", () => {
       }
     });
   }
+
+  test("run whose stdout reader goes away (| head -1): stops as on SIGTERM, quietly, losing nothing", async () => {
+    const cwd = emptyFolder();
+    const ndjson = [
+      { type: "noop", payload: { sleepMs: 300 }, idempotencyKey: "running" },
+      { type: "noop", payload: { sleepMs: 20_000 }, idempotencyKey: "long" },
+    ].map((line) => JSON.stringify(line)).join("\n");
+    assert.equal((await prismq(cwd, ["enqueue", "--ndjson", "-"], { stdin: ndjson })).code, 0);
+    const run = start(bin, ["run", "--grace", "1s"], { cwd });
+    try {
+      await waitFor(() => run.stdout.includes("\n"), 15_000, "the worker's first line");
+      // The reader closes its end, as `head -1` does after one line; the next write finds no reader.
+      run.child.stdout!.destroy();
+      assert.equal((await prismq(cwd, ["enqueue", "noop"])).code, 0);
+      const exit = await Promise.race([
+        run.done,
+        new Promise<never>((_, reject) =>
+          setTimeout(() => reject(new Error("still running after 15 s")), 15_000)
+        ),
+      ]);
+      assert.equal(exit.signal, null, `killed by ${exit.signal}`);
+      assert.equal(exit.code, 0, exit.stderr);
+      assert.doesNotMatch(run.stderr, /EPIPE|\bat .+:\d+:\d+/, "no crash, no stack trace");
+      const tasks = await prismqJson<Task[]>(cwd, ["list"]);
+      assert.equal(tasks.filter((t) => t.status === "running").length, 0, "nothing left running");
+      assert.equal(
+        tasks.find((t) => t.idempotencyKey === "long")?.status,
+        "queued",
+        "the long task handed back",
+      );
+      assert.equal(tasks.find((t) => t.idempotencyKey === "running")?.status, "completed");
+      assert.deepEqual(await prismqJson(cwd, ["workers"]), [], "the worker unregistered");
+    } finally {
+      if (run.child.exitCode === null && run.child.signalCode === null) run.child.kill("SIGKILL");
+      await run.done.catch(() => {});
+    }
+  });
 });
