@@ -1,7 +1,7 @@
 /**
  * `deno task bench`: PrismQ's speed, latency and memory on real database files, next to raw-driver
- * baselines measured in the same run on the same schema. Every scenario runs on fresh files, three times;
- * the median is reported. Workers are separate processes: the compiled `prismq` (built first when
+ * baselines measured in the same run on the same schema. Every scenario runs on fresh files, three times
+ * (in three rounds through the whole list); the median is reported. Workers are separate processes: the compiled `prismq` (built first when
  * dist/prismq is missing or older than its sources) or scripts/bench/latency_worker.ts.
  *
  * Exits 1 only when tasks were lost or run twice, or a scenario failed outright; a missed speed target is
@@ -24,7 +24,7 @@ import { enqueueBulk, enqueueNdjson, enqueueSingle } from "./bench/enqueue.ts";
 import { latency, rawLatency } from "./bench/latency.ts";
 import { killAll } from "./bench/processes.ts";
 import { rawBulkInsert, rawDrain, rawSingleInsert } from "./bench/raw.ts";
-import { type BenchDocument, evaluate, machine, markdown } from "./bench/report.ts";
+import { type BenchDocument, evaluate, machine, markdown, mergeRounds } from "./bench/report.ts";
 import {
   drainMemory,
   drainOneProcess,
@@ -97,15 +97,23 @@ try {
     newPath: (name) => join(dir, `${name}-${++files}.db`),
     fail: (message) => failures.push(message),
   };
-  for (const [name, scenario] of scenarios) {
-    const started = performance.now();
-    process.stderr.write(`${name}…`);
-    try {
-      measured.push(...await scenario(ctx));
-      process.stderr.write(` ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
-    } catch (error) {
-      process.stderr.write(" failed\n");
-      failures.push(`${name}: ${(error as Error).message}`);
+  // Round by round, one run of every scenario in each: a slow spell of the machine then touches a scenario
+  // and its baseline alike instead of all the runs of one of them.
+  const failed = new Set<string>();
+  for (let round = 1; round <= sizes.runs; round++) {
+    const roundCtx: BenchContext = { ...ctx, sizes: { ...sizes, runs: 1 } };
+    for (const [name, scenario] of scenarios) {
+      if (failed.has(name)) continue;
+      const started = performance.now();
+      process.stderr.write(`${sizes.runs > 1 ? `round ${round}/${sizes.runs}: ` : ""}${name}…`);
+      try {
+        measured.push(...await scenario(roundCtx));
+        process.stderr.write(` ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
+      } catch (error) {
+        process.stderr.write(" failed\n");
+        failed.add(name);
+        failures.push(`${name}: ${(error as Error).message}`);
+      }
     }
   }
 } catch (error) {
@@ -119,7 +127,7 @@ const doc: BenchDocument = {
   mode: args.tiny ? "tiny" : "full",
   runsPerScenario: sizes.runs,
   binary,
-  figures: evaluate(measured),
+  figures: evaluate(mergeRounds(measured)),
   failures,
   ok: failures.length === 0,
 };

@@ -7,7 +7,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import type { BenchDocument, Figure } from "../scripts/bench/report.ts";
+import { type BenchDocument, evaluate, type Figure, mergeRounds } from "../scripts/bench/report.ts";
 
 const REPO = fileURLToPath(new URL("..", import.meta.url));
 
@@ -60,4 +60,76 @@ test("bench --tiny --json: every scenario and baseline measured, no task lost or
     assert.ok(figure(id).baseline, `${id} is compared with a raw baseline`);
     assert.ok(Number.isFinite(figure(id).ratio), `${id} has a ratio to its baseline`);
   }
+});
+
+test("rounds merge into one figure per id; % of raw pairs each round's run with its baseline's", () => {
+  const rounds = [
+    {
+      id: "S3",
+      label: "drain",
+      unit: "tasks/s",
+      runs: [10],
+      baselineIds: ["R3"],
+      details: { tasks: 5, completed: [5] },
+    },
+    { id: "R3", label: "raw drain", unit: "tasks/s", runs: [20] },
+    {
+      id: "S5",
+      label: "latency",
+      unit: "ms",
+      runs: [4],
+      baselineIds: ["R5"],
+      target: { op: "<=" as const, value: 3 },
+    },
+    { id: "R5", label: "raw latency", unit: "ms", runs: [2] },
+    {
+      id: "S3",
+      label: "drain",
+      unit: "tasks/s",
+      runs: [20],
+      baselineIds: ["R3"],
+      details: { tasks: 5, completed: [4] },
+    },
+    { id: "R3", label: "raw drain", unit: "tasks/s", runs: [20] },
+    {
+      id: "S5",
+      label: "latency",
+      unit: "ms",
+      runs: [2],
+      baselineIds: ["R5"],
+      target: { op: "<=" as const, value: 3 },
+    },
+    { id: "R5", label: "raw latency", unit: "ms", runs: [2] },
+    {
+      id: "S3",
+      label: "drain",
+      unit: "tasks/s",
+      runs: [30],
+      baselineIds: ["R3"],
+      details: { tasks: 5, completed: [5] },
+    },
+    { id: "R3", label: "raw drain", unit: "tasks/s", runs: [60] },
+    {
+      id: "S5",
+      label: "latency",
+      unit: "ms",
+      runs: [3],
+      baselineIds: ["R5"],
+      target: { op: "<=" as const, value: 3 },
+    },
+    { id: "R5", label: "raw latency", unit: "ms", runs: [1] },
+  ];
+  const merged = mergeRounds(rounds);
+  assert.deepEqual(merged.map((m) => m.id), ["S3", "R3", "S5", "R5"]);
+  assert.deepEqual(merged[0].runs, [10, 20, 30]);
+  assert.deepEqual(merged[0].details, { tasks: 5, completed: [5, 4, 5] });
+  assert.deepEqual(rounds[0].runs, [10], "the rounds themselves are left as they were");
+  const [s3, , s5] = evaluate(merged);
+  // Rounds: 10/20, 20/20, 30/60; the medians alone (20/20) would say 100 %.
+  assert.equal(s3.ratio, 0.5);
+  assert.equal(s3.baseline?.median, 20);
+  // Times: the baseline's over ours, per round: 2/4, 2/2, 1/3.
+  assert.equal(s5.ratio, 0.5);
+  assert.equal(s5.median, 3);
+  assert.equal(s5.met, true);
 });

@@ -7,7 +7,10 @@
 
 /** How big each scenario is, and how often it runs. */
 export interface Sizes {
-  /** Runs of every scenario; the median is reported. */
+  /**
+   * Runs of every scenario; the median is reported. The bench runs the whole list this many times, one run
+   * of each scenario per round, so that a scenario and its raw baseline meet the machine in the same state.
+   */
   runs: number;
   /** S1 and R1: awaited one-task enqueues. */
   single: number;
@@ -25,8 +28,6 @@ export interface Sizes {
   /** S6: completed tasks at the first memory sample, and in all. */
   memoryFirst: number;
   memoryTotal: number;
-  /** S7: process starts measured. */
-  startRuns: number;
 }
 
 export const FULL: Sizes = {
@@ -40,7 +41,6 @@ export const FULL: Sizes = {
   idleWindowMs: 3_000,
   memoryFirst: 10_000,
   memoryTotal: 200_000,
-  startRuns: 3,
 };
 
 /** For CI: every scenario once, small enough to finish in seconds. */
@@ -55,7 +55,6 @@ export const TINY: Sizes = {
   idleWindowMs: 1_000,
   memoryFirst: 1_000,
   memoryTotal: 5_000,
-  startRuns: 1,
 };
 
 /** A goal for a figure. An exact ("=") target is a correctness count, which every run must meet. */

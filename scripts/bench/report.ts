@@ -15,7 +15,10 @@ export interface Figure extends Measured {
   max: number;
   /** The best of the raw figures named by `baselineIds`. */
   baseline?: { id: string; median: number };
-  /** How near the baseline's speed: median / baseline.median, or the inverse for times (ms). */
+  /**
+   * How near the baseline's speed: the median over rounds of run / baseline run (baseline / run for times,
+   * in ms), or of the medians when the runs do not pair up.
+   */
   ratio?: number;
   /** Target met and, where there is a baseline, at least {@link MIN_RATIO} of it. Absent without a target. */
   met?: boolean;
@@ -80,6 +83,27 @@ function meets(target: Target, figure: { median: number; runs: number[] }): bool
   }
 }
 
+/**
+ * One figure per id from figures measured round by round: their runs in round order, and of their details,
+ * per-run lists joined and the rest as the first round gave them.
+ */
+export function mergeRounds(measured: Measured[]): Measured[] {
+  const byId = new Map<string, Measured>();
+  for (const m of measured) {
+    const seen = byId.get(m.id);
+    if (!seen) {
+      byId.set(m.id, { ...m, runs: [...m.runs], details: m.details && { ...m.details } });
+      continue;
+    }
+    seen.runs.push(...m.runs);
+    for (const [key, value] of Object.entries(m.details ?? {})) {
+      const earlier = seen.details?.[key];
+      if (Array.isArray(earlier) && Array.isArray(value)) seen.details![key] = [...earlier, ...value];
+    }
+  }
+  return [...byId.values()];
+}
+
 /** Medians, baselines, ratios and verdicts for every measured figure. */
 export function evaluate(measured: Measured[]): Figure[] {
   const figures: Figure[] = measured.map((m) => ({
@@ -97,7 +121,11 @@ export function evaluate(measured: Measured[]): Figure[] {
       const better = (a: Figure, b: Figure) => (isTime ? b.median < a.median : b.median > a.median);
       const best = candidates.reduce((a, b) => (better(a, b) ? b : a));
       figure.baseline = { id: best.id, median: best.median };
-      figure.ratio = isTime ? best.median / figure.median : figure.median / best.median;
+      const ratio = (mine: number, raw: number) => (isTime ? raw / mine : mine / raw);
+      // Runs of one round met the machine in the same state: compare them pairwise where they pair up.
+      figure.ratio = figure.runs.length === best.runs.length
+        ? median(figure.runs.map((run, i) => ratio(run, best.runs[i])))
+        : ratio(figure.median, best.median);
     }
     if (figure.target) figure.met = meets(figure.target, figure) && (figure.ratio ?? 1) >= MIN_RATIO;
   }
@@ -140,9 +168,10 @@ export function markdown(doc: BenchDocument): string {
     `${m.runtime} · ${m.cpu} · ${m.cores} cores · ${(m.memoryBytes / 2 ** 30).toFixed(1)} GiB · ${m.date}`,
     "",
     `Median of ${doc.runsPerScenario} run${doc.runsPerScenario === 1 ? "" : "s"} ` +
-    `(min–max in brackets), each on a fresh database file. Binary: ${doc.binary}. ` +
-    `"Met?" needs the target and, where there is a raw baseline, at least ${MIN_RATIO * 100} % of its ` +
-    "speed (for a time, the baseline's time over ours).",
+    `(min–max in brackets), each on a fresh database file, one run of every scenario per round. ` +
+    `Binary: ${doc.binary}. "% of raw" is the median over rounds of our speed over the baseline's ` +
+    `(for a time, the baseline's time over ours); "Met?" needs the target and at least ` +
+    `${MIN_RATIO * 100} % of raw where there is a baseline.`,
     "",
     "| Scenario | Result | Target | Raw baseline | % of raw | Met? |",
     "| --- | --- | --- | --- | --- | --- |",

@@ -186,7 +186,7 @@ export async function drainMemory(ctx: BenchContext): Promise<Measured[]> {
 
 /** S7: from spawning `prismq run --json` on a queue holding one task to its first "claimed" event. */
 export async function startToFirstClaim(ctx: BenchContext): Promise<Measured[]> {
-  const runs = await eachRun(ctx.sizes.startRuns, async () => {
+  const runs = await eachRun(ctx.sizes.runs, async () => {
     const path = ctx.newPath("s7");
     try {
       await seedQueue(path, 1);
