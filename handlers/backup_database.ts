@@ -4,12 +4,12 @@
  *
  * @module
  */
-import { randomBytes } from "node:crypto";
 import { lstat, open, realpath, rename, rm, stat } from "node:fs/promises";
 import { platform } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import * as v from "valibot";
 import { payloadObject } from "./_payload.ts";
+import { randomHex } from "./_random.ts";
 import { defineHandler, NonRetryableError } from "../mod.ts";
 
 const schema = payloadObject({
@@ -42,7 +42,7 @@ export default defineHandler({
 
     // The copy is written beside the target and renamed over it once complete, so a backup that fails
     // halfway never destroys the previous one, nor leaves a truncated file that looks like a backup.
-    const temp = join(folder, `.${basename(target)}.${randomBytes(6).toString("hex")}.tmp`);
+    const temp = join(folder, `.${basename(target)}.${randomHex(6)}.tmp`);
     try {
       await ctx.db.backup(temp);
       await flushToDisk(temp);

@@ -7,12 +7,12 @@
  *
  * @module
  */
-import { randomBytes } from "node:crypto";
 import { mkdir, open, rename, rm } from "node:fs/promises";
 import { platform } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import * as v from "valibot";
 import { payloadObject } from "./_payload.ts";
+import { randomHex } from "./_random.ts";
 import { defineHandler, NonRetryableError } from "../mod.ts";
 import { readEnv } from "../src/platform.ts";
 
@@ -75,7 +75,7 @@ export default defineHandler({
   version: "1.0.0",
   async handle(task, ctx) {
     const from = task.payload.from ?? defaultSender();
-    const messageId = `<task-${task.id}.${randomBytes(12).toString("hex")}@prismq>`;
+    const messageId = `<task-${task.id}.${randomHex(12)}@prismq>`;
     const message = formatMessage({ ...task.payload, from }, messageId, new Date());
 
     const outbox = resolve(readEnv("PRISMQ_OUTBOX") || DEFAULT_OUTBOX);
@@ -230,7 +230,7 @@ function isLiteral(byte: number, endsLine: boolean): boolean {
  */
 async function writeAtomically(path: string, content: string, signal: AbortSignal): Promise<void> {
   const folder = dirname(path);
-  const temp = join(folder, `.${basename(path)}.${randomBytes(6).toString("hex")}.tmp`);
+  const temp = join(folder, `.${basename(path)}.${randomHex(6)}.tmp`);
   try {
     const file = await open(temp, "wx");
     try {

@@ -28,7 +28,8 @@ function stream(target: NodeJS.WriteStream, isStdout: boolean) {
     if ((error as NodeJS.ErrnoException)?.code !== "EPIPE") throw error;
     if (gone) return;
     gone = true;
-    if (isStdout) for (const handler of signalHandlers) handler("SIGTERM");
+    if (!isStdout) return;
+    for (const handler of signalHandlers) handler("SIGTERM");
   };
   // Node and Deno report a closed pipe as an event; Bun may throw from write() itself.
   target.on("error", lost);
