@@ -11,7 +11,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { Queue, QueueDatabase } from "../mod.ts";
 import { cli, type CliOptions } from "./_cli.ts";
-import { makeTempDir } from "./_helpers.ts";
+import { closedPort, makeTempDir } from "./_helpers.ts";
 
 /** Every row of every PrismQ table, as text: equal snapshots mean an unchanged database. */
 async function snapshot(path: string): Promise<string> {
@@ -305,6 +305,26 @@ describe("unusable databases give one clear line, a non-zero exit, and are left 
       assert.equal(existsSync(`${path}-wal`), false);
     } finally {
       remove();
+    }
+  });
+
+  test("a libSQL server nobody answers at: exit 1, one line naming the URL; the library says the same", async () => {
+    const url = `http://127.0.0.1:${await closedPort()}`;
+    for (const argv of [["list"], ["enqueue", "noop"], ["status"]]) {
+      const result = await cli([...argv, "--db", url]);
+      assert.equal(result.code, 1, result.stderr);
+      assert.match(result.stderr, new RegExp(`Cannot reach the libSQL server at '${url}'`));
+      oneLine(result.stderr);
+    }
+    const db = new QueueDatabase(url);
+    try {
+      await assert.rejects(() => db.initializeSchema(), (error: Error) => {
+        assert.equal(error.name, "DatabaseError");
+        assert.match(error.message, /Cannot reach the libSQL server at .*Check the URL/);
+        return true;
+      });
+    } finally {
+      db.close();
     }
   });
 

@@ -14,7 +14,7 @@ import { fileURLToPath } from "node:url";
 import { Queue, QueueDatabase, type Task } from "../mod.ts";
 import { handlers } from "../handlers/mod.ts";
 import { VERSION } from "../src/version.ts";
-import { makeTempDir, waitFor } from "./_helpers.ts";
+import { closedPort, makeTempDir, waitFor } from "./_helpers.ts";
 
 const REPO = fileURLToPath(new URL("..", import.meta.url));
 const BUN = join(REPO, "node_modules", ".bin", "bun");
@@ -415,6 +415,13 @@ describe("the compiled prismq binary, from an empty folder", () => {
         "== 4. Handler override",
         "== 5. Error for an unregistered type",
       ]);
+    });
+
+    test("a libSQL server nobody answers at: exit 1, one line naming it (the client is linked in)", async () => {
+      const url = `http://127.0.0.1:${await closedPort()}`;
+      const r = await prismq(cwd, ["status", "--db", url]);
+      assert.equal(r.code, 1, r.stderr);
+      assertOneLine(r.stderr, new RegExp(`^prismq status: Cannot reach the libSQL server at '${url}'`));
     });
 
     test("a database in a missing folder: exit 1, one line, no stack trace", async () => {

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { LibsqlError } from "@libsql/client";
+import { LibsqlError } from "@libsql/core/api";
 import { type FSWatcher, watch } from "node:fs";
 import { setImmediate } from "node:timers";
 import { DatabaseError } from "../../errors.ts";
@@ -331,6 +331,12 @@ export function toDatabaseError(error: unknown, location: string): Error {
       `a process holding a long transaction.`;
   } else if (/^URL_/.test(code)) {
     text = `The database URL '${location}' is invalid: ${message}`;
+  } else if (code === "SERVER_UNREACHABLE") {
+    const why = (error as LibsqlError).cause instanceof Error
+      ? ((error as LibsqlError).cause as Error).message
+      : message;
+    text = `Cannot reach the libSQL server at '${location}' (${why}). Check the URL, that the server is ` +
+      `running, and that this machine can reach it.`;
   } else {
     text = `The ${where} failed: ${message}`;
   }

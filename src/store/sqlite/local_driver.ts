@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { LibsqlError } from "@libsql/client";
+import { LibsqlError } from "@libsql/core/api";
 import Database from "libsql";
 import type { DriverTransaction, SqlDriver, SqlRow, SqlStatement, StatementResult } from "./driver.ts";
 
