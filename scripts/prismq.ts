@@ -14,12 +14,12 @@ import { handlers } from "../handlers/mod.ts";
 import type { CliIo, Signal } from "../src/cli/io.ts";
 import { main } from "../src/cli/main.ts";
 
-/** Called with "SIGTERM" when the reader of stdout goes away; see {@link stream}. */
+/** Called with "SIGPIPE" when the reader of stdout goes away; see {@link stream}. */
 const signalHandlers = new Set<(signal: Signal) => void>();
 
 /**
  * A process stream for `main()`. When its reader has gone (`prismq run | head -1`), writing fails with
- * EPIPE: from then on nothing more is written, and a lost stdout stops the command as SIGTERM would, so
+ * EPIPE: from then on nothing more is written, and a lost stdout asks the command to stop ("SIGPIPE"), so
  * that a worker finishes or hands back its tasks instead of crashing with them.
  */
 function stream(target: NodeJS.WriteStream, isStdout: boolean) {
@@ -29,7 +29,7 @@ function stream(target: NodeJS.WriteStream, isStdout: boolean) {
     if (gone) return;
     gone = true;
     if (!isStdout) return;
-    for (const handler of signalHandlers) handler("SIGTERM");
+    for (const handler of signalHandlers) handler("SIGPIPE");
   };
   // Node and Deno report a closed pipe as an event; Bun may throw from write() itself.
   target.on("error", lost);

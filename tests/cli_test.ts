@@ -471,6 +471,59 @@ describe("prismq enqueue --ndjson", () => {
     return { text: lines.join("\n") + "\n", lines: lines.length, bad };
   }
 
+  test("a payload check that throws a non-Error marks its line bad; the rest of the batch is written", async () => {
+    await withFixture(async ({ q, qJson }) => {
+      const picky = defineHandler({
+        type: "picky",
+        schema: v.pipe(
+          v.object({ ok: v.boolean() }),
+          v.check((payload) => {
+            // deno-lint-ignore no-throw-literal
+            if (!payload.ok) throw { reason: "not ok" };
+            return true;
+          }),
+        ),
+        handle() {},
+      });
+      const lines = [
+        { type: "noop" },
+        { type: "picky", payload: { ok: false } },
+        { type: "noop", maxAttempts: 0 },
+        { type: "picky", payload: { ok: true } },
+      ].map((line) => JSON.stringify(line)).join("\n");
+      const r = await q(["enqueue", "--ndjson", "-", "--json"], {
+        stdin: lines,
+        handlers: [...handlers, picky],
+      });
+      assert.equal(r.code, 2, r.stderr);
+      const summary = JSON.parse(r.stdout) as { enqueued: number; invalid: { line: number }[] };
+      assert.equal(summary.enqueued, 2);
+      assert.deepEqual(summary.invalid.map((bad) => bad.line), [2, 3]);
+      const stored = await qJson<Task[]>(["list"], { handlers: [...handlers, picky] });
+      assert.deepEqual(stored.map((t) => t.type).sort(), ["noop", "picky"]);
+    });
+  });
+
+  test("a batch the database refuses still reports the bad lines found in it, then fails with exit 1", async () => {
+    await withFixture(async ({ q }) => {
+      const anything = defineHandler({ type: "anything", schema: v.unknown(), handle() {} });
+      // Deeper than SQLite's JSON parser goes: valid JSON to JavaScript, refused by the payload CHECK.
+      let deep: unknown = 1;
+      for (let i = 0; i < 1_100; i++) deep = [deep];
+      const lines = [
+        JSON.stringify({ type: "noop" }),
+        "{bad json",
+        JSON.stringify({ type: "noop", maxAttempts: 0 }),
+        JSON.stringify({ type: "anything", payload: deep }),
+      ].join("\n");
+      const r = await q(["enqueue", "--ndjson", "-"], { stdin: lines, handlers: [...handlers, anything] });
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /^line 2: invalid JSON/m);
+      assert.match(r.stderr, /^line 3: maxAttempts must be/m);
+      assert.equal((await q(["list", "--json"])).stdout.trim(), "[]", "nothing of the batch was written");
+    });
+  });
+
   test("bad lines are reported with their numbers, exit 2; good lines are written, bad ones not", async () => {
     await withFixture(async ({ q, qJson, inspect }) => {
       await q(["enqueue", "noop", "--key", "already-there"]);
@@ -770,6 +823,44 @@ describe("prismq run", () => {
       const [task] = await qJson<Task[]>(["list"]);
       assert.equal(task.status, "queued");
       assert.equal(task.attempts, 0);
+    });
+  });
+
+  for (const order of [["SIGPIPE", "SIGTERM"], ["SIGTERM", "SIGPIPE"]] as const) {
+    test(`a lost stdout (SIGPIPE) stops gracefully and never counts as a second signal: ${order.join(" then ")}`, async () => {
+      await withFixture(async ({ q, qJson, dbPath }) => {
+        await q(["enqueue", "noop", '{"sleepMs": 1200}']);
+        const io = fakeIo();
+        const run = main(["run", "--grace", "30s", "--json", "--db", dbPath], io, handlers);
+        await waitFor(() => jsonLines(io.out).some((e) => e.event === "claimed"), 10_000, "the claim");
+        const signalled = Date.now();
+        for (const signal of order) io.fire(signal);
+        assert.equal(await run, 0, io.err);
+        assert.ok(Date.now() - signalled >= 800, "the running handler was left to finish");
+        const events = jsonLines(io.out);
+        assert.equal(events.filter((e) => e.event === "completed").length, 1);
+        assert.equal(events.filter((e) => e.event === "released").length, 0);
+        assert.ok(!io.out.includes("again: handing running tasks back"));
+        assert.equal((await qJson<Task>(["show", "1"])).status, "completed");
+      });
+    });
+  }
+
+  test("SIGPIPE alone stops the worker, which claims nothing more", async () => {
+    await withFixture(async ({ q, qJson, dbPath }) => {
+      await q(["enqueue", "noop", '{"sleepMs": 300}']);
+      const io = fakeIo();
+      const run = main(
+        ["run", "--concurrency", "1", "--prefetch", "0", "--json", "--db", dbPath],
+        io,
+        handlers,
+      );
+      await waitFor(() => jsonLines(io.out).some((e) => e.event === "claimed"), 10_000, "the claim");
+      await q(["enqueue", "noop"]);
+      io.fire("SIGPIPE");
+      assert.equal(await run, 0, io.err);
+      const tasks = await qJson<Task[]>(["list"]);
+      assert.deepEqual(tasks.map((t) => t.status).sort(), ["completed", "queued"]);
     });
   });
 

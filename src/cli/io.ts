@@ -13,7 +13,11 @@ export interface OutputStream {
   readonly columns?: number;
 }
 
-export type Signal = "SIGINT" | "SIGTERM";
+/**
+ * What asks a command to stop. "SIGPIPE" is the reader of stdout going away (`prismq run | head -1`): a
+ * request to stop gracefully that never hurries a stop already under way.
+ */
+export type Signal = "SIGINT" | "SIGTERM" | "SIGPIPE";
 
 export interface CliIo {
   stdout: OutputStream;
@@ -29,7 +33,7 @@ export interface CliIo {
   fileSize(path: string): number | undefined;
   /** Whether `path` exists. */
   exists(path: string): boolean;
-  /** Calls `handler` on SIGINT or SIGTERM until the returned function is called. */
+  /** Calls `handler` on SIGINT, SIGTERM or a lost stdout until the returned function is called. */
   onSignal(handler: (signal: Signal) => void): () => void;
   readonly pid: number;
   readonly hostname: string;

@@ -248,12 +248,10 @@ async function enqueueNdjson(
     }
     batchBad = [];
   };
-  const flush = async () => {
-    if (batch.length === 0) return reportBatch();
-    let results;
+  const write = async (): Promise<{ created: boolean }[]> => {
     try {
       // Each task is validated here, once; nearly every batch is all valid and goes in as it is.
-      results = await queue.enqueueManyDetailed(batch);
+      return await queue.enqueueManyDetailed(batch);
     } catch (error) {
       // Nothing of the batch was written: find its bad lines, report them, and write the rest.
       const valid: EnqueueItem[] = [];
@@ -264,13 +262,20 @@ async function enqueueNdjson(
       }
       // Every task valid: the failure was the database's, not a line's.
       if (valid.length === batch.length) throw error;
-      results = valid.length > 0 ? await queue.enqueueManyDetailed(valid) : [];
+      return valid.length > 0 ? await queue.enqueueManyDetailed(valid) : [];
     }
-    for (const result of results) result.created ? enqueued++ : existing++;
-    batch = [];
-    batchLines = [];
-    batchBytes = 0;
-    reportBatch();
+  };
+  const flush = async () => {
+    try {
+      if (batch.length === 0) return;
+      for (const result of await write()) result.created ? enqueued++ : existing++;
+      batch = [];
+      batchLines = [];
+      batchBytes = 0;
+    } finally {
+      // Also when the database failed: the lines found bad so far are still worth knowing.
+      reportBatch();
+    }
   };
   const showProgress = (force = false) => {
     if (!progress) return;
@@ -346,7 +351,7 @@ async function validationError(queue: Queue, task: EnqueueItem): Promise<string 
     await queue.validate(task);
     return undefined;
   } catch (error) {
-    return (error as Error).message;
+    return error instanceof Error ? error.message : String(error);
   }
 }
 

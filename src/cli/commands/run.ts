@@ -109,6 +109,12 @@ export const runCommand: Command = {
     report.countRunning(() => worker.runningCount);
     let signals = 0;
     const unsubscribe = io.onSignal((signal) => {
+      // Nobody reads the output any more: stop as on a first signal, but never count as a second one
+      // (when a whole pipeline is stopped, the reader's end goes first or last, as it happens).
+      if (signal === "SIGPIPE") {
+        if (signals === 0) void worker.stop({ graceMs });
+        return;
+      }
       signals++;
       if (signals === 1) {
         report.note(

@@ -5,6 +5,7 @@
  */
 import type { Client, InStatement, ResultSet } from "@libsql/client";
 import { LibsqlError } from "@libsql/core/api";
+import { expandConfig } from "@libsql/core/config";
 import type { DriverTransaction, SqlDriver, SqlRow, SqlStatement, StatementResult } from "./driver.ts";
 
 function toResult(result: ResultSet, raw: boolean | undefined): StatementResult {
@@ -29,16 +30,15 @@ function toResult(result: ResultSet, raw: boolean | undefined): StatementResult 
 }
 
 /**
- * The client reports a server it cannot reach with the runtime's own fetch error (a TypeError, worded
- * differently by each runtime); as a LibsqlError it is reported, like every database failure, as one.
+ * The runtime's `fetch`, with a server it cannot reach reported as a LibsqlError rather than the runtime's
+ * own TypeError (worded differently by each): then it is reported like every other database failure, while
+ * the client's own TypeErrors and RangeErrors (a bad argument) stay what they are.
  */
-async function reaching<T>(work: Promise<T>): Promise<T> {
-  try {
-    return await work;
-  } catch (error) {
-    if (error instanceof LibsqlError || !(error instanceof Error)) throw error;
-    throw new LibsqlError(error.message, "SERVER_UNREACHABLE", undefined, undefined, error);
-  }
+function reachingFetch(request: Request): Promise<Response> {
+  return fetch(request).catch((error: unknown) => {
+    const message = error instanceof Error ? error.message : String(error);
+    throw new LibsqlError(message, "SERVER_UNREACHABLE", undefined, undefined, error as Error);
+  });
 }
 
 function toClientStatement({ sql, args }: SqlStatement): InStatement {
@@ -55,8 +55,12 @@ export class RemoteDriver implements SqlDriver {
   #closed = false;
 
   constructor(url: string, authToken: string | undefined) {
-    this.#loaded = import("@libsql/client").then(({ createClient }) => createClient({ url, authToken }));
-    // A bad URL is reported by the first statement, as an embedded file's errors are.
+    // The URL is checked now, by the same code the client uses, so that a bad one fails here as before.
+    expandConfig({ url, authToken }, true);
+    this.#loaded = import("@libsql/client").then(({ createClient }) =>
+      createClient({ url, authToken, fetch: reachingFetch })
+    );
+    // Failing to load is reported by the first statement.
     this.#loaded.catch(() => {});
   }
 
@@ -68,23 +72,22 @@ export class RemoteDriver implements SqlDriver {
 
   async execute(statement: SqlStatement): Promise<StatementResult> {
     const client = await this.#client();
-    return toResult(await reaching(client.execute(toClientStatement(statement))), statement.raw);
+    return toResult(await client.execute(toClientStatement(statement)), statement.raw);
   }
 
   async batch(statements: readonly SqlStatement[]): Promise<StatementResult[]> {
     const client = await this.#client();
-    const results = await reaching(client.batch(statements.map(toClientStatement), "write"));
+    const results = await client.batch(statements.map(toClientStatement), "write");
     return results.map((result, i) => toResult(result, statements[i].raw));
   }
 
   async transaction(): Promise<DriverTransaction> {
-    const tx = await reaching((await this.#client()).transaction("write"));
+    const tx = await (await this.#client()).transaction("write");
     return {
-      execute: async (statement) =>
-        toResult(await reaching(tx.execute(toClientStatement(statement))), statement.raw),
-      executeMultiple: (sql) => reaching(tx.executeMultiple(sql)),
-      commit: () => reaching(tx.commit()),
-      rollback: () => reaching(tx.rollback()),
+      execute: async (statement) => toResult(await tx.execute(toClientStatement(statement)), statement.raw),
+      executeMultiple: (sql) => tx.executeMultiple(sql),
+      commit: () => tx.commit(),
+      rollback: () => tx.rollback(),
       close: () => tx.close(),
       get closed() {
         return tx.closed;
