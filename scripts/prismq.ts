@@ -57,20 +57,25 @@ async function readAll(input: AsyncIterable<Uint8Array | string>): Promise<Uint8
   return Buffer.concat(chunks);
 }
 
-/** Splits a byte stream at newlines (dropping a `\r` before them), leaving decoding to the command. */
-async function* byteLines(input: AsyncIterable<Uint8Array | string>): AsyncIterable<Uint8Array> {
+/**
+ * Splits a byte stream at newlines (dropping a `\r` before them), leaving decoding to the command; the
+ * lines of each chunk read come together.
+ */
+async function* byteLines(input: AsyncIterable<Uint8Array | string>): AsyncIterable<Uint8Array[]> {
   let pending: Uint8Array = new Uint8Array(0);
   for await (const chunk of input) {
     const data: Uint8Array = Buffer.concat([pending, typeof chunk === "string" ? Buffer.from(chunk) : chunk]);
+    const lines: Uint8Array[] = [];
     let start = 0;
     for (let newline = data.indexOf(10); newline !== -1; newline = data.indexOf(10, start)) {
       const end = newline > start && data[newline - 1] === 13 ? newline - 1 : newline;
-      yield data.subarray(start, end);
+      lines.push(data.subarray(start, end));
       start = newline + 1;
     }
     pending = data.slice(start);
+    if (lines.length > 0) yield lines;
   }
-  if (pending.length > 0) yield pending[pending.length - 1] === 13 ? pending.subarray(0, -1) : pending;
+  if (pending.length > 0) yield [pending[pending.length - 1] === 13 ? pending.subarray(0, -1) : pending];
 }
 
 const io: CliIo = {

@@ -56,7 +56,9 @@ export function fakeIo(options: FakeIoOptions = {}): FakeIo {
     async *readLines(path) {
       const text = path === "-" ? stdin : files.get(path);
       if (text === undefined) throw new Error(`ENOENT: no such file or directory, open '${path}'`);
-      for (const line of splitLines(text)) yield line;
+      // Two lines per step, so that commands meet several steps, as they do reading a file.
+      const lines = [...splitLines(text)];
+      for (let i = 0; i < lines.length; i += 2) yield lines.slice(i, i + 2);
     },
     readFile(path) {
       const text = files.get(path);

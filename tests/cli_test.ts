@@ -471,6 +471,40 @@ describe("prismq enqueue --ndjson", () => {
     return { text: lines.join("\n") + "\n", lines: lines.length, bad };
   }
 
+  test("lines of just type and payload take the short check; anything more or less, the schema's", async () => {
+    await withFixture(async ({ q, qJson }) => {
+      const lines = [
+        '{"type": "noop"}',
+        '{"payload": {"sleepMs": 1}, "type": "noop"}',
+        '{"type": "noop", "__proto__": {"priority": 1}}',
+        '{"type": "noop", "payload": {}, "constructor": 1}',
+        '{"type": ["noop"], "payload": {}}',
+        '{"payload": {}}',
+        "[]",
+        "null",
+      ].join("\n");
+      const r = await q(["enqueue", "--ndjson", "-", "--json"], { stdin: lines });
+      assert.equal(r.code, 2, r.stderr);
+      const summary = JSON.parse(r.stdout) as {
+        enqueued: number;
+        invalid: { line: number; error: string }[];
+      };
+      assert.equal(summary.enqueued, 2);
+      assert.deepEqual(summary.invalid.map((bad) => [bad.line, bad.error]), [
+        [3, "unknown field '__proto__'"],
+        [4, "unknown field 'constructor'"],
+        [5, "type: Invalid type: Expected string but received Array"],
+        [6, "missing field 'type'"],
+        [7, "missing field 'type'"],
+        [8, 'expected a JSON object with a "type", got null'],
+      ]);
+      const tasks = await qJson<Task[]>(["list"]);
+      assert.deepEqual(tasks.map((t) => [t.priority, t.payload]).reverse(), [[100, {}], [100, {
+        sleepMs: 1,
+      }]]);
+    });
+  });
+
   test("a payload check that throws a non-Error marks its line bad; the rest of the batch is written", async () => {
     await withFixture(async ({ q, qJson }) => {
       const picky = defineHandler({

@@ -26,8 +26,11 @@ export interface CliIo {
   env: Record<string, string | undefined>;
   /** All of standard input, as bytes: commands decode them strictly (see `decodeUtf8`). */
   readStdin(): Promise<Uint8Array>;
-  /** Standard input or a file (`-` means standard input), line by line as bytes, without line endings. */
-  readLines(path: string): AsyncIterable<Uint8Array>;
+  /**
+   * Standard input or a file (`-` means standard input), as lines of bytes without their endings, in order,
+   * as many at a time as have been read: one step of iteration per line would cost more than most lines.
+   */
+  readLines(path: string): AsyncIterable<Uint8Array[]>;
   readFile(path: string): Promise<Uint8Array>;
   /** A file's size in bytes, or undefined for standard input and unknown files. */
   fileSize(path: string): number | undefined;

@@ -286,23 +286,25 @@ async function enqueueNdjson(
     );
   };
 
-  for await (const raw of io.readLines(source)) {
-    lineNumber++;
-    bytes += raw.length + 1;
-    const text = decodeUtf8(raw);
-    if (text === undefined) {
-      report({ line: lineNumber, error: "not valid UTF-8" });
-      continue;
+  for await (const lines of io.readLines(source)) {
+    for (const raw of lines) {
+      lineNumber++;
+      bytes += raw.length + 1;
+      const text = decodeUtf8(raw);
+      if (text === undefined) {
+        report({ line: lineNumber, error: "not valid UTF-8" });
+        continue;
+      }
+      if (text.trim() === "") continue;
+      const item = checkLine(text);
+      if ("error" in item) report({ line: lineNumber, error: item.error });
+      else {
+        batch.push(item.task);
+        batchLines.push(lineNumber);
+        batchBytes += raw.length;
+      }
+      if (batch.length >= BATCH_SIZE || batchBytes >= BATCH_BYTES) await flush();
     }
-    if (text.trim() === "") continue;
-    const item = checkLine(text);
-    if ("error" in item) report({ line: lineNumber, error: item.error });
-    else {
-      batch.push(item.task);
-      batchLines.push(lineNumber);
-      batchBytes += raw.length;
-    }
-    if (batch.length >= BATCH_SIZE || batchBytes >= BATCH_BYTES) await flush();
     showProgress();
   }
   await flush();
@@ -323,6 +325,19 @@ async function enqueueNdjson(
   return invalid.length > 0 ? 2 : 0;
 }
 
+/**
+ * Whether a parsed line is the usual `{"type": "…", "payload": …}`, which {@link NdjsonLine} accepts as it
+ * is: checked here directly, since valibot would cost about as much as parsing the line. Anything else
+ * goes through the schema, which also words the errors.
+ */
+function isPlainLine(parsed: unknown): parsed is EnqueueItem {
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) return false;
+  for (const key in parsed) {
+    if (key !== "type" && key !== "payload") return false;
+  }
+  return typeof (parsed as { type?: unknown }).type === "string";
+}
+
 /** The task a line describes, checked for its shape only: the queue checks the rest when it writes. */
 function checkLine(text: string): { task: EnqueueItem } | { error: string } {
   let parsed: unknown;
@@ -331,6 +346,7 @@ function checkLine(text: string): { task: EnqueueItem } | { error: string } {
   } catch (error) {
     return { error: `invalid JSON: ${(error as Error).message}` };
   }
+  if (isPlainLine(parsed)) return { task: parsed };
   const shape = v.safeParse(NdjsonLine, parsed);
   if (!shape.success) {
     const issue = shape.issues[0];
