@@ -36,9 +36,11 @@ export class QueueDatabase {
   #closed = false;
 
   /**
+   * Nothing is opened yet: the first statement (usually `initializeSchema()`) opens the file or reaches
+   * the server, and reports a path, URL or server that does not work as a {@link DatabaseError}.
+   *
    * @param location `":memory:"`, a file path, or a libSQL URL (`file:`, `libsql:`, `http(s):`, `ws(s):`)
    * @param options connection settings; the auth token defaults to `PRISMQ_DB_AUTH_TOKEN`
-   * @throws {DatabaseError} when the database cannot be opened
    */
   constructor(location: string = "prismq.db", options: ConnectionOptions = {}) {
     const connection = Connection.acquire(location, options);

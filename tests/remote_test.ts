@@ -114,10 +114,19 @@ describe("a queue on a libSQL server", () => {
     });
   });
 
-  test("a closed handle refuses statements; a bad URL fails at construction", async () => {
+  test("a closed handle refuses statements; a bad URL fails at the first statement, saying why", async () => {
     const db = new QueueDatabase(server.url);
     db.close();
     await assert.rejects(() => new Queue(db).stats(), /closed/);
-    assert.throws(() => new QueueDatabase(`${server.url}?colour=red`), /colour/);
+    const bad = new QueueDatabase(`${server.url}?colour=red`);
+    try {
+      await assert.rejects(() => bad.initializeSchema(), (error: Error) => {
+        assert.ok(error instanceof DatabaseError);
+        assert.match(error.message, /The database URL '.*colour=red' is invalid: .*"colour"/);
+        return true;
+      });
+    } finally {
+      bad.close();
+    }
   });
 });
