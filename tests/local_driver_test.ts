@@ -12,7 +12,7 @@ import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { LibsqlError } from "@libsql/client";
 import { type EnqueueItem, ManualClock, Queue, QueueDatabase, type Task, WorkerEngine } from "../mod.ts";
-import { toLibsqlUrl } from "../src/store/sqlite/connection.ts";
+import { toDatabaseError, toLibsqlUrl } from "../src/store/sqlite/connection.ts";
 import { filePathOf } from "../src/store/sqlite/local_driver.ts";
 import { makeTempDir, withDb } from "./_helpers.ts";
 
@@ -168,4 +168,19 @@ describe("enqueueMany without idempotency keys", () => {
       await assertAsStored(queue, tasks, given);
     });
   });
+});
+
+test("a libSQL error from another copy of @libsql/core is still read by its code", () => {
+  // What a second, unshared copy of the package's class looks like: same name and fields, another class.
+  class ForeignLibsqlError extends Error {
+    override name = "LibsqlError";
+    constructor(message: string, readonly code: string) {
+      super(`${code}: ${message}`);
+    }
+  }
+  const corrupt = toDatabaseError(new ForeignLibsqlError("file is not a database", "SQLITE_NOTADB"), "q.db");
+  assert.equal(corrupt.name, "DatabaseError");
+  assert.match(corrupt.message, /is not a valid SQLite database or is corrupt/);
+  const plain = toDatabaseError(new Error("SQLITE_NOTADB: file is not a database"), "q.db");
+  assert.doesNotMatch(plain.message, /is not a valid SQLite database/, "a plain Error is not taken for one");
 });

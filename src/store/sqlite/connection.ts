@@ -291,8 +291,18 @@ function busyPause(attempt: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, delay));
 }
 
+/**
+ * A libSQL error, by its class or, should the client have brought a second copy of `@libsql/core` along
+ * (a package manager that could not share one), by its name and code.
+ */
+function isLibsqlError(error: unknown): error is LibsqlError {
+  return error instanceof LibsqlError ||
+    (error instanceof Error && error.name === "LibsqlError" &&
+      typeof (error as LibsqlError).code === "string");
+}
+
 function busyCode(error: unknown): boolean {
-  if (!(error instanceof LibsqlError)) return false;
+  if (!isLibsqlError(error)) return false;
   return /^SQLITE_(BUSY|LOCKED)/.test(error.code) || /^SQLITE_(BUSY|LOCKED)/.test(error.extendedCode ?? "");
 }
 
@@ -301,7 +311,7 @@ const DATABASE_LEVEL =
 
 function isDatabaseLevelError(error: unknown): boolean {
   if (error instanceof DatabaseError) return false;
-  if (error instanceof LibsqlError) return DATABASE_LEVEL.test(error.code);
+  if (isLibsqlError(error)) return DATABASE_LEVEL.test(error.code);
   return error instanceof Error && /Unable to open connection|ConnectionFailed/.test(error.message);
 }
 
@@ -310,7 +320,7 @@ export function toDatabaseError(error: unknown, location: string): Error {
   if (error instanceof DatabaseError || error instanceof RangeError || error instanceof TypeError) {
     return error;
   }
-  const code = error instanceof LibsqlError ? error.code : "";
+  const code = isLibsqlError(error) ? error.code : "";
   const message = error instanceof Error ? error.message : String(error);
   const where = `database '${location}'`;
   let text: string;
@@ -332,9 +342,8 @@ export function toDatabaseError(error: unknown, location: string): Error {
   } else if (/^URL_/.test(code)) {
     text = `The database URL '${location}' is invalid: ${message}`;
   } else if (code === "SERVER_UNREACHABLE") {
-    const why = (error as LibsqlError).cause instanceof Error
-      ? ((error as LibsqlError).cause as Error).message
-      : message;
+    const cause = (error as Error).cause;
+    const why = cause instanceof Error ? cause.message : message;
     text = `Cannot reach the libSQL server at '${location}' (${why}). Check the URL, that the server is ` +
       `running, and that this machine can reach it.`;
   } else {
