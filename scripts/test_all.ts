@@ -1,6 +1,8 @@
 /**
- * The whole test suite: every test on Deno, and the runtime smoke test on Bun and on Node (through tsx).
- * Echoes each runner's output, then prints one line `N passed, N failed` summed over all of them.
+ * The whole test suite: every test on Deno, the tests that reach the database again on Deno with the
+ * `libsql` engine (Deno itself runs files on `node:sqlite`; Node 20 runs them on `libsql`), and the runtime
+ * smoke test on Bun and on Node (through tsx). Echoes each runner's output, then prints one line
+ * `N passed, N failed` summed over all of them.
  *
  * Usage: deno run -A scripts/test_all.ts [extra arguments for deno test]
  */
@@ -10,24 +12,48 @@ import process from "node:process";
 interface Run {
   name: string;
   command: string[];
+  env?: Record<string, string>;
   count: (output: string) => { passed: number; failed: number };
 }
 
 const number = (output: string, pattern: RegExp) => Number(pattern.exec(output)?.[1] ?? 0);
 const bin = (name: string) => `node_modules/.bin/${name}`;
 
+// "ok | 40 passed (12 steps) | 0 failed": tests and their steps both count.
+function denoCounts(output: string): { passed: number; failed: number } {
+  const clean = output.split("\n").reverse().find((l) => /\d+ passed.*\| \d+ failed/.test(l)) ?? "";
+  return {
+    passed: number(clean, /(\d+) passed/) + number(clean, /passed \((\d+) steps?\)/),
+    failed: number(clean, /(\d+) failed/) + number(clean, /failed \((\d+) steps?\)/),
+  };
+}
+
+/** The tests whose outcome depends on the SQLite engine under the store. */
+const ENGINE_TESTS = [
+  "busy_test.ts",
+  "crash_test.ts",
+  "local_driver_test.ts",
+  "lease_test.ts",
+  "multiprocess_test.ts",
+  "prefetch_test.ts",
+  "queue_test.ts",
+  "state_machine_property_test.ts",
+  "transaction_test.ts",
+  "wake_test.ts",
+  "worker_test.ts",
+].map((file) => `tests/${file}`);
+
 const runs: Run[] = [
   {
     name: "deno",
     command: [process.execPath, "test", "-A", "--parallel", ...process.argv.slice(2), "tests/"],
-    // "ok | 40 passed (12 steps) | 0 failed": tests and their steps both count.
-    count: (output) => {
-      const clean = output.split("\n").reverse().find((l) => /\d+ passed.*\| \d+ failed/.test(l)) ?? "";
-      return {
-        passed: number(clean, /(\d+) passed/) + number(clean, /passed \((\d+) steps?\)/),
-        failed: number(clean, /(\d+) failed/) + number(clean, /failed \((\d+) steps?\)/),
-      };
-    },
+    count: denoCounts,
+  },
+  {
+    name: "deno, libsql engine",
+    command: [process.execPath, "test", "-A", "--parallel", ...process.argv.slice(2), ...ENGINE_TESTS],
+    env: { PRISMQ_SQLITE_ENGINE: "libsql" },
+    count: denoCounts,
   },
   {
     name: "bun",
@@ -48,11 +74,12 @@ const runs: Run[] = [
 ];
 
 function execute(run: Run): Promise<{ passed: number; failed: number }> {
-  console.log(`\n=== ${run.name}: ${run.command.join(" ")}`);
+  const env = Object.entries(run.env ?? {}).map(([key, value]) => `${key}=${value} `).join("");
+  console.log(`\n=== ${run.name}: ${env}${run.command.join(" ")}`);
   return new Promise((resolve) => {
     const child = spawn(run.command[0], run.command.slice(1), {
       stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, NO_COLOR: "1" },
+      env: { ...process.env, NO_COLOR: "1", ...run.env },
     });
     let output = "";
     child.stdout.on("data", (chunk) => {

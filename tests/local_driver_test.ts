@@ -10,10 +10,12 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
+import process from "node:process";
 import { LibsqlError } from "@libsql/client";
 import { type EnqueueItem, ManualClock, Queue, QueueDatabase, type Task, WorkerEngine } from "../mod.ts";
 import { toDatabaseError, toLibsqlUrl } from "../src/store/sqlite/connection.ts";
-import { filePathOf } from "../src/store/sqlite/local_driver.ts";
+import { filePathOf, LocalDriver } from "../src/store/sqlite/local_driver.ts";
+import { chooseEngine } from "../src/store/sqlite/engines.ts";
 import { makeTempDir, withDb } from "./_helpers.ts";
 
 const T0 = Date.UTC(2030, 0, 1, 12, 0, 0);
@@ -183,4 +185,20 @@ test("a libSQL error from another copy of @libsql/core is still read by its code
   assert.match(corrupt.message, /is not a valid SQLite database or is corrupt/);
   const plain = toDatabaseError(new Error("SQLITE_NOTADB: file is not a database"), "q.db");
   assert.doesNotMatch(plain.message, /is not a valid SQLite database/, "a plain Error is not taken for one");
+});
+
+test("files run on node:sqlite in Deno, or on libsql when PRISMQ_SQLITE_ENGINE says so", () => {
+  const wanted = process.env.PRISMQ_SQLITE_ENGINE;
+  assert.equal(new LocalDriver("file:unused.db").engine, wanted === "libsql" ? "libsql" : "node:sqlite");
+  try {
+    process.env.PRISMQ_SQLITE_ENGINE = "sqlite4";
+    assert.throws(() => chooseEngine(), /PRISMQ_SQLITE_ENGINE must be 'node' or 'libsql', got 'sqlite4'/);
+    process.env.PRISMQ_SQLITE_ENGINE = "libsql";
+    assert.equal(chooseEngine().name, "libsql");
+    process.env.PRISMQ_SQLITE_ENGINE = "node";
+    assert.equal(chooseEngine().name, "node:sqlite");
+  } finally {
+    if (wanted === undefined) delete process.env.PRISMQ_SQLITE_ENGINE;
+    else process.env.PRISMQ_SQLITE_ENGINE = wanted;
+  }
 });

@@ -1,9 +1,9 @@
 /**
- * The driver for an embedded SQLite file, on `libsql`: the engine `@libsql/client` itself uses for files,
- * called directly because the client prepares every statement anew on every call. Holding prepared
- * statements is what makes a one-row enqueue cost one step of the statement rather than a parse, a plan and
- * a step (the benchmark's R1′ against R1: about 2.5× the throughput), and it keeps native statements from piling up until the
- * garbage collector finalizes them.
+ * The driver for an embedded SQLite file, on the engine `engines.ts` chooses (`node:sqlite` on Deno and
+ * Bun, `libsql` elsewhere) rather than through `@libsql/client`, which prepares every statement anew on
+ * every call. Holding prepared statements is what makes a one-row enqueue cost one step of the statement
+ * rather than a parse, a plan and a step (the benchmark's R1′ against R1: about 2.5× the throughput), and
+ * it keeps native statements from piling up until the garbage collector finalizes them.
  *
  * Every call runs synchronously on the one connection, so a statement never interleaves with another; the
  * caller (`Connection`) keeps interactive transactions exclusive.
@@ -11,53 +11,11 @@
  * @module
  */
 import { LibsqlError } from "@libsql/core/api";
-import Database from "libsql";
 import type { DriverTransaction, SqlDriver, SqlRow, SqlStatement, StatementResult } from "./driver.ts";
+import { chooseEngine, type Engine, type EngineConnection, type EngineStatement } from "./engines.ts";
 
 /** Prepared statements kept per connection; the store uses a few dozen distinct texts. */
 const STATEMENT_CACHE_SIZE = 256;
-
-type NativeDatabase = Database.Database;
-type NativeStatement = Database.Statement;
-
-/** SQLite's primary result codes, to report an extended code's family as `@libsql/client` does. */
-const PRIMARY_CODES: Record<number, string> = {
-  1: "SQLITE_ERROR",
-  3: "SQLITE_PERM",
-  4: "SQLITE_ABORT",
-  5: "SQLITE_BUSY",
-  6: "SQLITE_LOCKED",
-  7: "SQLITE_NOMEM",
-  8: "SQLITE_READONLY",
-  9: "SQLITE_INTERRUPT",
-  10: "SQLITE_IOERR",
-  11: "SQLITE_CORRUPT",
-  13: "SQLITE_FULL",
-  14: "SQLITE_CANTOPEN",
-  17: "SQLITE_SCHEMA",
-  18: "SQLITE_TOOBIG",
-  19: "SQLITE_CONSTRAINT",
-  20: "SQLITE_MISMATCH",
-  21: "SQLITE_MISUSE",
-  23: "SQLITE_AUTH",
-  25: "SQLITE_RANGE",
-  26: "SQLITE_NOTADB",
-};
-
-/** Driver errors as `LibsqlError`, the one error type the rest of the store understands. */
-function toLibsqlError(error: unknown): unknown {
-  if (!(error instanceof Error) || error instanceof LibsqlError) return error;
-  const { code, rawCode } = error as Error & { code?: unknown; rawCode?: unknown };
-  if (typeof code !== "string" || !code.startsWith("SQLITE_")) return error;
-  const primary = typeof rawCode === "number" ? PRIMARY_CODES[rawCode & 0xff] ?? code : code;
-  return new LibsqlError(
-    error.message,
-    primary,
-    code,
-    typeof rawCode === "number" ? rawCode : undefined,
-    error,
-  );
-}
 
 /**
  * The file path inside a `file:` URL made by `toLibsqlUrl`: `file:relative`, `file:/absolute`,
@@ -87,7 +45,7 @@ export function filePathOf(url: string): string {
 }
 
 interface Prepared {
-  statement: NativeStatement;
+  statement: EngineStatement;
   /** Whether it writes, and so must hold the write lock before it starts. */
   writes: boolean;
   /** Whether it returns rows; asked of the driver once, since every question is a native call. */
@@ -96,21 +54,22 @@ interface Prepared {
 
 function run({ statement, reader }: Prepared, args: readonly unknown[], raw: boolean): StatementResult {
   if (reader) {
-    const rows = statement.all(args as unknown[]);
+    const rows = statement.all(args);
     if (raw) {
       return { rows: [], values: rows as unknown[][], rowsAffected: rows.length, lastInsertRowid: undefined };
     }
     return { rows: rows as SqlRow[], rowsAffected: rows.length, lastInsertRowid: undefined };
   }
-  const info = statement.run(args as unknown[]);
-  return { rows: [], rowsAffected: info.changes, lastInsertRowid: Number(info.lastInsertRowid) };
+  const info = statement.run(args);
+  return { rows: [], rowsAffected: Number(info.changes), lastInsertRowid: Number(info.lastInsertRowid) };
 }
 
 const WRITES = /^\s*(INSERT|UPDATE|DELETE|REPLACE)\b/i;
 
 export class LocalDriver implements SqlDriver {
   readonly #path: string;
-  #db: NativeDatabase | null = null;
+  readonly #engine: Engine;
+  #db: EngineConnection | null = null;
   readonly #statements = new Map<string, Prepared>();
   /** Settings (PRAGMAs) applied whenever the connection opens. */
   #settings: string[] = [];
@@ -119,8 +78,14 @@ export class LocalDriver implements SqlDriver {
   #interactive = false;
 
   /** Opens nothing yet: the file is opened by the first statement, so that its errors surface there. */
-  constructor(url: string) {
+  constructor(url: string, engine: Engine = chooseEngine()) {
     this.#path = filePathOf(url);
+    this.#engine = engine;
+  }
+
+  /** Which SQLite engine runs the file. */
+  get engine(): Engine["name"] {
+    return this.#engine.name;
   }
 
   /** Applies `pragmas` now, and again (after those given before) whenever the connection opens anew. */
@@ -129,15 +94,15 @@ export class LocalDriver implements SqlDriver {
     for (const pragma of pragmas) this.#exec(`PRAGMA ${pragma}`);
   }
 
-  #open(): NativeDatabase {
+  #open(): EngineConnection {
     if (this.#db) return this.#db;
     if (this.#closed) throw new LibsqlError("The database connection is closed.", "CLIENT_CLOSED");
     try {
-      this.#db = new Database(this.#path);
+      this.#db = this.#engine.open(this.#path);
       for (const pragma of this.#settings) this.#db.exec(`PRAGMA ${pragma}`);
     } catch (error) {
       this.#db = null;
-      throw toLibsqlError(error);
+      throw this.#engine.toError(error);
     }
     return this.#db;
   }
@@ -146,12 +111,11 @@ export class LocalDriver implements SqlDriver {
     const key = raw ? `raw:${sql}` : sql;
     let prepared = this.#statements.get(key);
     if (prepared) return prepared;
-    let statement: NativeStatement;
+    let statement: EngineStatement;
     try {
-      statement = this.#open().prepare(sql);
-      if (raw) statement.raw(true);
+      statement = this.#open().prepare(sql, raw);
     } catch (error) {
-      throw toLibsqlError(error);
+      throw this.#engine.toError(error);
     }
     prepared = { statement, writes: WRITES.test(sql), reader: statement.reader };
     if (this.#statements.size >= STATEMENT_CACHE_SIZE) {
@@ -162,25 +126,26 @@ export class LocalDriver implements SqlDriver {
   }
 
   /**
-   * Runs one statement synchronously. A write outside a transaction takes the write lock first, with
-   * `BEGIN IMMEDIATE`: a statement that fails for want of the lock is left unfinished by the driver (it
+   * Runs one statement synchronously. On libsql, a write outside a transaction takes the write lock first,
+   * with `BEGIN IMMEDIATE`: a statement that fails for want of the lock is left unfinished by that driver (it
    * cannot be reset), and an unfinished write keeps its transaction, and the lock, open under whatever runs
-   * next on the connection. `BEGIN` fails cleanly instead, and then the write cannot be refused.
+   * next on the connection. `BEGIN` fails cleanly instead, and then the write cannot be refused. On
+   * `node:sqlite` a refused statement is reset, so the write runs as it is, one step fewer.
    */
   executeNow({ sql, args, raw = false }: SqlStatement): StatementResult {
     const prepared = this.#prepare(sql, raw);
-    const own = prepared.writes && !this.#inTransaction();
+    const own = prepared.writes && !this.#engine.resetsRefusedStatements && !this.#inTransaction();
     if (own) this.#exec("BEGIN IMMEDIATE");
     let result: StatementResult;
     try {
       result = run(prepared, args, raw);
     } catch (thrown) {
-      const error = toLibsqlError(thrown);
+      const error = this.#engine.toError(thrown);
       if (own) this.#rollBackIfOpen();
-      // A read refused for a lock (rare in WAL mode) is left unfinished too: start on a fresh connection,
-      // unless that would end a transaction its owner still holds.
+      // On libsql a read refused for a lock (rare in WAL mode) is left unfinished too: start on a fresh
+      // connection, unless that would end a transaction its owner still holds.
       const refused = error instanceof LibsqlError && /^SQLITE_(BUSY|LOCKED)/.test(error.code);
-      if (refused && !this.#interactive) this.#reset();
+      if (refused && !this.#engine.resetsRefusedStatements && !this.#interactive) this.#reset();
       throw error;
     }
     if (own) this.#commit();
@@ -209,7 +174,7 @@ export class LocalDriver implements SqlDriver {
     try {
       this.#open().exec(sql);
     } catch (error) {
-      throw toLibsqlError(error);
+      throw this.#engine.toError(error);
     }
   }
 
