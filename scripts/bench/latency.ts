@@ -15,7 +15,7 @@
  */
 import { join } from "node:path";
 import process from "node:process";
-import Database from "libsql";
+import { chooseEngine } from "../../src/store/sqlite/engines.ts";
 import { Queue, QueueDatabase } from "../../mod.ts";
 import { REPO } from "./binary.ts";
 import { type BenchContext, eachRun, type Measured } from "./context.ts";
@@ -63,9 +63,9 @@ const PRISMQ: HandOff = {
 const RAW: HandOff = {
   workerScript: "raw_latency_worker.ts",
   openEnqueuer(path) {
-    const db = new Database(path);
+    const db = chooseEngine().open(path);
     db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000");
-    const insert = db.prepare(INSERT);
+    const insert = db.prepare(INSERT, false);
     return {
       enqueue(i) {
         const now = Date.now();
@@ -248,7 +248,7 @@ export async function rawLatency(ctx: BenchContext): Promise<Measured[]> {
     {
       id: "R5",
       label: `raw latency, ${what(ctx)}: a prepared INSERT, and a prepared claim UPDATE on each change of ` +
-        "the write-ahead log, libsql, p50",
+        `the write-ahead log, ${chooseEngine().name}, p50`,
       unit: "ms",
       runs: runs.map((run) => run.p50),
     },

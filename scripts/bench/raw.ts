@@ -1,12 +1,13 @@
 /**
  * Raw baselines: what the SQLite engine allows on the same schema with no queue logic at all, through
- * `@libsql/client` (R1, R2, R3) and through the `libsql` package with prepared statements (R1', R2', R3').
+ * `@libsql/client` (R1, R2, R3) and with prepared statements on the engine PrismQ runs files on in this
+ * runtime, `node:sqlite` or `libsql` (R1', R2', R3').
  * Each runs on a fresh file created by PrismQ's own migrations, so the tables and indexes are the same.
  *
  * @module
  */
 import { type Client, createClient } from "@libsql/client";
-import Database from "libsql";
+import { chooseEngine, type EngineConnection } from "../../src/store/sqlite/engines.ts";
 import { type BenchContext, eachRun, type Measured, perSecond } from "./context.ts";
 import { countTasks, createSchema, removeDb } from "./queue_files.ts";
 
@@ -33,8 +34,11 @@ async function openClient(path: string): Promise<Client> {
   return client;
 }
 
-function openNative(path: string): Database.Database {
-  const db = new Database(path);
+/** The engine PrismQ itself runs files on in this runtime (see src/store/sqlite/engines.ts). */
+const ENGINE = chooseEngine();
+
+function openNative(path: string): EngineConnection {
+  const db = ENGINE.open(path);
   for (const pragma of PRAGMAS) db.exec(pragma);
   return db;
 }
@@ -53,8 +57,8 @@ const DRIVERS = {
     },
   },
   native: {
-    name: "libsql, prepared statements",
-    async run<T>(path: string, fn: (db: Database.Database) => Promise<T>): Promise<T> {
+    name: `${ENGINE.name}, prepared statements`,
+    async run<T>(path: string, fn: (db: EngineConnection) => Promise<T>): Promise<T> {
       const db = openNative(path);
       try {
         return await fn(db);
@@ -100,7 +104,7 @@ export async function rawSingleInsert(ctx: BenchContext): Promise<Measured[]> {
     }));
   const native = await onFreshFiles(ctx, "r1p", (path) =>
     DRIVERS.native.run(path, async (db) => {
-      const insert = db.prepare(`${INSERT} RETURNING id`);
+      const insert = db.prepare(`${INSERT} RETURNING id`, false);
       const started = performance.now();
       for (let i = 0; i < tasks; i++) await Promise.resolve(insert.all(args(i, Date.now())));
       const speed = perSecond(tasks, performance.now() - started);
@@ -135,7 +139,7 @@ export async function rawBulkInsert(ctx: BenchContext): Promise<Measured[]> {
     }));
   const native = await onFreshFiles(ctx, "r2p", (path) =>
     DRIVERS.native.run(path, (db) => {
-      const insert = db.prepare(INSERT);
+      const insert = db.prepare(INSERT, false);
       const started = performance.now();
       const now = Date.now();
       db.exec("BEGIN");
@@ -168,7 +172,7 @@ export async function rawBulkInsert(ctx: BenchContext): Promise<Measured[]> {
 function seedRows(path: string, tasks: number): void {
   const db = openNative(path);
   try {
-    const insert = db.prepare(INSERT);
+    const insert = db.prepare(INSERT, false);
     const now = Date.now();
     db.exec("BEGIN");
     for (let i = 0; i < tasks; i++) insert.run(["noop", JSON.stringify({ i }), now, now, now]);
@@ -214,14 +218,14 @@ export async function rawDrain(ctx: BenchContext): Promise<Measured[]> {
   const native = await onFreshFiles(ctx, "r3p", (path) => {
     seedRows(path, tasks);
     return DRIVERS.native.run(path, async (db) => {
-      const claim = db.prepare(CLAIM);
-      const complete = db.prepare(COMPLETE);
+      const claim = db.prepare(CLAIM, false);
+      const complete = db.prepare(COMPLETE, false);
       const started = performance.now();
       let done = 0;
       for (;;) {
         const rows = await Promise.resolve(claim.all(claimArgs()) as ClaimedRow[]);
         if (rows.length === 0) break;
-        done += (await Promise.resolve(complete.run(completeArgs(rows)))).changes;
+        done += Number((await Promise.resolve(complete.run(completeArgs(rows)))).changes);
       }
       return finish("R3'", done, performance.now() - started);
     });

@@ -1,8 +1,8 @@
 /**
  * The raw baseline of the latency benchmark (R5): the least an idle worker in another process can do to
  * start a task, with no queue logic. It watches the file's write-ahead log as PrismQ's worker does, and on
- * every change claims with one prepared UPDATE … RETURNING through `libsql`; for each row it writes the
- * task's `payload.i` and the time it "started" to stdout, then marks the rows completed. A poll every
+ * every change claims with one prepared UPDATE … RETURNING on the engine PrismQ runs files on; for each row
+ * it writes the task's `payload.i` and the time it "started" to stdout, then marks the rows completed. A poll every
  * 100 ms stands in for a change it saw before the commit became visible. Prints "ready <pid>" once it
  * watches; stops on SIGTERM.
  *
@@ -10,23 +10,25 @@
  */
 import { watch, writeSync } from "node:fs";
 import process from "node:process";
-import Database from "libsql";
+import { chooseEngine } from "../../src/store/sqlite/engines.ts";
 
 const [dbPath] = process.argv.slice(2);
 const LEASE_MS = 60_000;
 const POLL_MS = 100;
 
-const db = new Database(dbPath);
+const db = chooseEngine().open(dbPath);
 db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000");
 const claim = db.prepare(
   "UPDATE task_queue SET status = 'running', attempts = attempts + 1, locked_by = 'raw', " +
     "lease_token = lower(hex(randomblob(12))), lease_until = ?, started_at = ?, updated_at = ? " +
     "WHERE id IN (SELECT id FROM task_queue WHERE status = 'queued' AND run_after <= ? " +
     "ORDER BY priority, id LIMIT 256) RETURNING id, payload ->> 'i' AS i",
+  false,
 );
 const complete = db.prepare(
   "UPDATE task_queue SET status = 'completed', finished_at = ?, lease_until = NULL, lease_token = NULL, " +
     "updated_at = ? WHERE id IN (SELECT value FROM json_each(?)) AND status = 'running'",
+  false,
 );
 
 function claimAndRun(): void {
