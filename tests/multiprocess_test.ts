@@ -16,8 +16,11 @@ interface Proc {
   exit: Promise<number | null>;
 }
 
-function startWorker(args: string[]): Proc {
-  const child = spawn(process.execPath, ["run", "-A", fixture, ...args], { stdio: ["pipe", "pipe", "pipe"] });
+function startWorker(args: string[], engine: "node" | "libsql"): Proc {
+  const child = spawn(process.execPath, ["run", "-A", fixture, ...args], {
+    stdio: ["pipe", "pipe", "pipe"],
+    env: { ...process.env, PRISMQ_SQLITE_ENGINE: engine },
+  });
   const proc: Proc = {
     child,
     stdout: "",
@@ -29,7 +32,7 @@ function startWorker(args: string[]): Proc {
   return proc;
 }
 
-test("two worker processes drain 2,000 tasks from one file, each task exactly once", async () => {
+test("two worker processes, one on node:sqlite and one on libsql, drain 2,000 tasks from one file, each exactly once", async () => {
   const { dir, remove } = makeTempDir();
   try {
     const dbPath = join(dir, "queue.db");
@@ -40,8 +43,8 @@ test("two worker processes drain 2,000 tasks from one file, each task exactly on
     );
     db.close();
 
-    const workers = ["a", "b"].map((name) =>
-      startWorker([dbPath, join(dir, `${name}.log`), `worker-${name}`])
+    const workers = (["node", "libsql"] as const).map((engine, i) =>
+      startWorker([dbPath, join(dir, `${"ab"[i]}.log`), `worker-${"ab"[i]}`], engine)
     );
     await waitFor(() => workers.every((w) => w.stdout.includes("ready")), 30_000, "both workers to start");
     for (const w of workers) w.child.stdin!.end("go\n");
