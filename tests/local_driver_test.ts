@@ -202,3 +202,33 @@ test("files run on node:sqlite in Deno, or on libsql when PRISMQ_SQLITE_ENGINE s
     else process.env.PRISMQ_SQLITE_ENGINE = wanted;
   }
 });
+
+describe("both engines give the same values and error codes", () => {
+  test("an integer past 2^53 written by hand is read rounded, and its task still runs to completion", async () => {
+    await withDb(async (db) => {
+      await db.transaction((tx) =>
+        tx.execute("INSERT INTO task_queue (type, payload, priority) VALUES ('big', '{}', 9007199254740993)")
+      );
+      const seen: number[] = [];
+      const worker = new WorkerEngine({ db, workerId: "w" });
+      assert.equal(await worker.claimAndProcess((task) => void seen.push(task.priority)), true);
+      assert.deepEqual(seen, [9007199254740992]);
+      const [task] = await new Queue(db).list();
+      assert.equal(task.status, "completed");
+    });
+  });
+
+  test("blobs come back as ArrayBuffers, and a UNIQUE conflict has its extended code", async () => {
+    await withDb(async (db) => {
+      const { rows } = await db.transaction((tx) => tx.execute("SELECT x'0102ff' AS b"));
+      assert.ok(rows[0].b instanceof ArrayBuffer, `got ${Object.prototype.toString.call(rows[0].b)}`);
+      assert.deepEqual([...new Uint8Array(rows[0].b as ArrayBuffer)], [1, 2, 255]);
+      const insert = "INSERT INTO task_queue (type, payload, idempotency_key) VALUES ('t', '{}', 'same')";
+      await db.transaction((tx) => tx.execute(insert));
+      const error = await db.transaction((tx) => tx.execute(insert)).catch((e: unknown) => e);
+      assert.ok(error instanceof LibsqlError, `got ${error}`);
+      assert.equal(error.code, "SQLITE_CONSTRAINT");
+      assert.equal(error.extendedCode, "SQLITE_CONSTRAINT_UNIQUE");
+    });
+  });
+});

@@ -111,6 +111,7 @@ interface NodeSqlite {
       run(...args: unknown[]): { changes: number | bigint; lastInsertRowid: number | bigint };
       columns(): unknown[];
       setReturnArrays(enabled: boolean): void;
+      setReadBigInts(enabled: boolean): void;
     };
     readonly isTransaction: boolean;
     function(name: string, options: { deterministic: boolean }, fn: (x: number) => number): void;
@@ -134,8 +135,60 @@ const CODE_BY_MESSAGE: Record<string, number> = {
 /** The code of one of SQLite's messages, which may be followed by ": <detail>". */
 function codeOfMessage(message: string): number {
   const colon = message.indexOf(": ");
-  return CODE_BY_MESSAGE[message] ?? (colon === -1 ? undefined : CODE_BY_MESSAGE[message.slice(0, colon)]) ??
-    1;
+  const head = colon === -1 ? message : message.slice(0, colon);
+  return CODE_BY_MESSAGE[head] ??
+    CONSTRAINT_CODES[/^(\w+(?: \w+)?) constraint failed$/.exec(head)?.[1] ?? ""] ??
+    (head.endsWith("constraint failed") ? 19 : 1);
+}
+
+/** The extended constraint codes, by the words SQLite's message starts with ("UNIQUE constraint failed"). */
+const CONSTRAINT_CODES: Record<string, number> = {
+  "CHECK": 275,
+  "FOREIGN KEY": 787,
+  "NOT NULL": 1299,
+  "PRIMARY KEY": 1555,
+  "UNIQUE": 2067,
+};
+
+/** Names of the extended result codes PrismQ and its users are likely to meet, as libsql reports them. */
+const EXTENDED_CODES: Record<number, string> = {
+  261: "SQLITE_BUSY_RECOVERY",
+  262: "SQLITE_LOCKED_SHAREDCACHE",
+  275: "SQLITE_CONSTRAINT_CHECK",
+  517: "SQLITE_BUSY_SNAPSHOT",
+  773: "SQLITE_BUSY_TIMEOUT",
+  787: "SQLITE_CONSTRAINT_FOREIGNKEY",
+  1299: "SQLITE_CONSTRAINT_NOTNULL",
+  1555: "SQLITE_CONSTRAINT_PRIMARYKEY",
+  1811: "SQLITE_CONSTRAINT_TRIGGER",
+  2067: "SQLITE_CONSTRAINT_UNIQUE",
+  2579: "SQLITE_CONSTRAINT_ROWID",
+};
+
+/**
+ * A value as libsql gives it: integers as numbers (rounded past 2^53, where `node:sqlite` would throw
+ * after the statement had run), blobs as ArrayBuffers.
+ */
+function libsqlValue(value: unknown): unknown {
+  if (typeof value === "bigint") return Number(value);
+  if (value instanceof Uint8Array) {
+    return value.buffer.slice(value.byteOffset, value.byteOffset + value.byteLength);
+  }
+  return value;
+}
+
+function libsqlRow(row: unknown[]): unknown[] {
+  for (let i = 0; i < row.length; i++) {
+    const value = row[i];
+    if (typeof value === "bigint" || value instanceof Uint8Array) row[i] = libsqlValue(value);
+  }
+  return row;
+}
+
+function libsqlObject(row: Record<string, unknown>): Record<string, unknown> {
+  const plain: Record<string, unknown> = {};
+  for (const key in row) plain[key] = libsqlValue(row[key]);
+  return plain;
 }
 
 /** Values as `node:sqlite` binds them: it takes no booleans and no undefined. */
@@ -159,13 +212,15 @@ function nodeSqliteEngine(sqlite: NodeSqlite): Engine {
         exec: (sql) => db.exec(sql),
         prepare(sql, raw) {
           const statement = db.prepare(sql);
+          // Read as BigInt, so that reading can never fail once a write has run (see libsqlValue).
+          statement.setReadBigInts(true);
           if (raw) statement.setReturnArrays(true);
           return {
             reader: statement.columns().length > 0,
             all: raw
-              ? (args) => statement.all(...bindable(args))
+              ? (args) => (statement.all(...bindable(args)) as unknown[][]).map(libsqlRow)
               // Its rows have no prototype; the rest of the store (and its users) expect plain objects.
-              : (args) => statement.all(...bindable(args)).map((row) => ({ ...(row as object) })),
+              : (args) => (statement.all(...bindable(args)) as Record<string, unknown>[]).map(libsqlObject),
             run: (args) => statement.run(...bindable(args)),
           };
         },
@@ -185,7 +240,11 @@ function nodeSqliteEngine(sqlite: NodeSqlite): Engine {
         ? codeOfMessage(error.message)
         : undefined;
       if (number === undefined) return error;
-      return libsqlErrorOf(error, PRIMARY_CODES[number & 0xff] ?? "SQLITE_ERROR", number);
+      return libsqlErrorOf(
+        error,
+        EXTENDED_CODES[number] ?? PRIMARY_CODES[number & 0xff] ?? "SQLITE_ERROR",
+        number,
+      );
     },
   };
 }
