@@ -63,62 +63,28 @@ test("bench --tiny --json: every scenario and baseline measured, no task lost or
 });
 
 test("rounds merge into one figure per id; % of raw pairs each round's run with its baseline's", () => {
-  const rounds = [
+  /** One round's figures: S3 and its baseline R3 (tasks/s), S5 and its baseline R5 (ms). */
+  const round = (s3: number, completed: number, r3: number, s5: number, r5: number) => [
     {
       id: "S3",
       label: "drain",
       unit: "tasks/s",
-      runs: [10],
+      runs: [s3],
       baselineIds: ["R3"],
-      details: { tasks: 5, completed: [5] },
+      details: { tasks: 5, completed: [completed] },
     },
-    { id: "R3", label: "raw drain", unit: "tasks/s", runs: [20] },
+    { id: "R3", label: "raw drain", unit: "tasks/s", runs: [r3] },
     {
       id: "S5",
       label: "latency",
       unit: "ms",
-      runs: [4],
+      runs: [s5],
       baselineIds: ["R5"],
       target: { op: "<=" as const, value: 3 },
     },
-    { id: "R5", label: "raw latency", unit: "ms", runs: [2] },
-    {
-      id: "S3",
-      label: "drain",
-      unit: "tasks/s",
-      runs: [20],
-      baselineIds: ["R3"],
-      details: { tasks: 5, completed: [4] },
-    },
-    { id: "R3", label: "raw drain", unit: "tasks/s", runs: [20] },
-    {
-      id: "S5",
-      label: "latency",
-      unit: "ms",
-      runs: [2],
-      baselineIds: ["R5"],
-      target: { op: "<=" as const, value: 3 },
-    },
-    { id: "R5", label: "raw latency", unit: "ms", runs: [2] },
-    {
-      id: "S3",
-      label: "drain",
-      unit: "tasks/s",
-      runs: [30],
-      baselineIds: ["R3"],
-      details: { tasks: 5, completed: [5] },
-    },
-    { id: "R3", label: "raw drain", unit: "tasks/s", runs: [60] },
-    {
-      id: "S5",
-      label: "latency",
-      unit: "ms",
-      runs: [3],
-      baselineIds: ["R5"],
-      target: { op: "<=" as const, value: 3 },
-    },
-    { id: "R5", label: "raw latency", unit: "ms", runs: [1] },
+    { id: "R5", label: "raw latency", unit: "ms", runs: [r5] },
   ];
+  const rounds = [...round(10, 5, 20, 4, 2), ...round(20, 4, 20, 2, 2), ...round(30, 5, 60, 3, 1)];
   const merged = mergeRounds(rounds);
   assert.deepEqual(merged.map((m) => m.id), ["S3", "R3", "S5", "R5"]);
   assert.deepEqual(merged[0].runs, [10, 20, 30]);

@@ -11,21 +11,27 @@ import { type BenchContext, eachRun, type Measured, perSecond } from "./context.
 import { assertClean, exitWithin, withChildren } from "./processes.ts";
 import { createSchema, NOOP_PAYLOAD, removeDb } from "./queue_files.ts";
 
-export async function enqueueSingle(ctx: BenchContext): Promise<Measured[]> {
-  const tasks = ctx.sizes.single;
-  const runs = await eachRun(ctx.sizes.runs, async () => {
-    const path = ctx.newPath("s1");
+/** Runs `measure` with a queue on a fresh file, `ctx.sizes.runs` times; the file is deleted afterwards. */
+function onFreshQueues(ctx: BenchContext, name: string, measure: (queue: Queue) => Promise<number>) {
+  return eachRun(ctx.sizes.runs, async () => {
+    const path = ctx.newPath(name);
     const db = new QueueDatabase(path);
     try {
       await db.initializeSchema();
-      const queue = new Queue(db);
-      const started = performance.now();
-      for (let i = 0; i < tasks; i++) await queue.enqueue("noop", { i });
-      return perSecond(tasks, performance.now() - started);
+      return await measure(new Queue(db));
     } finally {
       db.close();
       removeDb(path);
     }
+  });
+}
+
+export async function enqueueSingle(ctx: BenchContext): Promise<Measured[]> {
+  const tasks = ctx.sizes.single;
+  const runs = await onFreshQueues(ctx, "s1", async (queue) => {
+    const started = performance.now();
+    for (let i = 0; i < tasks; i++) await queue.enqueue("noop", { i });
+    return perSecond(tasks, performance.now() - started);
   });
   return [{
     id: "S1",
@@ -40,25 +46,13 @@ export async function enqueueSingle(ctx: BenchContext): Promise<Measured[]> {
 export async function enqueueBulk(ctx: BenchContext): Promise<Measured[]> {
   const { bulk: tasks, bulkChunk } = ctx.sizes;
   const chunk = Math.min(bulkChunk, tasks);
-  const runs = await eachRun(ctx.sizes.runs, async () => {
-    const path = ctx.newPath("s2");
-    const db = new QueueDatabase(path);
-    try {
-      await db.initializeSchema();
-      const queue = new Queue(db);
-      const items: EnqueueItem[] = Array.from(
-        { length: tasks },
-        (_, i) => ({ type: "noop", payload: { i } }),
-      );
-      const started = performance.now();
-      for (let first = 0; first < tasks; first += chunk) {
-        await queue.enqueueMany(items.slice(first, first + chunk));
-      }
-      return perSecond(tasks, performance.now() - started);
-    } finally {
-      db.close();
-      removeDb(path);
+  const runs = await onFreshQueues(ctx, "s2", async (queue) => {
+    const items: EnqueueItem[] = Array.from({ length: tasks }, (_, i) => ({ type: "noop", payload: { i } }));
+    const started = performance.now();
+    for (let first = 0; first < tasks; first += chunk) {
+      await queue.enqueueMany(items.slice(first, first + chunk));
     }
+    return perSecond(tasks, performance.now() - started);
   });
   return [{
     id: "S2",

@@ -192,7 +192,9 @@ function libsqlObject(row: Record<string, unknown>): Record<string, unknown> {
 }
 
 /** Values as `node:sqlite` binds them: it takes no booleans and no undefined. */
-function bindable(args: readonly unknown[]): unknown[] {
+function bindable(args: readonly unknown[]): readonly unknown[] {
+  // Nearly always there is nothing to change, and every statement passes here: copy only when needed.
+  if (!args.some((arg) => arg === undefined || typeof arg === "boolean")) return args;
   return args.map((arg) => arg === undefined ? null : typeof arg === "boolean" ? Number(arg) : arg);
 }
 
