@@ -11,6 +11,10 @@ import { count, formatDuration, formatTime, json, styleFor } from "../format.ts"
 import { decodeUtf8 } from "../io.ts";
 import { bar, StatusLine } from "../progress.ts";
 
+/** NDJSON lines are written in transactions of this many tasks, or of this many bytes of lines if fewer. */
+const BATCH_SIZE = 10_000;
+const BATCH_BYTES = 16 * 1024 * 1024;
+
 const HELP = `Usage:
   prismq enqueue <type> [<payload-json> | --payload-file <file> | -] [options]
   prismq enqueue --ndjson <file | ->
@@ -29,7 +33,9 @@ Options:
                          Payloads over $PRISMQ_MAX_PAYLOAD_BYTES (default 1048576) are refused.
   --ndjson <file | ->    Bulk: one JSON object per line, {"type", "payload", "priority"?, "delayMs"?,
                          "runAt"?, "maxAttempts"?, "idempotencyKey"?, "timeoutMs"?}. Good lines go in,
-                         in transactions of ${count(1000)}; bad lines are reported with their numbers and
+                         in transactions of ${
+  count(BATCH_SIZE)
+}; bad lines are reported with their numbers and
                          nothing from them is written (exit code 2 when there were any).
 ${COMMON_HELP}
 
@@ -38,9 +44,6 @@ Examples:
   prismq enqueue noop --delay 10m --key nightly-check
   prismq enqueue --ndjson tasks.ndjson`;
 
-/** NDJSON lines are written in transactions of this many tasks, or of this many bytes of lines if fewer. */
-const BATCH_SIZE = 10_000;
-const BATCH_BYTES = 16 * 1024 * 1024;
 const MAX_REPORTED_LINES = 1000;
 
 export const enqueueCommand: Command = {
