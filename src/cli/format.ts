@@ -82,9 +82,15 @@ export function truncate(text: string, max: number): string {
   return oneLine.length <= max ? oneLine : oneLine.slice(0, max - 1) + "…";
 }
 
-/** 1234567 → "1,234,567". */
+/**
+ * 1234567 → "1,234,567", and at most three decimals as in English. Not `toLocaleString`: its first call
+ * loads locale data, which costs a command 3 ms under Bun and 20–50 ms under Deno.
+ */
 export function count(n: number): string {
-  return n.toLocaleString("en-US");
+  if (!Number.isFinite(n)) return String(n);
+  const [whole, fraction] = String(Math.round(Math.abs(n) * 1000) / 1000).split(".");
+  const grouped = whole.replace(/\B(?=(\d{3})+$)/g, ",");
+  return (n < 0 ? "-" : "") + grouped + (fraction === undefined ? "" : "." + fraction);
 }
 
 /** A duration for people: 850 ms, 4.2 s, 3 min 5 s, 2 h 10 min, 3 d 4 h. */
