@@ -249,7 +249,8 @@ function dedupeBy<T>(items: T[], key: (item: T) => string): T[] {
 /** The order a deterministic strategy claims in. */
 function claimOrder(strategy: Exclude<ClaimStrategy, "weighted_random">) {
   return {
-    priority: (a: ModelTask, b: ModelTask) => a.priority - b.priority || a.id - b.id,
+    priority: (a: ModelTask, b: ModelTask) =>
+      a.priority - b.priority || a.runAfter - b.runAfter || a.id - b.id,
     fifo: (a: ModelTask, b: ModelTask) => a.id - b.id,
     lifo: (a: ModelTask, b: ModelTask) => b.id - a.id,
   }[strategy];
@@ -464,7 +465,8 @@ async function apply(store: Store, model: Model, op: Op): Promise<void> {
         expectedHeld.add(m.id);
         move(m, "release");
         m.attempts = Math.max(m.attempts - 1, 0);
-        m.runAfter = now;
+        // Back in its place: it keeps its due time.
+        m.runAfter = Math.min(m.runAfter, now);
         m.leaseToken = null;
         m.leaseUntil = null;
       }

@@ -130,12 +130,19 @@ describe("the life of a task", () => {
 });
 
 describe("claim strategies", () => {
-  // Enqueued in this order: [name, priority].
-  const TASKS: [string, number][] = [["a", 50], ["b", 10], ["c", 10], ["d", 100], ["e", -5]];
+  // Enqueued in this order: [name, priority, runAt]. "f" comes last but was due long before the others.
+  const TASKS: [string, number, number?][] = [
+    ["a", 50],
+    ["b", 10],
+    ["c", 10],
+    ["d", 100],
+    ["e", -5],
+    ["f", 10, 1],
+  ];
   const EXPECTED: Record<Exclude<ClaimStrategy, "weighted_random">, string[]> = {
-    priority: ["e", "b", "c", "a", "d"], // lower number first, then oldest
-    fifo: ["a", "b", "c", "d", "e"],
-    lifo: ["e", "d", "c", "b", "a"],
+    priority: ["e", "f", "b", "c", "a", "d"], // lower number first, then due earliest, then oldest
+    fifo: ["a", "b", "c", "d", "e", "f"],
+    lifo: ["f", "e", "d", "c", "b", "a"],
   };
 
   for (const [strategy, expected] of Object.entries(EXPECTED) as [ClaimStrategy, string[]][]) {
@@ -143,7 +150,9 @@ describe("claim strategies", () => {
       await withDb(async (db) => {
         const queue = new Queue(db);
         const enqueueAll = () =>
-          queue.enqueueMany(TASKS.map(([name, priority]) => ({ type: "t", payload: { name }, priority })));
+          queue.enqueueMany(
+            TASKS.map(([name, priority, runAt]) => ({ type: "t", payload: { name }, priority, runAt })),
+          );
         await enqueueAll();
         const order: string[] = [];
         const record: TaskHandler = (task) => void order.push(task.payload.name);

@@ -18,7 +18,7 @@ const CLAIM_BATCH = 256;
 const CLAIM = "UPDATE task_queue SET status = 'running', attempts = attempts + 1, locked_by = 'raw', " +
   "lease_token = lower(hex(randomblob(12))), lease_until = ?, started_at = ?, updated_at = ? " +
   "WHERE id IN (SELECT id FROM task_queue WHERE status = 'queued' AND run_after <= ? " +
-  `ORDER BY priority, id LIMIT ${CLAIM_BATCH}) RETURNING id, lease_token`;
+  `ORDER BY priority, run_after, id LIMIT ${CLAIM_BATCH}) RETURNING id, lease_token`;
 const COMPLETE = "UPDATE task_queue SET status = 'completed', finished_at = ?, lease_until = NULL, " +
   "lease_token = NULL, updated_at = ? FROM json_each(?) AS f " +
   "WHERE task_queue.id = f.value ->> 0 AND task_queue.lease_token = f.value ->> 1 " +

@@ -22,7 +22,7 @@ const claim = db.prepare(
   "UPDATE task_queue SET status = 'running', attempts = attempts + 1, locked_by = 'raw', " +
     "lease_token = lower(hex(randomblob(12))), lease_until = ?, started_at = ?, updated_at = ? " +
     "WHERE id IN (SELECT id FROM task_queue WHERE status = 'queued' AND run_after <= ? " +
-    "ORDER BY priority, id LIMIT 256) RETURNING id, payload ->> 'i' AS i",
+    "ORDER BY priority, run_after, id LIMIT 256) RETURNING id, payload ->> 'i' AS i",
   false,
 );
 const complete = db.prepare(

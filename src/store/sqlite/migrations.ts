@@ -49,7 +49,9 @@ CREATE TABLE task_queue (
 -- created by the first worker that uses one of them (see ORDER_INDEX in store.ts).
 CREATE UNIQUE INDEX task_queue_idempotency_key ON task_queue (idempotency_key)
   WHERE idempotency_key IS NOT NULL;
-CREATE INDEX task_queue_queued_priority ON task_queue (priority, id) WHERE status = 'queued';
+-- Due time before id: a claim stops after the tasks it takes, however many wait for a later time (retries,
+-- scheduled tasks); with (priority, id) it read every one of those on every claim and every idle look.
+CREATE INDEX task_queue_queued_priority ON task_queue (priority, run_after, id) WHERE status = 'queued';
 CREATE INDEX task_queue_running_lease ON task_queue (lease_until) WHERE status = 'running';
 CREATE INDEX task_queue_finished ON task_queue (finished_at) WHERE finished_at IS NOT NULL;
 

@@ -32,7 +32,7 @@ export const taskQueue = sqliteTable("task_queue", {
   finishedAt: integer("finished_at"),
 }, (t) => [
   uniqueIndex("task_queue_idempotency_key").on(t.idempotencyKey).where(sql`idempotency_key IS NOT NULL`),
-  index("task_queue_queued_priority").on(t.priority, t.id).where(sql`status = 'queued'`),
+  index("task_queue_queued_priority").on(t.priority, t.runAfter, t.id).where(sql`status = 'queued'`),
   index("task_queue_running_lease").on(t.leaseUntil).where(sql`status = 'running'`),
   index("task_queue_finished").on(t.finishedAt).where(sql`finished_at IS NOT NULL`),
 ]);

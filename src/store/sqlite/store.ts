@@ -158,7 +158,7 @@ function claimQuery(strategy: ClaimStrategy, typed: boolean): PreparedSql {
     ? sql`
       SELECT id FROM (
         SELECT id, priority FROM task_queue WHERE ${runnable}
-        ORDER BY priority, id LIMIT ${sql.raw(String(WEIGHTED_CANDIDATES))}
+        ORDER BY priority, run_after, id LIMIT ${sql.raw(String(WEIGHTED_CANDIDATES))}
       )
       ORDER BY -ln((abs(random()) % 1000000 + 1) / 1000000.0) * (1 + max(priority, 0)) LIMIT ${
       bound(p("limit"))
@@ -377,21 +377,22 @@ function fencesJson(fences: readonly Fence[]): string {
 
 /** The claim order again, for the rows RETURNING hands back in no promised order. */
 const CLAIM_SORT: Record<ClaimStrategy, (a: Task, b: Task) => number> = {
-  priority: (a, b) => a.priority - b.priority || a.id - b.id,
+  priority: (a, b) => a.priority - b.priority || a.runAfter - b.runAfter || a.id - b.id,
   fifo: (a, b) => a.id - b.id,
   lifo: (a, b) => b.id - a.id,
   weighted_random: () => 0,
 };
 
 /**
- * The index that lets fifo and lifo claims walk queued tasks by id. Only workers using those strategies
+ * The index that lets fifo and lifo claims walk queued tasks by id, with each one's due time at hand so
+ * that tasks not yet due are passed over without reading their rows. Only workers using those strategies
  * need it, so only they create it, and queues that never use them do not pay for it on every write.
  */
 const ORDER_INDEX =
-  sql`CREATE INDEX IF NOT EXISTS task_queue_queued_id ON task_queue (id) WHERE status = 'queued'`;
+  sql`CREATE INDEX IF NOT EXISTS task_queue_queued_id ON task_queue (id, run_after) WHERE status = 'queued'`;
 
 const CLAIM_ORDER: Record<Exclude<ClaimStrategy, "weighted_random">, SQL> = {
-  priority: sql.raw("priority, id"),
+  priority: sql.raw("priority, run_after, id"),
   fifo: sql.raw("id"),
   lifo: sql.raw("id DESC"),
 };
@@ -598,7 +599,7 @@ export class SqliteStore implements Store {
     if (fences.length === 0) return new Set();
     const rows = await this.#all<{ id: number }>(sql`
         UPDATE task_queue SET
-          status = 'queued', attempts = max(attempts - 1, 0), run_after = ${now},
+          status = 'queued', attempts = max(attempts - 1, 0), run_after = min(run_after, ${now}),
           lease_until = NULL, lease_token = NULL, updated_at = ${now}
         FROM json_each(${fencesJson(fences)}) AS f
         WHERE task_queue.id = f.value ->> 0 AND task_queue.lease_token = f.value ->> 1
