@@ -521,6 +521,41 @@ describe("the compiled prismq binary, from an empty folder", () => {
     });
   }
 
+  test("run whose stdout reader falls behind waits for it, holding no unread lines in memory", async () => {
+    const cwd = emptyFolder();
+    const TASKS = 5000;
+    const ndjson = Array.from({ length: TASKS }, () => '{"type":"noop","payload":{}}').join("\n");
+    assert.equal((await prismq(cwd, ["enqueue", "--ndjson", "-"], { stdin: ndjson })).code, 0);
+    const db = new QueueDatabase(join(cwd, "prismq.db"));
+    const completed = async () => (await new Queue(db).stats()).counts.completed;
+    // Two JSON lines per task, a pipe of some 64 KiB: the worker must stop after a few hundred tasks.
+    const run = start(bin, ["run", "--json"], { cwd, slowReaderMs: 60_000 });
+    try {
+      let before = -1;
+      let now = await completed();
+      for (let i = 0; i < 50 && now !== before; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        [before, now] = [now, await completed()];
+      }
+      assert.ok(now < TASKS / 2, `${now} of ${TASKS} tasks ran while nobody read the worker's output`);
+      run.child.stdout!.resume();
+      await waitFor(async () => (await completed()) === TASKS, 30_000, "all tasks once the output is read");
+      // process.kill: Deno's child.kill reports its signal as the cause of exit (see the SIGTERM test).
+      process.kill(run.child.pid!, "SIGTERM");
+      const exit = await run.done;
+      assert.equal(exit.signal, null, `killed by ${exit.signal}`);
+      assert.equal(exit.code, 0, exit.stderr);
+      assert.equal(
+        exit.stdout.split("\n").filter((line) => line.includes('"event":"completed"')).length,
+        TASKS,
+      );
+    } finally {
+      if (run.child.exitCode === null && run.child.signalCode === null) run.child.kill("SIGKILL");
+      await run.done.catch(() => {});
+      db.close();
+    }
+  });
+
   test("run whose stdout reader goes away (| head -1): stops as on SIGTERM, quietly, losing nothing", async () => {
     const cwd = emptyFolder();
     const ndjson = [
