@@ -9,7 +9,7 @@ import { PayloadTooLargeError, TaskHandlerNotRegisteredError } from "./errors.ts
 import { assertTaskType, parsePayloadNow } from "./handler.ts";
 import { parseIsoTime } from "./iso_time.ts";
 import type { TaskHandlerRegistry } from "./registry.ts";
-import type { NewTask, QueueStats, TaskLog, WorkerInfo } from "./store/store.ts";
+import type { InsertedTask, NewTask, QueueStats, TaskLog, WorkerInfo } from "./store/store.ts";
 import { isTaskStatus, type Task, type TaskStatus, TERMINAL_STATUSES } from "./task.ts";
 
 /** How and when a task runs. */
@@ -109,6 +109,27 @@ export class Queue {
 
   /** Like {@link enqueueMany}, and says for each task whether it was created or already existed. */
   async enqueueManyDetailed(items: readonly EnqueueItem[]): Promise<{ task: Task; created: boolean }[]> {
+    const { rows, now, inserted } = await this.#insert(items);
+    return inserted.map(({ id, created, existing }, i) => ({
+      task: existing ?? createdTask(id, rows[i], now),
+      created,
+    }));
+  }
+
+  /**
+   * Like {@link enqueueMany}, for bulk loads that need no task objects back: gives each task's id, and
+   * whether it was created (false: its idempotency key was taken). Building the tasks would cost such a
+   * load about a twentieth of its time.
+   */
+  async enqueueManyIds(items: readonly EnqueueItem[]): Promise<{ id: number; created: boolean }[]> {
+    const { inserted } = await this.#insert(items);
+    return inserted.map(({ id, created }) => ({ id, created }));
+  }
+
+  /** Validates every item, then inserts them all in one transaction, or none when one is invalid. */
+  async #insert(
+    items: readonly EnqueueItem[],
+  ): Promise<{ rows: NewTask[]; now: number; inserted: InsertedTask[] }> {
     const now = this.#clock.now();
     const rows: NewTask[] = [];
     for (const [index, item] of items.entries()) {
@@ -120,9 +141,9 @@ export class Queue {
         throw error;
       }
     }
-    const results = await this.db.store.taskInsertMany(rows, now);
-    if (results.some((result) => result.created)) this.db.notifyTasksAvailable();
-    return results;
+    const inserted = await this.db.store.taskInsertMany(rows, now);
+    if (inserted.some((result) => result.created)) this.db.notifyTasksAvailable();
+    return { rows, now, inserted };
   }
 
   /** Checks one task as enqueue would, without writing anything. Throws what enqueue would throw. */
@@ -303,4 +324,27 @@ function idempotencyKey(key: unknown): string | null {
     throw new TypeError(`idempotencyKey must be a string of 1 to ${MAX_KEY_LENGTH} characters.`);
   }
   return key;
+}
+
+/** The task an insert created, built from what was inserted rather than read back. */
+function createdTask(id: number, task: NewTask, now: number): Task {
+  return {
+    id,
+    type: task.type,
+    payload: JSON.parse(task.payload),
+    status: "queued",
+    priority: task.priority,
+    attempts: 0,
+    maxAttempts: task.maxAttempts,
+    errorMessage: null,
+    idempotencyKey: task.idempotencyKey,
+    lockedBy: null,
+    timeoutMs: task.timeoutMs,
+    runAfter: task.runAfter,
+    leaseUntil: null,
+    createdAt: now,
+    updatedAt: now,
+    startedAt: null,
+    finishedAt: null,
+  };
 }

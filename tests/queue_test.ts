@@ -430,6 +430,42 @@ describe("idempotency keys", () => {
       assert.equal(await countRows(db, "task_queue"), 3);
     });
   });
+
+  test("enqueueManyIds gives each task's id and whether it was created, as enqueueManyDetailed would", async () => {
+    await withDb(async (db) => {
+      const queue = new Queue(db);
+      const [existing] = await queue.enqueueMany([{ type: "a", payload: { n: 0 }, idempotencyKey: "k1" }]);
+      const items = [
+        { type: "a", payload: { n: 1 } },
+        { type: "b", payload: { n: 2 }, idempotencyKey: "k1" },
+        { type: "a", payload: { n: 3 }, idempotencyKey: "k2" },
+        { type: "a", payload: { n: 4 }, idempotencyKey: "k2" },
+        { type: "b", payload: { n: 5 }, priority: 7 },
+      ];
+      const results = await queue.enqueueManyIds(items);
+      assert.deepEqual(results.map((r) => r.created), [true, false, true, false, true]);
+      assert.equal(results[1].id, existing.id, "a taken key gives the task that holds it");
+      assert.equal(
+        results[3].id,
+        results[2].id,
+        "the second use of a key in one call gives the first's task",
+      );
+      for (const [i, { id, created }] of results.entries()) {
+        if (!created) continue;
+        const stored = await queue.get(id);
+        assert.equal(stored?.type, items[i].type);
+        assert.deepEqual(stored?.payload, items[i].payload);
+      }
+      // Plain tasks only, many at once: the bulk path.
+      const bulk = await queue.enqueueManyIds(
+        Array.from({ length: 12_000 }, (_, n) => ({ type: "a", payload: { n } })),
+      );
+      assert.equal(new Set(bulk.map((r) => r.id)).size, 12_000);
+      assert.deepEqual((await queue.get(bulk[11_999].id))?.payload, { n: 11_999 });
+      // Invalid input refuses the whole call, as enqueueMany does.
+      await assert.rejects(() => queue.enqueueManyIds([{ type: "a" }, { type: "" }]), /Task 2/);
+    });
+  });
 });
 
 describe("a queue bound to a registry", () => {

@@ -300,12 +300,13 @@ async function apply(store: Store, model: Model, op: Op): Promise<void> {
         now,
       );
       assert.equal(inserted.length, tasks.length);
-      inserted.forEach(({ task, created }, i) => {
+      for (const [i, { id, created, existing }] of inserted.entries()) {
+        assert.equal(existing, undefined);
         assert.equal(created, true);
-        assert.ok(!model.tasks.has(task.id), `id ${task.id} reused`);
+        assert.ok(!model.tasks.has(id), `id ${id} reused`);
         const t = tasks[i];
         const m: ModelTask = {
-          id: task.id,
+          id,
           type: t.type,
           status: "queued",
           priority: t.priority,
@@ -319,10 +320,12 @@ async function apply(store: Store, model: Model, op: Op): Promise<void> {
           startedAt: null,
           finishedAt: null,
         };
-        model.tasks.set(task.id, m);
-        model.enqueued.push(task.id);
-        checkReturnedTask(task, m, "inserted task");
-      });
+        model.tasks.set(id, m);
+        model.enqueued.push(id);
+        const stored = await store.taskGet(id);
+        assert.ok(stored, `task ${id} was not stored`);
+        checkReturnedTask(stored, m, "inserted task");
+      }
       return;
     }
 
@@ -681,7 +684,7 @@ describe("tricky interleavings", () => {
   const LEASE_MS = 1000;
 
   async function enqueueOne(store: Store, now: number, maxAttempts = 3): Promise<number> {
-    const [{ task }] = await store.taskInsertMany([{
+    const [{ id }] = await store.taskInsertMany([{
       type: "t",
       payload: "{}",
       priority: 0,
@@ -690,7 +693,7 @@ describe("tricky interleavings", () => {
       idempotencyKey: null,
       timeoutMs: null,
     }], now);
-    return task.id;
+    return id;
   }
 
   async function claim(store: Store, workerId: string, now: number): Promise<Fence> {

@@ -18,10 +18,15 @@ export interface NewTask {
   timeoutMs: number | null;
 }
 
-/** An inserted task, or the existing one that held the same idempotency key. */
+/**
+ * What an insert did with one task: created it, or found the task that already held its idempotency key.
+ * A created task is not read back: its caller knows what it inserted (see `Queue`).
+ */
 export interface InsertedTask {
-  task: Task;
+  id: number;
   created: boolean;
+  /** The task that held the key, when the insert found one. */
+  existing?: Task;
 }
 
 /** How a worker picks among runnable tasks. */

@@ -254,7 +254,7 @@ async function enqueueNdjson(
   const write = async (): Promise<{ created: boolean }[]> => {
     try {
       // Each task is validated here, once; nearly every batch is all valid and goes in as it is.
-      return await queue.enqueueManyDetailed(batch);
+      return await queue.enqueueManyIds(batch);
     } catch (error) {
       // Nothing of the batch was written: find its bad lines, report them, and write the rest.
       const valid: EnqueueItem[] = [];
@@ -265,7 +265,7 @@ async function enqueueNdjson(
       }
       // Every task valid: the failure was the database's, not a line's.
       if (valid.length === batch.length) throw error;
-      return valid.length > 0 ? await queue.enqueueManyDetailed(valid) : [];
+      return valid.length > 0 ? await queue.enqueueManyIds(valid) : [];
     }
   };
   const flush = async () => {

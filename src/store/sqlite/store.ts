@@ -497,12 +497,12 @@ export class SqliteStore implements Store {
       .sort((a, b) => a - b);
     let nextUnkeyed = 0;
     return tasks.map((task) => {
-      if (task.idempotencyKey === null) {
-        return { task: newTask(unkeyedIds[nextUnkeyed++], task, now), created: true };
-      }
+      if (task.idempotencyKey === null) return { id: unkeyedIds[nextUnkeyed++], created: true };
+      const stored = byKey.get(task.idempotencyKey)!;
       // Only the first of several tasks with one key in this call created it.
-      const created = createdKeys.delete(task.idempotencyKey);
-      return { task: byKey.get(task.idempotencyKey)!, created };
+      return createdKeys.delete(task.idempotencyKey)
+        ? { id: stored.id, created: true }
+        : { id: stored.id, created: false, existing: stored };
     });
   }
 
@@ -514,23 +514,27 @@ export class SqliteStore implements Store {
   async #insertUnkeyed(tasks: readonly NewTask[], now: number): Promise<InsertedTask[]> {
     const chunks = chunksOf(tasks);
     const results = await this.#conn.batch(chunks.map((chunk) => insertUnkeyed(chunk, now)));
-    return chunks.flatMap((chunk, i) => {
-      const last = results[i].lastInsertRowid!;
-      const first = last - chunk.length + 1;
-      return chunk.map((task, j) => ({ task: newTask(first + j, task, now), created: true }));
+    const inserted: InsertedTask[] = [];
+    chunks.forEach((chunk, i) => {
+      const first = results[i].lastInsertRowid! - chunk.length + 1;
+      for (let j = 0; j < chunk.length; j++) inserted.push({ id: first + j, created: true });
     });
+    return inserted;
   }
 
   /** One task in one statement: the common enqueue, kept to a single prepared INSERT. */
   async #insertOne(task: NewTask, now: number): Promise<InsertedTask> {
     for (;;) {
       const { rows } = await this.#conn.execute({ sql: INSERT_ONE, args: [...insertRow(task), now, now] });
-      if (rows.length === 1) return { task: newTask(Number(rows[0].id), task, now), created: true };
+      if (rows.length === 1) return { id: Number(rows[0].id), created: true };
       // The key is taken: the task holding it is the answer (unless it was purged meanwhile: try again).
       const [existing] = await this.#all<TaskJsonRow>(
         sql`SELECT ${TASK_JSON} FROM task_queue WHERE idempotency_key = ${task.idempotencyKey}`,
       );
-      if (existing) return { task: toTask(existing), created: false };
+      if (existing) {
+        const stored = toTask(existing);
+        return { id: stored.id, created: false, existing: stored };
+      }
     }
   }
 
@@ -813,27 +817,4 @@ export class SqliteStore implements Store {
   close(): void {
     this.#conn.release();
   }
-}
-
-/** The task a fresh insert created, built from what was inserted rather than read back. */
-function newTask(id: number, task: NewTask, now: number): Task {
-  return {
-    id,
-    type: task.type,
-    payload: JSON.parse(task.payload),
-    status: "queued",
-    priority: task.priority,
-    attempts: 0,
-    maxAttempts: task.maxAttempts,
-    errorMessage: null,
-    idempotencyKey: task.idempotencyKey,
-    lockedBy: null,
-    timeoutMs: task.timeoutMs,
-    runAfter: task.runAfter,
-    leaseUntil: null,
-    createdAt: now,
-    updatedAt: now,
-    startedAt: null,
-    finishedAt: null,
-  };
 }
