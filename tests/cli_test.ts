@@ -15,6 +15,9 @@ import { COMMANDS, main } from "../src/cli/main.ts";
 import { VERSION } from "../src/version.ts";
 import { cli, type CliOptions, fakeIo, type Result } from "./_cli.ts";
 import { makeTempDir, TASK_FIELDS, waitFor } from "./_helpers.ts";
+import { MIGRATIONS } from "../src/store/sqlite/migrations.ts";
+
+const LATEST_SCHEMA = MIGRATIONS[MIGRATIONS.length - 1].version;
 
 // ---------------------------------------------------------------------------------------------------------
 // ---------------------------------------------------------------------------------------------------------
@@ -1364,13 +1367,13 @@ describe("prismq workers, migrate and demo", () => {
   test("migrate creates the database; --json {database, schemaVersion}", async () => {
     await withFixture(async ({ q, qJson, dbPath }) => {
       assert.equal(existsSync(dbPath), false);
-      assert.deepEqual(await qJson(["migrate"]), { database: dbPath, schemaVersion: 1 });
+      assert.deepEqual(await qJson(["migrate"]), { database: dbPath, schemaVersion: LATEST_SCHEMA });
       assert.equal(existsSync(dbPath), true);
       const text = await q(["migrate"]);
       assert.equal(text.code, 0);
-      assert.equal(text.stdout, `Database ${dbPath} is at schema version 1.\n`);
+      assert.equal(text.stdout, `Database ${dbPath} is at schema version ${LATEST_SCHEMA}.\n`);
       const memory = await cli(["migrate", "--db", ":memory:", "--json"]);
-      assert.deepEqual(JSON.parse(memory.stdout), { database: ":memory:", schemaVersion: 1 });
+      assert.deepEqual(JSON.parse(memory.stdout), { database: ":memory:", schemaVersion: LATEST_SCHEMA });
     });
   });
 
@@ -1456,7 +1459,7 @@ describe("prismq: databases, environment and output", () => {
       assert.equal((await inspect((queue) => queue.list())).length, 1);
       assert.deepEqual(JSON.parse((await cli(["migrate", "--json"], { env })).stdout), {
         database: dbPath,
-        schemaVersion: 1,
+        schemaVersion: LATEST_SCHEMA,
       });
       assert.match((await cli(["status"], { env })).stdout, new RegExp(`^Database: ${dbPath}\n`));
 

@@ -6,7 +6,10 @@ import assert from "node:assert/strict";
 import { getTableConfig, type SQLiteTable } from "drizzle-orm/sqlite-core";
 import { migrationsTable, taskLogs, taskQueue, workers } from "../src/store/sqlite/schema.ts";
 import { MIGRATIONS } from "../src/store/sqlite/migrations.ts";
-import { withDb } from "./_helpers.ts";
+import { join } from "node:path";
+import Database from "libsql";
+import { Queue, QueueDatabase } from "../mod.ts";
+import { makeTempDir, withDb } from "./_helpers.ts";
 
 const TABLES: SQLiteTable[] = [taskQueue, workers, taskLogs, migrationsTable];
 
@@ -61,4 +64,40 @@ test("migrations are numbered from 1 without gaps and recorded once applied", as
     );
     assert.deepEqual(rows.map((r) => Number(r.version)), MIGRATIONS.map((m) => m.version));
   });
+});
+
+test("a database made before migration 2 gets the claim index with the due time, and keeps its tasks", async () => {
+  const { dir, remove } = makeTempDir();
+  const path = join(dir, "old.db");
+  try {
+    // The schema as migration 1 alone left it, with a queued task and the fifo/lifo index a worker made.
+    const old = new Database(path);
+    old.exec(
+      "CREATE TABLE prismq_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
+    );
+    old.exec(MIGRATIONS[0].sql);
+    old.exec("CREATE INDEX task_queue_queued_id ON task_queue (id) WHERE status = 'queued'");
+    old.exec("INSERT INTO prismq_migrations VALUES (1, 'initial', 0)");
+    old.exec("INSERT INTO task_queue (type, payload, run_after) VALUES ('a', '{}', 0)");
+    old.close();
+
+    const db = new QueueDatabase(path);
+    try {
+      await db.initializeSchema();
+      const indexes = await db.transaction(async (tx) =>
+        (await tx.execute(
+          "SELECT name, sql FROM sqlite_schema WHERE type = 'index' AND name LIKE 'task_queue_queued%'",
+        ))
+          .rows
+      );
+      assert.deepEqual(indexes.map((row) => String(row.name)), ["task_queue_queued_priority"]);
+      assert.match(String(indexes[0].sql), /\(priority, run_after, id\)/);
+      const [task] = await new Queue(db).list();
+      assert.equal(task?.type, "a");
+    } finally {
+      db.close();
+    }
+  } finally {
+    remove();
+  }
 });

@@ -49,9 +49,7 @@ CREATE TABLE task_queue (
 -- created by the first worker that uses one of them (see ORDER_INDEX in store.ts).
 CREATE UNIQUE INDEX task_queue_idempotency_key ON task_queue (idempotency_key)
   WHERE idempotency_key IS NOT NULL;
--- Due time before id: a claim stops after the tasks it takes, however many wait for a later time (retries,
--- scheduled tasks); with (priority, id) it read every one of those on every claim and every idle look.
-CREATE INDEX task_queue_queued_priority ON task_queue (priority, run_after, id) WHERE status = 'queued';
+CREATE INDEX task_queue_queued_priority ON task_queue (priority, id) WHERE status = 'queued';
 CREATE INDEX task_queue_running_lease ON task_queue (lease_until) WHERE status = 'running';
 CREATE INDEX task_queue_finished ON task_queue (finished_at) WHERE finished_at IS NOT NULL;
 
@@ -74,6 +72,19 @@ CREATE TABLE task_logs (
   details TEXT CHECK (details IS NULL OR json_valid(details))
 );
 CREATE INDEX task_logs_task ON task_logs (task_id, id);
+`,
+  },
+  {
+    version: 2,
+    name: "claim index with due time",
+    // Due time before id: a claim stops after the tasks it takes, however many wait for a later time
+    // (retries, scheduled tasks), where with (priority, id) it read every one of those on every claim and
+    // idle look. The fifo/lifo index is dropped so that the first worker using them recreates it with the
+    // due time too (see ORDER_INDEX in store.ts).
+    sql: `
+DROP INDEX task_queue_queued_priority;
+CREATE INDEX task_queue_queued_priority ON task_queue (priority, run_after, id) WHERE status = 'queued';
+DROP INDEX IF EXISTS task_queue_queued_id;
 `,
   },
 ];
