@@ -27,10 +27,10 @@ const pause = new Int32Array(new SharedArrayBuffer(4));
  * where a buffered stream keeps every unread line in memory (Bun's does: a worker whose reader paused grew
  * by 55 MB over 200,000 tasks).
  */
-function writeAll(fd: number, bytes: Uint8Array): void {
+function writeAll(fd: 1 | 2, bytes: Uint8Array): void {
   while (bytes.length > 0) {
     try {
-      bytes = bytes.subarray(writeSync(fd, bytes));
+      bytes = bytes.subarray(writeOnce(fd, bytes));
     } catch (error) {
       if ((error as NodeJS.ErrnoException)?.code !== "EAGAIN") throw error;
       // Someone made the pipe non-blocking and it is full: give the reader a millisecond.
@@ -38,6 +38,16 @@ function writeAll(fd: number, bytes: Uint8Array): void {
     }
   }
 }
+
+/**
+ * One write, giving back how much of `bytes` went out. On Deno at most 4 KiB at a time: its writers keep
+ * writing until all is out, and when a later write finds a non-blocking pipe full they throw without saying
+ * how much had gone, so a retry would write that part twice. A pipe takes 4 KiB (PIPE_BUF) whole or not at
+ * all, so a refused write wrote nothing.
+ */
+const writeOnce: (fd: 1 | 2, bytes: Uint8Array) => number = "Deno" in globalThis
+  ? (fd, bytes) => writeSync(fd, bytes.subarray(0, 4096))
+  : (fd, bytes) => writeSync(fd, bytes);
 
 /**
  * A process stream for `main()`, written synchronously (see {@link writeAll}). When its reader has gone

@@ -15,6 +15,9 @@ import { Queue, QueueDatabase, type Task } from "../mod.ts";
 import { handlers } from "../handlers/mod.ts";
 import { VERSION } from "../src/version.ts";
 import { closedPort, makeTempDir, waitFor } from "./_helpers.ts";
+import { MIGRATIONS } from "../src/store/sqlite/migrations.ts";
+
+const LATEST_SCHEMA = MIGRATIONS[MIGRATIONS.length - 1].version;
 
 const REPO = fileURLToPath(new URL("..", import.meta.url));
 const BUN = join(REPO, "node_modules", ".bin", "bun");
@@ -403,7 +406,10 @@ describe("the compiled prismq binary, from an empty folder", () => {
     });
 
     test("migrate --json and demo", async () => {
-      assert.deepEqual(await prismqJson(cwd, ["migrate"]), { database: "./prismq.db", schemaVersion: 1 });
+      assert.deepEqual(await prismqJson(cwd, ["migrate"]), {
+        database: "./prismq.db",
+        schemaVersion: LATEST_SCHEMA,
+      });
       const demo = await prismq(cwd, ["demo"]);
       assert.equal(demo.code, 0, demo.stderr);
       assert.equal(demo.stderr, "");
@@ -531,6 +537,8 @@ describe("the compiled prismq binary, from an empty folder", () => {
     // Two JSON lines per task, a pipe of some 64 KiB: the worker must stop after a few hundred tasks.
     const run = start(bin, ["run", "--json"], { cwd, slowReaderMs: 60_000 });
     try {
+      // Once it has started, until two looks 300 ms apart see the same count.
+      await waitFor(async () => (await completed()) > 0, 30_000, "the worker's first completed task");
       let before = -1;
       let now = await completed();
       for (let i = 0; i < 50 && now !== before; i++) {
