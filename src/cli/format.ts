@@ -88,7 +88,9 @@ export function truncate(text: string, max: number): string {
  */
 export function count(n: number): string {
   if (!Number.isFinite(n)) return String(n);
-  const [whole, fraction] = String(Math.round(Math.abs(n) * 1000) / 1000).split(".");
+  const magnitude = Math.abs(n);
+  const rounded = Number.isInteger(magnitude) ? magnitude : Math.round(magnitude * 1000) / 1000;
+  const [whole, fraction] = String(rounded).split(".");
   const grouped = whole.replace(/\B(?=(\d{3})+$)/g, ",");
   return (n < 0 ? "-" : "") + grouped + (fraction === undefined ? "" : "." + fraction);
 }
