@@ -14,6 +14,7 @@ import { bar, StatusLine } from "../progress.ts";
 /** NDJSON lines are written in transactions of this many tasks, or of this many bytes of lines if fewer. */
 const BATCH_SIZE = 10_000;
 const BATCH_BYTES = 16 * 1024 * 1024;
+const BATCH_TEXT = count(BATCH_SIZE);
 
 const HELP = `Usage:
   prismq enqueue <type> [<payload-json> | --payload-file <file> | -] [options]
@@ -33,9 +34,7 @@ Options:
                          Payloads over $PRISMQ_MAX_PAYLOAD_BYTES (default 1048576) are refused.
   --ndjson <file | ->    Bulk: one JSON object per line, {"type", "payload", "priority"?, "delayMs"?,
                          "runAt"?, "maxAttempts"?, "idempotencyKey"?, "timeoutMs"?}. Good lines go in,
-                         in transactions of ${
-  count(BATCH_SIZE)
-}; bad lines are reported with their numbers and
+                         in transactions of ${BATCH_TEXT}; bad lines are reported with their numbers and
                          nothing from them is written (exit code 2 when there were any).
 ${COMMON_HELP}
 

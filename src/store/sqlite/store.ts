@@ -158,7 +158,7 @@ function claimQuery(strategy: ClaimStrategy, typed: boolean): PreparedSql {
     ? sql`
       SELECT id FROM (
         SELECT id, priority FROM task_queue WHERE ${runnable}
-        ORDER BY priority, run_after, id LIMIT ${sql.raw(String(WEIGHTED_CANDIDATES))}
+        ORDER BY ${CLAIM_ORDER.priority} LIMIT ${sql.raw(String(WEIGHTED_CANDIDATES))}
       )
       ORDER BY -ln((abs(random()) % 1000000 + 1) / 1000000.0) * (1 + max(priority, 0)) LIMIT ${
       bound(p("limit"))
