@@ -8,6 +8,7 @@ import { setImmediate } from "node:timers";
 import { type Clock, systemClock } from "./clock.ts";
 import type { QueueDatabase } from "./database.ts";
 import {
+  DatabaseError,
   LeaseLostError,
   NonRetryableError,
   PayloadValidationError,
@@ -24,10 +25,13 @@ import {
   type Finish,
   type LeasedTask,
   type LogLevel,
+  type Recorded,
+  type Start,
   type Store,
   type WorkerInfo,
 } from "./store/store.ts";
 import { TaskAbort } from "./task_abort.ts";
+import { clearLongTimeout, type LongTimeout, longTimeout } from "./timers.ts";
 import type { Task } from "./task.ts";
 
 export interface WorkerEngineOptions {
@@ -123,6 +127,13 @@ interface PendingFinish {
   reject: (error: unknown) => void;
 }
 
+/** The start of a task claimed ahead, waiting for the next grouped write; some wait for it to be written. */
+interface PendingStart {
+  start: Start;
+  resolve?: (held: boolean) => void;
+  reject?: (error: unknown) => void;
+}
+
 type Resolved =
   | { handler: TaskHandler; schema?: PayloadSchema; timeoutMs?: number }
   | { refusal: string };
@@ -180,6 +191,7 @@ export class WorkerEngine {
   /** Moving average of the payload length of claimed tasks. */
   #averagePayloadLength = NaN;
   readonly #inFlight = new Set<Promise<void>>();
+  #pendingStarts: PendingStart[] = [];
   #pendingFinishes: PendingFinish[] = [];
   #flushing: Promise<void> | null = null;
   #heartbeatTimer: ReturnType<typeof setTimeout> | null = null;
@@ -193,7 +205,9 @@ export class WorkerEngine {
   #startedAt = 0;
   #stopping = false;
   #stopped: Promise<void> | null = null;
-  #endGrace: (() => void) | null = null;
+  /** Resolves when running handlers have had their time to finish after stop(); until then, never. */
+  #graceOver = deferredVoid();
+  #graceTimer: LongTimeout | undefined = undefined;
   #fatal: unknown = undefined;
   #wake: (() => void) | null = null;
   #summary: RunSummary = { claimed: 0, completed: 0, retried: 0, failed: 0, leaseLost: 0, released: 0 };
@@ -263,7 +277,7 @@ export class WorkerEngine {
     this.#assertCanRoute(taskHandler);
     await this.#yieldIfBusy();
     await this.#reapIfDue();
-    const [leased] = await this.#claim(1);
+    const [leased] = await this.#claim(1, 1);
     if (!leased) return false;
     await this.#track(this.#process(leased, taskHandler));
     return true;
@@ -280,6 +294,7 @@ export class WorkerEngine {
     if (maxIterations !== undefined) atLeast("maxIterations", maxIterations, 0);
     this.#stopping = false;
     this.#stopped = null;
+    this.#graceOver = deferredVoid();
     this.#fatal = undefined;
     this.#summary = { claimed: 0, completed: 0, retried: 0, failed: 0, leaseLost: 0, released: 0 };
     this.#inLoop = true;
@@ -328,7 +343,7 @@ export class WorkerEngine {
         // which would slow the workers that are busy.
         const worthClaiming: boolean = !idle ||
           (await this.#store.taskPending(this.#clock.now(), this.#types)).runnable > 0;
-        const claimed: LeasedTask[] = worthClaiming ? await this.#claim(free + ahead) : [];
+        const claimed: LeasedTask[] = worthClaiming ? await this.#claim(free + ahead, free) : [];
         idle = claimed.length === 0;
         this.#buffer.push(...claimed);
         this.#startBuffered();
@@ -349,8 +364,9 @@ export class WorkerEngine {
     } finally {
       signal?.removeEventListener("abort", onAbort);
       unsubscribe();
-      await this.#releaseBuffered().catch((error) => this.#fail(error));
-      await this.#drain();
+      // The loop ends only once every task it claimed is recorded or handed back, so that whoever closes
+      // the database after it closes nothing under a write still to come.
+      await this.#shutdown().catch((error) => this.#fail(error));
       this.#loopHandler = undefined;
       await this.#store.workerDelete(this.workerId).catch((error) => this.#emit({ type: "error", error }));
     }
@@ -359,58 +375,79 @@ export class WorkerEngine {
   }
 
   /**
-   * Stops gracefully: no new claims; running handlers get `graceMs` to finish, after which their signals
-   * abort and their tasks go straight back to the queue with the attempt not counted. Resolves when the
-   * loop has ended.
+   * Stops gracefully: no new claims; tasks claimed ahead go straight back to the queue; running handlers
+   * get `graceMs` to finish, after which their signals abort and their tasks go straight back too, with
+   * the attempt not counted. Resolves once every task is recorded or handed back and the loop has ended.
+   * A second call with `graceMs: 0` (a second Ctrl-C, say) ends the grace period at once.
    */
   stop(options: { graceMs?: number } = {}): Promise<void> {
+    const graceMs = options.graceMs ?? this.#shutdownGraceMs;
+    if (typeof graceMs !== "number" || !(graceMs >= 0)) {
+      throw new RangeError(`graceMs must be a number ≥ 0, got ${String(graceMs)}.`);
+    }
     this.#stopping = true;
     this.#wakeUp();
-    if (this.#stopped) {
-      // Stopping already: a second call with no grace (a second Ctrl-C, say) ends the grace period now.
-      if (options.graceMs === 0) this.#endGrace?.();
-      return this.#stopped;
-    }
-    return this.#stopped = this.#stop(options.graceMs ?? this.#shutdownGraceMs);
+    if (graceMs === 0) this.#endGrace();
+    if (this.#stopped) return this.#stopped;
+    if (graceMs !== Infinity) this.#graceTimer = longTimeout(() => this.#endGrace(), graceMs);
+    // The loop hands everything back as it ends; without a loop, claimAndProcess calls may be running.
+    const stopped = this.#loop ? this.#loop.then(() => {}, () => {}) : this.#shutdown();
+    return this.#stopped = stopped;
   }
 
-  async #stop(graceMs: number): Promise<void> {
-    // Not handed back (the database failed): their leases expire and they are claimed again.
-    await this.#releaseBuffered().catch((error) => this.#fail(error));
-    if (this.#inFlight.size > 0 && graceMs > 0) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const graceOver = new Promise<void>((resolve) => {
-        this.#endGrace = resolve;
-        if (Number.isFinite(graceMs)) timer = setTimeout(resolve, graceMs);
-      });
-      await Promise.race([this.#idleHandlers(), graceOver]);
-      clearTimeout(timer);
-      this.#endGrace = null;
-    }
-    const unfinished = [...this.#running.values()].filter((running) => !running.lost);
-    if (unfinished.length > 0) {
-      for (const running of unfinished) this.#lose(running, new LeaseLostError(running.task.id, "released"));
-      const released = await this.#store.taskReleaseMany(unfinished.map((r) => r.fence), this.#clock.now());
-      for (const running of unfinished) {
-        if (!released.has(running.task.id)) continue;
-        this.#summary.released++;
-        this.#emit({ type: "released", task: running.task });
-      }
-    }
-    await this.#loop?.catch(() => {});
+  #endGrace(): void {
+    clearLongTimeout(this.#graceTimer);
+    this.#graceOver.resolve();
+  }
+
+  /**
+   * Hands back the tasks claimed ahead, waits for running handlers until the grace period ends (never, when
+   * no stop asked for one), hands back those still running, and waits for every write to finish. Throws
+   * when a hand-back could not be recorded: those tasks go back once their leases expire.
+   */
+  async #shutdown(): Promise<void> {
+    let failure: unknown = undefined;
+    await this.#releaseBuffered().catch((error) => (failure ??= error));
+    if (this.#inFlight.size > 0) await Promise.race([this.#idleHandlers(), this.#graceOver.promise]);
+    clearLongTimeout(this.#graceTimer);
+    await this.#releaseRunning().catch((error) => (failure ??= error));
     await this.#drain();
+    if (failure !== undefined) throw failure;
   }
 
-  /** Hands claimed-ahead tasks back, with the attempt not counted: they never started. */
+  /** Hands claimed-ahead tasks back; those that never started keep their attempts. */
   async #releaseBuffered(): Promise<void> {
     const buffered = this.#buffer;
     if (buffered.length === 0) return;
     this.#buffer = [];
-    const released = await this.#store.taskReleaseMany(
-      buffered.map(({ task, leaseToken }) => ({ id: task.id, leaseToken })),
-      this.#clock.now(),
+    await this.#release(
+      buffered.map(({ task, leaseToken }) => ({ task, fence: { id: task.id, leaseToken } })),
     );
-    for (const { task } of buffered) {
+  }
+
+  /** Hands back the tasks whose handlers are still running, aborting their signals. */
+  async #releaseRunning(): Promise<void> {
+    const unfinished = [...this.#running.values()].filter((running) => !running.lost);
+    for (const running of unfinished) this.#lose(running, new LeaseLostError(running.task.id, "released"));
+    await this.#release(unfinished);
+  }
+
+  async #release(tasks: readonly { task: Task; fence: Fence }[]): Promise<void> {
+    if (tasks.length === 0) return;
+    let released: Set<number>;
+    try {
+      released = await this.#store.taskReleaseMany(tasks.map(({ fence }) => fence), this.#clock.now());
+    } catch (error) {
+      throw new DatabaseError(
+        `Worker '${this.workerId}' could not hand ${tasks.length} task${
+          tasks.length === 1 ? "" : "s"
+        } back ` +
+          `to the queue (${(error as Error)?.message ?? String(error)}); they go back by themselves when ` +
+          `their leases expire, within ${this.#leaseMs} ms.`,
+        { cause: error },
+      );
+    }
+    for (const { task } of tasks) {
       if (!released.has(task.id)) continue;
       this.#summary.released++;
       this.#emit({ type: "released", task });
@@ -455,24 +492,27 @@ export class WorkerEngine {
     }
   }
 
-  /** Claims up to `limit` tasks, recording in the same transaction any outcomes waiting to be written. */
-  async #claim(limit: number): Promise<LeasedTask[]> {
-    const waiting = this.#pendingFinishes;
-    this.#pendingFinishes = [];
+  /**
+   * Claims up to `limit` tasks, of which the first `start` start at once (the rest are claimed ahead),
+   * recording in the same transaction any starts and outcomes waiting to be written.
+   */
+  async #claim(limit: number, start: number): Promise<LeasedTask[]> {
+    const waiting = this.#takePending();
     let leased: LeasedTask[];
     try {
-      const result = await this.#store.taskFinishAndClaim(waiting.map((item) => item.finish), {
+      const result = await this.#store.taskRecordAndClaim(waiting.progress, {
         workerId: this.workerId,
         limit,
+        start,
         leaseMs: this.#leaseMs,
         now: this.#clock.now(),
         strategy: this.#strategy,
         types: this.#types,
       });
-      settle(waiting, result.held);
+      waiting.settle(result);
       leased = result.leased;
     } catch (error) {
-      settle(waiting, error);
+      waiting.settle(error);
       throw error;
     }
     this.#summary.claimed += leased.length;
@@ -523,7 +563,12 @@ export class WorkerEngine {
   }
 
   async #process(leased: LeasedTask, explicit: TaskHandler | undefined): Promise<void> {
-    const { task, leaseToken } = leased;
+    const { leaseToken } = leased;
+    const started = this.#clock.now();
+    // A task claimed ahead starts now: its attempt counts from here.
+    const task = leased.task.startedAt !== null
+      ? leased.task
+      : { ...leased.task, attempts: leased.task.attempts + 1, startedAt: started };
     const running: Running = {
       task,
       fence: { id: task.id, leaseToken },
@@ -532,8 +577,10 @@ export class WorkerEngine {
     };
     this.#running.set(task.id, running);
     this.#startHeartbeat();
-    const started = this.#clock.now();
     try {
+      if (leased.task.startedAt === null && !(await this.#recordStart(running, started, leased))) {
+        return this.#reportLost(running);
+      }
       const startedAt = performance.now();
       const finish = await this.#attempt(running, this.#resolve(task, explicit));
       this.#recordRunTime(performance.now() - startedAt);
@@ -576,6 +623,30 @@ export class WorkerEngine {
     }
   }
 
+  /**
+   * Records that a task claimed ahead started. Usually with the next grouped write, while its handler
+   * runs (should the worker die first, the task goes back with its attempts untouched); but first, before
+   * its handler runs, when a worker died holding it before, so that a task that kills its worker still runs
+   * out of attempts. False when the worker no longer holds the task.
+   */
+  async #recordStart(running: Running, at: number, leased: LeasedTask): Promise<boolean> {
+    const start: Start = { ...running.fence, at };
+    if (!leased.recordStartFirst) {
+      this.#pendingStarts.push({ start });
+      this.#flushing ??= this.#flush();
+      return true;
+    }
+    const held = await new Promise<boolean>((resolve, reject) => {
+      this.#pendingStarts.push({ start, resolve, reject });
+      this.#flushing ??= this.#flush();
+    });
+    if (!held && !running.lost) {
+      const status = (await this.#store.taskGet(running.task.id))?.status;
+      running.lost = new LeaseLostError(running.task.id, status === "cancelled" ? "cancelled" : "reclaimed");
+    }
+    return held && !running.lost;
+  }
+
   /** Records an error that ends the loop, and reports it. */
   #fail(error: unknown): void {
     this.#fatal ??= error;
@@ -608,7 +679,7 @@ export class WorkerEngine {
     const timeoutMs = task.timeoutMs ?? resolved.timeoutMs;
     const timer = timeoutMs === undefined
       ? undefined
-      : setTimeout(() => abort.abort(new TaskTimeoutError(task.id, timeoutMs)), timeoutMs);
+      : longTimeout(() => abort.abort(new TaskTimeoutError(task.id, timeoutMs)), timeoutMs);
     try {
       let payload = resolved.schema
         ? parsePayloadNow(task.type, resolved.schema, task.payload)
@@ -629,7 +700,7 @@ export class WorkerEngine {
       const delay = backoffDelayMs(this.#retry, task.attempts, this.#random);
       return { ...fence, status: "queued", runAfter: this.#clock.now() + delay, errorMessage };
     } finally {
-      clearTimeout(timer);
+      clearLongTimeout(timer);
     }
   }
 
@@ -674,20 +745,38 @@ export class WorkerEngine {
   }
 
   async #flush(): Promise<void> {
-    // Let every handler that is finishing in this turn of the event loop join the write: quick handlers
-    // finish hundreds at a time, and one statement records them all.
+    // Let every handler that is starting or finishing in this turn of the event loop join the write: quick
+    // handlers finish hundreds at a time, and one statement records them all.
     await new Promise((resolve) => setImmediate(resolve));
-    while (this.#pendingFinishes.length > 0) {
-      const batch = this.#pendingFinishes;
-      this.#pendingFinishes = [];
+    while (this.#pendingFinishes.length > 0 || this.#pendingStarts.length > 0) {
+      const batch = this.#takePending();
       try {
-        const held = await this.#store.taskFinishMany(batch.map((item) => item.finish), this.#clock.now());
-        settle(batch, held);
+        batch.settle(await this.#store.taskRecord(batch.progress, this.#clock.now()));
       } catch (error) {
-        settle(batch, error);
+        batch.settle(error);
       }
     }
     this.#flushing = null;
+  }
+
+  /** The starts and outcomes waiting to be written, taken for one write, and how to tell their waiters. */
+  #takePending() {
+    const starts = this.#pendingStarts;
+    const finishes = this.#pendingFinishes;
+    this.#pendingStarts = [];
+    this.#pendingFinishes = [];
+    return {
+      progress: { starts: starts.map((item) => item.start), finishes: finishes.map((item) => item.finish) },
+      settle(outcome: Recorded | unknown): void {
+        const recorded = outcome as Recorded;
+        const failed = !(recorded?.finished instanceof Set);
+        for (const item of starts) {
+          if (failed) item.reject?.(outcome);
+          else item.resolve?.(recorded.started.has(item.start.id));
+        }
+        settle(finishes, failed ? outcome : recorded.finished);
+      },
+    };
   }
 
   #startHeartbeat(): void {
@@ -758,13 +847,13 @@ export class WorkerEngine {
     if (this.#stopping) return Promise.resolve();
     return new Promise((resolve) => {
       const timer = Number.isFinite(ms)
-        ? setTimeout(() => {
+        ? longTimeout(() => {
           this.#turned = true;
           done();
         }, ms)
         : undefined;
       const done = () => {
-        clearTimeout(timer);
+        clearLongTimeout(timer);
         if (this.#wake === done) this.#wake = null;
         resolve();
       };
@@ -783,6 +872,13 @@ export class WorkerEngine {
       // A listener's failure must not disturb the worker.
     }
   }
+}
+
+/** A promise and the function that resolves it. */
+function deferredVoid(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
 }
 
 function atLeast(name: string, value: number, least: number): number {

@@ -8,6 +8,7 @@ import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type HandlerContext, QueueDatabase, type Task } from "../mod.ts";
+import type { Finish, Store } from "../src/store/store.ts";
 
 /** A new empty folder under the system's temporary folder; removed by the returned function. */
 export function makeTempDir(prefix = "prismq-test-"): { dir: string; remove: () => void } {
@@ -138,4 +139,13 @@ export function closedPort(): Promise<number> {
       server.close(() => resolve(port));
     });
   });
+}
+
+/** Records outcomes through the store, as a worker's grouped write does; gives the ids whose fence held. */
+export async function finishMany(
+  store: Store,
+  finishes: readonly Finish[],
+  now: number,
+): Promise<Set<number>> {
+  return (await store.taskRecord({ starts: [], finishes }, now)).finished;
 }

@@ -6,104 +6,29 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
-import { fileURLToPath } from "node:url";
 import { Queue, QueueDatabase, type Task } from "../mod.ts";
 import { handlers } from "../handlers/mod.ts";
 import { VERSION } from "../src/version.ts";
 import { closedPort, makeTempDir, waitFor } from "./_helpers.ts";
+import {
+  ANY_ESCAPE,
+  assertOneLine,
+  baseEnv,
+  buildBinary,
+  type Exit,
+  jsonLines,
+  type SpawnOptions,
+  start,
+} from "./_binary.ts";
 import { MIGRATIONS } from "../src/store/sqlite/migrations.ts";
 
 const LATEST_SCHEMA = MIGRATIONS[MIGRATIONS.length - 1].version;
 
-const REPO = fileURLToPath(new URL("..", import.meta.url));
-const BUN = join(REPO, "node_modules", ".bin", "bun");
-
-interface Exit {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-interface Proc {
-  child: ChildProcess;
-  /** What the process has written so far. */
-  readonly stdout: string;
-  readonly stderr: string;
-  done: Promise<Exit>;
-}
-
-interface SpawnOptions {
-  cwd: string;
-  stdin?: string;
-  env?: Record<string, string>;
-  /** Start reading stdout only once the process exited or this long passed: a slow reader. */
-  slowReaderMs?: number;
-}
-
-/** A small environment: the binary must need nothing from the developer's. */
-function baseEnv(): Record<string, string> {
-  return { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/tmp" };
-}
-
-function start(command: string, args: string[], options: SpawnOptions): Proc {
-  const child = spawn(command, args, {
-    cwd: options.cwd,
-    env: options.env ?? baseEnv(),
-    stdio: ["pipe", "pipe", "pipe"],
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stdout!.setEncoding("utf8");
-  child.stderr!.setEncoding("utf8");
-  child.stdout!.on("data", (chunk: string) => (stdout += chunk));
-  child.stderr!.on("data", (chunk: string) => (stderr += chunk));
-  if (options.slowReaderMs !== undefined) {
-    child.stdout!.pause();
-    const resume = setTimeout(() => child.stdout!.resume(), options.slowReaderMs);
-    child.on("exit", () => {
-      clearTimeout(resume);
-      child.stdout!.resume();
-    });
-  }
-  child.stdin!.on("error", () => {}); // a process that exits without reading its input
-  child.stdin!.end(options.stdin ?? "");
-  const done = new Promise<Exit>((resolve, reject) => {
-    child.on("error", reject);
-    child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr }));
-  });
-  return {
-    child,
-    get stdout() {
-      return stdout;
-    },
-    get stderr() {
-      return stderr;
-    },
-    done,
-  };
-}
-
-/** Exactly one line on stderr, and no stack trace. */
-function assertOneLine(stderr: string, ...patterns: RegExp[]): void {
-  assert.match(stderr, /^[^\n]+\n$/, `expected exactly one line on stderr, got ${JSON.stringify(stderr)}`);
-  assert.doesNotMatch(stderr, /\bat .+:\d+:\d+|\n\s+at /, "no stack trace");
-  for (const pattern of patterns) assert.match(stderr, pattern);
-}
-
-// deno-lint-ignore no-control-regex
-const ANY_ESCAPE = /\x1b/;
-
-function jsonLines(text: string): Record<string, unknown>[] {
-  return text.split("\n").filter((line) => line !== "").map((line) => JSON.parse(line));
-}
-
 describe("the compiled prismq binary, from an empty folder", () => {
-  let binDir: { dir: string; remove: () => void };
+  let binDir: { bin: string; dir: string; remove: () => void };
   let bin = "";
   const folders: { dir: string; remove: () => void }[] = [];
 
@@ -127,14 +52,8 @@ describe("the compiled prismq binary, from an empty folder", () => {
   }
 
   before(async () => {
-    binDir = makeTempDir("prismq-bin-");
-    bin = join(binDir.dir, "prismq");
-    const build = await start(BUN, ["scripts/build.ts", "--outfile", bin], {
-      cwd: REPO,
-      env: { ...process.env } as Record<string, string>,
-    }).done;
-    assert.equal(build.code, 0, `the build failed: ${build.stdout}${build.stderr}`);
-    assert.ok(existsSync(bin), "the build wrote the binary");
+    binDir = await buildBinary();
+    bin = binDir.bin;
   });
 
   after(() => {

@@ -20,7 +20,7 @@ import {
   type WorkerEvent,
 } from "../mod.ts";
 import type { Fence, Finish, LeasedTask } from "../src/store/store.ts";
-import { deferred, waitFor, withDb } from "./_helpers.ts";
+import { deferred, finishMany, waitFor, withDb } from "./_helpers.ts";
 
 const T0 = Date.UTC(2030, 0, 1, 12, 0, 0);
 const LEASE_MS = 1000;
@@ -153,7 +153,7 @@ describe("fencing by lease token", () => {
         { ...stale, status: "queued", runAfter: clock.now() + 5000, errorMessage: "stale retry" },
       ];
       for (const finish of staleFinishes) {
-        const held = await db.store.taskFinishMany([finish], clock.now());
+        const held = await finishMany(db.store, [finish], clock.now());
         assert.equal(held.size, 0, `a stale '${finish.status}' is refused`);
       }
       assert.equal(await db.store.taskExtendLease(stale, clock.now() + 99_999, clock.now()), false);
@@ -166,7 +166,7 @@ describe("fencing by lease token", () => {
       assert.equal(await db.store.taskExtendLease(current, clock.now() + 5000, clock.now()), true);
       assert.equal((await queue.get(task.id))?.leaseUntil, clock.now() + 5000);
       assert.deepEqual(
-        await db.store.taskFinishMany([{ ...current, status: "completed" }], clock.now()),
+        await finishMany(db.store, [{ ...current, status: "completed" }], clock.now()),
         new Set([task.id]),
       );
       const done = await queue.get(task.id);
@@ -175,7 +175,7 @@ describe("fencing by lease token", () => {
       assert.equal(done?.leaseUntil, null);
       // Once recorded, the token is spent.
       assert.equal(
-        (await db.store.taskFinishMany([{ ...current, status: "failed", errorMessage: "x" }], clock.now()))
+        (await finishMany(db.store, [{ ...current, status: "failed", errorMessage: "x" }], clock.now()))
           .size,
         0,
       );
@@ -194,7 +194,7 @@ describe("fencing by lease token", () => {
       assert.deepEqual([xOld.task.id, yLeased.task.id], [x.id, y.id]);
       // x is cancelled while running: its fence no longer holds.
       await queue.cancel(x.id);
-      const held = await db.store.taskFinishMany([
+      const held = await finishMany(db.store, [
         { ...fenceOf(xOld), status: "completed" },
         { ...fenceOf(yLeased), status: "failed", errorMessage: "y failed" },
       ], clock.now());

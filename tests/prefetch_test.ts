@@ -49,7 +49,7 @@ interface ClaimCall {
 }
 
 /** The store's methods that claim tasks; each takes the claim's parameters as its last argument. */
-const CLAIMING_METHODS = ["taskClaim", "taskFinishAndClaim"];
+const CLAIMING_METHODS = ["taskClaim", "taskRecordAndClaim"];
 
 /**
  * Records every claim the worker makes through the store: how many tasks it asked for and how many it got.

@@ -22,7 +22,7 @@ import {
   TERMINAL_STATUSES,
 } from "../mod.ts";
 import type { Fence, Finish, LeasedTask, Store } from "../src/store/store.ts";
-import { withDb } from "./_helpers.ts";
+import { finishMany, withDb } from "./_helpers.ts";
 
 const T0 = Date.UTC(2030, 0, 1, 12, 0, 0);
 const WORKERS = ["w0", "w1", "w2"] as const;
@@ -39,8 +39,9 @@ type Outcome = "completed" | "retry" | "failed";
 
 type Op =
   | { kind: "enqueue"; tasks: { type: string; maxAttempts: number; priority: number; delay: number }[] }
-  | { kind: "claim"; worker: number; limit: number; leaseMs: number; strategy: ClaimStrategy }
-  | { kind: "finish"; picks: { token: number; outcome: Outcome; delay: number }[] }
+  | { kind: "claim"; worker: number; limit: number; start: number; leaseMs: number; strategy: ClaimStrategy }
+  | { kind: "start"; tokens: number[] }
+  | { kind: "finish"; picks: { token: number; outcome: Outcome; delay: number; started: boolean }[] }
   | { kind: "extend"; token: number; ms: number }
   | { kind: "heartbeat"; tokens: number[]; ms: number }
   | { kind: "release"; tokens: number[] }
@@ -74,6 +75,8 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
       kind: fc.constant("claim" as const),
       worker: fc.integer({ min: 0, max: WORKERS.length - 1 }),
       limit: fc.integer({ min: 1, max: 3 }),
+      // How many start at once; the rest are claimed ahead (capped at the limit).
+      start: fc.integer({ min: 0, max: 3 }),
       leaseMs: fc.constantFrom(500, 1000, 2000),
       strategy: fc.constantFrom(...STRATEGIES),
     }),
@@ -87,11 +90,20 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
           token: tokenArb,
           outcome: fc.constantFrom<Outcome>("completed", "retry", "failed"),
           delay: fc.integer({ min: 0, max: 2000 }),
+          // Its start recorded in the same write, as when a quick handler starts and ends in one turn.
+          started: fc.boolean(),
         }),
         { minLength: 1, maxLength: 3 },
       ),
     }),
     weight: 5,
+  },
+  {
+    arbitrary: fc.record({
+      kind: fc.constant("start" as const),
+      tokens: fc.array(tokenArb, { minLength: 1, maxLength: 3 }),
+    }),
+    weight: 3,
   },
   {
     arbitrary: fc.record({
@@ -173,6 +185,8 @@ interface ModelTask {
   errorMessage: string | null;
   startedAt: number | null;
   finishedAt: number | null;
+  /** Whether a worker died holding it claimed ahead (not part of a Task: the claim reports it). */
+  unconfirmedStart: boolean;
 }
 
 /** One remembered claim: what the worker was handed, as a worker keeps it. */
@@ -180,7 +194,10 @@ interface Claim {
   workerId: string;
   id: number;
   token: string;
-  /** The attempt number the claim returned; a worker retries only while it is below maxAttempts. */
+  /**
+   * The attempt number the worker runs (the claim's, or one more for a task claimed ahead); a worker
+   * retries only while it is below maxAttempts.
+   */
   attempts: number;
   maxAttempts: number;
 }
@@ -319,6 +336,7 @@ async function apply(store: Store, model: Model, op: Op): Promise<void> {
           errorMessage: null,
           startedAt: null,
           finishedAt: null,
+          unconfirmedStart: false,
         };
         model.tasks.set(id, m);
         model.enqueued.push(id);
@@ -335,36 +353,55 @@ async function apply(store: Store, model: Model, op: Op): Promise<void> {
       const leased: LeasedTask[] = await store.taskClaim({
         workerId,
         limit: op.limit,
+        start: op.start,
         leaseMs: op.leaseMs,
         now,
         strategy: op.strategy,
       });
+      const startCount = Math.min(op.start, leased.length);
+      assert.equal(
+        leased.filter((l) => l.task.startedAt !== null).length,
+        startCount,
+        "tasks started at once",
+      );
+      assert.ok(
+        leased.every((l, i) => (l.task.startedAt !== null) === (i < startCount)),
+        "the tasks that start at once come first",
+      );
       const ids = leased.map((l) => l.task.id);
       assert.equal(new Set(ids).size, ids.length, "a claim returned one task twice");
       assert.equal(leased.length, Math.min(op.limit, runnable.length), "claim size = min(limit, runnable)");
       const runnableIds = new Set(runnable.map((t) => t.id));
       for (const id of ids) assert.ok(runnableIds.has(id), `claimed task ${id} was not runnable`);
       if (op.strategy !== "weighted_random") {
+        // The first in claim order start at once.
         const expected = [...runnable].sort(claimOrder(op.strategy)).slice(0, op.limit).map((t) => t.id);
         assert.deepEqual(ids, expected, `${op.strategy} claim order`);
       }
       const tokens = new Set(model.claims.map((c) => c.token));
-      for (const { task, leaseToken } of leased) {
+      for (const [i, { task, leaseToken, recordStartFirst }] of leased.entries()) {
         assert.match(leaseToken, /^[0-9a-f]{24}$/);
         assert.ok(!tokens.has(leaseToken), "a lease token was issued twice");
         const m = model.tasks.get(task.id)!;
+        const startsNow = i < startCount;
         move(m, "claim");
-        m.attempts += 1;
         m.lockedBy = workerId;
         m.leaseToken = leaseToken;
         m.leaseUntil = now + op.leaseMs;
-        m.startedAt = now;
+        if (startsNow) {
+          m.attempts += 1;
+          m.startedAt = now;
+          m.unconfirmedStart = false;
+        } else {
+          m.startedAt = null;
+        }
+        assert.equal(recordStartFirst, !startsNow && m.unconfirmedStart, "recordStartFirst");
         checkReturnedTask(task, m, "claimed task");
         model.claims.push({
           workerId,
           id: task.id,
           token: leaseToken,
-          attempts: task.attempts,
+          attempts: startsNow ? task.attempts : task.attempts + 1,
           maxAttempts: task.maxAttempts,
         });
       }
@@ -375,7 +412,7 @@ async function apply(store: Store, model: Model, op: Op): Promise<void> {
       const picks = dedupeBy(
         op.picks.flatMap((p) => {
           const claim = model.claimAt(p.token);
-          return claim ? [{ claim, outcome: p.outcome, delay: p.delay }] : [];
+          return claim ? [{ claim, outcome: p.outcome, delay: p.delay, started: p.started }] : [];
         }),
         (p) => p.claim.token,
       );
@@ -390,13 +427,24 @@ async function apply(store: Store, model: Model, op: Op): Promise<void> {
         return { ...fence, status: "failed", errorMessage: `failed ${now} ${i}` };
       });
       const expectedHeld = new Set<number>();
-      const held = await store.taskFinishMany(finishes, now);
+      const starts = picks.filter((p) => p.started).map((p) => ({
+        id: p.claim.id,
+        leaseToken: p.claim.token,
+        at: now,
+      }));
+      const recorded = await store.taskRecord({ starts, finishes }, now);
+      const held = recorded.finished;
       for (const finish of finishes) {
         const m = model.held(finish);
         if (!m) continue;
         expectedHeld.add(m.id);
         m.leaseToken = null;
         m.leaseUntil = null;
+        // An outcome counts the attempt of a task claimed ahead whose start was not recorded.
+        if (m.startedAt === null) {
+          m.attempts += 1;
+          m.startedAt = now;
+        }
         if (finish.status === "completed") {
           move(m, "complete");
           m.finishedAt = now;
@@ -412,6 +460,41 @@ async function apply(store: Store, model: Model, op: Op): Promise<void> {
         }
       }
       assert.deepEqual(sortedIds(held), sortedIds(expectedHeld), "ids whose fence held on finish");
+      const startsHeld = new Set(
+        starts.filter((start) => expectedHeld.has(start.id)).map((start) => start.id),
+      );
+      assert.deepEqual(
+        sortedIds(recorded.started),
+        sortedIds(startsHeld),
+        "starts written with their outcome",
+      );
+      return;
+    }
+
+    case "start": {
+      const starts = dedupeBy(
+        op.tokens.flatMap((back) => {
+          const claim = model.claimAt(back);
+          return claim ? [{ id: claim.id, leaseToken: claim.token, at: now }] : [];
+        }),
+        (f) => String(f.id),
+      );
+      if (starts.length === 0) return;
+      const recorded = await store.taskRecord({ starts, finishes: [] }, now);
+      const expectedHeld = new Set<number>();
+      for (const start of starts) {
+        const m = model.held(start);
+        if (!m) continue;
+        expectedHeld.add(m.id);
+        // Recorded once: a second start of the same claim changes nothing.
+        if (m.startedAt === null) {
+          m.attempts += 1;
+          m.startedAt = now;
+        }
+        m.unconfirmedStart = false;
+      }
+      assert.deepEqual(sortedIds(recorded.started), sortedIds(expectedHeld), "ids whose fence held on start");
+      assert.equal(recorded.finished.size, 0);
       return;
     }
 
@@ -467,7 +550,8 @@ async function apply(store: Store, model: Model, op: Op): Promise<void> {
         if (!m) continue;
         expectedHeld.add(m.id);
         move(m, "release");
-        m.attempts = Math.max(m.attempts - 1, 0);
+        // A task claimed ahead that never started keeps its attempts as they were.
+        if (m.startedAt !== null) m.attempts = Math.max(m.attempts - 1, 0);
         // Back in its place: it keeps its due time.
         m.runAfter = Math.min(m.runAfter, now);
         m.leaseToken = null;
@@ -486,9 +570,17 @@ async function apply(store: Store, model: Model, op: Op): Promise<void> {
       const result = await store.taskReapExpired(now);
       for (const m of model.tasks.values()) {
         if (m.status !== "running" || m.leaseUntil === null || m.leaseUntil >= now) continue;
-        m.errorMessage = leaseExpiredMessage(m.lockedBy);
         m.leaseToken = null;
         m.leaseUntil = null;
+        if (m.startedAt === null) {
+          // Claimed ahead, never recorded as started: back with its attempts, its next start recorded first.
+          move(m, "expire");
+          m.runAfter = now;
+          m.unconfirmedStart = true;
+          expected.requeued++;
+          continue;
+        }
+        m.errorMessage = leaseExpiredMessage(m.lockedBy);
         if (m.attempts >= m.maxAttempts) {
           move(m, "expire_final");
           m.finishedAt = now;
@@ -595,7 +687,7 @@ function pick(task: Task) {
 }
 
 function pickModel(m: ModelTask): ReturnType<typeof pick> {
-  const { leaseToken: _, ...rest } = m;
+  const { leaseToken: _, unconfirmedStart: _unconfirmed, ...rest } = m;
   return { ...rest };
 }
 
@@ -711,7 +803,7 @@ describe("tricky interleavings", () => {
       now += LEASE_MS + 1;
       assert.deepEqual(await store.taskReapExpired(now), { requeued: 1, failed: 0 });
       const second = await claim(store, "w2", now);
-      assert.deepEqual(await store.taskFinishMany([{ ...second, status: "completed" }], now), new Set([id]));
+      assert.deepEqual(await finishMany(store, [{ ...second, status: "completed" }], now), new Set([id]));
       const done = await store.taskGet(id);
       now += 10;
       for (
@@ -721,7 +813,7 @@ describe("tricky interleavings", () => {
           { ...first, status: "queued", runAfter: now, errorMessage: "late retry" },
         ] satisfies Finish[]
       ) {
-        assert.equal((await store.taskFinishMany([late], now)).size, 0, `late ${late.status} refused`);
+        assert.equal((await finishMany(store, [late], now)).size, 0, `late ${late.status} refused`);
       }
       assert.equal(await store.taskExtendLease(first, now + LEASE_MS, now), false);
       assert.equal((await store.taskReleaseMany([first], now)).size, 0);
@@ -774,7 +866,7 @@ describe("tricky interleavings", () => {
       // Left to expire with its only attempt used, it fails; the holder's outcome then changes nothing.
       now += LEASE_MS + 1;
       assert.deepEqual(await store.taskReapExpired(now), { requeued: 0, failed: 1 });
-      assert.equal((await store.taskFinishMany([{ ...fence, status: "completed" }], now)).size, 0);
+      assert.equal((await finishMany(store, [{ ...fence, status: "completed" }], now)).size, 0);
       const failed = await store.taskGet(id);
       assert.equal(failed?.status, "failed");
       assert.equal(failed?.attempts, 1);

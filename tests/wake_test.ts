@@ -22,7 +22,7 @@ const POLL_MS = 60_000;
 function firstEmptyClaim(db: QueueDatabase): Promise<void> {
   const empty = deferred();
   const store = db.store as unknown as Record<string, unknown>;
-  for (const name of ["taskClaim", "taskFinishAndClaim"]) {
+  for (const name of ["taskClaim", "taskRecordAndClaim"]) {
     const original = store[name];
     if (typeof original !== "function") continue;
     store[name] = async (...args: unknown[]) => {

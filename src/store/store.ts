@@ -37,6 +37,12 @@ export const CLAIM_STRATEGIES: readonly ClaimStrategy[] = ["priority", "fifo", "
 export interface ClaimParams {
   workerId: string;
   limit: number;
+  /**
+   * How many of the claimed tasks start at once: their attempt is counted by the claim. The others are
+   * claimed ahead of free slots, with their attempts untouched until a {@link Start} records that they
+   * started. @default limit
+   */
+  start?: number;
   leaseMs: number;
   now: number;
   strategy: ClaimStrategy;
@@ -44,10 +50,18 @@ export interface ClaimParams {
   types?: readonly string[];
 }
 
-/** A claimed task and the token that proves this claim still holds its lease. */
+/**
+ * A claimed task and the token that proves this claim still holds its lease. A task claimed to start at
+ * once has its attempt counted and `startedAt` set; one claimed ahead has `startedAt` null.
+ */
 export interface LeasedTask {
   task: Task;
   leaseToken: string;
+  /**
+   * Claimed ahead, and its start must be recorded before its handler runs: a worker died holding it claimed
+   * ahead, so that worker may have started it without the attempt being recorded.
+   */
+  recordStartFirst: boolean;
   /** The size of the task's payload as stored (JSON text), where the store knows it cheaply. */
   payloadLength?: number;
 }
@@ -58,6 +72,11 @@ export interface Fence {
   leaseToken: string;
 }
 
+/** That a task claimed ahead has started, at `at`: its attempt counts from now on. */
+export interface Start extends Fence {
+  at: number;
+}
+
 /** The outcome of one attempt, applied only while its fence still holds. */
 export type Finish =
   & Fence
@@ -66,6 +85,21 @@ export type Finish =
     | { status: "queued"; runAfter: number; errorMessage: string }
     | { status: "failed"; errorMessage: string }
   );
+
+/**
+ * What a worker records in one write: tasks claimed ahead that have started, and outcomes. A finish of a
+ * task whose start is not recorded yet counts its attempt too.
+ */
+export interface Progress {
+  starts: readonly Start[];
+  finishes: readonly Finish[];
+}
+
+/** The ids whose fence held, for the starts and the finishes of a {@link Progress}. */
+export interface Recorded {
+  started: Set<number>;
+  finished: Set<number>;
+}
 
 /** A task whose lease a heartbeat could not extend, and what it is now. */
 export interface LostLease {
@@ -135,21 +169,25 @@ export interface Store {
   taskList(filter: ListFilter): Promise<Task[]>;
   /** Claims up to `limit` runnable tasks in one atomic statement. */
   taskClaim(params: ClaimParams): Promise<LeasedTask[]>;
-  /** Applies outcomes in one transaction; returns the ids whose fence held. */
-  taskFinishMany(finishes: readonly Finish[], now: number): Promise<Set<number>>;
+  /** Records starts, then outcomes, in one transaction; says whose fence held. */
+  taskRecord(progress: Progress, now: number): Promise<Recorded>;
   /**
-   * Applies outcomes, then claims, in one transaction: a busy worker takes the write lock once per round
-   * instead of twice. Returns the ids whose fence held, and the tasks claimed.
+   * Records starts and outcomes, then claims, in one transaction: a busy worker takes the write lock once
+   * per round instead of twice.
    */
-  taskFinishAndClaim(
-    finishes: readonly Finish[],
-    params: ClaimParams,
-  ): Promise<{ held: Set<number>; leased: LeasedTask[] }>;
-  /** Hands running tasks back to the queue without counting the attempt; returns the ids whose fence held. */
+  taskRecordAndClaim(progress: Progress, params: ClaimParams): Promise<Recorded & { leased: LeasedTask[] }>;
+  /**
+   * Hands running tasks back to the queue, with the attempt not counted (a task claimed ahead that never
+   * started keeps its attempts as they were); returns the ids whose fence held.
+   */
   taskReleaseMany(fences: readonly Fence[], now: number): Promise<Set<number>>;
   /** Extends one task's lease; false when the fence no longer holds. */
   taskExtendLease(fence: Fence, leaseUntil: number, now: number): Promise<boolean>;
-  /** Returns expired leases to the queue, or fails them when no attempts remain. */
+  /**
+   * Returns expired leases to the queue, or fails them when no attempts remain. A task claimed ahead whose
+   * start was never recorded goes back with its attempts untouched and never fails this way; its next start
+   * is recorded before its handler runs ({@link LeasedTask.recordStartFirst}).
+   */
   taskReapExpired(now: number): Promise<{ requeued: number; failed: number }>;
   /** Cancels a queued or running task. Throws TaskNotFoundError or TaskStateError. */
   taskCancel(id: number, now: number): Promise<Task>;

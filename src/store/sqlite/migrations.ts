@@ -87,4 +87,16 @@ CREATE INDEX task_queue_queued_priority ON task_queue (priority, run_after, id) 
 DROP INDEX IF EXISTS task_queue_queued_id;
 `,
   },
+  {
+    version: 3,
+    name: "attempts counted at start",
+    // Tasks claimed ahead of free slots have their attempt counted when they start, not when claimed
+    // (started_at is null until then); this marks the ones whose worker died holding them, which may have
+    // started unrecorded. Adding a column with a constant default rewrites no rows, so it is instant, and
+    // processes still running the previous version keep working.
+    sql: `
+ALTER TABLE task_queue ADD COLUMN unconfirmed_start INTEGER NOT NULL DEFAULT 0
+  CHECK (unconfirmed_start = 0 OR unconfirmed_start = 1);
+`,
+  },
 ];

@@ -28,8 +28,14 @@ export const taskQueue = sqliteTable("task_queue", {
   leaseToken: text("lease_token"),
   createdAt: integer("created_at").notNull().default(NOW_MS),
   updatedAt: integer("updated_at").notNull().default(NOW_MS),
+  /** Null while the task is claimed ahead and has not started: its attempt is not counted yet. */
   startedAt: integer("started_at"),
   finishedAt: integer("finished_at"),
+  /**
+   * 1 when a worker died holding the task claimed ahead, so that it may have started without its attempt
+   * being recorded: its next start is recorded before its handler runs.
+   */
+  unconfirmedStart: integer("unconfirmed_start").notNull().default(0),
 }, (t) => [
   uniqueIndex("task_queue_idempotency_key").on(t.idempotencyKey).where(sql`idempotency_key IS NOT NULL`),
   index("task_queue_queued_priority").on(t.priority, t.runAfter, t.id).where(sql`status = 'queued'`),

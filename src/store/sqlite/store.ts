@@ -24,8 +24,11 @@ import type {
   ListFilter,
   LostLease,
   NewTask,
+  Progress,
   QueueStats,
+  Recorded,
   SqlTransaction,
+  Start,
   Store,
   TaskLog,
   TaskLogEntry,
@@ -50,6 +53,9 @@ function bound(value: Placeholder | number): SQL {
   return sql`+${value}`;
 }
 
+/** Columns the store keeps for itself: not part of a {@link Task}. */
+const INTERNAL_COLUMNS: readonly string[] = ["leaseToken", "unconfirmedStart"];
+
 /**
  * A task row as one JSON object keyed like {@link Task}, derived from the Drizzle schema. libSQL's client
  * pays for every column of every row it returns, so one JSON column (parsed in JavaScript) costs a fraction
@@ -58,7 +64,7 @@ function bound(value: Placeholder | number): SQL {
 const TASK_JSON = sql.raw(
   "json_object(" +
     Object.entries(getTableColumns(taskQueue))
-      .filter(([key]) => key !== "leaseToken")
+      .filter(([key]) => !INTERNAL_COLUMNS.includes(key))
       .map(([key, column]) => `'${key}', ${column.name === "payload" ? "json(payload)" : column.name}`)
       .join(", ") +
     ") AS task",
@@ -67,21 +73,15 @@ const TASK_JSON = sql.raw(
 type TaskJsonRow = { task: string };
 
 /** What a claim sets, and so knows without reading it back. */
-type ClaimSets = Pick<Task, "status" | "lockedBy" | "leaseUntil" | "startedAt" | "updatedAt">;
-const CLAIM_SETS: readonly (keyof ClaimSets)[] = [
-  "status",
-  "lockedBy",
-  "leaseUntil",
-  "startedAt",
-  "updatedAt",
-];
+type ClaimSets = Pick<Task, "status" | "lockedBy" | "leaseUntil" | "updatedAt">;
+const CLAIM_SETS: readonly (keyof ClaimSets)[] = ["status", "lockedBy", "leaseUntil", "updatedAt"];
 
 /**
  * The other columns of a task, in {@link CLAIMED_KEYS} order, returned by a claim as plain values: a row of
  * values costs less to return than one JSON object, and a claim returns hundreds.
  */
 const CLAIMED_KEYS = Object.keys(getTableColumns(taskQueue)).filter((key) =>
-  key !== "leaseToken" && !(CLAIM_SETS as readonly string[]).includes(key)
+  !INTERNAL_COLUMNS.includes(key) && !(CLAIM_SETS as readonly string[]).includes(key)
 );
 /** Where each claimed column is in a claim's row. */
 const AT = Object.fromEntries(CLAIMED_KEYS.map((key, i) => [key, i])) as Record<
@@ -153,7 +153,7 @@ function claimQuery(strategy: ClaimStrategy, typed: boolean): PreparedSql {
     ? sql`AND +type IN (SELECT value FROM json_each(${p("types")}))`
     : sql``;
   const runnable = sql`status = 'queued' AND run_after <= ${p("now")} ${ofTypes}`;
-  const candidates = strategy === "weighted_random"
+  const ordered = strategy === "weighted_random"
     // Exponential race: a task's chance to come first is proportional to 1 / (1 + priority).
     ? sql`
       SELECT id FROM (
@@ -166,13 +166,19 @@ function claimQuery(strategy: ClaimStrategy, typed: boolean): PreparedSql {
     : sql`SELECT id FROM task_queue WHERE ${runnable} ORDER BY ${CLAIM_ORDER[strategy]} LIMIT ${
       bound(p("limit"))
     }`;
+  // The first `start` in claim order start at once, and their attempt counts now; the others are claimed
+  // ahead, their attempts untouched and started_at null until they start.
+  const starts = sql`c.rank <= ${p("start")}`;
   prepared = new PreparedSql(sql`
     UPDATE task_queue SET
-      status = 'running', attempts = attempts + 1, locked_by = ${p("workerId")},
+      status = 'running', attempts = attempts + (${starts}), locked_by = ${p("workerId")},
       lease_token = lower(hex(randomblob(12))), lease_until = ${p("leaseUntil")},
-      started_at = ${p("now")}, updated_at = ${p("now")}
-    WHERE id IN (${candidates}) AND ${statusAllows("claim")}
-    RETURNING ${CLAIMED_COLUMNS}, lease_token`);
+      started_at = CASE WHEN ${starts} THEN ${p("now")} END,
+      unconfirmed_start = CASE WHEN ${starts} THEN 0 ELSE unconfirmed_start END,
+      updated_at = ${p("now")}
+    FROM (SELECT id AS claimed_id, row_number() OVER () AS rank FROM (${ordered})) AS c
+    WHERE task_queue.id = c.claimed_id AND task_queue.${statusAllows("claim")}
+    RETURNING ${CLAIMED_COLUMNS}, lease_token, unconfirmed_start`);
   CLAIMS.set(key, prepared);
   return prepared;
 }
@@ -189,11 +195,18 @@ function pendingQuery(typed: boolean): PreparedSql {
 
 const PENDING = { all: pendingQuery(false), typed: pendingQuery(true) };
 
+/**
+ * What every outcome sets about the attempt: a task claimed ahead whose start was not recorded yet (it
+ * started and finished within one grouped write) has its attempt counted now.
+ */
+const COUNT_ATTEMPT = sql`
+  attempts = attempts + (started_at IS NULL), started_at = coalesce(started_at, ${p("now")})`;
+
 // Completions only, as `{"<lease token>": <id>}`: one JSON value per task, nothing to take apart.
 const COMPLETE_MANY = new PreparedSql(sql`
   UPDATE task_queue SET
     status = 'completed', finished_at = ${p("now")}, updated_at = ${p("now")},
-    lease_until = NULL, lease_token = NULL
+    lease_until = NULL, lease_token = NULL, ${COUNT_ATTEMPT}
   FROM json_each(${p("leases")}) AS f
   WHERE task_queue.id = f.value AND task_queue.lease_token = f.key AND task_queue.status = 'running'
   RETURNING task_queue.id AS id`);
@@ -268,11 +281,50 @@ const FINISH_MANY = new PreparedSql(sql`
     run_after = CASE WHEN f.value ->> 2 = 'queued' THEN f.value ->> 3 ELSE run_after END,
     error_message = CASE WHEN f.value ->> 2 = 'completed' THEN error_message ELSE f.value ->> 4 END,
     finished_at = CASE WHEN f.value ->> 2 = 'queued' THEN NULL ELSE ${p("now")} END,
-    lease_until = NULL, lease_token = NULL, updated_at = ${p("now")}
+    lease_until = NULL, lease_token = NULL, updated_at = ${p("now")}, ${COUNT_ATTEMPT}
   FROM json_each(${p("outcomes")}) AS f
   WHERE task_queue.id = f.value ->> 0 AND task_queue.lease_token = f.value ->> 1
     AND task_queue.status = 'running'
   RETURNING task_queue.id AS id`);
+
+/** Starts of tasks claimed ahead, as `[id, lease token, started at]`: their attempt counts from now on. */
+const START_MANY = new PreparedSql(sql`
+  UPDATE task_queue SET
+    attempts = attempts + (started_at IS NULL), started_at = coalesce(started_at, f.value ->> 2),
+    unconfirmed_start = 0, updated_at = ${p("now")}
+  FROM json_each(${p("starts")}) AS f
+  WHERE task_queue.id = f.value ->> 0 AND task_queue.lease_token = f.value ->> 1
+    AND task_queue.status = 'running'
+  RETURNING task_queue.id AS id`);
+
+/**
+ * The statements that record `progress`: starts first (but those finishing in the same write, whose outcome
+ * counts the attempt itself), then completions (nearly all outcomes) in one, the rest in another.
+ */
+function progressStatements({ starts, finishes }: Progress, now: number): SqlStatement[] {
+  const finishing = new Set(finishes.map((finish) => finish.leaseToken));
+  const unfinished = starts.filter((start) => !finishing.has(start.leaseToken));
+  const statements = unfinished.length === 0 ? [] : [
+    START_MANY.bind({
+      now,
+      starts: JSON.stringify(unfinished.map((start: Start) => [start.id, start.leaseToken, start.at])),
+    }),
+  ];
+  return [...statements, ...finishStatements(finishes, now)];
+}
+
+/** What {@link progressStatements} did: whose fence held, from their results in order. */
+function recordedFrom(progress: Progress, results: readonly StatementResult[]): Recorded {
+  const finishing = new Set(progress.finishes.map((finish) => finish.leaseToken));
+  const startWritten = progress.starts.some((start) => !finishing.has(start.leaseToken));
+  const finished = heldIds(startWritten ? results.slice(1) : results);
+  const started = startWritten ? heldIds(results.slice(0, 1)) : new Set<number>();
+  // A start written through its task's outcome held exactly when the outcome did.
+  for (const start of progress.starts) {
+    if (finishing.has(start.leaseToken) && finished.has(start.id)) started.add(start.id);
+  }
+  return { started, finished };
+}
 
 /** The statements that record `finishes`: completions (nearly all of them) in one, the rest in another. */
 function finishStatements(finishes: readonly Finish[], now: number): SqlStatement[] {
@@ -307,14 +359,16 @@ function heldIds(results: readonly StatementResult[]): Set<number> {
   return new Set(results.flatMap((result) => result.rows.map((row) => Number(row.id))));
 }
 
-/** Claimed rows as leased tasks, in the strategy's order (RETURNING promises none). */
+/**
+ * Claimed rows as leased tasks, those that start at once first, each part in the strategy's order
+ * (RETURNING promises none).
+ */
 function leasedFrom(values: unknown[][] = [], params: ClaimParams): LeasedTask[] {
   const { strategy } = params;
   const sets: ClaimSets = {
     status: "running",
     lockedBy: params.workerId,
     leaseUntil: params.now + params.leaseMs,
-    startedAt: params.now,
     updatedAt: params.now,
   };
   const leased = values.map((row) => {
@@ -336,12 +390,19 @@ function leasedFrom(values: unknown[][] = [], params: ClaimParams): LeasedTask[]
       leaseUntil: sets.leaseUntil,
       createdAt: row[AT.createdAt] as number,
       updatedAt: sets.updatedAt,
-      startedAt: sets.startedAt,
+      startedAt: row[AT.startedAt] as number | null,
       finishedAt: row[AT.finishedAt] as number | null,
     };
-    return { task, leaseToken: row[CLAIMED_KEYS.length] as string, payloadLength: payload.length };
+    return {
+      task,
+      leaseToken: row[CLAIMED_KEYS.length] as string,
+      recordStartFirst: row[CLAIMED_KEYS.length + 1] === 1,
+      payloadLength: payload.length,
+    };
   });
-  return leased.sort(({ task: a }, { task: b }) => CLAIM_SORT[strategy](a, b));
+  return leased.sort(({ task: a }, { task: b }) =>
+    Number(a.startedAt === null) - Number(b.startedAt === null) || CLAIM_SORT[strategy](a, b)
+  );
 }
 
 function workerUpsert(worker: WorkerInfo): SQL {
@@ -569,6 +630,7 @@ export class SqliteStore implements Store {
     const statement = claimQuery(strategy, types !== undefined).bind({
       now,
       limit,
+      start: params.start ?? limit,
       types: types && JSON.stringify(types),
       workerId: params.workerId,
       leaseUntil: now + params.leaseMs,
@@ -576,35 +638,34 @@ export class SqliteStore implements Store {
     return { ...statement, raw: true };
   }
 
-  async taskFinishAndClaim(
-    finishes: readonly Finish[],
+  async taskRecordAndClaim(
+    progress: Progress,
     params: ClaimParams,
-  ): Promise<{ held: Set<number>; leased: LeasedTask[] }> {
-    if (finishes.length === 0) return { held: new Set(), leased: await this.taskClaim(params) };
-    const results = await this.#conn.batch([
-      ...finishStatements(finishes, params.now),
-      await this.#claimStatement(params),
-    ]);
+  ): Promise<Recorded & { leased: LeasedTask[] }> {
+    const statements = progressStatements(progress, params.now);
+    if (statements.length === 0) {
+      return { started: new Set(), finished: new Set(), leased: await this.taskClaim(params) };
+    }
+    const results = await this.#conn.batch([...statements, await this.#claimStatement(params)]);
     const claimed = results.pop()!;
-    return { held: heldIds(results), leased: leasedFrom(claimed.values, params) };
+    return { ...recordedFrom(progress, results), leased: leasedFrom(claimed.values, params) };
   }
 
-  async taskFinishMany(finishes: readonly Finish[], now: number): Promise<Set<number>> {
-    if (finishes.length === 0) return new Set();
-    const statements = finishStatements(finishes, now);
-    return heldIds(
-      statements.length === 1
-        ? [await this.#conn.execute(statements[0])]
-        : await this.#conn.batch(statements),
-    );
+  async taskRecord(progress: Progress, now: number): Promise<Recorded> {
+    const statements = progressStatements(progress, now);
+    if (statements.length === 0) return { started: new Set(), finished: new Set() };
+    const results = statements.length === 1
+      ? [await this.#conn.execute(statements[0])]
+      : await this.#conn.batch(statements);
+    return recordedFrom(progress, results);
   }
 
   async taskReleaseMany(fences: readonly Fence[], now: number): Promise<Set<number>> {
     if (fences.length === 0) return new Set();
     const rows = await this.#all<{ id: number }>(sql`
         UPDATE task_queue SET
-          status = 'queued', attempts = max(attempts - 1, 0), run_after = min(run_after, ${now}),
-          lease_until = NULL, lease_token = NULL, updated_at = ${now}
+          status = 'queued', attempts = max(attempts - (started_at IS NOT NULL), 0),
+          run_after = min(run_after, ${now}), lease_until = NULL, lease_token = NULL, updated_at = ${now}
         FROM json_each(${fencesJson(fences)}) AS f
         WHERE task_queue.id = f.value ->> 0 AND task_queue.lease_token = f.value ->> 1
           AND task_queue.status = 'running'
@@ -623,14 +684,18 @@ export class SqliteStore implements Store {
   async taskReapExpired(now: number): Promise<{ requeued: number; failed: number }> {
     const expired = sql`status = 'running' AND lease_until < ${now}`;
     const reason = sql`'lease expired: worker ' || coalesce(locked_by, '?') || ' stopped renewing it'`;
+    // A task claimed ahead whose start was never recorded keeps its attempts and never fails here; it may
+    // have started in the moment its worker died, so its next start is recorded before its handler runs.
     const [failed, requeued] = await this.#batch([
       sql`
         UPDATE task_queue SET status = 'failed', error_message = ${reason}, finished_at = ${now},
           lease_until = NULL, lease_token = NULL, updated_at = ${now}
-        WHERE ${expired} AND attempts >= max_attempts
+        WHERE ${expired} AND started_at IS NOT NULL AND attempts >= max_attempts
         RETURNING id`,
       sql`
-        UPDATE task_queue SET status = 'queued', error_message = ${reason}, run_after = ${now},
+        UPDATE task_queue SET status = 'queued', run_after = ${now},
+          error_message = CASE WHEN started_at IS NULL THEN error_message ELSE ${reason} END,
+          unconfirmed_start = CASE WHEN started_at IS NULL THEN 1 ELSE unconfirmed_start END,
           lease_until = NULL, lease_token = NULL, updated_at = ${now}
         WHERE ${expired}
         RETURNING id`,
