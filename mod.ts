@@ -56,6 +56,7 @@ export { CLAIM_STRATEGIES } from "./src/store/store.ts";
 export type { ClaimStrategy, LogLevel, QueueStats, TaskLog, WorkerInfo } from "./src/store/store.ts";
 
 export {
+  BackupRefusedError,
   DatabaseError,
   LeaseLostError,
   NonRetryableError,

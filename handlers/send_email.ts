@@ -12,7 +12,7 @@ import { platform } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import * as v from "valibot";
 import { payloadObject } from "./_payload.ts";
-import { randomHex } from "./_random.ts";
+import { randomHex } from "../src/random.ts";
 import { defineHandler, NonRetryableError } from "../mod.ts";
 import { readEnv } from "../src/platform.ts";
 

@@ -64,12 +64,19 @@ export class QueueDatabase {
   }
 
   /**
-   * Writes a consistent copy of the database to a new file at `path`, while other processes keep working
-   * (SQLite's `VACUUM INTO`). Fails if `path` already exists and is not empty.
+   * Writes a consistent copy of the database to the file at `path` (relative to the working folder) while
+   * other processes keep working (SQLite's `VACUUM INTO`): to a temporary file beside it, flushed to disk,
+   * then renamed into place, so that a failed backup leaves any previous file intact.
+   *
+   * @param options.overwrite replace an existing file @default false
+   * @returns the copy's absolute path and size
+   * @throws {BackupRefusedError} before writing anything, when the folder is missing, the target is a folder
+   *   or an existing file (without `overwrite`), or a file of a database this process has open (the
+   *   database, its `-wal`, `-shm` or `-journal`, by any path or link), or the database is on a server
    */
-  async backup(path: string): Promise<void> {
+  async backup(path: string, options: { overwrite?: boolean } = {}): Promise<{ path: string; bytes: number }> {
     if (typeof path !== "string" || path.trim() === "") throw new TypeError("backup() needs a file path.");
-    await this.store.backupTo(path);
+    return await this.store.backupTo(path, { overwrite: options.overwrite === true });
   }
 
   /** Wakes this process's idle workers: new tasks may be runnable. Called after every enqueue. */

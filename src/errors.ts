@@ -134,3 +134,11 @@ export class DatabaseError extends Error {
     super(message, options);
   }
 }
+
+/**
+ * A backup was refused before anything was written: its folder is missing, its target is a folder or an
+ * existing file (without `overwrite`), or it is a file of a database this process has open.
+ */
+export class BackupRefusedError extends Error {
+  override name = "BackupRefusedError";
+}

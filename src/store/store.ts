@@ -215,8 +215,11 @@ export interface Store {
   workerPrune(heartbeatBefore: number): Promise<string[]>;
   workerList(): Promise<WorkerInfo[]>;
 
-  /** Writes a consistent copy of the whole database to a new file at `path` (`VACUUM INTO`). */
-  backupTo(path: string): Promise<void>;
+  /**
+   * Writes a consistent copy of the whole database to a file at `path`, replacing an existing file only
+   * with `overwrite`, atomically; refuses (BackupRefusedError) a path that is a file of an open database.
+   */
+  backupTo(path: string, options: { overwrite: boolean }): Promise<{ path: string; bytes: number }>;
   /**
    * Calls `listener` soon after any connection, in any process, commits to the database; returns the
    * function that stops it. Best effort (a libSQL server gives no such signal): callers still poll.

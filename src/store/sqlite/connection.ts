@@ -7,6 +7,7 @@
  */
 import { LibsqlError } from "@libsql/core/api";
 import { type FSWatcher, watch } from "node:fs";
+import { resolve } from "node:path";
 import { setImmediate } from "node:timers";
 import { DatabaseError } from "../../errors.ts";
 import { readEnv } from "../../platform.ts";
@@ -50,7 +51,14 @@ const DEFAULT_BUSY_TIMEOUT_MS = 30_000;
 // copies of this module share them too): two connections to one file in one thread would only take the write
 // lock from each other (and while setting up, SQLite waits for it synchronously, which would deadlock).
 const SHARED_KEY = Symbol.for("prismq.sharedConnections");
-type WithShared = typeof globalThis & { [SHARED_KEY]?: Map<string, { connection: Connection }> };
+type WithShared = typeof globalThis & {
+  [SHARED_KEY]?: Map<string, { connection: Connection; path: string }>;
+};
+
+/** The absolute paths of the database files this process has open. */
+export function openDatabaseFiles(): string[] {
+  return [...((globalThis as WithShared)[SHARED_KEY]?.values() ?? [])].map((entry) => entry.path);
+}
 
 /** The connection to one database, shared by every queue, worker and transaction that uses it. */
 export class Connection {
@@ -82,7 +90,7 @@ export class Connection {
       return entry.connection;
     }
     const connection = new Connection(url, location, options);
-    shared.set(key, { connection });
+    shared.set(key, { connection, path: resolve(filePathOf(url)) });
     connection.#onClose = () => shared.delete(key);
     return connection;
   }

@@ -12,7 +12,7 @@
  */
 import { fillPlaceholders, getTableColumns, type Placeholder, type SQL, sql } from "drizzle-orm";
 import { SQLiteSyncDialect, type SQLiteTable } from "drizzle-orm/sqlite-core";
-import { DatabaseError, TaskNotFoundError, TaskStateError } from "../../errors.ts";
+import { BackupRefusedError, DatabaseError, TaskNotFoundError, TaskStateError } from "../../errors.ts";
 import { type Task, TASK_STATUSES, type TaskEvent, type TaskStatus, TRANSITIONS } from "../../task.ts";
 import type {
   ClaimParams,
@@ -34,6 +34,7 @@ import type {
   TaskLogEntry,
   WorkerInfo,
 } from "../store.ts";
+import { backupFile } from "./backup.ts";
 import type { Connection } from "./connection.ts";
 import type { SqlRow, SqlStatement, SqlValue, StatementResult } from "./driver.ts";
 import { MIGRATIONS } from "./migrations.ts";
@@ -839,13 +840,15 @@ export class SqliteStore implements Store {
     return rows.map((row) => ({ ...row, handlerTypes: JSON.parse(row.handlerTypes) as string[] }));
   }
 
-  async backupTo(path: string): Promise<void> {
+  backupTo(path: string, options: { overwrite: boolean }): Promise<{ path: string; bytes: number }> {
     if (this.#conn.isRemote) {
-      throw new DatabaseError(
-        "Backups write a local file, so they need a local database, not a libSQL server.",
+      return Promise.reject(
+        new BackupRefusedError(
+          "Backups write a local file, so they need a local database or one in memory, not a libSQL server.",
+        ),
       );
     }
-    await this.#all(sql`VACUUM INTO ${path}`);
+    return backupFile(path, options.overwrite, (temp) => this.#all(sql`VACUUM INTO ${temp}`).then(() => {}));
   }
 
   async taskLogAppend(entries: readonly TaskLogEntry[]): Promise<void> {

@@ -1,5 +1,5 @@
 /**
- * Random names for the handlers' temporary files and message ids.
+ * Random names: temporary files, message ids.
  *
  * @module
  */
