@@ -31,6 +31,10 @@ export default defineHandler({
       if (error instanceof BackupRefusedError) throw new NonRetryableError(error.message);
       throw error;
     }
-    await ctx.log("info", `Backed up the queue database to ${written.path} (${written.bytes} bytes).`, written);
+    await ctx.log(
+      "info",
+      `Backed up the queue database to ${written.path} (${written.bytes} bytes).`,
+      written,
+    );
   },
 });

@@ -74,7 +74,10 @@ export class QueueDatabase {
    *   or an existing file (without `overwrite`), or a file of a database this process has open (the
    *   database, its `-wal`, `-shm` or `-journal`, by any path or link), or the database is on a server
    */
-  async backup(path: string, options: { overwrite?: boolean } = {}): Promise<{ path: string; bytes: number }> {
+  async backup(
+    path: string,
+    options: { overwrite?: boolean } = {},
+  ): Promise<{ path: string; bytes: number }> {
     if (typeof path !== "string" || path.trim() === "") throw new TypeError("backup() needs a file path.");
     return await this.store.backupTo(path, { overwrite: options.overwrite === true });
   }

@@ -24,6 +24,28 @@ function deno(
   return { child, out: () => out, exit: new Promise((resolve) => child.on("exit", resolve)) };
 }
 
+test("a first open of a new file waits while another process holds its write lock, rather than failing at once", async () => {
+  const { dir, remove } = makeTempDir();
+  const path = join(dir, "queue.db");
+  // Turning a new file to WAL while another process holds its write lock: SQLite's own busy wait gives up
+  // at once there (ten processes starting together on a new file sometimes failed so).
+  const holder = deno("./fixtures/hold_lock.ts", [path, "800"]);
+  await waitFor(() => holder.out().includes("locked"), 20_000, "the lock holder");
+  const db = new QueueDatabase(path, { busyTimeoutMs: 20_000 });
+  try {
+    await db.initializeSchema();
+    assert.equal(await holder.exit, 0, holder.out());
+    const task = await new Queue(db).enqueue("a", {});
+    assert.equal((await new Queue(db).get(task.id))?.status, "queued");
+    const mode = await db.transaction((tx) => tx.execute("PRAGMA journal_mode"));
+    assert.deepEqual(mode.rows, [{ journal_mode: "wal" }]);
+  } finally {
+    db.close();
+    holder.child.kill();
+    remove();
+  }
+});
+
 test("a write waits out another process's long lock and the connection keeps working after", async () => {
   const { dir, remove } = makeTempDir();
   const path = join(dir, "queue.db");

@@ -114,21 +114,16 @@ export class Connection {
     this.#ready.catch(() => {});
   }
 
-  /** Applies the connection's settings; a failure surfaces through `#ready`. */
-  #configure(): Promise<void> {
-    try {
-      this.#configureNow();
-      return Promise.resolve();
-    } catch (error) {
-      return Promise.reject(error);
-    }
-  }
-
-  #configureNow(): void {
-    this.#configured = false;
+  /**
+   * Applies the connection's settings; a failure surfaces through `#ready`. SQLite never waits for a lock
+   * itself here or later: its wait would block this thread (handlers, timers, everything), it sleeps in
+   * whole milliseconds, and in some cases (a database another process is turning to WAL) it gives up at
+   * once. Every step that takes a lock runs under {@link #retryWhileBusy} instead, within `busyTimeoutMs`.
+   */
+  async #configure(): Promise<void> {
     if (this.isRemote) return void (this.#configured = true);
     const busyTimeoutMs = this.#options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
-    if (!Number.isInteger(busyTimeoutMs) || busyTimeoutMs < 0) {
+    if (!Number.isSafeInteger(busyTimeoutMs) || busyTimeoutMs < 0) {
       throw new RangeError(`busyTimeoutMs must be a whole number ≥ 0, got ${busyTimeoutMs}.`);
     }
     const synchronous = this.#options.synchronous ?? "normal";
@@ -137,18 +132,19 @@ export class Connection {
     }
     const driver = this.#driver as LocalDriver;
     try {
-      // Waiting for locks while setting up (another process may be setting up too) is fine.
-      driver.configure([`busy_timeout = ${busyTimeoutMs}`]);
-      // Fails at once on a file that is not a database, rather than at the first real statement.
-      driver.executeNow({ sql: "SELECT count(*) FROM sqlite_schema", args: [] });
-      if (!this.url.includes(":memory:")) driver.configure(["journal_mode = WAL"]);
-      // From here on SQLite never waits for a lock itself: its wait would block this thread (handlers,
-      // timers, everything), and it sleeps in whole milliseconds. #retryWhileBusy waits instead.
-      driver.configure([
-        `synchronous = ${synchronous.toUpperCase()}`,
-        "foreign_keys = ON",
-        "busy_timeout = 0",
-      ]);
+      await this.#retryWhileBusy(() => {
+        // busy_timeout first: some of the others read the schema, which takes a lock.
+        driver.configure([
+          "busy_timeout = 0",
+          `synchronous = ${synchronous.toUpperCase()}`,
+          "foreign_keys = ON",
+        ]);
+        // Fails at once on a file that is not a database, rather than at the first real statement.
+        driver.executeNow({ sql: "SELECT count(*) FROM sqlite_schema", args: [] });
+        // Kept by the file itself, so set once rather than on every reopening of the connection.
+        if (!this.url.includes(":memory:")) driver.executeNow({ sql: "PRAGMA journal_mode = WAL", args: [] });
+        return Promise.resolve();
+      });
     } catch (error) {
       throw toDatabaseError(error, this.#location);
     }

@@ -88,9 +88,13 @@ export class LocalDriver implements SqlDriver {
     return this.#engine.name;
   }
 
-  /** Applies `pragmas` now, and again (after those given before) whenever the connection opens anew. */
+  /**
+   * Applies `pragmas` now (in place of any given before), and again whenever the connection opens anew.
+   * Some read the schema, and so can find the database busy: then none may have been applied, and
+   * calling it again is safe.
+   */
   configure(pragmas: string[]): void {
-    this.#settings = [...this.#settings, ...pragmas];
+    this.#settings = [...pragmas];
     for (const pragma of pragmas) this.#exec(`PRAGMA ${pragma}`);
   }
 
