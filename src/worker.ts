@@ -32,6 +32,7 @@ import {
 } from "./store/store.ts";
 import { TaskAbort } from "./task_abort.ts";
 import { clearLongTimeout, type LongTimeout, longTimeout } from "./timers.ts";
+import { describeError, isInstance } from "./describe_error.ts";
 import type { Task } from "./task.ts";
 
 export interface WorkerEngineOptions {
@@ -138,7 +139,6 @@ type Resolved =
   | { handler: TaskHandler; schema?: PayloadSchema; timeoutMs?: number }
   | { refusal: string };
 
-const MAX_ERROR_LENGTH = 8000;
 const YIELD_EVERY_MS = 10;
 /** Claimed-ahead tasks should start within about this long. */
 const PREFETCH_HORIZON_MS = 10;
@@ -693,7 +693,7 @@ export class WorkerEngine {
     } catch (error) {
       const errorMessage = describeError(error);
       if (running.lost) return fail(errorMessage);
-      if (error instanceof NonRetryableError || error instanceof PayloadValidationError) {
+      if (isInstance(error, NonRetryableError) || isInstance(error, PayloadValidationError)) {
         return fail(errorMessage);
       }
       if (task.attempts >= task.maxAttempts) return fail(errorMessage);
@@ -905,18 +905,4 @@ function settle(waiting: readonly PendingFinish[], outcome: Set<number> | unknow
 
 function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
   return typeof (value as PromiseLike<unknown> | null)?.then === "function";
-}
-
-function describeError(error: unknown): string {
-  let text: string;
-  if (error instanceof Error) {
-    const plain = error.name === "Error" || error instanceof NonRetryableError ||
-      error instanceof LeaseLostError;
-    text = !plain && error.name && !error.message.startsWith(error.name)
-      ? `${error.name}: ${error.message}`
-      : error.message;
-  } else {
-    text = typeof error === "string" ? error : JSON.stringify(error) ?? String(error);
-  }
-  return text.length > MAX_ERROR_LENGTH ? text.slice(0, MAX_ERROR_LENGTH) + "…" : text;
 }
