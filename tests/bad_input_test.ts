@@ -9,9 +9,9 @@ import { execFileSync } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
-import { Queue, QueueDatabase } from "../mod.ts";
+import { DatabaseError, Queue, QueueDatabase } from "../mod.ts";
 import { cli, type CliOptions } from "./_cli.ts";
-import { closedPort, makeTempDir } from "./_helpers.ts";
+import { closedPort, makeTempDir, rejectionOf, silentServer, within } from "./_helpers.ts";
 
 /** Every row of every PrismQ table, as text: equal snapshots mean an unchanged database. */
 async function snapshot(path: string): Promise<string> {
@@ -325,6 +325,43 @@ describe("unusable databases give one clear line, a non-zero exit, and are left 
       });
     } finally {
       db.close();
+    }
+  });
+
+  test("a server that accepts connections and never answers: every command fails within its deadline, naming the URL", async () => {
+    const server = await silentServer();
+    try {
+      for (const scheme of ["http", "ws"]) {
+        const url = `${scheme}://127.0.0.1:${server.port}`;
+        for (const argv of [["status"], ["enqueue", "noop"], ["run", "--until-empty"], ["list"]]) {
+          const result = await within(
+            15_000,
+            `prismq ${argv.join(" ")} --db ${url}`,
+            cli([...argv, "--db", url], { env: { PRISMQ_DB_TIMEOUT_MS: "300" } }),
+          );
+          assert.equal(result.code, 1, result.stderr);
+          assert.match(result.stderr, new RegExp(`The libSQL server at '${url}' did not answer`), argv[0]);
+          oneLine(result.stderr);
+        }
+      }
+      const db = new QueueDatabase(`ws://127.0.0.1:${server.port}`, { requestTimeoutMs: 300 });
+      try {
+        const error = await within(15_000, "initializeSchema", rejectionOf(db.initializeSchema()));
+        assert.ok(error instanceof DatabaseError, String(error));
+        assert.match(error.message, /did not answer within 300 ms\. Check that it is running/);
+      } finally {
+        db.close();
+      }
+    } finally {
+      await server.close();
+    }
+  });
+
+  test("PRISMQ_DB_TIMEOUT_MS that is not a whole number of milliseconds is a usage error", async () => {
+    for (const value of ["0", "-5", "1.5", "soon", String(2 ** 31)]) {
+      const result = await cli(["status", "--db", ":memory:"], { env: { PRISMQ_DB_TIMEOUT_MS: value } });
+      assert.equal(result.code, 2, value);
+      assert.match(result.stderr, /PRISMQ_DB_TIMEOUT_MS/);
     }
   });
 

@@ -12,7 +12,7 @@ import process from "node:process";
 import { Queue, QueueDatabase, type Task } from "../mod.ts";
 import { handlers } from "../handlers/mod.ts";
 import { VERSION } from "../src/version.ts";
-import { closedPort, makeTempDir, waitFor } from "./_helpers.ts";
+import { closedPort, makeTempDir, silentServer, waitFor, within } from "./_helpers.ts";
 import {
   ANY_ESCAPE,
   assertOneLine,
@@ -347,6 +347,29 @@ describe("the compiled prismq binary, from an empty folder", () => {
       const r = await prismq(cwd, ["status", "--db", url]);
       assert.equal(r.code, 1, r.stderr);
       assertOneLine(r.stderr, new RegExp(`^prismq status: Cannot reach the libSQL server at '${url}'`));
+    });
+
+    test("a server that accepts connections and never answers: exit 1 within the deadline, naming it", async () => {
+      const server = await silentServer();
+      try {
+        for (const url of [`http://127.0.0.1:${server.port}`, `ws://127.0.0.1:${server.port}`]) {
+          for (const argv of [["status"], ["run", "--until-empty"]]) {
+            const env = { ...baseEnv(), PRISMQ_DB_TIMEOUT_MS: "500" };
+            const r = await within(
+              20_000,
+              `prismq ${argv[0]} --db ${url}`,
+              prismq(cwd, [...argv, "--db", url], { env }),
+            );
+            assert.equal(r.code, 1, r.stderr);
+            assertOneLine(
+              r.stderr,
+              new RegExp(`^prismq ${argv[0]}: The libSQL server at '${url}' did not answer within 500 ms`),
+            );
+          }
+        }
+      } finally {
+        await server.close();
+      }
     });
 
     test("a database in a missing folder: exit 1, one line, no stack trace", async () => {

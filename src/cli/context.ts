@@ -6,6 +6,8 @@
  */
 import { dirname } from "node:path";
 import { DatabaseError, type HandlerDefinition, QueueDatabase, TaskHandlerRegistry } from "../../mod.ts";
+import { MAX_TIMER_MS } from "../timers.ts";
+import { parseInteger } from "./args.ts";
 import type { CliIo } from "./io.ts";
 
 /** Options every command accepts. */
@@ -18,7 +20,8 @@ export const COMMON_OPTIONS = {
 export const COMMON_HELP = `
 Common options:
   --db <url>     Database: a file path, ':memory:', or libsql://, http(s)://, ws(s)://
-                 (default: $PRISMQ_DB_URL, else ./prismq.db; auth token from $PRISMQ_DB_AUTH_TOKEN)
+                 (default: $PRISMQ_DB_URL, else ./prismq.db; auth token from $PRISMQ_DB_AUTH_TOKEN;
+                 a server's answer is awaited $PRISMQ_DB_TIMEOUT_MS, default 30000 ms)
   --json         Print machine-readable JSON
   -h, --help     Show this help`;
 
@@ -53,7 +56,11 @@ export async function openDatabase(flag: string | undefined, io: CliIo): Promise
       );
     }
   }
-  const db = new QueueDatabase(location, { authToken: io.env.PRISMQ_DB_AUTH_TOKEN });
+  const timeout = io.env.PRISMQ_DB_TIMEOUT_MS;
+  const requestTimeoutMs = timeout === undefined || timeout === ""
+    ? undefined
+    : parseInteger("PRISMQ_DB_TIMEOUT_MS", timeout, 1, MAX_TIMER_MS);
+  const db = new QueueDatabase(location, { authToken: io.env.PRISMQ_DB_AUTH_TOKEN, requestTimeoutMs });
   try {
     await db.initializeSchema();
   } catch (error) {

@@ -11,6 +11,7 @@ import { resolve } from "node:path";
 import { setImmediate } from "node:timers";
 import { DatabaseError } from "../../errors.ts";
 import { readEnv } from "../../platform.ts";
+import { MAX_TIMER_MS } from "../../timers.ts";
 import type { DriverTransaction, SqlDriver, SqlStatement, StatementResult } from "./driver.ts";
 import { filePathOf, LocalDriver } from "./local_driver.ts";
 import { RemoteDriver } from "./remote_driver.ts";
@@ -29,6 +30,11 @@ export interface ConnectionOptions {
   busyTimeoutMs?: number;
   /** `PRAGMA synchronous` for file databases. @default "normal" */
   synchronous?: SynchronousMode;
+  /**
+   * How long one call to a libSQL server may wait for its answer before it fails with a clear error (a
+   * write under way then may or may not have been applied). @default 30000
+   */
+  requestTimeoutMs?: number;
 }
 
 const REMOTE_SCHEMES = /^(libsql|https?|wss?):/i;
@@ -46,6 +52,7 @@ export function toLibsqlUrl(location: string): string {
 }
 
 const DEFAULT_BUSY_TIMEOUT_MS = 30_000;
+const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 
 // Connections to local files are shared per process (keyed in the global symbol registry, so that two
 // copies of this module share them too): two connections to one file in one thread would only take the write
@@ -105,7 +112,16 @@ export class Connection {
     this.isRemote = REMOTE_SCHEMES.test(this.url);
     const authToken = options.authToken ?? readEnv("PRISMQ_DB_AUTH_TOKEN");
     try {
-      this.#driver = this.isRemote ? new RemoteDriver(this.url, authToken) : new LocalDriver(this.url);
+      const requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+      if (!Number.isSafeInteger(requestTimeoutMs) || requestTimeoutMs < 1 || requestTimeoutMs > MAX_TIMER_MS) {
+        throw new RangeError(
+          `requestTimeoutMs must be a whole number of milliseconds from 1 to ${MAX_TIMER_MS}, got ` +
+            `${String(requestTimeoutMs)}.`,
+        );
+      }
+      this.#driver = this.isRemote
+        ? new RemoteDriver(this.url, authToken, requestTimeoutMs)
+        : new LocalDriver(this.url);
     } catch (error) {
       throw toDatabaseError(error, location);
     }
@@ -345,6 +361,10 @@ export function toDatabaseError(error: unknown, location: string): Error {
       `a process holding a long transaction.`;
   } else if (/^URL_/.test(code)) {
     text = `The database URL '${location}' is invalid: ${message}`;
+  } else if (code === "SERVER_TIMEOUT") {
+    const { timeoutMs } = error as { timeoutMs?: number };
+    text = `The libSQL server at '${location}' did not answer within ${timeoutMs} ms. Check that it is ` +
+      `running and reachable; a write under way may or may not have been applied.`;
   } else if (code === "SERVER_UNREACHABLE") {
     const cause = (error as Error).cause;
     const why = cause instanceof Error ? cause.message : message;
