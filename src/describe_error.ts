@@ -30,7 +30,8 @@ function describe(error: unknown): string {
     const message = attempt(() => error.message) ?? "";
     const text = typeof message === "string" ? message : describeValue(message);
     // "Error", and the names of errors whose messages say it all, add nothing.
-    const plain = name === "Error" || isInstance(error, NonRetryableError) || isInstance(error, LeaseLostError);
+    const plain = name === "Error" || isInstance(error, NonRetryableError) ||
+      isInstance(error, LeaseLostError);
     if (typeof name !== "string" || name === "" || plain || text.startsWith(name)) {
       return text || (typeof name === "string" && name !== "" ? name : "Error");
     }

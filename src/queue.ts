@@ -6,6 +6,7 @@
 import { type Clock, systemClock } from "./clock.ts";
 import type { QueueDatabase } from "./database.ts";
 import { PayloadTooLargeError, TaskHandlerNotRegisteredError } from "./errors.ts";
+import { duration, epochMs, jsonHasLoneSurrogate, MAX_EPOCH_MS, wellFormed, wholeNumber } from "./checks.ts";
 import { assertTaskType, parsePayloadNow } from "./handler.ts";
 import { parseIsoTime } from "./iso_time.ts";
 import type { TaskHandlerRegistry } from "./registry.ts";
@@ -158,6 +159,7 @@ export class Queue {
     }
     const { type, payload = {} } = item;
     assertTaskType(type);
+    wellFormed(`The task type ${JSON.stringify(type)}`, type);
     const info = this.#registry?.getHandlerInfo(type);
     if (this.#registry && !info) {
       throw new TaskHandlerNotRegisteredError(type, this.#registry.getRegisteredTypes());
@@ -175,6 +177,12 @@ export class Queue {
         `The payload for task type '${type}' cannot be written as JSON (got ${typeof payload}).`,
       );
     }
+    if (jsonHasLoneSurrogate(json)) {
+      throw new TypeError(
+        `The payload for task type '${type}' is not well-formed Unicode: a string in it holds a lone ` +
+          `surrogate, which has no UTF-8 form. Pass text that can be written as UTF-8.`,
+      );
+    }
     // Most payloads are far below the limit in UTF-16 units already; only encode when it could matter.
     if (json.length * 3 > this.#maxPayloadBytes) {
       const size = this.#encoder.encode(json).length;
@@ -187,7 +195,7 @@ export class Queue {
       maxAttempts: wholeNumber("maxAttempts", item.maxAttempts ?? 5, 1),
       runAfter: runAfter(item, now),
       idempotencyKey: idempotencyKey(item.idempotencyKey),
-      timeoutMs: item.timeoutMs === undefined ? null : wholeNumber("timeoutMs", item.timeoutMs, 1),
+      timeoutMs: item.timeoutMs === undefined ? null : duration("timeoutMs", item.timeoutMs, 1),
     };
     // The schema last: no point validating, field by field, a payload that is too large to store anyway.
     const checked = info?.schema && parsePayloadNow(type, info.schema, payload);
@@ -250,7 +258,10 @@ export class Queue {
       }
     }
     const olderThanMs = wholeNumber("olderThanMs", options.olderThanMs, 0);
-    return this.db.store.taskPurge(options.statuses, this.#clock.now() - olderThanMs);
+    return this.db.store.taskPurge(
+      options.statuses,
+      Math.max(this.#clock.now() - olderThanMs, -MAX_EPOCH_MS),
+    );
   }
 
   /** Counts by status and type, the oldest runnable task's wait, and the last minute's throughput. */
@@ -274,15 +285,8 @@ export class Queue {
    */
   pruneWorkers(options: { staleAfterMs: number }): Promise<string[]> {
     const staleAfterMs = wholeNumber("staleAfterMs", options.staleAfterMs, 0);
-    return this.db.store.workerPrune(this.#clock.now() - staleAfterMs);
+    return this.db.store.workerPrune(Math.max(this.#clock.now() - staleAfterMs, -MAX_EPOCH_MS));
   }
-}
-
-function wholeNumber(name: string, value: number, least: number): number {
-  if (!Number.isSafeInteger(value) || value < least) {
-    throw new RangeError(`${name} must be a whole number ≥ ${least}, got ${String(value)}.`);
-  }
-  return value;
 }
 
 function taskId(id: number): number {
@@ -298,10 +302,16 @@ function runAfter(options: EnqueueOptions, now: number): number {
     throw new TypeError("Give runAt or delayMs, not both.");
   }
   if (delayMs !== undefined) {
-    if (!(Number.isFinite(delayMs) && delayMs >= 0)) {
+    if (typeof delayMs !== "number" || !(Number.isFinite(delayMs) && delayMs >= 0)) {
       throw new RangeError(`delayMs must be a number ≥ 0, got ${String(delayMs)}.`);
     }
-    return now + Math.round(delayMs);
+    const at = now + Math.round(delayMs);
+    if (!(at <= MAX_EPOCH_MS)) {
+      throw new RangeError(
+        `delayMs ${delayMs} puts the task past the latest time a Date can hold (${MAX_EPOCH_MS} ms from 1970).`,
+      );
+    }
+    return at;
   }
   if (runAt === undefined) return now;
   const at = runAt instanceof Date
@@ -309,13 +319,13 @@ function runAfter(options: EnqueueOptions, now: number): number {
     : typeof runAt === "string"
     ? parseIsoTime(runAt)
     : runAt;
-  if (!Number.isFinite(at)) {
+  if (typeof at !== "number" || !Number.isFinite(at)) {
     throw new RangeError(
       `runAt must be a valid Date, epoch milliseconds, or an ISO-8601 time with a zone like ` +
         `2030-01-31T09:00:00Z; got ${JSON.stringify(runAt)}.`,
     );
   }
-  return Math.round(at);
+  return epochMs("runAt", Math.round(at));
 }
 
 function idempotencyKey(key: unknown): string | null {
@@ -323,7 +333,7 @@ function idempotencyKey(key: unknown): string | null {
   if (typeof key !== "string" || key.length === 0 || key.length > MAX_KEY_LENGTH) {
     throw new TypeError(`idempotencyKey must be a string of 1 to ${MAX_KEY_LENGTH} characters.`);
   }
-  return key;
+  return wellFormed("idempotencyKey", key);
 }
 
 /** The task an insert created, built from what was inserted rather than read back. */

@@ -4,6 +4,8 @@
  * @module
  */
 
+import { MAX_DURATION_MS } from "./checks.ts";
+
 /** Exponential backoff with jitter. */
 export interface RetryPolicy {
   /** Delay before the second attempt. @default 1000 */
@@ -30,13 +32,14 @@ export function resolveRetryPolicy(options: Partial<RetryPolicy> = {}): RetryPol
   const check = (name: keyof RetryPolicy, ok: boolean, rule: string) => {
     if (!ok) throw new RangeError(`retry.${name} must be ${rule}, got ${policy[name]}.`);
   };
+  const delay = (ms: number) => Number.isFinite(ms) && ms >= 0 && ms <= MAX_DURATION_MS;
   check(
     "initialDelayMs",
-    Number.isFinite(policy.initialDelayMs) && policy.initialDelayMs >= 0,
-    "a number ≥ 0",
+    delay(policy.initialDelayMs),
+    `a number of milliseconds from 0 to ${MAX_DURATION_MS}`,
   );
   check("multiplier", Number.isFinite(policy.multiplier) && policy.multiplier >= 1, "a number ≥ 1");
-  check("maxDelayMs", Number.isFinite(policy.maxDelayMs) && policy.maxDelayMs >= 0, "a number ≥ 0");
+  check("maxDelayMs", delay(policy.maxDelayMs), `a number of milliseconds from 0 to ${MAX_DURATION_MS}`);
   check(
     "jitter",
     Number.isFinite(policy.jitter) && policy.jitter >= 0 && policy.jitter <= 1,

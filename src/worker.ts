@@ -5,7 +5,7 @@
  * @module
  */
 import { setImmediate } from "node:timers";
-import { type Clock, systemClock } from "./clock.ts";
+import type { Clock } from "./clock.ts";
 import type { QueueDatabase } from "./database.ts";
 import {
   DatabaseError,
@@ -17,9 +17,10 @@ import {
 } from "./errors.ts";
 import { type HandlerContext, parsePayloadNow, type PayloadSchema, type TaskHandler } from "./handler.ts";
 import type { TaskHandlerRegistry } from "./registry.ts";
-import { backoffDelayMs, resolveRetryPolicy, type RetryPolicy } from "./retry.ts";
+import { backoffDelayMs, type RetryPolicy } from "./retry.ts";
+import { duration, wholeNumber } from "./checks.ts";
+import { resolveWorkerOptions } from "./worker_options.ts";
 import {
-  CLAIM_STRATEGIES,
   type ClaimStrategy,
   type Fence,
   type Finish,
@@ -194,7 +195,7 @@ export class WorkerEngine {
   #pendingStarts: PendingStart[] = [];
   #pendingFinishes: PendingFinish[] = [];
   #flushing: Promise<void> | null = null;
-  #heartbeatTimer: ReturnType<typeof setTimeout> | null = null;
+  #heartbeatTimer: LongTimeout | null = null;
   #heartbeatRunning: Promise<void> | null = null;
   #lastReap = -Infinity;
   #lastYield = 0;
@@ -224,42 +225,22 @@ export class WorkerEngine {
     this.#db = db;
     this.#store = db.store;
     this.#registry = options.handlerRegistry;
-    this.#strategy = options.strategy ?? "priority";
-    if (!CLAIM_STRATEGIES.includes(this.#strategy)) {
-      throw new TypeError(
-        `Unknown strategy '${this.#strategy}'. Use one of: ${CLAIM_STRATEGIES.join(", ")}.`,
-      );
-    }
-    this.#leaseMs = atLeast("leaseMs", options.leaseMs ?? 60_000, 100);
-    this.#pollIntervalMs = atLeast("pollIntervalMs", options.pollIntervalMs ?? 100, 1);
-    this.#concurrency = atLeast("concurrency", options.concurrency ?? 1, 1);
-    this.#prefetch = atLeast("prefetch", options.prefetch ?? 512, 0);
-    this.#retry = resolveRetryPolicy(options.retry);
-    if (options.types !== undefined) {
-      if (!Array.isArray(options.types) || options.types.length === 0) {
-        throw new TypeError("`types` must be a non-empty array of task types, or left out for every type.");
-      }
-      this.#types = [...options.types];
-    }
-    this.#heartbeatIntervalMs = atLeast(
-      "heartbeatIntervalMs",
-      options.heartbeatIntervalMs ?? Math.min(Math.floor(this.#leaseMs / 3), 1000),
-      1,
-    );
-    if (this.#heartbeatIntervalMs >= this.#leaseMs) {
-      throw new RangeError(
-        `heartbeatIntervalMs (${this.#heartbeatIntervalMs}) must be shorter than leaseMs.`,
-      );
-    }
-    this.#reapIntervalMs = atLeast("reapIntervalMs", options.reapIntervalMs ?? 1000, 1);
-    const grace = options.shutdownGraceMs ?? Infinity;
-    if (!(grace >= 0)) throw new RangeError(`shutdownGraceMs must be ≥ 0, got ${grace}.`);
-    this.#shutdownGraceMs = grace;
-    this.#host = options.host ?? null;
-    this.#pid = options.pid ?? null;
-    this.#clock = options.clock ?? systemClock;
-    this.#random = options.random ?? Math.random;
-    this.#onEvent = options.onEvent;
+    const resolved = resolveWorkerOptions(options);
+    this.#strategy = resolved.strategy;
+    this.#leaseMs = resolved.leaseMs;
+    this.#pollIntervalMs = resolved.pollIntervalMs;
+    this.#concurrency = resolved.concurrency;
+    this.#prefetch = resolved.prefetch;
+    this.#retry = resolved.retry;
+    this.#types = resolved.types;
+    this.#heartbeatIntervalMs = resolved.heartbeatIntervalMs;
+    this.#reapIntervalMs = resolved.reapIntervalMs;
+    this.#shutdownGraceMs = resolved.shutdownGraceMs;
+    this.#host = resolved.host;
+    this.#pid = resolved.pid;
+    this.#clock = resolved.clock;
+    this.#random = resolved.random;
+    this.#onEvent = resolved.onEvent;
   }
 
   /** Tasks this engine is running right now. */
@@ -291,7 +272,7 @@ export class WorkerEngine {
     this.#assertCanRoute(options.taskHandler);
     if (this.#loop) throw new Error(`Worker '${this.workerId}' is already running a loop.`);
     const { maxIterations } = options;
-    if (maxIterations !== undefined) atLeast("maxIterations", maxIterations, 0);
+    if (maxIterations !== undefined) wholeNumber("maxIterations", maxIterations, 0);
     this.#stopping = false;
     this.#stopped = null;
     this.#graceOver = deferredVoid();
@@ -381,10 +362,9 @@ export class WorkerEngine {
    * A second call with `graceMs: 0` (a second Ctrl-C, say) ends the grace period at once.
    */
   stop(options: { graceMs?: number } = {}): Promise<void> {
-    const graceMs = options.graceMs ?? this.#shutdownGraceMs;
-    if (typeof graceMs !== "number" || !(graceMs >= 0)) {
-      throw new RangeError(`graceMs must be a number ≥ 0, got ${String(graceMs)}.`);
-    }
+    const graceMs = options.graceMs === undefined
+      ? this.#shutdownGraceMs
+      : duration("graceMs", options.graceMs, 0, { infinite: true });
     this.#stopping = true;
     this.#wakeUp();
     if (graceMs === 0) this.#endGrace();
@@ -787,15 +767,15 @@ export class WorkerEngine {
         .finally(() => {
           this.#heartbeatRunning = null;
           if (this.#heartbeatTimer !== null) {
-            this.#heartbeatTimer = setTimeout(tick, this.#heartbeatIntervalMs);
+            this.#heartbeatTimer = longTimeout(tick, this.#heartbeatIntervalMs);
           }
         });
     };
-    this.#heartbeatTimer = setTimeout(tick, this.#heartbeatIntervalMs);
+    this.#heartbeatTimer = longTimeout(tick, this.#heartbeatIntervalMs);
   }
 
   #stopHeartbeat(): void {
-    if (this.#heartbeatTimer !== null) clearTimeout(this.#heartbeatTimer);
+    if (this.#heartbeatTimer !== null) clearLongTimeout(this.#heartbeatTimer);
     this.#heartbeatTimer = null;
   }
 
@@ -879,15 +859,6 @@ function deferredVoid(): { promise: Promise<void>; resolve: () => void } {
   let resolve!: () => void;
   const promise = new Promise<void>((r) => (resolve = r));
   return { promise, resolve };
-}
-
-function atLeast(name: string, value: number, least: number): number {
-  if (
-    typeof value !== "number" || Number.isNaN(value) || value < least || (Number.isFinite(value) && value % 1)
-  ) {
-    throw new RangeError(`${name} must be a whole number ≥ ${least}, got ${String(value)}.`);
-  }
-  return value;
 }
 
 /** An exponential moving average that starts at the first value. */

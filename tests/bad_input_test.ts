@@ -127,6 +127,58 @@ const TABLE: BadInput[] = [
     code: 2,
     error: /Invalid duration/,
   },
+  {
+    what: "a delay past the latest time a Date holds",
+    argv: ["enqueue", "noop", "--delay", "99999999d"],
+    code: 2,
+    error: /duration '99999999d' for --delay is too long/,
+  },
+  {
+    what: "a timeout over 100 years",
+    argv: ["enqueue", "noop", "--timeout", "36501d"],
+    code: 2,
+    error: /--timeout is too long/,
+  },
+  {
+    what: "an NDJSON delay of 1e300 ms",
+    argv: ["enqueue", "--ndjson", "lines.ndjson"],
+    options: { files: { "lines.ndjson": '{"type": "noop", "delayMs": 1e300}\n' } },
+    code: 2,
+    error: /line 1: delayMs 1e\+300 puts the task past the latest time/,
+  },
+  {
+    what: "an NDJSON runAt of -1e300",
+    argv: ["enqueue", "--ndjson", "lines.ndjson"],
+    options: { files: { "lines.ndjson": '{"type": "noop", "runAt": -1e300}\n' } },
+    code: 2,
+    error: /line 1: runAt must be a time within the range of a Date/,
+  },
+  {
+    what: "an NDJSON idempotency key with a lone surrogate",
+    argv: ["enqueue", "--ndjson", "lines.ndjson"],
+    options: { files: { "lines.ndjson": '{"type": "noop", "idempotencyKey": "a\\ud800"}\n' } },
+    code: 2,
+    error: /line 1: idempotencyKey is not well-formed Unicode/,
+  },
+  {
+    what: "an NDJSON payload with a lone surrogate",
+    argv: ["enqueue", "--ndjson", "lines.ndjson"],
+    options: {
+      files: {
+        "lines.ndjson":
+          '{"type": "send_email", "payload": {"to": "a@example.com", "subject": "\\udc00", "body": "b"}}\n',
+      },
+    },
+    code: 2,
+    error: /line 1: The payload for task type 'send_email' is not well-formed Unicode/,
+  },
+  {
+    what: "an NDJSON type with a lone surrogate",
+    argv: ["enqueue", "--ndjson", "lines.ndjson"],
+    options: { files: { "lines.ndjson": '{"type": "noop\\ud83d"}\n' } },
+    code: 2,
+    error: /line 1: The task type "noop\\ud83d" is not well-formed Unicode/,
+  },
   { what: "a lease under a second", argv: ["run", "--lease", "10ms"], code: 2, error: /--lease/ },
   { what: "a grace period in words", argv: ["run", "--grace", "soon"], code: 2, error: /--grace/ },
   {
@@ -206,7 +258,7 @@ describe("bad input is refused with its error and exit code, and the database is
         const files = Object.fromEntries(
           Object.entries(bad.options?.files ?? {}).map(([name, content]) => [join(dir, name), content]),
         );
-        const argv = bad.argv.map((word) => (word === "payload.json" ? join(dir, word) : word));
+        const argv = bad.argv.map((word) => (word in (bad.options?.files ?? {}) ? join(dir, word) : word));
         const result = await cli([...argv, "--db", dbPath], { ...bad.options, files });
         assert.equal(result.code, bad.code, result.stderr);
         assert.match(result.stderr, bad.error);

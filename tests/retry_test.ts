@@ -144,16 +144,18 @@ describe("resolveRetryPolicy", () => {
     assert.equal(resolveRetryPolicy({ jitter: 0 }).jitter, 0);
   });
 
+  const delay = "a number of milliseconds from 0 to 3153600000000";
   const bad: [keyof RetryPolicy, number, string][] = [
-    ["initialDelayMs", -1, "a number ≥ 0"],
-    ["initialDelayMs", Number.NaN, "a number ≥ 0"],
-    ["initialDelayMs", Infinity, "a number ≥ 0"],
+    ["initialDelayMs", -1, delay],
+    ["initialDelayMs", Number.NaN, delay],
+    ["initialDelayMs", Infinity, delay],
+    ["initialDelayMs", 3153600000001, delay],
     ["multiplier", 0.5, "a number ≥ 1"],
     ["multiplier", 0, "a number ≥ 1"],
     ["multiplier", Number.NaN, "a number ≥ 1"],
     ["multiplier", Infinity, "a number ≥ 1"],
-    ["maxDelayMs", -0.001, "a number ≥ 0"],
-    ["maxDelayMs", Infinity, "a number ≥ 0"],
+    ["maxDelayMs", -0.001, delay],
+    ["maxDelayMs", Infinity, delay],
     ["jitter", -0.1, "between 0 and 1"],
     ["jitter", 1.01, "between 0 and 1"],
     ["jitter", Number.NaN, "between 0 and 1"],

@@ -5,6 +5,7 @@
  * @module
  */
 import { parseArgs, type ParseArgsConfig } from "node:util";
+import { MAX_DURATION_MS } from "../checks.ts";
 import { parseIsoTime } from "../iso_time.ts";
 
 /** A mistake in how a command was called. The CLI prints it and exits with code 2. */
@@ -43,11 +44,14 @@ export function parseDuration(flag: string, text: string): number {
       "Use a number with a unit: 500ms, 30s, 5m, 2h, 7d, or combined like 1h30m.",
     );
   }
-  const ms = parts.reduce((sum, [, amount, unit]) => sum + Number(amount) * UNITS[unit], 0);
-  if (!Number.isSafeInteger(Math.round(ms))) {
-    throw new UsageError(`The duration '${text}' for ${flag} is too long.`);
+  const ms = Math.round(parts.reduce((sum, [, amount, unit]) => sum + Number(amount) * UNITS[unit], 0));
+  if (!(ms <= MAX_DURATION_MS)) {
+    throw new UsageError(
+      `The duration '${text}' for ${flag} is too long.`,
+      "The longest is 100 years (36500d).",
+    );
   }
-  return Math.round(ms);
+  return ms;
 }
 
 /**

@@ -12,6 +12,7 @@ import { setImmediate } from "node:timers";
 import { DatabaseError } from "../../errors.ts";
 import { readEnv } from "../../platform.ts";
 import { MAX_TIMER_MS } from "../../timers.ts";
+import { duration } from "../../checks.ts";
 import type { DriverTransaction, SqlDriver, SqlStatement, StatementResult } from "./driver.ts";
 import { filePathOf, LocalDriver } from "./local_driver.ts";
 import { RemoteDriver } from "./remote_driver.ts";
@@ -44,6 +45,11 @@ const REMOTE_SCHEMES = /^(libsql|https?|wss?):/i;
  * characters that mean something in a URL (`%`, `?`, `#`) are escaped.
  */
 export function toLibsqlUrl(location: string): string {
+  if (typeof location !== "string") {
+    throw new TypeError(
+      `The database location must be a string, got ${location === null ? "null" : typeof location}.`,
+    );
+  }
   if (location === ":memory:" || /^file:/i.test(location) || REMOTE_SCHEMES.test(location)) return location;
   if (location.trim() === "") {
     throw new TypeError("The database location is empty. Give a file path, ':memory:', or a libsql:// URL.");
@@ -86,6 +92,7 @@ export class Connection {
    * (whose settings were fixed by whoever opened it first). Give it back with {@link release}.
    */
   static acquire(location: string, options: ConnectionOptions = {}): Connection {
+    checkOptions(options);
     const url = toLibsqlUrl(location);
     const shareable = !REMOTE_SCHEMES.test(url) && !url.includes(":memory:") && !url.includes("mode=memory");
     if (!shareable) return new Connection(url, location, options);
@@ -113,7 +120,9 @@ export class Connection {
     const authToken = options.authToken ?? readEnv("PRISMQ_DB_AUTH_TOKEN");
     try {
       const requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
-      if (!Number.isSafeInteger(requestTimeoutMs) || requestTimeoutMs < 1 || requestTimeoutMs > MAX_TIMER_MS) {
+      if (
+        !Number.isSafeInteger(requestTimeoutMs) || requestTimeoutMs < 1 || requestTimeoutMs > MAX_TIMER_MS
+      ) {
         throw new RangeError(
           `requestTimeoutMs must be a whole number of milliseconds from 1 to ${MAX_TIMER_MS}, got ` +
             `${String(requestTimeoutMs)}.`,
@@ -138,14 +147,7 @@ export class Connection {
    */
   async #configure(): Promise<void> {
     if (this.isRemote) return void (this.#configured = true);
-    const busyTimeoutMs = this.#options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
-    if (!Number.isSafeInteger(busyTimeoutMs) || busyTimeoutMs < 0) {
-      throw new RangeError(`busyTimeoutMs must be a whole number ≥ 0, got ${busyTimeoutMs}.`);
-    }
     const synchronous = this.#options.synchronous ?? "normal";
-    if (!["off", "normal", "full", "extra"].includes(synchronous)) {
-      throw new RangeError(`synchronous must be "off", "normal", "full" or "extra", got "${synchronous}".`);
-    }
     const driver = this.#driver as LocalDriver;
     try {
       await this.#retryWhileBusy(() => {
@@ -297,6 +299,19 @@ export class Connection {
     this.#stopWalWatcher();
     this.#onClose();
     this.#driver.close();
+  }
+}
+
+/** @throws {TypeError | RangeError} naming the first option that is wrong */
+function checkOptions(options: ConnectionOptions): void {
+  if (typeof options !== "object" || options === null) throw new TypeError("The options must be an object.");
+  duration("busyTimeoutMs", options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS);
+  const synchronous = options.synchronous ?? "normal";
+  if (!["off", "normal", "full", "extra"].includes(synchronous)) {
+    throw new RangeError(`synchronous must be "off", "normal", "full" or "extra", got "${synchronous}".`);
+  }
+  if (options.authToken !== undefined && typeof options.authToken !== "string") {
+    throw new TypeError("authToken must be a string.");
   }
 }
 

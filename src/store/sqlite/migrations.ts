@@ -9,9 +9,32 @@ export interface Migration {
   version: number;
   name: string;
   sql: string;
+  /** A query whose first column counts rows the migration cannot take; when not 0, it fails with `message`. */
+  precondition?: { sql: string; message: string };
 }
 
+/** "Now" in epoch milliseconds, as migration 1 wrote it: `unixepoch('subsec')` needs SQLite 3.42. */
 const NOW_MS = "(CAST(unixepoch('subsec') * 1000 AS INTEGER))";
+
+/** "Now" in epoch milliseconds on every SQLite since 3.0 (Debian 12's 3.40 among them). */
+const PORTABLE_NOW_MS = "(CAST(round((julianday('now') - 2440587.5) * 86400000) AS INTEGER))";
+
+/** The latest time a JavaScript Date can hold, in epoch milliseconds; the earliest is its negation. */
+const TIME_LIMIT = 8640000000000000;
+
+/**
+ * A time column's CHECK: within a Date's range (the table is STRICT, so it is an integer already). A NULL
+ * passes a CHECK, so nullable columns need no more.
+ */
+function timeCheck(column: string): string {
+  return `CHECK (${column} BETWEEN -${TIME_LIMIT} AND ${TIME_LIMIT})`;
+}
+
+/** A time column as copied into the stricter table: kept when valid, clamped into range otherwise. */
+function timeCopy(column: string): string {
+  return `CASE WHEN ${column} IS NULL OR (typeof(${column}) = 'integer' AND abs(${column}) <= ${TIME_LIMIT}) ` +
+    `THEN ${column} ELSE CAST(max(-${TIME_LIMIT}, min(${TIME_LIMIT}, ${column})) AS INTEGER) END`;
+}
 
 export const MIGRATIONS: readonly Migration[] = [
   {
@@ -97,6 +120,81 @@ DROP INDEX IF EXISTS task_queue_queued_id;
     sql: `
 ALTER TABLE task_queue ADD COLUMN unconfirmed_start INTEGER NOT NULL DEFAULT 0
   CHECK (unconfirmed_start = 0 OR unconfirmed_start = 1);
+`,
+  },
+  {
+    version: 4,
+    name: "portable defaults, strict values",
+    // The defaults "now" work on SQLite 3.37+ (plain SQL from Debian's sqlite3 3.40 left run_after NULL),
+    // and the table refuses what no PrismQ process can read back: times that are not integers within a
+    // Date's range (a REAL 1e300 broke 'prismq show' for good), counts that are not integers, and ids past
+    // 2^53, which JavaScript rounds. STRICT (SQLite 3.37+) makes each column hold its type only, which costs
+    // a bulk insert far less than a typeof() CHECK per column. SQLite cannot change a column's default or add a CHECK in place, so the
+    // table is rebuilt, values written before these checks made valid on the way; task_logs, which
+    // references it, is rebuilt around it with its rows kept. All in the one migration transaction.
+    precondition: {
+      sql: "SELECT count(*) FROM task_queue WHERE id < 1 OR id > 9007199254740991",
+      message: "Some tasks have ids below 1 or above 9007199254740991 (2^53 - 1), which JavaScript " +
+        "cannot hold exactly. Give them smaller ids, or delete them, with plain SQL, then start PrismQ again.",
+    },
+    sql: `
+CREATE TABLE task_queue_v4 (
+  id INTEGER PRIMARY KEY CHECK (id BETWEEN 1 AND 9007199254740991),
+  type TEXT NOT NULL CHECK (length(trim(type)) > 0),
+  priority INTEGER NOT NULL DEFAULT 100,
+  payload TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(payload)),
+  status TEXT NOT NULL DEFAULT 'queued' CHECK (
+    status = 'queued' OR status = 'running' OR status = 'completed' OR status = 'failed' OR status = 'cancelled'
+  ),
+  attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+  max_attempts INTEGER NOT NULL DEFAULT 5 CHECK (max_attempts >= 1),
+  error_message TEXT,
+  idempotency_key TEXT,
+  locked_by TEXT,
+  timeout_ms INTEGER CHECK (timeout_ms > 0),
+  run_after INTEGER NOT NULL DEFAULT ${PORTABLE_NOW_MS} ${timeCheck("run_after")},
+  lease_until INTEGER ${timeCheck("lease_until")},
+  lease_token TEXT,
+  created_at INTEGER NOT NULL DEFAULT ${PORTABLE_NOW_MS} ${timeCheck("created_at")},
+  updated_at INTEGER NOT NULL DEFAULT ${PORTABLE_NOW_MS} ${timeCheck("updated_at")},
+  started_at INTEGER ${timeCheck("started_at")},
+  finished_at INTEGER ${timeCheck("finished_at")},
+  unconfirmed_start INTEGER NOT NULL DEFAULT 0 CHECK (unconfirmed_start = 0 OR unconfirmed_start = 1),
+  CHECK (status <> 'running' OR (lease_until IS NOT NULL AND lease_token IS NOT NULL))
+) STRICT;
+INSERT INTO task_queue_v4 (
+  id, type, priority, payload, status, attempts, max_attempts, error_message, idempotency_key, locked_by,
+  timeout_ms, run_after, lease_until, lease_token, created_at, updated_at, started_at, finished_at,
+  unconfirmed_start
+)
+SELECT
+  id, type, CAST(priority AS INTEGER), payload, status, max(CAST(attempts AS INTEGER), 0),
+  max(CAST(max_attempts AS INTEGER), 1), error_message, idempotency_key, locked_by,
+  CASE WHEN timeout_ms IS NULL THEN NULL ELSE max(CAST(timeout_ms AS INTEGER), 1) END,
+  ${timeCopy("run_after")}, ${timeCopy("lease_until")}, lease_token, ${timeCopy("created_at")},
+  ${timeCopy("updated_at")}, ${timeCopy("started_at")}, ${timeCopy("finished_at")}, unconfirmed_start
+FROM task_queue;
+CREATE TABLE task_logs_v4 AS SELECT * FROM task_logs;
+DROP TABLE task_logs;
+DROP TABLE task_queue;
+ALTER TABLE task_queue_v4 RENAME TO task_queue;
+CREATE UNIQUE INDEX task_queue_idempotency_key ON task_queue (idempotency_key)
+  WHERE idempotency_key IS NOT NULL;
+CREATE INDEX task_queue_queued_priority ON task_queue (priority, run_after, id) WHERE status = 'queued';
+CREATE INDEX task_queue_running_lease ON task_queue (lease_until) WHERE status = 'running';
+CREATE INDEX task_queue_finished ON task_queue (finished_at) WHERE finished_at IS NOT NULL;
+CREATE TABLE task_logs (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  task_id INTEGER NOT NULL REFERENCES task_queue (id) ON DELETE CASCADE,
+  at INTEGER NOT NULL,
+  level TEXT NOT NULL CHECK (level IN ('debug', 'info', 'warn', 'error')),
+  message TEXT NOT NULL,
+  details TEXT CHECK (details IS NULL OR json_valid(details))
+);
+INSERT INTO task_logs (id, task_id, at, level, message, details)
+  SELECT id, task_id, at, level, message, details FROM task_logs_v4 WHERE task_id IN (SELECT id FROM task_queue);
+DROP TABLE task_logs_v4;
+CREATE INDEX task_logs_task ON task_logs (task_id, id);
 `,
   },
 ];

@@ -112,7 +112,9 @@ export class RemoteDriver implements SqlDriver {
   }
 
   execute(statement: SqlStatement): Promise<StatementResult> {
-    return this.#call(async (client) => toResult(await client.execute(toClientStatement(statement)), statement.raw));
+    return this.#call(async (client) =>
+      toResult(await client.execute(toClientStatement(statement)), statement.raw)
+    );
   }
 
   batch(statements: readonly SqlStatement[]): Promise<StatementResult[]> {

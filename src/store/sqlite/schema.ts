@@ -8,8 +8,11 @@ import { sql } from "drizzle-orm";
 import { index, integer, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 import type { TaskStatus } from "../../task.ts";
 
-/** SQL for "now" in epoch milliseconds, for rows written by plain SQL that leaves the times out. */
-export const NOW_MS = sql`(CAST(unixepoch('subsec') * 1000 AS INTEGER))`;
+/**
+ * SQL for "now" in epoch milliseconds, for rows written by plain SQL that leaves the times out; written with
+ * `julianday`, which every SQLite has (`unixepoch('subsec')` needs 3.42).
+ */
+export const NOW_MS = sql`(CAST(round((julianday('now') - 2440587.5) * 86400000) AS INTEGER))`;
 
 export const taskQueue = sqliteTable("task_queue", {
   id: integer("id").primaryKey(),

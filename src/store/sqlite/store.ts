@@ -493,9 +493,33 @@ export class SqliteStore implements Store {
             `${known}). Upgrade PrismQ to use it.`,
         );
       }
+      if (applied.size === 0) {
+        // A database PrismQ never migrated that has tables by PrismQ's names belongs to something else.
+        const { rows: taken } = await tx.execute({
+          sql:
+            "SELECT name FROM sqlite_schema WHERE type = 'table' AND name IN ('task_queue', 'workers', 'task_logs')",
+          args: [],
+        });
+        if (taken.length > 0) {
+          throw new DatabaseError(
+            `This database already has ${
+              taken.map((row) => `a table '${row.name}'`).join(" and ")
+            } that PrismQ ` +
+              `did not create (there is no record of PrismQ's migrations in it). Give PrismQ a database of its own.`,
+          );
+        }
+      }
       const done: number[] = [];
       for (const migration of MIGRATIONS) {
         if (applied.has(migration.version)) continue;
+        if (migration.precondition) {
+          const { rows: [row] } = await tx.execute({ sql: migration.precondition.sql, args: [] });
+          if (Number(Object.values(row ?? {})[0] ?? 0) !== 0) {
+            throw new DatabaseError(
+              `Cannot upgrade this database to schema version ${migration.version}: ${migration.precondition.message}`,
+            );
+          }
+        }
         await tx.executeMultiple(migration.sql);
         await tx.execute({
           sql: "INSERT INTO prismq_migrations (version, name, applied_at) VALUES (?, ?, ?)",
