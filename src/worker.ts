@@ -5,7 +5,7 @@
  * @module
  */
 import { setImmediate } from "node:timers";
-import type { Clock } from "./clock.ts";
+import { type Clock, elapsedOn } from "./clock.ts";
 import type { QueueDatabase } from "./database.ts";
 import {
   DatabaseError,
@@ -20,6 +20,7 @@ import type { TaskHandlerRegistry } from "./registry.ts";
 import { backoffDelayMs, type RetryPolicy } from "./retry.ts";
 import { duration, wholeNumber } from "./checks.ts";
 import { resolveWorkerOptions } from "./worker_options.ts";
+import { Reaper } from "./worker/reaper.ts";
 import {
   type ClaimStrategy,
   type Fence,
@@ -65,6 +66,13 @@ export interface WorkerEngineOptions {
   heartbeatIntervalMs?: number;
   /** How often expired leases are looked for. @default 1000 */
   reapIntervalMs?: number;
+  /**
+   * How long (in elapsed time, which clock steps do not move) an expired lease must stay expired and
+   * unrenewed before this worker takes it: a live worker renews its leases meanwhile, so a clock step
+   * cannot take them from it. Keep it above the heartbeat interval of every worker sharing the database.
+   * 0 takes expired leases at once. @default twice heartbeatIntervalMs
+   */
+  reapGraceMs?: number;
   /** How long `stop()` (and an aborted `runLoop` signal) waits for running handlers. @default Infinity */
   shutdownGraceMs?: number;
   /** Shown by `prismq workers`. */
@@ -175,7 +183,7 @@ export class WorkerEngine {
   readonly #retry: RetryPolicy;
   readonly #types?: readonly string[];
   readonly #heartbeatIntervalMs: number;
-  readonly #reapIntervalMs: number;
+  readonly #reaper: Reaper;
   readonly #shutdownGraceMs: number;
   readonly #host: string | null;
   readonly #pid: number | null;
@@ -197,7 +205,6 @@ export class WorkerEngine {
   #flushing: Promise<void> | null = null;
   #heartbeatTimer: LongTimeout | null = null;
   #heartbeatRunning: Promise<void> | null = null;
-  #lastReap = -Infinity;
   #lastYield = 0;
   /** Set by wake-ups that come from the event loop itself (timers, file events). */
   #turned = false;
@@ -234,7 +241,10 @@ export class WorkerEngine {
     this.#retry = resolved.retry;
     this.#types = resolved.types;
     this.#heartbeatIntervalMs = resolved.heartbeatIntervalMs;
-    this.#reapIntervalMs = resolved.reapIntervalMs;
+    this.#reaper = new Reaper(this.#store, resolved.clock, {
+      intervalMs: resolved.reapIntervalMs,
+      graceMs: resolved.reapGraceMs,
+    });
     this.#shutdownGraceMs = resolved.shutdownGraceMs;
     this.#host = resolved.host;
     this.#pid = resolved.pid;
@@ -257,7 +267,7 @@ export class WorkerEngine {
   async claimAndProcess(taskHandler?: TaskHandler): Promise<boolean> {
     this.#assertCanRoute(taskHandler);
     await this.#yieldIfBusy();
-    await this.#reapIfDue();
+    await this.#reaper.reapIfDue();
     const [leased] = await this.#claim(1, 1);
     if (!leased) return false;
     await this.#track(this.#process(leased, taskHandler));
@@ -318,7 +328,7 @@ export class WorkerEngine {
         }
         iterations++;
         await this.#yieldIfBusy();
-        await this.#reapIfDue();
+        await this.#reaper.reapIfDue();
         const ahead = maxIterations === undefined ? this.#prefetchTarget() : 0;
         // An idle worker woken by any commit first looks without writing: a claim takes the write lock,
         // which would slow the workers that are busy.
@@ -523,13 +533,6 @@ export class WorkerEngine {
     this.#lastYield = performance.now();
   }
 
-  async #reapIfDue(): Promise<void> {
-    const now = this.#clock.now();
-    if (now - this.#lastReap < this.#reapIntervalMs) return;
-    this.#lastReap = now;
-    await this.#store.taskReapExpired(now);
-  }
-
   #track(work: Promise<void>): Promise<void> {
     this.#inFlight.add(work);
     return work.finally(() => {
@@ -545,6 +548,7 @@ export class WorkerEngine {
   async #process(leased: LeasedTask, explicit: TaskHandler | undefined): Promise<void> {
     const { leaseToken } = leased;
     const started = this.#clock.now();
+    const startedElapsed = elapsedOn(this.#clock);
     // A task claimed ahead starts now: its attempt counts from here.
     const task = leased.task.startedAt !== null
       ? leased.task
@@ -575,7 +579,7 @@ export class WorkerEngine {
         running.lost = new LeaseLostError(task.id, "reclaimed");
         return this.#reportLost(running);
       }
-      const durationMs = this.#clock.now() - started;
+      const durationMs = elapsedOn(this.#clock) - startedElapsed;
       if (finish.status === "completed") {
         this.#summary.completed++;
         this.#emit({ type: "completed", task, durationMs });

@@ -26,6 +26,7 @@ export interface ResolvedWorkerOptions {
   types: readonly string[] | undefined;
   heartbeatIntervalMs: number;
   reapIntervalMs: number;
+  reapGraceMs: number;
   shutdownGraceMs: number;
   host: string | null;
   pid: number | null;
@@ -61,14 +62,15 @@ export function resolveWorkerOptions(options: WorkerEngineOptions): ResolvedWork
     types: options.types === undefined ? undefined : taskTypes(options.types),
     heartbeatIntervalMs,
     reapIntervalMs: duration("reapIntervalMs", options.reapIntervalMs ?? 1000, 1),
+    reapGraceMs: duration("reapGraceMs", options.reapGraceMs ?? 2 * heartbeatIntervalMs, 0),
     shutdownGraceMs: duration("shutdownGraceMs", options.shutdownGraceMs ?? Infinity, 0, { infinite: true }),
     host: optional("host", options.host, (host) => typeof host === "string", "a string"),
     pid: optional("pid", options.pid, (pid) => Number.isSafeInteger(pid), "a whole number"),
     clock: check(
       "clock",
       options.clock ?? systemClock,
-      (c) => typeof c?.now === "function",
-      "a { now() } object",
+      (c) => typeof c?.now === "function" && (c.elapsed === undefined || typeof c.elapsed === "function"),
+      "a { now(), elapsed?() } object",
     ),
     random: check("random", options.random ?? Math.random, (r) => typeof r === "function", "a function"),
     onEvent: options.onEvent === undefined

@@ -32,14 +32,14 @@ function untilAborted(signal: AbortSignal): Promise<void> {
   });
 }
 
-/** A worker on the manual clock whose reaper runs on every claim. */
+/** A worker on the manual clock whose reaper runs on every claim and takes expired leases at once. */
 function worker(
   db: QueueDatabase,
   clock: ManualClock,
   workerId: string,
   options: Partial<WorkerEngineOptions> = {},
 ): WorkerEngine {
-  return new WorkerEngine({ db, workerId, clock, leaseMs: LEASE_MS, reapIntervalMs: 1, ...options });
+  return new WorkerEngine({ db, workerId, clock, leaseMs: LEASE_MS, reapIntervalMs: 1, reapGraceMs: 0, ...options });
 }
 
 /** Claims the next task straight from the store, as a worker that then dies would. */

@@ -101,6 +101,11 @@ export interface Recorded {
   finished: Set<number>;
 }
 
+/** A lease found past its deadline: which claim, and the deadline it had. */
+export interface ExpiredLease extends Fence {
+  leaseUntil: number;
+}
+
 /** A task whose lease a heartbeat could not extend, and what it is now. */
 export interface LostLease {
   id: number;
@@ -183,12 +188,15 @@ export interface Store {
   taskReleaseMany(fences: readonly Fence[], now: number): Promise<Set<number>>;
   /** Extends one task's lease; false when the fence no longer holds. */
   taskExtendLease(fence: Fence, leaseUntil: number, now: number): Promise<boolean>;
+  /** Leases past their deadline at `now`, earliest deadline first, at most `limit`. */
+  taskExpiredLeases(now: number, limit: number): Promise<ExpiredLease[]>;
   /**
-   * Returns expired leases to the queue, or fails them when no attempts remain. A task claimed ahead whose
-   * start was never recorded goes back with its attempts untouched and never fails this way; its next start
-   * is recorded before its handler runs ({@link LeasedTask.recordStartFirst}).
+   * Returns expired leases to the queue, or fails them when no attempts remain: all of them, or only those
+   * of `only` that still have the claim and deadline given there (not renewed since). A task claimed ahead
+   * whose start was never recorded goes back with its attempts untouched and never fails this way; its next
+   * start is recorded before its handler runs ({@link LeasedTask.recordStartFirst}).
    */
-  taskReapExpired(now: number): Promise<{ requeued: number; failed: number }>;
+  taskReapExpired(now: number, only?: readonly ExpiredLease[]): Promise<{ requeued: number; failed: number }>;
   /** Cancels a queued or running task. Throws TaskNotFoundError or TaskStateError. */
   taskCancel(id: number, now: number): Promise<Task>;
   /** Moves a failed or cancelled task back to the queue with fresh attempts. */

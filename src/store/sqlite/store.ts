@@ -17,6 +17,7 @@ import { type Task, TASK_STATUSES, type TaskEvent, type TaskStatus, TRANSITIONS 
 import type {
   ClaimParams,
   ClaimStrategy,
+  ExpiredLease,
   Fence,
   Finish,
   InsertedTask,
@@ -706,8 +707,25 @@ export class SqliteStore implements Store {
     return rows.length === 1;
   }
 
-  async taskReapExpired(now: number): Promise<{ requeued: number; failed: number }> {
-    const expired = sql`status = 'running' AND lease_until < ${now}`;
+  async taskExpiredLeases(now: number, limit: number): Promise<ExpiredLease[]> {
+    return await this.#all<ExpiredLease>(sql`
+      SELECT id, lease_token AS "leaseToken", lease_until AS "leaseUntil" FROM task_queue
+      WHERE status = 'running' AND lease_until < ${now}
+      ORDER BY lease_until LIMIT ${bound(limit)}`);
+  }
+
+  async taskReapExpired(
+    now: number,
+    only?: readonly ExpiredLease[],
+  ): Promise<{ requeued: number; failed: number }> {
+    const confirmed = only === undefined ? sql`` : sql`
+      AND (id, lease_token, lease_until) IN (
+        SELECT f.value ->> 0, f.value ->> 1, f.value ->> 2
+        FROM json_each(${
+      JSON.stringify(only.map((lease) => [lease.id, lease.leaseToken, lease.leaseUntil]))
+    }) AS f
+      )`;
+    const expired = sql`status = 'running' AND lease_until < ${now} ${confirmed}`;
     const reason = sql`'lease expired: worker ' || coalesce(locked_by, '?') || ' stopped renewing it'`;
     // A task claimed ahead whose start was never recorded keeps its attempts and never fails here; it may
     // have started in the moment its worker died, so its next start is recorded before its handler runs.
