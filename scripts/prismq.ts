@@ -13,6 +13,7 @@ import process from "node:process";
 import { setTimeout } from "node:timers";
 import { handlers } from "../handlers/mod.ts";
 import type { CliIo, Signal } from "../src/cli/io.ts";
+import { byteLines } from "../src/cli/lines.ts";
 import { main } from "../src/cli/main.ts";
 
 /** Called with "SIGPIPE" when the reader of stdout goes away; see {@link stream}. */
@@ -87,33 +88,13 @@ async function readAll(input: AsyncIterable<Uint8Array | string>): Promise<Uint8
   return Buffer.concat(chunks);
 }
 
-/**
- * Splits a byte stream at newlines (dropping a `\r` before them), leaving decoding to the command; the
- * lines of each chunk read come together.
- */
-async function* byteLines(input: AsyncIterable<Uint8Array | string>): AsyncIterable<Uint8Array[]> {
-  let pending: Uint8Array = new Uint8Array(0);
-  for await (const chunk of input) {
-    const data: Uint8Array = Buffer.concat([pending, typeof chunk === "string" ? Buffer.from(chunk) : chunk]);
-    const lines: Uint8Array[] = [];
-    let start = 0;
-    for (let newline = data.indexOf(10); newline !== -1; newline = data.indexOf(10, start)) {
-      const end = newline > start && data[newline - 1] === 13 ? newline - 1 : newline;
-      lines.push(data.subarray(start, end));
-      start = newline + 1;
-    }
-    pending = data.slice(start);
-    if (lines.length > 0) yield lines;
-  }
-  if (pending.length > 0) yield [pending[pending.length - 1] === 13 ? pending.subarray(0, -1) : pending];
-}
-
 const io: CliIo = {
   stdout: stream(1),
   stderr: stream(2),
   env: process.env,
   readStdin: () => readAll(process.stdin),
-  readLines: (path) => byteLines(path === "-" ? process.stdin : createReadStream(path)),
+  readLines: (path, maxLineBytes) =>
+    byteLines(path === "-" ? process.stdin : createReadStream(path), maxLineBytes),
   readFile: (path) => Promise.resolve(readFileSync(path)),
   fileSize(path) {
     try {

@@ -8,6 +8,7 @@ import { existsSync } from "node:fs";
 import type { HandlerDefinition } from "../mod.ts";
 import { handlers } from "../handlers/mod.ts";
 import type { CliIo, Signal } from "../src/cli/io.ts";
+import { byteLines } from "../src/cli/lines.ts";
 import { main } from "../src/cli/main.ts";
 
 export interface FakeIoOptions {
@@ -36,29 +37,20 @@ export function fakeIo(options: FakeIoOptions = {}): FakeIo {
   const tty = options.tty ?? false;
   const bytes = (content: string | Uint8Array) =>
     typeof content === "string" ? new TextEncoder().encode(content) : content;
-  /** Lines as bytes, split at \n (with a \r before it dropped), as the real process splits them. */
-  const splitLines = (content: string | Uint8Array) => {
-    const data = bytes(content);
-    const lines: Uint8Array[] = [];
-    let start = 0;
-    for (let i = data.indexOf(10); i !== -1; i = data.indexOf(10, start)) {
-      lines.push(data.subarray(start, i > start && data[i - 1] === 13 ? i - 1 : i));
-      start = i + 1;
-    }
-    if (start < data.length) lines.push(data.subarray(start));
-    return lines;
-  };
   return {
     stdout: { write: (text) => void (out += text), isTTY: tty, columns: 120 },
     stderr: { write: (text) => void (err += text), isTTY: tty, columns: 120 },
     env: { ...options.env },
     readStdin: () => Promise.resolve(bytes(stdin)),
-    async *readLines(path) {
+    readLines(path, maxLineBytes) {
       const text = path === "-" ? stdin : files.get(path);
       if (text === undefined) throw new Error(`ENOENT: no such file or directory, open '${path}'`);
-      // Two lines per step, so that commands meet several steps, as they do reading a file.
-      const lines = [...splitLines(text)];
-      for (let i = 0; i < lines.length; i += 2) yield lines.slice(i, i + 2);
+      // In chunks of 64 bytes, so that commands meet lines split across chunks, as they do reading a file.
+      const data = bytes(text);
+      const chunks = async function* () {
+        for (let i = 0; i < data.length; i += 64) yield data.subarray(i, i + 64);
+      };
+      return byteLines(chunks(), maxLineBytes);
     },
     readFile(path) {
       const text = files.get(path);

@@ -39,8 +39,13 @@ describe("the compiled prismq binary, from an empty folder", () => {
     return folder.dir;
   }
 
-  /** Runs the binary in `cwd` to its end. */
-  function prismq(cwd: string, args: string[], options: Omit<SpawnOptions, "cwd"> = {}): Promise<Exit> {
+  /** Runs the binary in `cwd` to its end; with `time`, under GNU time, which adds its peak memory to stderr. */
+  function prismq(
+    cwd: string,
+    args: string[],
+    options: Omit<SpawnOptions, "cwd"> & { time?: boolean } = {},
+  ): Promise<Exit> {
+    if (options.time) return start("/usr/bin/time", ["-f", "%M", bin, ...args], { ...options, cwd }).done;
     return start(bin, args, { ...options, cwd }).done;
   }
 
@@ -385,6 +390,28 @@ describe("the compiled prismq binary, from an empty folder", () => {
       assertOneLine(viaEnv.stderr, /Cannot open database '\.\/nope\/q\.db'/);
       assert.equal(existsSync(join(cwd, "no")), false);
     });
+  });
+
+  test("enqueue --ndjson skips a 64 MiB line as it reads it, holding no more than the limit of it", async () => {
+    const cwd = emptyFolder();
+    /** Exit, output, and the peak memory in KiB, as GNU time measures it. */
+    const measured = async (stdin: string) => {
+      const r = await prismq(cwd, ["enqueue", "--ndjson", "-", "--json"], { stdin, time: true });
+      const peak = Number(/(\d+)\s*$/.exec(r.stderr)?.[1]);
+      return { ...r, peakKiB: peak };
+    };
+    const small = await measured('{"type": "noop"}\n');
+    assert.equal(small.code, 0, small.stderr);
+    const huge = await measured(
+      `{"type": "noop", "payload": {"pad": "${"x".repeat(64 * 1024 * 1024)}"}}\n{"type": "noop"}\n`,
+    );
+    assert.equal(huge.code, 2, huge.stderr);
+    const report = JSON.parse(huge.stdout);
+    assert.equal(report.enqueued, 1, "the line after the long one is written");
+    assert.equal(report.invalid.length, 1);
+    assert.match(report.invalid[0].error, /longer than 1114112 bytes/);
+    const grownMiB = (huge.peakKiB - small.peakKiB) / 1024;
+    assert.ok(grownMiB < 48, `the worker's peak memory grew by ${grownMiB.toFixed(0)} MiB for a 64 MiB line`);
   });
 
   test("a large --json output through a pipe to a slow reader arrives whole", async () => {

@@ -39,7 +39,15 @@ function worker(
   workerId: string,
   options: Partial<WorkerEngineOptions> = {},
 ): WorkerEngine {
-  return new WorkerEngine({ db, workerId, clock, leaseMs: LEASE_MS, reapIntervalMs: 1, reapGraceMs: 0, ...options });
+  return new WorkerEngine({
+    db,
+    workerId,
+    clock,
+    leaseMs: LEASE_MS,
+    reapIntervalMs: 1,
+    reapGraceMs: 0,
+    ...options,
+  });
 }
 
 /** Claims the next task straight from the store, as a worker that then dies would. */

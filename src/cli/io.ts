@@ -29,8 +29,9 @@ export interface CliIo {
   /**
    * Standard input or a file (`-` means standard input), as lines of bytes without their endings, in order,
    * as many at a time as have been read: one step of iteration per line would cost more than most lines.
+   * A line longer than `maxLineBytes` comes as `null`, and is never held whole (see `byteLines`).
    */
-  readLines(path: string): AsyncIterable<Uint8Array[]>;
+  readLines(path: string, maxLineBytes: number): AsyncIterable<(Uint8Array | null)[]>;
   readFile(path: string): Promise<Uint8Array>;
   /** A file's size in bytes, or undefined for standard input and unknown files. */
   fileSize(path: string): number | undefined;

@@ -4,7 +4,13 @@
  * @module
  */
 import * as v from "valibot";
-import { type EnqueueItem, type EnqueueOptions, Queue, type Task } from "../../../mod.ts";
+import {
+  DEFAULT_MAX_PAYLOAD_BYTES,
+  type EnqueueItem,
+  type EnqueueOptions,
+  Queue,
+  type Task,
+} from "../../../mod.ts";
 import { parseCommand, parseDuration, parseInteger, parseTime, UsageError } from "../args.ts";
 import { type Command, COMMON_HELP, COMMON_OPTIONS, linkedRegistry, openDatabase } from "../context.ts";
 import { count, formatDuration, formatTime, json, styleFor } from "../format.ts";
@@ -44,6 +50,8 @@ Examples:
   prismq enqueue --ndjson tasks.ndjson`;
 
 const MAX_REPORTED_LINES = 1000;
+/** Room on an NDJSON line for the fields other than the payload (type, key, times), beyond the payload limit. */
+const LINE_ROOM = 64 * 1024;
 
 export const enqueueCommand: Command = {
   name: "enqueue",
@@ -81,8 +89,15 @@ export const enqueueCommand: Command = {
       }
       const db = await openDatabase(values.db, io);
       try {
-        const queue = new Queue(db, { registry, maxPayloadBytes: maxPayloadBytes(io.env) });
-        return await enqueueNdjson(values.ndjson, queue, values.json, io);
+        const limit = maxPayloadBytes(io.env);
+        const queue = new Queue(db, { registry, maxPayloadBytes: limit });
+        return await enqueueNdjson(
+          values.ndjson,
+          queue,
+          values.json,
+          io,
+          (limit ?? DEFAULT_MAX_PAYLOAD_BYTES) + LINE_ROOM,
+        );
       } finally {
         db.close();
       }
@@ -219,6 +234,7 @@ async function enqueueNdjson(
   queue: Queue,
   asJson: boolean,
   io: Parameters<Command["run"]>[1]["io"],
+  maxLineBytes: number,
 ): Promise<number> {
   const totalBytes = source === "-" ? undefined : io.fileSize(source);
   if (source !== "-" && !io.exists(source)) {
@@ -288,9 +304,19 @@ async function enqueueNdjson(
     );
   };
 
-  for await (const lines of io.readLines(source)) {
+  for await (const lines of io.readLines(source, maxLineBytes)) {
     for (const raw of lines) {
       lineNumber++;
+      if (raw === null) {
+        bytes += maxLineBytes + 1;
+        report({
+          line: lineNumber,
+          error:
+            `longer than ${maxLineBytes} bytes (the payload limit plus ${LINE_ROOM / 1024} KiB for the ` +
+            `other fields); skipped without reading it whole`,
+        });
+        continue;
+      }
       bytes += raw.length + 1;
       const text = decodeUtf8(raw);
       if (text === undefined) {

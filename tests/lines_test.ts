@@ -1,0 +1,50 @@
+/**
+ * `byteLines`: lines of a byte stream in linear time, a line past the limit dropped as soon as it passes it.
+ */
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import process from "node:process";
+import { byteLines } from "../src/cli/lines.ts";
+
+async function collect(chunks: (string | Uint8Array)[], max: number): Promise<(string | null)[]> {
+  const source = async function* () {
+    yield* chunks;
+  };
+  const lines: (string | null)[] = [];
+  for await (const batch of byteLines(source(), max)) {
+    for (const line of batch) lines.push(line === null ? null : new TextDecoder().decode(line));
+  }
+  return lines;
+}
+
+describe("byteLines", () => {
+  test("splits at \\n and \\r\\n, across chunk boundaries, keeping a last line without a newline", async () => {
+    assert.deepEqual(await collect(["a\nbc", "d\r", "\ne\n\nf"], 100), ["a", "bcd", "e", "", "f"]);
+    assert.deepEqual(await collect(["x\r\n"], 100), ["x"]);
+    assert.deepEqual(await collect([], 100), []);
+  });
+
+  test("a line over the limit comes as null, and the lines around it as they are", async () => {
+    const lines = await collect(["ok\n", "x".repeat(10), "y".repeat(10), "z\nafter\n", "1234567890\r\n"], 10);
+    assert.deepEqual(lines, ["ok", null, "after", "1234567890"]);
+    assert.deepEqual(await collect(["12345678901"], 10), [null], "a last line over the limit");
+    assert.deepEqual(await collect(["1234567890\r"], 10), ["1234567890"], "the limit, with a \\r");
+  });
+
+  test("a 256 MiB line is skipped as it arrives, holding no more of it than the limit", async () => {
+    const chunk = new Uint8Array(1024 * 1024).fill(0x61); // one buffer, handed over again and again
+    const source = async function* () {
+      for (let i = 0; i < 256; i++) yield chunk;
+      yield new TextEncoder().encode("\n{}\n");
+    };
+    const before = process.memoryUsage().rss;
+    const lines: (Uint8Array | null)[] = [];
+    for await (const batch of byteLines(source(), 1024 * 1024)) lines.push(...batch);
+    const grown = process.memoryUsage().rss - before;
+    assert.deepEqual(lines.map((line) => line === null ? null : new TextDecoder().decode(line)), [
+      null,
+      "{}",
+    ]);
+    assert.ok(grown < 64 * 1024 * 1024, `memory grew by ${Math.round(grown / 1024 / 1024)} MiB`);
+  });
+});
