@@ -6,7 +6,7 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { Queue, QueueDatabase, type Task } from "../mod.ts";
@@ -390,6 +390,22 @@ describe("the compiled prismq binary, from an empty folder", () => {
       assertOneLine(viaEnv.stderr, /Cannot open database '\.\/nope\/q\.db'/);
       assert.equal(existsSync(join(cwd, "no")), false);
     });
+  });
+
+  test("run whose database file is deleted stops: exit 1, one line naming the file", async () => {
+    const cwd = emptyFolder();
+    assert.equal((await prismq(cwd, ["enqueue", "noop"])).code, 0);
+    const run = start(bin, ["run", "--poll", "20ms"], { cwd });
+    try {
+      await waitFor(() => run.stdout.includes("completed task"), 15_000, "the worker's first task");
+      for (const suffix of ["", "-wal", "-shm"]) rmSync(join(cwd, `prismq.db${suffix}`), { force: true });
+      const exit = await within(20_000, "prismq run", run.done);
+      assert.equal(exit.code, 1, exit.stderr);
+      assertOneLine(exit.stderr, /^prismq run: The database file '.*prismq\.db' was deleted or moved while/);
+    } finally {
+      if (run.child.exitCode === null && run.child.signalCode === null) run.child.kill("SIGKILL");
+      await run.done.catch(() => {});
+    }
   });
 
   test("enqueue --ndjson skips a 64 MiB line as it reads it, holding no more than the limit of it", async () => {

@@ -13,6 +13,7 @@
 import { LibsqlError } from "@libsql/core/api";
 import type { DriverTransaction, SqlDriver, SqlRow, SqlStatement, StatementResult } from "./driver.ts";
 import { chooseEngine, type Engine, type EngineConnection, type EngineStatement } from "./engines.ts";
+import { FileIdentity } from "./file_identity.ts";
 
 /** Prepared statements kept per connection; the store uses a few dozen distinct texts. */
 const STATEMENT_CACHE_SIZE = 256;
@@ -74,6 +75,8 @@ export class LocalDriver implements SqlDriver {
   /** Settings (PRAGMAs) applied whenever the connection opens. */
   #settings: string[] = [];
   #closed = false;
+  /** Whether the file at the path is still the one opened; none in memory. */
+  readonly #file: FileIdentity | undefined;
   /** Set while an interactive transaction is open, which a reset of the connection would end. */
   #interactive = false;
 
@@ -81,6 +84,7 @@ export class LocalDriver implements SqlDriver {
   constructor(url: string, engine: Engine = chooseEngine()) {
     this.#path = filePathOf(url);
     this.#engine = engine;
+    this.#file = this.#path === ":memory:" || this.#path === "" ? undefined : new FileIdentity(this.#path);
   }
 
   /** Which SQLite engine runs the file. */
@@ -108,6 +112,7 @@ export class LocalDriver implements SqlDriver {
       this.#db = null;
       throw this.#engine.toError(error);
     }
+    this.#file?.opened();
     return this.#db;
   }
 
@@ -137,6 +142,7 @@ export class LocalDriver implements SqlDriver {
    * `node:sqlite` a refused statement is reset, so the write runs as it is, one step fewer.
    */
   executeNow({ sql, args, raw = false }: SqlStatement): StatementResult {
+    this.#file?.check();
     const prepared = this.#prepare(sql, raw);
     const own = prepared.writes && !this.#engine.resetsRefusedStatements && !this.#inTransaction();
     if (own) this.#exec("BEGIN IMMEDIATE");
