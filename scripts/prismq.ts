@@ -104,6 +104,13 @@ const io: CliIo = {
     }
   },
   exists: (path) => existsSync(path),
+  isFolder(path) {
+    try {
+      return statSync(path).isDirectory();
+    } catch {
+      return false;
+    }
+  },
   onSignal(handler) {
     const listeners = (["SIGINT", "SIGTERM"] as Signal[]).map((signal) => {
       const listener = () => handler(signal);

@@ -128,6 +128,8 @@ interface Running {
   abort: TaskAbort;
   /** Set once the worker no longer holds the task: its outcome must not be recorded. */
   lost: LeaseLostError | null;
+  /** Set once the handler has returned (or thrown): its attempt is over, and with it the lease. */
+  over: boolean;
 }
 
 /** An outcome waiting for the next grouped write, and whoever waits for it. */
@@ -558,6 +560,7 @@ export class WorkerEngine {
       fence: { id: task.id, leaseToken },
       abort: new TaskAbort(),
       lost: null,
+      over: false,
     };
     this.#running.set(task.id, running);
     this.#startHeartbeat();
@@ -567,6 +570,7 @@ export class WorkerEngine {
       }
       const startedAt = performance.now();
       const finish = await this.#attempt(running, this.#resolve(task, explicit));
+      running.over = true;
       this.#recordRunTime(performance.now() - startedAt);
       if (running.lost) return this.#reportLost(running);
       // The handler is done: free its slot now, start the next claimed-ahead task in it, and let the
@@ -698,6 +702,12 @@ export class WorkerEngine {
       db: this.#db,
       attempt: task.attempts,
       heartbeat: async () => {
+        if (running.over) {
+          throw new Error(
+            `Task ${task.id}: heartbeat() was called after its handler returned, so there is no lease left to ` +
+              `extend. Await the work that calls it before returning from the handler.`,
+          );
+        }
         if (running.lost) throw running.lost;
         const now = this.#clock.now();
         if (!await this.#store.taskExtendLease(fence, now + this.#leaseMs, now)) {

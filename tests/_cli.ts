@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import type { HandlerDefinition } from "../mod.ts";
 import { handlers } from "../handlers/mod.ts";
 import type { CliIo, Signal } from "../src/cli/io.ts";
@@ -63,6 +63,7 @@ export function fakeIo(options: FakeIoOptions = {}): FakeIo {
       return text === undefined ? undefined : bytes(text).length;
     },
     exists: (path) => files.has(path) || existsSync(path),
+    isFolder: (path) => !files.has(path) && existsSync(path) && statSync(path).isDirectory(),
     onSignal(handler) {
       listeners.add(handler);
       return () => void listeners.delete(handler);

@@ -5,7 +5,7 @@
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
@@ -178,6 +178,24 @@ const TABLE: BadInput[] = [
     options: { files: { "lines.ndjson": '{"type": "noop\\ud83d"}\n' } },
     code: 2,
     error: /line 1: The task type "noop\\ud83d" is not well-formed Unicode/,
+  },
+  {
+    what: "an integer in a payload that JavaScript would round",
+    argv: [
+      "enqueue",
+      "http_request",
+      '{"url": "https://hooks.example.com/", "body": {"n": 12345678901234567890}}',
+    ],
+    code: 2,
+    error:
+      /the number 12345678901234567890 is beyond .* would become 12345678901234567000; write it as a string/,
+  },
+  {
+    what: "an NDJSON line with an integer JavaScript would round",
+    argv: ["enqueue", "--ndjson", "lines.ndjson"],
+    options: { files: { "lines.ndjson": '{"type": "noop", "payload": {"sleepMs": 90071992547409910}}\n' } },
+    code: 2,
+    error: /line 1: the number 90071992547409910 is beyond/,
   },
   { what: "a lease under a second", argv: ["run", "--lease", "10ms"], code: 2, error: /--lease/ },
   { what: "a grace period in words", argv: ["run", "--grace", "soon"], code: 2, error: /--grace/ },
@@ -414,6 +432,67 @@ describe("unusable databases give one clear line, a non-zero exit, and are left 
       const result = await cli(["status", "--db", ":memory:"], { env: { PRISMQ_DB_TIMEOUT_MS: value } });
       assert.equal(result.code, 2, value);
       assert.match(result.stderr, /PRISMQ_DB_TIMEOUT_MS/);
+    }
+  });
+
+  test("--ndjson given a folder: exit 2, one line, nothing written", async () => {
+    const { dir, remove } = makeTempDir();
+    try {
+      const dbPath = join(dir, "queue.db");
+      mkdirSync(join(dir, "tasks"));
+      const result = await cli(["enqueue", "--ndjson", join(dir, "tasks"), "--db", dbPath]);
+      assert.equal(result.code, 2, result.stderr);
+      assert.match(result.stderr, /'.*tasks' is a folder, not an NDJSON file/);
+      oneLine(result.stderr);
+    } finally {
+      remove();
+    }
+  });
+
+  test("a disk that fills up during a bulk enqueue: exit 1, saying which lines were written and where to resume", async () => {
+    const { dir, remove } = makeTempDir();
+    try {
+      const dbPath = join(dir, "queue.db");
+      const ndjson = join(dir, "tasks.ndjson");
+      const line = JSON.stringify({ type: "noop", payload: {}, idempotencyKey: "k".repeat(200) });
+      writeFileSync(
+        ndjson,
+        Array.from({ length: 60_000 }, (_, i) => line.replace('"k', `"${i}-k`)).join("\n"),
+      );
+      // The CLI may write files of at most 6 MiB: the log fills after a few batches of 10,000 lines.
+      const prismq = new URL("../scripts/prismq.ts", import.meta.url).pathname;
+      const script = `trap '' XFSZ; ulimit -f 6144; exec '${process.execPath}' run -A "$@"`;
+      const run = spawnSync("bash", [
+        "-c",
+        script,
+        "bash",
+        prismq,
+        "enqueue",
+        "--ndjson",
+        ndjson,
+        "--db",
+        dbPath,
+      ], {
+        encoding: "utf8",
+      });
+      assert.equal(run.status, 1, `expected the disk to fill: ${run.stdout}${run.stderr}`);
+      const match =
+        /Lines 1 to ([\d,]+) were written before it \(([\d,]+) tasks\); nothing from line ([\d,]+) on was\. Resume from line \3\./
+          .exec(run.stderr);
+      assert.ok(match, run.stderr);
+      oneLine(run.stderr);
+      const [written, tasks, resume] = match.slice(1, 4).map((n) => Number(n.replaceAll(",", "")));
+      assert.equal(resume, written + 1);
+      assert.equal(written % 10_000, 0, "whole batches were written");
+      const db = new QueueDatabase(dbPath);
+      try {
+        assert.equal((await new Queue(db).stats()).counts.queued, tasks);
+        assert.equal(tasks, written);
+      } finally {
+        db.close();
+      }
+    } finally {
+      remove();
     }
   });
 

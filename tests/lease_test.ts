@@ -20,7 +20,7 @@ import {
   type WorkerEvent,
 } from "../mod.ts";
 import type { Fence, Finish, LeasedTask } from "../src/store/store.ts";
-import { deferred, finishMany, waitFor, withDb } from "./_helpers.ts";
+import { deferred, finishMany, rejectionOf, waitFor, withDb } from "./_helpers.ts";
 
 const T0 = Date.UTC(2030, 0, 1, 12, 0, 0);
 const LEASE_MS = 1000;
@@ -289,6 +289,23 @@ describe("heartbeats", () => {
       assert.equal(done?.status, "completed");
       assert.equal(done?.lockedBy, "fast");
       assert.deepEqual(events.map((e) => e.type), ["claimed", "lease-lost"]);
+    });
+  });
+
+  test("ctx.heartbeat() after the handler returned says the attempt is over, not that the task was reclaimed", async () => {
+    await withDb(async (db) => {
+      const clock = new ManualClock(T0);
+      const queue = new Queue(db, { clock });
+      const task = await queue.enqueue("t");
+      let kept: HandlerContext | undefined;
+      assert.equal(await worker(db, clock, "w").claimAndProcess((_task, ctx) => void (kept = ctx)), true);
+      assert.equal((await queue.get(task.id))?.status, "completed");
+      const error = await rejectionOf(kept!.heartbeat());
+      assert.ok(!(error instanceof LeaseLostError), String(error));
+      assert.match(
+        String(error),
+        new RegExp(`Task ${task.id}: heartbeat\\(\\) was called after its handler returned`),
+      );
     });
   });
 

@@ -37,6 +37,8 @@ export interface CliIo {
   fileSize(path: string): number | undefined;
   /** Whether `path` exists. */
   exists(path: string): boolean;
+  /** Whether `path` is a folder. */
+  isFolder(path: string): boolean;
   /** Calls `handler` on SIGINT, SIGTERM or a lost stdout until the returned function is called. */
   onSignal(handler: (signal: Signal) => void): () => void;
   readonly pid: number;

@@ -5,6 +5,7 @@
  */
 import * as v from "valibot";
 import {
+  DatabaseError,
   DEFAULT_MAX_PAYLOAD_BYTES,
   type EnqueueItem,
   type EnqueueOptions,
@@ -14,6 +15,7 @@ import {
 import { parseCommand, parseDuration, parseInteger, parseTime, UsageError } from "../args.ts";
 import { type Command, COMMON_HELP, COMMON_OPTIONS, linkedRegistry, openDatabase } from "../context.ts";
 import { count, formatDuration, formatTime, json, styleFor } from "../format.ts";
+import { inexactIntegerProblem } from "../exact_numbers.ts";
 import { decodeUtf8 } from "../io.ts";
 import { bar, StatusLine } from "../progress.ts";
 
@@ -185,19 +187,23 @@ function decodePayload(bytes: Uint8Array, source: string): string {
 }
 
 function parsePayloadJson(text: string, source: string | undefined): unknown {
+  const where = source === undefined
+    ? "The payload"
+    : source === "-"
+    ? "The payload on standard input"
+    : `The payload in '${source}'`;
+  let payload: unknown;
   try {
-    return JSON.parse(text);
+    payload = JSON.parse(text);
   } catch (error) {
-    const where = source === undefined
-      ? "The payload"
-      : source === "-"
-      ? "The payload on standard input"
-      : `The payload in '${source}'`;
     throw new UsageError(
       `${where} is not valid JSON: ${(error as Error).message}.`,
       source === undefined ? `Quote it for the shell, like '{"to": "ada@example.com"}'.` : undefined,
     );
   }
+  const inexact = inexactIntegerProblem(text);
+  if (inexact) throw new UsageError(`${where} cannot be taken exactly: ${inexact}.`);
+  return payload;
 }
 
 function describeEnqueued(task: Task, created: boolean, style: ReturnType<typeof styleFor>): string {
@@ -239,6 +245,12 @@ async function enqueueNdjson(
   const totalBytes = source === "-" ? undefined : io.fileSize(source);
   if (source !== "-" && !io.exists(source)) {
     throw new UsageError(`The NDJSON file '${source}' does not exist.`);
+  }
+  if (source !== "-" && io.isFolder(source)) {
+    throw new UsageError(
+      `'${source}' is a folder, not an NDJSON file.`,
+      "Give the path of a file, or - for standard input.",
+    );
   }
   const progress = io.stderr.isTTY && !asJson ? new StatusLine(io.stderr) : undefined;
   const invalid: BadLine[] = [];
@@ -283,13 +295,32 @@ async function enqueueNdjson(
       return valid.length > 0 ? await queue.enqueueManyIds(valid) : [];
     }
   };
+  /** Every line up to this one is written or reported bad: where a rerun may resume. */
+  let settledThrough = 0;
   const flush = async () => {
     try {
-      if (batch.length === 0) return;
-      for (const result of await write()) result.created ? enqueued++ : existing++;
-      batch = [];
-      batchLines = [];
-      batchBytes = 0;
+      if (batch.length > 0) {
+        let results: { created: boolean }[];
+        try {
+          results = await write();
+        } catch (error) {
+          throw new DatabaseError(
+            `${(error as Error)?.message ?? String(error)} Lines 1 to ${
+              count(settledThrough)
+            } were written ` +
+              `before it (${count(enqueued + existing)} tasks); nothing from line ${
+                count(settledThrough + 1)
+              } on ` +
+              `was. Resume from line ${count(settledThrough + 1)}.`,
+            { cause: error },
+          );
+        }
+        for (const result of results) result.created ? enqueued++ : existing++;
+        batch = [];
+        batchLines = [];
+        batchBytes = 0;
+      }
+      settledThrough = lineNumber;
     } finally {
       // Also when the database failed: the lines found bad so far are still worth knowing.
       reportBatch();
@@ -374,6 +405,8 @@ function checkLine(text: string): { task: EnqueueItem } | { error: string } {
   } catch (error) {
     return { error: `invalid JSON: ${(error as Error).message}` };
   }
+  const inexact = inexactIntegerProblem(text);
+  if (inexact) return { error: inexact };
   if (isPlainLine(parsed)) return { task: parsed };
   const shape = v.safeParse(NdjsonLine, parsed);
   if (!shape.success) {

@@ -38,7 +38,9 @@ export class FileIdentity {
     const current = identityOf(this.#path);
     if (current === this.#identity) return;
     this.#lost = new DatabaseError(
-      `The database file '${this.#path}' was ${current === undefined ? "deleted or moved" : "replaced by another file"} ` +
+      `The database file '${this.#path}' was ${
+        current === undefined ? "deleted or moved" : "replaced by another file"
+      } ` +
         `while this process had it open, so nothing more is read from or written to it. Put the database ` +
         `back, or restart the process to use the file now at that path.`,
     );
