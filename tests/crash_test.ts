@@ -19,6 +19,7 @@ const TASKS = Number(process.env.PRISMQ_CRASH_TASKS ?? 2000);
 const KILLS = Number(process.env.PRISMQ_CRASH_KILLS ?? 20);
 const WORKERS = Number(process.env.PRISMQ_CRASH_WORKERS ?? 4);
 const LEASE_MS = 1500;
+const CONCURRENCY = 8;
 const fixture = new URL("./fixtures/crash_worker.ts", import.meta.url).pathname;
 
 interface Worker {
@@ -44,7 +45,7 @@ test(`${WORKERS} workers drain ${TASKS} tasks through up to ${KILLS} SIGKILLs wi
       const id = `w${started++}`;
       const child = spawn(
         process.execPath,
-        ["run", "-A", fixture, dbPath, join(dir, `${id}.log`), id, String(LEASE_MS), "8"],
+        ["run", "-A", fixture, dbPath, join(dir, `${id}.log`), id, String(LEASE_MS), String(CONCURRENCY)],
         { stdio: ["ignore", "ignore", "pipe"] },
       );
       const worker: Worker = {
@@ -110,9 +111,23 @@ test(`${WORKERS} workers drain ${TASKS} tasks through up to ${KILLS} SIGKILLs wi
         `task ${task.id} ran ${runs.length} times (${runs.join(", ")}); only killed workers may add runs`,
       );
     }
+    // An attempt counts only for a start: beyond its executions, a task may be charged only for a claim to
+    // start at once that a kill cut off before its handler began (at most one claim's worth per kill).
+    const db2 = new QueueDatabase(dbPath);
+    const final = await new Queue(db2).list({ limit: TASKS + 10 });
+    db2.close();
+    let overcharged = 0;
+    for (const task of final) {
+      overcharged += Math.max(0, task.attempts - (runsByTask.get(task.id)?.length ?? 0));
+    }
+    assert.ok(
+      overcharged <= killed.size * CONCURRENCY,
+      `${overcharged} attempts were charged to tasks that did not run them (${killed.size} kills)`,
+    );
     console.log(
       `crash test: ${TASKS} tasks, ${killed.size} kills, ${workers.length} worker processes, ` +
-        `${executions} executions (${executions - TASKS} repeated after kills)`,
+        `${executions} executions (${executions - TASKS} repeated after kills), ${overcharged} attempts ` +
+        `charged beyond executions`,
     );
   } finally {
     for (const worker of workers) worker.child.kill("SIGKILL");
