@@ -17,7 +17,7 @@ export function makeTempDir(prefix = "prismq-test-"): { dir: string; remove: () 
 }
 
 /** A migrated database in a real file, closed and deleted when `fn` settles. */
-export async function withDb<T>(fn: (db: QueueDatabase, path: string) => Promise<T>): Promise<T> {
+export async function withDb<T>(fn: (db: QueueDatabase, path: string) => T | Promise<T>): Promise<T> {
   const { dir, remove } = makeTempDir();
   const path = join(dir, "queue.db");
   const db = new QueueDatabase(path);

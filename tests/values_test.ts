@@ -55,7 +55,7 @@ describe("options are checked at construction", () => {
   ];
   for (const [what, options, message] of bad) {
     test(`WorkerEngine refuses ${what}`, async () => {
-      await withDb(async (db) => {
+      await withDb((db) => {
         assert.throws(
           () =>
             new WorkerEngine({ db, workerId: "w", handlerRegistry: new TaskHandlerRegistry(), ...options }),
@@ -67,7 +67,7 @@ describe("options are checked at construction", () => {
   }
 
   test("WorkerEngine accepts shutdownGraceMs: Infinity and durations past 2^31 ms", async () => {
-    await withDb(async (db) => {
+    await withDb((db) => {
       const registry = new TaskHandlerRegistry();
       const worker = new WorkerEngine({
         db,
