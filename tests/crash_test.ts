@@ -60,12 +60,13 @@ test(`${WORKERS} workers drain ${TASKS} tasks through up to ${KILLS} SIGKILLs wi
     };
     const running = new Set(Array.from({ length: WORKERS }, start));
     const killed = new Set<string>();
-    // Let the first workers get going, then kill one at a random moment every 30–200 ms.
-    await delay(800);
+    // Kills follow the drain's progress, not the clock, so that they land however fast this machine drains:
+    // one at a random moment after each 1/(KILLS + 1) of the tasks completes.
     while (killed.size < KILLS) {
-      await delay(30 + Math.random() * 170);
-      const remaining = (await queue.stats()).counts;
-      if (remaining.queued + remaining.running === 0) break;
+      await delay(5 + Math.random() * 40);
+      const counts = (await queue.stats()).counts;
+      if (counts.queued + counts.running === 0) break;
+      if (counts.completed < ((killed.size + 1) * TASKS) / (KILLS + 1)) continue;
       const victims = [...running];
       const victim = victims[Math.floor(Math.random() * victims.length)];
       victim.child.kill("SIGKILL");
