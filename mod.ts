@@ -38,7 +38,14 @@ export { defineHandler, parsePayload } from "./src/handler.ts";
 export type { HandlerContext, HandlerDefinition, PayloadSchema, TaskHandler } from "./src/handler.ts";
 
 export { DEFAULT_MAX_PAYLOAD_BYTES, Queue } from "./src/queue.ts";
-export type { EnqueueItem, EnqueueOptions, ListOptions, QueueOptions } from "./src/queue.ts";
+export type {
+  EnqueueItem,
+  EnqueueOptions,
+  EnqueueTransaction,
+  ListOptions,
+  QueueOptions,
+  WriteOptions,
+} from "./src/queue.ts";
 
 export { WorkerEngine } from "./src/worker.ts";
 export type { RunLoopOptions, RunSummary, WorkerEngineOptions, WorkerEvent } from "./src/worker.ts";

@@ -32,6 +32,7 @@ function denoCounts(output: string): { passed: number; failed: number } {
 const ENGINE_TESTS = [
   "busy_test.ts",
   "crash_test.ts",
+  "enqueue_in_transaction_test.ts",
   "local_driver_test.ts",
   "lease_test.ts",
   "multiprocess_test.ts",

@@ -10,7 +10,15 @@ import { duration, epochMs, jsonHasLoneSurrogate, MAX_EPOCH_MS, wellFormed, whol
 import { assertTaskType, parsePayloadNow } from "./handler.ts";
 import { parseIsoTime } from "./iso_time.ts";
 import type { TaskHandlerRegistry } from "./registry.ts";
-import type { InsertedTask, NewTask, QueueStats, TaskLog, WorkerInfo } from "./store/store.ts";
+import type { BaseSQLiteDatabase } from "drizzle-orm/sqlite-core";
+import type {
+  InsertedTask,
+  NewTask,
+  QueueStats,
+  SqlTransaction,
+  TaskLog,
+  WorkerInfo,
+} from "./store/store.ts";
 import { isTaskStatus, type Task, type TaskStatus, TERMINAL_STATUSES } from "./task.ts";
 
 /** How and when a task runs. */
@@ -27,6 +35,23 @@ export interface EnqueueOptions {
   idempotencyKey?: string;
   /** Per-attempt time limit; the handler's signal aborts when it passes. @default the handler's, or none */
   timeoutMs?: number;
+}
+
+/**
+ * A transaction the application holds, for tasks to commit or roll back with its own writes: the handle
+ * `db.transaction()` gives, or the application's Drizzle SQLite database or transaction on the queue's file
+ * (any Drizzle SQLite driver: libSQL client, `libsql`, better-sqlite3, bun:sqlite, a proxy over `node:sqlite`).
+ */
+// deno-lint-ignore no-explicit-any
+export type EnqueueTransaction = SqlTransaction | BaseSQLiteDatabase<"sync" | "async", any, any, any>;
+
+/** Where an enqueue writes. */
+export interface WriteOptions {
+  /**
+   * Write through this transaction, which commits or rolls the tasks back with the application's own writes.
+   * Workers see them once it commits.
+   */
+  tx?: EnqueueTransaction;
 }
 
 /** One task for {@link Queue.enqueueMany}. */
@@ -90,13 +115,32 @@ export class Queue {
   /**
    * Adds a task. With an idempotency key that is already taken, returns the existing task instead.
    *
+   * @example Enqueue in the application's own transaction
+   * ```ts
+   * import { Queue, QueueDatabase } from "./mod.ts";
+   * const db = new QueueDatabase(":memory:");
+   * await db.initializeSchema();
+   * const queue = new Queue(db);
+   * await db.transaction(async (tx) => {
+   *   await tx.execute("CREATE TABLE IF NOT EXISTS users (email TEXT)");
+   *   await tx.execute("INSERT INTO users (email) VALUES (?)", ["ada@example.com"]);
+   *   await queue.enqueue("welcome", { email: "ada@example.com" }, { tx });
+   * });
+   * db.close();
+   * ```
+   *
    * @throws {TaskHandlerNotRegisteredError} when the queue has a registry that lacks the type
    * @throws {PayloadValidationError} when the payload fails the handler's schema
    * @throws {PayloadTooLargeError} when the payload is over `maxPayloadBytes`
-   * @throws {TypeError | RangeError} for an option that makes no sense
+   * @throws {TypeError | RangeError} for an option that makes no sense, or a `tx` that cannot be used
    */
-  async enqueue(type: string, payload: unknown = {}, options: EnqueueOptions = {}): Promise<Task> {
-    const [task] = await this.enqueueMany([{ ...options, type, payload }]);
+  async enqueue(
+    type: string,
+    payload: unknown = {},
+    options: EnqueueOptions & WriteOptions = {},
+  ): Promise<Task> {
+    const { tx, ...taskOptions } = options ?? {};
+    const [task] = await this.enqueueMany([{ ...taskOptions, type, payload }], { tx });
     return task;
   }
 
@@ -104,17 +148,18 @@ export class Queue {
    * Adds many tasks in one transaction: all of them, or, when any is invalid, none. Tasks come back in
    * the order given.
    */
-  async enqueueMany(items: readonly EnqueueItem[]): Promise<Task[]> {
-    return (await this.enqueueManyDetailed(items)).map((result) => result.task);
+  async enqueueMany(items: readonly EnqueueItem[], options: WriteOptions = {}): Promise<Task[]> {
+    return (await this.enqueueManyDetailed(items, options)).map((result) => result.task);
   }
 
   /** Like {@link enqueueMany}, and says for each task whether it was created or already existed. */
-  async enqueueManyDetailed(items: readonly EnqueueItem[]): Promise<{ task: Task; created: boolean }[]> {
-    const { rows, now, inserted } = await this.#insert(items);
-    return inserted.map(({ id, created, existing }, i) => ({
-      task: existing ?? createdTask(id, rows[i], now),
-      created,
-    }));
+  async enqueueManyDetailed(
+    items: readonly EnqueueItem[],
+    options: WriteOptions = {},
+  ): Promise<{ task: Task; created: boolean }[]> {
+    const now = this.#clock.now();
+    const rows = await this.#prepareAll(items, now);
+    return this.#created(rows, now, await this.#write(rows, now, options.tx));
   }
 
   /**
@@ -122,29 +167,98 @@ export class Queue {
    * whether it was created (false: its idempotency key was taken). Building the tasks would cost such a
    * load about a twentieth of its time.
    */
-  async enqueueManyIds(items: readonly EnqueueItem[]): Promise<{ id: number; created: boolean }[]> {
-    const { inserted } = await this.#insert(items);
+  async enqueueManyIds(
+    items: readonly EnqueueItem[],
+    options: WriteOptions = {},
+  ): Promise<{ id: number; created: boolean }[]> {
+    const now = this.#clock.now();
+    const rows = await this.#prepareAll(items, now);
+    const inserted = await this.#write(rows, now, options.tx);
     return inserted.map(({ id, created }) => ({ id, created }));
   }
 
-  /** Validates every item, then inserts them all in one transaction, or none when one is invalid. */
-  async #insert(
-    items: readonly EnqueueItem[],
-  ): Promise<{ rows: NewTask[]; now: number; inserted: InsertedTask[] }> {
+  /**
+   * {@link enqueue} inside a synchronous Drizzle transaction (the libsql, better-sqlite3 or bun:sqlite
+   * driver), whose callback cannot wait for a promise: validates and writes before it returns.
+   *
+   * @example
+   * ```ts ignore
+   * db.transaction((tx) => {
+   *   tx.insert(users).values({ email }).run();
+   *   queue.enqueueSync("welcome", { email }, { tx });
+   * });
+   * ```
+   *
+   * @throws what {@link enqueue} throws, and a TypeError when `tx` is not synchronous or the type's payload
+   *   schema validates asynchronously
+   */
+  enqueueSync(
+    type: string,
+    payload: unknown,
+    options: EnqueueOptions & { tx: EnqueueTransaction },
+  ): Task {
+    const { tx, ...taskOptions } = options ?? {};
+    return this.enqueueManySync([{ ...taskOptions, type, payload }], { tx: tx! })[0];
+  }
+
+  /** {@link enqueueMany} inside a synchronous Drizzle transaction; see {@link enqueueSync}. */
+  enqueueManySync(items: readonly EnqueueItem[], options: { tx: EnqueueTransaction }): Task[] {
+    if (options?.tx === undefined) {
+      throw new TypeError("enqueueSync and enqueueManySync write through a transaction: pass { tx }.");
+    }
     const now = this.#clock.now();
-    const rows: NewTask[] = [];
+    const rows = this.#prepareAll(items, now);
+    if (rows instanceof Promise) {
+      rows.catch(() => {});
+      throw new TypeError(
+        "A payload schema of these task types validates asynchronously, which enqueueSync cannot wait for. " +
+          "Use await queue.enqueue(…, { tx }) in an asynchronous transaction.",
+      );
+    }
+    const inserted = this.db.store.taskInsertManyWithin(options.tx, rows, now, true);
+    if (inserted instanceof Promise) throw new TypeError("The transaction answered asynchronously.");
+    return this.#created(rows, now, inserted).map((result) => result.task);
+  }
+
+  /** Writes validated rows: through `tx` when given, else in a transaction of their own. */
+  async #write(rows: NewTask[], now: number, tx: EnqueueTransaction | undefined): Promise<InsertedTask[]> {
+    if (tx !== undefined) return await this.db.store.taskInsertManyWithin(tx, rows, now, false);
+    const inserted = await this.db.store.taskInsertMany(rows, now);
+    if (inserted.some((result) => result.created)) this.db.notifyTasksAvailable();
+    return inserted;
+  }
+
+  #created(rows: NewTask[], now: number, inserted: InsertedTask[]): { task: Task; created: boolean }[] {
+    return inserted.map(({ id, created, existing }, i) => ({
+      task: existing ?? createdTask(id, rows[i], now),
+      created,
+    }));
+  }
+
+  /**
+   * Validates every item and gives the rows to insert; a promise only when a payload schema is asynchronous.
+   * An error names the item it is about when there are several.
+   */
+  #prepareAll(items: readonly EnqueueItem[], now: number): NewTask[] | Promise<NewTask[]> {
+    const label = (index: number, error: unknown) => {
+      if (items.length > 1 && error instanceof Error) error.message = `Task ${index + 1}: ${error.message}`;
+      return error;
+    };
+    const rows: (NewTask | Promise<NewTask>)[] = [];
+    let pending = false;
     for (const [index, item] of items.entries()) {
       try {
         const row = this.#prepare(item, now);
-        rows.push(row instanceof Promise ? await row : row);
+        if (row instanceof Promise) {
+          pending = true;
+          rows.push(row.catch((error) => Promise.reject(label(index, error))));
+        } else rows.push(row);
       } catch (error) {
-        if (items.length > 1 && error instanceof Error) error.message = `Task ${index + 1}: ${error.message}`;
-        throw error;
+        for (const row of rows) if (row instanceof Promise) row.catch(() => {});
+        throw label(index, error);
       }
     }
-    const inserted = await this.db.store.taskInsertMany(rows, now);
-    if (inserted.some((result) => result.created)) this.db.notifyTasksAvailable();
-    return { rows, now, inserted };
+    return pending ? Promise.all(rows) : rows as NewTask[];
   }
 
   /** Checks one task as enqueue would, without writing anything. Throws what enqueue would throw. */
@@ -158,6 +272,9 @@ export class Queue {
       throw new TypeError("Each task must be an object with a type.");
     }
     const { type, payload = {} } = item;
+    if ("tx" in item) {
+      throw new TypeError("tx is not an option of one task: pass it as enqueueMany(items, { tx }).");
+    }
     assertTaskType(type);
     wellFormed(`The task type ${JSON.stringify(type)}`, type);
     const info = this.#registry?.getHandlerInfo(type);

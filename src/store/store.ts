@@ -170,6 +170,19 @@ export interface Store {
   transaction<T>(fn: (tx: SqlTransaction) => Promise<T>): Promise<T>;
 
   taskInsertMany(tasks: readonly NewTask[], now: number): Promise<InsertedTask[]>;
+  /**
+   * Inserts through a transaction the application holds (see {@link EnqueueTransaction}), so that the tasks
+   * commit or roll back with it. Runs synchronously while the handle answers synchronously; with `sync`,
+   * refuses any other handle.
+   *
+   * @throws {TypeError} for a handle that is not a transaction on this database
+   */
+  taskInsertManyWithin(
+    tx: unknown,
+    tasks: readonly NewTask[],
+    now: number,
+    sync: boolean,
+  ): InsertedTask[] | Promise<InsertedTask[]>;
   taskGet(id: number): Promise<Task | undefined>;
   taskList(filter: ListFilter): Promise<Task[]>;
   /** Claims up to `limit` runnable tasks in one atomic statement. */

@@ -6,6 +6,7 @@
  * @module
  */
 import { LibsqlError } from "@libsql/core/api";
+import { AsyncLocalStorage } from "node:async_hooks";
 import { type FSWatcher, watch } from "node:fs";
 import { resolve } from "node:path";
 import { setImmediate } from "node:timers";
@@ -72,6 +73,12 @@ type WithShared = typeof globalThis & {
 export function openDatabaseFiles(): string[] {
   return [...((globalThis as WithShared)[SHARED_KEY]?.values() ?? [])].map((entry) => entry.path);
 }
+
+/**
+ * The interactive transaction the running code is inside, by the promise that settles when it ends: a call
+ * on the same connection from inside would wait for that end, which waits for the call.
+ */
+const insideTransaction = new AsyncLocalStorage<Promise<void>>();
 
 /** The connection to one database, shared by every queue, worker and transaction that uses it. */
 export class Connection {
@@ -199,7 +206,7 @@ export class Connection {
    */
   async run<T>(operation: () => Promise<T>): Promise<T> {
     await this.#ready;
-    while (this.#exclusive) await this.#exclusive;
+    while (this.#exclusive) await this.#waitForTransaction();
     this.#active++;
     try {
       return await this.#retryWhileBusy(operation);
@@ -216,7 +223,7 @@ export class Connection {
    */
   async transaction<T>(fn: (tx: DriverTransaction) => Promise<T>): Promise<T> {
     await this.#ready;
-    while (this.#exclusive) await this.#exclusive;
+    while (this.#exclusive) await this.#waitForTransaction();
     let release!: () => void;
     const exclusive = this.isRemote ? null : new Promise<void>((resolve) => (release = resolve));
     this.#exclusive = exclusive;
@@ -224,7 +231,7 @@ export class Connection {
       while (exclusive && this.#active > 0) await new Promise<void>((resolve) => this.#drained.push(resolve));
       const tx = await this.#retryWhileBusy(() => this.#driver.transaction());
       try {
-        const result = await fn(tx);
+        const result = exclusive ? await insideTransaction.run(exclusive, () => fn(tx)) : await fn(tx);
         await tx.commit();
         return result;
       } catch (error) {
@@ -241,6 +248,24 @@ export class Connection {
         release();
       }
     }
+  }
+
+  /**
+   * Waits for the open interactive transaction to end, unless the caller runs inside it: then it could
+   * never end, and the caller learns so at once.
+   */
+  #waitForTransaction(): Promise<void> {
+    const exclusive = this.#exclusive!;
+    if (insideTransaction.getStore() === exclusive) {
+      return Promise.reject(
+        new TypeError(
+          "This call was made inside db.transaction() on the same database, so it would wait for the " +
+            "transaction to end, which waits for this call. Inside a transaction, write through it: pass " +
+            "{ tx } to enqueue or enqueueMany, or use tx.execute(); make other calls after it.",
+        ),
+      );
+    }
+    return exclusive;
   }
 
   async #retryWhileBusy<T>(operation: () => Promise<T>): Promise<T> {

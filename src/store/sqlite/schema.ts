@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { sql } from "drizzle-orm";
+import { getTableColumns, sql } from "drizzle-orm";
 import { index, integer, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 import type { TaskStatus } from "../../task.ts";
 
@@ -76,3 +76,20 @@ export const migrationsTable = sqliteTable("prismq_migrations", {
 export type TaskRow = typeof taskQueue.$inferSelect;
 export type WorkerRow = typeof workers.$inferSelect;
 export type TaskLogRow = typeof taskLogs.$inferSelect;
+
+/** Columns the store keeps for itself: not part of a `Task`. */
+export const INTERNAL_COLUMNS: readonly string[] = ["leaseToken", "unconfirmedStart"];
+
+/**
+ * A task row as one JSON object keyed like a `Task`, derived from the table above. libSQL's client
+ * pays for every column of every row it returns, so one JSON column (parsed in JavaScript) costs a fraction
+ * of eighteen; `json(payload)` embeds the payload as JSON rather than as a string to parse twice.
+ */
+export const TASK_JSON = sql.raw(
+  "json_object(" +
+    Object.entries(getTableColumns(taskQueue))
+      .filter(([key]) => !INTERNAL_COLUMNS.includes(key))
+      .map(([key, column]) => `'${key}', ${column.name === "payload" ? "json(payload)" : column.name}`)
+      .join(", ") +
+    ") AS task",
+);

@@ -35,11 +35,28 @@ import type {
   TaskLogEntry,
   WorkerInfo,
 } from "../store.ts";
+import {
+  adoptTransaction,
+  after,
+  insertWithin,
+  type MaybePromise,
+  OWN_TRANSACTION,
+  type OwnTransaction,
+} from "./app_transaction.ts";
 import { backupFile } from "./backup.ts";
+import { filePathOf } from "./local_driver.ts";
 import type { Connection } from "./connection.ts";
 import type { SqlRow, SqlStatement, SqlValue, StatementResult } from "./driver.ts";
 import { MIGRATIONS } from "./migrations.ts";
-import { type TaskLogRow, taskLogs, taskQueue, type WorkerRow, workers } from "./schema.ts";
+import {
+  INTERNAL_COLUMNS,
+  TASK_JSON,
+  type TaskLogRow,
+  taskLogs,
+  taskQueue,
+  type WorkerRow,
+  workers,
+} from "./schema.ts";
 
 /** Rows per INSERT statement, to keep one statement's memory modest. */
 const INSERT_CHUNK = 5000;
@@ -54,23 +71,6 @@ const WEIGHTED_CANDIDATES = 1000;
 function bound(value: Placeholder | number): SQL {
   return sql`+${value}`;
 }
-
-/** Columns the store keeps for itself: not part of a {@link Task}. */
-const INTERNAL_COLUMNS: readonly string[] = ["leaseToken", "unconfirmedStart"];
-
-/**
- * A task row as one JSON object keyed like {@link Task}, derived from the Drizzle schema. libSQL's client
- * pays for every column of every row it returns, so one JSON column (parsed in JavaScript) costs a fraction
- * of eighteen; `json(payload)` embeds the payload as JSON rather than as a string to parse twice.
- */
-const TASK_JSON = sql.raw(
-  "json_object(" +
-    Object.entries(getTableColumns(taskQueue))
-      .filter(([key]) => !INTERNAL_COLUMNS.includes(key))
-      .map(([key, column]) => `'${key}', ${column.name === "payload" ? "json(payload)" : column.name}`)
-      .join(", ") +
-    ") AS task",
-);
 
 type TaskJsonRow = { task: string };
 
@@ -533,16 +533,34 @@ export class SqliteStore implements Store {
   }
 
   transaction<T>(fn: (tx: SqlTransaction) => Promise<T>): Promise<T> {
-    return this.#conn.transaction((tx) =>
-      fn({
+    return this.#conn.transaction((tx) => {
+      const handle: SqlTransaction & OwnTransaction = {
         // Booleans are stored as SQLite stores them, 1 and 0.
         execute: (text, args = []) =>
           tx.execute({
             sql: text,
             args: args.map((arg) => typeof arg === "boolean" ? Number(arg) : arg) as SqlValue[],
           }),
-      })
-    );
+        [OWN_TRANSACTION]: {
+          owner: this.#conn,
+          values: async (query) => (await tx.execute({ ...compile(query), raw: true })).values ?? [],
+        },
+      };
+      return fn(handle);
+    });
+  }
+
+  taskInsertManyWithin(
+    tx: unknown,
+    tasks: readonly NewTask[],
+    now: number,
+    sync: boolean,
+  ): MaybePromise<InsertedTask[]> {
+    const location = {
+      owner: this.#conn,
+      filePath: this.#conn.isRemote ? null : filePathOf(this.#conn.url),
+    };
+    return after(adoptTransaction(tx, location, sync), (run) => insertWithin(run, tasks, now));
   }
 
   async taskInsertMany(tasks: readonly NewTask[], now: number): Promise<InsertedTask[]> {

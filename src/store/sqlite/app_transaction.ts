@@ -1,0 +1,246 @@
+/**
+ * Writing tasks through a transaction the application holds, so that they commit or roll back with the
+ * application's own writes: PrismQ's own `db.transaction()` handle, or the application's Drizzle SQLite
+ * database or transaction on the same file (any driver: libSQL client, `libsql`, better-sqlite3, bun:sqlite,
+ * or a proxy over `node:sqlite`).
+ *
+ * A synchronous Drizzle driver runs its transaction in a synchronous callback, so everything here runs
+ * synchronously while the handle does: the write happens before the caller's callback returns.
+ *
+ * @module
+ */
+import { is, type SQL, sql } from "drizzle-orm";
+import { BaseSQLiteDatabase, SQLiteTransaction } from "drizzle-orm/sqlite-core";
+import { realpathSync } from "node:fs";
+import type { Task } from "../../task.ts";
+import type { InsertedTask, NewTask } from "../store.ts";
+import { TASK_JSON } from "./schema.ts";
+
+/** A value now, or a promise of it: what a synchronous handle gives at once and an asynchronous one later. */
+export type MaybePromise<T> = T | Promise<T>;
+
+/** Continues with `value` at once when it is there, or once it arrives. */
+export function after<T, U>(value: MaybePromise<T>, next: (value: T) => MaybePromise<U>): MaybePromise<U> {
+  return isPromise(value) ? value.then(next) : next(value);
+}
+
+function isPromise<T>(value: MaybePromise<T>): value is Promise<T> {
+  return typeof (value as { then?: unknown } | null)?.then === "function";
+}
+
+/** Runs one statement through the application's transaction and gives its rows as arrays. */
+export type RowsRunner = (query: SQL) => MaybePromise<unknown[][]>;
+
+/** The hidden side of the transactions PrismQ hands out: the connection they belong to, and raw access. */
+export const OWN_TRANSACTION = Symbol("prismq.ownTransaction");
+
+export interface OwnTransaction {
+  [OWN_TRANSACTION]: {
+    /** The connection whose transaction this is. */
+    owner: object;
+    /** Runs one statement in the transaction; rows as arrays. */
+    values(query: SQL): Promise<unknown[][]>;
+  };
+}
+
+// deno-lint-ignore no-explicit-any
+type DrizzleSqlite = BaseSQLiteDatabase<"sync" | "async", any, any, any>;
+
+/** Where the queue's database is, to tell whether a foreign handle writes to the same one. */
+export interface QueueLocation {
+  /** The connection, which PrismQ's own transactions name as their owner. */
+  owner: object;
+  /** The database file's path; null for a server, ":memory:" in memory. */
+  filePath: string | null;
+}
+
+/**
+ * A runner for `handle`, checked to write to the queue's database.
+ *
+ * @param sync require a handle that answers synchronously
+ * @throws {TypeError} for anything else, naming what to pass instead
+ */
+export function adoptTransaction(
+  handle: unknown,
+  location: QueueLocation,
+  sync: boolean,
+): MaybePromise<RowsRunner> {
+  if (typeof handle === "object" && handle !== null && OWN_TRANSACTION in handle) {
+    const own = (handle as OwnTransaction)[OWN_TRANSACTION];
+    if (own.owner !== location.owner) {
+      throw new TypeError(
+        "The tx given belongs to another database's transaction. Pass the handle that this queue's own " +
+          "db.transaction() gives.",
+      );
+    }
+    if (sync) {
+      throw new TypeError(
+        "enqueueSync needs a synchronous Drizzle database or transaction (the libsql, better-sqlite3 or " +
+          "bun:sqlite driver). Inside db.transaction(), use await queue.enqueue(…, { tx }).",
+      );
+    }
+    return (query) => own.values(query);
+  }
+  if (!is(handle, BaseSQLiteDatabase)) {
+    throw new TypeError(
+      "tx must be the handle PrismQ's db.transaction() gives, or a Drizzle SQLite database or transaction " +
+        `on the queue's file; got ${describe(handle)}.`,
+    );
+  }
+  const drizzle = handle as DrizzleSqlite;
+  const run: RowsRunner = (query) => drizzle.values(query) as MaybePromise<unknown[][]>;
+  const known = modes.get(handle);
+  const mode = known ?? checkSameDatabase(run, location);
+  const use = (mode: Mode): RowsRunner => {
+    modes.set(handle, mode);
+    if (sync && mode === "async") {
+      throw new TypeError(
+        "enqueueSync needs a synchronous Drizzle database or transaction (the libsql, better-sqlite3 or " +
+          "bun:sqlite driver); this one is asynchronous: use await queue.enqueue(…, { tx }).",
+      );
+    }
+    if (!sync && mode === "sync" && is(handle, SQLiteTransaction)) {
+      throw new TypeError(
+        "This Drizzle transaction is synchronous (its callback cannot wait for a promise), so an awaited " +
+          "enqueue would land after it commits. Use queue.enqueueSync(…, { tx }) inside it.",
+      );
+    }
+    return run;
+  };
+  if (isPromise(mode) && sync) {
+    // The check is under way on an asynchronous handle, which enqueueSync cannot use: say so at once.
+    mode.catch(() => {});
+    return use("async");
+  }
+  return after(mode, use);
+}
+
+type Mode = "sync" | "async";
+
+/** Whether each handle answers synchronously, for handles already found to be on the queue's database. */
+const modes = new WeakMap<object, Mode>();
+
+/**
+ * Throws unless the handle's main database is the queue's file; says whether the handle answers
+ * synchronously, which the check's own statement shows.
+ */
+function checkSameDatabase(run: RowsRunner, location: QueueLocation): MaybePromise<Mode> {
+  if (location.filePath === ":memory:") {
+    throw new TypeError(
+      "An in-memory queue cannot share a transaction with another connection: each connection to :memory: " +
+        "has a database of its own. Use a file, or write through the queue's own db.transaction().",
+    );
+  }
+  const queueFile = location.filePath;
+  const rows = run(sql`PRAGMA database_list`);
+  const check = (list: unknown[][]) => {
+    // A server's file is on the server: there is nothing here to compare it with.
+    if (queueFile === null) return;
+    const main = list.find((row) => row[1] === "main");
+    const file = typeof main?.[2] === "string" ? main[2] : "";
+    if (file === "" || realPath(file) !== realPath(queueFile)) {
+      throw new TypeError(
+        `The tx given writes to ${
+          file === "" ? "an in-memory or temporary database" : `'${file}'`
+        }, not to ` +
+          `the queue's database '${queueFile}'. Open the application's Drizzle database on the queue's file.`,
+      );
+    }
+  };
+  if (isPromise(rows)) return rows.then((list) => (check(list), "async"));
+  check(rows);
+  return "sync";
+}
+
+function realPath(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return path;
+  }
+}
+
+function describe(value: unknown): string {
+  if (value === null) return "null";
+  if (typeof value !== "object") return typeof value;
+  return value.constructor?.name ? `a ${value.constructor.name}` : "an object";
+}
+
+/**
+ * Inserts `tasks` through `run`, all in one statement; a task whose idempotency key is taken gets the task
+ * that holds it. Synchronous while `run` is.
+ */
+export function insertWithin(
+  run: RowsRunner,
+  tasks: readonly NewTask[],
+  now: number,
+): MaybePromise<InsertedTask[]> {
+  if (tasks.length === 0) return [];
+  const rows = JSON.stringify(tasks.map((task) => [
+    task.type,
+    task.payload,
+    task.priority,
+    task.maxAttempts,
+    task.runAfter,
+    task.idempotencyKey,
+    task.timeoutMs,
+  ]));
+  // (`WHERE true` tells SQLite's parser that ON CONFLICT belongs to the INSERT.)
+  const insert = sql`
+    INSERT INTO task_queue
+      (type, payload, priority, max_attempts, run_after, idempotency_key, timeout_ms, created_at, updated_at)
+    SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6,
+      ${now}, ${now}
+    FROM json_each(${rows}) WHERE true
+    ON CONFLICT DO NOTHING
+    RETURNING id, idempotency_key`;
+  return after(run(insert), (created) => {
+    // Ids grow in insertion order; RETURNING gives the rows in no promised order.
+    const unkeyed = created.filter((row) => row[1] === null).map((row) => Number(row[0])).sort((a, b) =>
+      a - b
+    );
+    const createdIds = new Map(
+      created.flatMap((row) => row[1] === null ? [] : [[String(row[1]), Number(row[0])]]),
+    );
+    // Only the first of several tasks with one key in this call created it; the others, and the tasks whose
+    // key was taken before, get the task that holds it.
+    const creators = new Map<NewTask, number>();
+    for (const task of tasks) {
+      const id = task.idempotencyKey === null ? undefined : createdIds.get(task.idempotencyKey);
+      if (id !== undefined) {
+        creators.set(task, id);
+        createdIds.delete(task.idempotencyKey!);
+      }
+    }
+    const lookups = tasks.flatMap((task) =>
+      task.idempotencyKey !== null && !creators.has(task) ? [task.idempotencyKey] : []
+    );
+    const found = lookups.length === 0 ? [] : run(sql`
+      SELECT ${TASK_JSON} FROM task_queue
+      WHERE idempotency_key IN (SELECT value FROM json_each(${JSON.stringify(lookups)}))`);
+    return after(found, (holders) => {
+      const byKey = new Map<string, Task>();
+      for (const [json] of holders) {
+        const task = JSON.parse(String(json)) as Task;
+        byKey.set(task.idempotencyKey!, task);
+      }
+      let nextUnkeyed = 0;
+      return tasks.map((task): InsertedTask => {
+        if (task.idempotencyKey === null) return { id: unkeyed[nextUnkeyed++], created: true };
+        const id = creators.get(task);
+        if (id !== undefined) return { id, created: true };
+        const holder = byKey.get(task.idempotencyKey);
+        if (!holder) {
+          // Outside a transaction, the holder may have been purged between the two statements.
+          throw new Error(
+            `The task holding idempotency key ${
+              JSON.stringify(task.idempotencyKey)
+            } was deleted while this ` +
+              `enqueue ran. Enqueue it again.`,
+          );
+        }
+        return { id: holder.id, created: false, existing: holder };
+      });
+    });
+  });
+}
