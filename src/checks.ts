@@ -106,7 +106,7 @@ export function jsonHasLoneSurrogate(json: string): boolean {
   const escape = /(?<!\\)(?:\\\\)*\\u([dD][89a-fA-F][0-9a-fA-F]{2})/g;
   for (let match = escape.exec(json); match; match = escape.exec(json)) {
     // A low half not right after a high one.
-    if (parseInt(match[1], 16) >= 0xdc00) return true;
+    if (parseInt(match[1]!, 16) >= 0xdc00) return true;
     const end = match.index + match[0].length;
     if (!/^\\u[dD][c-fC-F][0-9a-fA-F]{2}/.test(json.slice(end, end + 6))) return true;
     escape.lastIndex = end + 6;

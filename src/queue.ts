@@ -51,7 +51,7 @@ export interface WriteOptions {
    * Write through this transaction, which commits or rolls the tasks back with the application's own writes.
    * Workers see them once it commits.
    */
-  tx?: EnqueueTransaction;
+  tx?: EnqueueTransaction | undefined;
 }
 
 /** One task for {@link Queue.enqueueMany}. */
@@ -97,7 +97,7 @@ const MAX_KEY_LENGTH = 1024;
  */
 export class Queue {
   readonly db: QueueDatabase;
-  readonly #registry?: TaskHandlerRegistry;
+  readonly #registry: TaskHandlerRegistry | undefined;
   readonly #clock: Clock;
   readonly #maxPayloadBytes: number;
   readonly #encoder = new TextEncoder();
@@ -141,7 +141,7 @@ export class Queue {
   ): Promise<Task> {
     const { tx, ...taskOptions } = options ?? {};
     const [task] = await this.enqueueMany([{ ...taskOptions, type, payload }], { tx });
-    return task;
+    return task!;
   }
 
   /**
@@ -198,7 +198,7 @@ export class Queue {
     options: EnqueueOptions & { tx: EnqueueTransaction },
   ): Task {
     const { tx, ...taskOptions } = options ?? {};
-    return this.enqueueManySync([{ ...taskOptions, type, payload }], { tx: tx! })[0];
+    return this.enqueueManySync([{ ...taskOptions, type, payload }], { tx })[0]!;
   }
 
   /** {@link enqueueMany} inside a synchronous Drizzle transaction; see {@link enqueueSync}. */
@@ -230,7 +230,7 @@ export class Queue {
 
   #created(rows: NewTask[], now: number, inserted: InsertedTask[]): { task: Task; created: boolean }[] {
     return inserted.map(({ id, created, existing }, i) => ({
-      task: existing ?? createdTask(id, rows[i], now),
+      task: existing ?? createdTask(id, rows[i]!, now),
       created,
     }));
   }

@@ -25,7 +25,7 @@ export interface TaskHandlerInfo {
   /** The payload schema, when registered from a {@link HandlerDefinition}. */
   readonly schema?: PayloadSchema;
   /** Default per-attempt time limit, when the definition sets one. */
-  readonly timeoutMs?: number;
+  readonly timeoutMs?: number | undefined;
 }
 
 /** Options of {@link TaskHandlerRegistry.registerHandler}. */

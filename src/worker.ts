@@ -147,7 +147,7 @@ interface PendingStart {
 }
 
 type Resolved =
-  | { handler: TaskHandler; schema?: PayloadSchema; timeoutMs?: number }
+  | { handler: TaskHandler; schema?: PayloadSchema | undefined; timeoutMs?: number | undefined }
   | { refusal: string };
 
 const YIELD_EVERY_MS = 10;
@@ -176,14 +176,14 @@ export class WorkerEngine {
   readonly workerId: string;
   readonly #db: QueueDatabase;
   readonly #store: Store;
-  readonly #registry?: TaskHandlerRegistry;
+  readonly #registry: TaskHandlerRegistry | undefined;
   readonly #strategy: ClaimStrategy;
   readonly #leaseMs: number;
   readonly #pollIntervalMs: number;
   readonly #concurrency: number;
   readonly #prefetch: number;
   readonly #retry: RetryPolicy;
-  readonly #types?: readonly string[];
+  readonly #types: readonly string[] | undefined;
   readonly #heartbeatIntervalMs: number;
   readonly #reaper: Reaper;
   readonly #shutdownGraceMs: number;
@@ -191,7 +191,7 @@ export class WorkerEngine {
   readonly #pid: number | null;
   readonly #clock: Clock;
   readonly #random: () => number;
-  readonly #onEvent?: (event: WorkerEvent) => void;
+  readonly #onEvent: ((event: WorkerEvent) => void) | undefined;
 
   readonly #running = new Map<number, Running>();
   /** Claimed, not started yet: their leases are held (and renewed) like those of running tasks. */

@@ -47,7 +47,7 @@ export interface ClaimParams {
   now: number;
   strategy: ClaimStrategy;
   /** Only claim these types; all types when absent. */
-  types?: readonly string[];
+  types?: readonly string[] | undefined;
 }
 
 /**
@@ -137,8 +137,8 @@ export interface TaskLog extends TaskLogEntry {
 }
 
 export interface ListFilter {
-  status?: TaskStatus;
-  type?: string;
+  status?: TaskStatus | undefined;
+  type?: string | undefined;
   limit: number;
   offset: number;
 }

@@ -226,7 +226,7 @@ export function insertWithin(
       }
       let nextUnkeyed = 0;
       return tasks.map((task): InsertedTask => {
-        if (task.idempotencyKey === null) return { id: unkeyed[nextUnkeyed++], created: true };
+        if (task.idempotencyKey === null) return { id: unkeyed[nextUnkeyed++]!, created: true };
         const id = creators.get(task);
         if (id !== undefined) return { id, created: true };
         const holder = byKey.get(task.idempotencyKey);

@@ -90,7 +90,11 @@ export class RemoteDriver implements SqlDriver {
 
   #connect(): Promise<Client> {
     const loaded = import("@libsql/client").then(({ createClient }) =>
-      createClient({ url: this.#url, authToken: this.#authToken, fetch: reachingFetch(this.#timeoutMs) })
+      createClient({
+        url: this.#url,
+        ...(this.#authToken !== undefined && { authToken: this.#authToken }),
+        fetch: reachingFetch(this.#timeoutMs),
+      })
     );
     // A bad URL is reported by the first statement, as a file that cannot be opened is. (Checking it now
     // would load the client's URL parser, whose pattern alone costs a Bun process about 20 ms at start.)
@@ -120,7 +124,7 @@ export class RemoteDriver implements SqlDriver {
   batch(statements: readonly SqlStatement[]): Promise<StatementResult[]> {
     return this.#call(async (client) => {
       const results = await client.batch(statements.map(toClientStatement), "write");
-      return results.map((result, i) => toResult(result, statements[i].raw));
+      return results.map((result, i) => toResult(result, statements[i]!.raw));
     });
   }
 

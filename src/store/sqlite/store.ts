@@ -247,7 +247,7 @@ function insertRow(task: NewTask): SqlValue[] {
 
 /** Whether the tasks differ in nothing but their payloads (none has an idempotency key). */
 function uniform(tasks: readonly NewTask[]): boolean {
-  const [first] = tasks;
+  const first = tasks[0]!;
   return tasks.every((task) =>
     task.type === first.type && task.priority === first.priority && task.maxAttempts === first.maxAttempts &&
     task.runAfter === first.runAfter && task.timeoutMs === first.timeoutMs
@@ -257,7 +257,7 @@ function uniform(tasks: readonly NewTask[]): boolean {
 /** The statement that inserts `chunk`, tasks without idempotency keys. */
 function insertUnkeyed(chunk: readonly NewTask[], now: number): SqlStatement {
   if (!uniform(chunk)) return INSERT_UNKEYED.bind({ now, rows: JSON.stringify(chunk.map(insertRow)) });
-  const [first] = chunk;
+  const first = chunk[0]!;
   return INSERT_UNIFORM.bind({
     now,
     type: first.type,
@@ -487,7 +487,7 @@ export class SqliteStore implements Store {
       const rows = (await tx.execute({ sql: "SELECT version FROM prismq_migrations", args: [] })).rows;
       const applied = new Set(rows.map((row) => Number(row.version)));
       const newest = Math.max(0, ...applied);
-      const known = MIGRATIONS[MIGRATIONS.length - 1].version;
+      const known = MIGRATIONS[MIGRATIONS.length - 1]!.version;
       if (newest > known) {
         throw new DatabaseError(
           `This database was migrated by a newer PrismQ (schema version ${newest}; this one knows up to ` +
@@ -565,7 +565,7 @@ export class SqliteStore implements Store {
 
   async taskInsertMany(tasks: readonly NewTask[], now: number): Promise<InsertedTask[]> {
     if (tasks.length === 0) return [];
-    if (tasks.length === 1) return [await this.#insertOne(tasks[0], now)];
+    if (tasks.length === 1) return [await this.#insertOne(tasks[0]!, now)];
     const keys = [...new Set(tasks.flatMap((task) => task.idempotencyKey ?? []))];
     if (keys.length === 0) return await this.#insertUnkeyed(tasks, now);
     const inserts = [];
@@ -602,7 +602,7 @@ export class SqliteStore implements Store {
       .sort((a, b) => a - b);
     let nextUnkeyed = 0;
     return tasks.map((task) => {
-      if (task.idempotencyKey === null) return { id: unkeyedIds[nextUnkeyed++], created: true };
+      if (task.idempotencyKey === null) return { id: unkeyedIds[nextUnkeyed++]!, created: true };
       const stored = byKey.get(task.idempotencyKey)!;
       // Only the first of several tasks with one key in this call created it.
       return createdKeys.delete(task.idempotencyKey)
@@ -621,7 +621,7 @@ export class SqliteStore implements Store {
     const results = await this.#conn.batch(chunks.map((chunk) => insertUnkeyed(chunk, now)));
     const inserted: InsertedTask[] = [];
     chunks.forEach((chunk, i) => {
-      const first = results[i].lastInsertRowid! - chunk.length + 1;
+      const first = results[i]!.lastInsertRowid! - chunk.length + 1;
       for (let j = 0; j < chunk.length; j++) inserted.push({ id: first + j, created: true });
     });
     return inserted;
@@ -631,7 +631,7 @@ export class SqliteStore implements Store {
   async #insertOne(task: NewTask, now: number): Promise<InsertedTask> {
     for (;;) {
       const { rows } = await this.#conn.execute({ sql: INSERT_ONE, args: [...insertRow(task), now, now] });
-      if (rows.length === 1) return { id: Number(rows[0].id), created: true };
+      if (rows.length === 1) return { id: Number(rows[0]!.id), created: true };
       // The key is taken: the task holding it is the answer (unless it was purged meanwhile: try again).
       const [existing] = await this.#all<TaskJsonRow>(
         sql`SELECT ${TASK_JSON} FROM task_queue WHERE idempotency_key = ${task.idempotencyKey}`,
@@ -699,7 +699,7 @@ export class SqliteStore implements Store {
     const statements = progressStatements(progress, now);
     if (statements.length === 0) return { started: new Set(), finished: new Set() };
     const results = statements.length === 1
-      ? [await this.#conn.execute(statements[0])]
+      ? [await this.#conn.execute(statements[0]!)]
       : await this.#conn.batch(statements);
     return recordedFrom(progress, results);
   }
@@ -761,7 +761,7 @@ export class SqliteStore implements Store {
         WHERE ${expired}
         RETURNING id`,
     ]);
-    return { requeued: requeued.length, failed: failed.length };
+    return { requeued: requeued!.length, failed: failed!.length };
   }
 
   async taskCancel(id: number, now: number): Promise<Task> {
@@ -851,7 +851,7 @@ export class SqliteStore implements Store {
     const { rows: [row] } = await this.#conn.execute(
       query.bind({ now, types: types && JSON.stringify(types) }),
     );
-    return { runnable: Number(row.runnable), running: Number(row.running) };
+    return { runnable: Number(row!.runnable), running: Number(row!.running) };
   }
 
   async workerHeartbeat(
