@@ -10,11 +10,13 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { cpSync, existsSync, symlinkSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { type Exit, REPO, start } from "./_binary.ts";
 import { makeTempDir } from "./_helpers.ts";
+
+const DENO = join(REPO, "node_modules", ".bin", "deno");
 
 /** A copy of what the build reads (sources, scripts, configuration) with the repository's node_modules. */
 function repoCopy(): { dir: string; remove: () => void } {
@@ -24,6 +26,21 @@ function repoCopy(): { dir: string; remove: () => void } {
   }
   symlinkSync(join(REPO, "node_modules"), join(dir, "node_modules"), "dir");
   return { dir, remove };
+}
+
+/** A handler file's text: `defineHandler` with this type, plus `extra` lines. */
+function handlerSource(type: string, extra = ""): string {
+  return `import * as v from "valibot";
+import { defineHandler } from "../mod.ts";
+${extra}
+export default defineHandler({
+  type: ${JSON.stringify(type)},
+  schema: v.object({ name: v.string() }),
+  handle(task) {
+    return task.payload.name;
+  },
+});
+`;
 }
 
 function run(command: string, args: string[], cwd: string): Promise<Exit> {
@@ -57,5 +74,91 @@ export default defineHandler({
     assert.match(output, /TS2322/, "the type error is shown");
     assert.match(output, /handlers\/greet\.ts/, "with its file");
     assert.ok(!existsSync(join(copy.dir, "dist")), "nothing was compiled");
+  });
+});
+
+describe("the manifest generator refuses handler files the binary could not use", () => {
+  let copy: { dir: string; remove: () => void };
+  let original: string;
+  before(() => {
+    copy = repoCopy();
+    original = readFileSync(join(copy.dir, "handlers", "mod.ts"), "utf8");
+  });
+  after(() => copy.remove());
+
+  /**
+   * Writes the files into the copy's handlers/, runs the generator (and its `--check`), removes the files.
+   *
+   * @returns the generator's exit, after asserting that `--check` fails the same way and that the manifest
+   *   was left as it was
+   */
+  async function generate(files: Record<string, string>): Promise<Exit> {
+    const paths = Object.keys(files).map((name) => join(copy.dir, "handlers", name));
+    try {
+      for (const [name, text] of Object.entries(files)) writeFileSync(join(copy.dir, "handlers", name), text);
+      const write = await run(DENO, ["run", "-A", "scripts/gen_manifest.ts"], copy.dir);
+      const check = await run(DENO, ["run", "-A", "scripts/gen_manifest.ts", "--check"], copy.dir);
+      if (write.code !== 0) {
+        assert.equal(readFileSync(join(copy.dir, "handlers", "mod.ts"), "utf8"), original, "manifest kept");
+        assert.equal(check.code, write.code, `--check refuses too: ${check.stderr}`);
+        assert.equal(check.stderr, write.stderr);
+      }
+      return write;
+    } finally {
+      for (const path of paths) rmSync(path, { force: true });
+      writeFileSync(join(copy.dir, "handlers", "mod.ts"), original);
+    }
+  }
+
+  test("two files that define one type, naming both", async () => {
+    const exit = await generate({
+      "email.ts": handlerSource("email"),
+      "email_again.ts": handlerSource("email"),
+    });
+    assert.equal(exit.code, 1, exit.stdout);
+    assert.match(exit.stderr, /handlers\/email\.ts and handlers\/email_again\.ts both define type 'email'/);
+  });
+
+  test("a file whose type is not its name, naming the file and both names", async () => {
+    const exit = await generate({ "greet.ts": handlerSource("hello") });
+    assert.equal(exit.code, 1, exit.stdout);
+    assert.match(exit.stderr, /handlers\/greet\.ts defines type 'hello'/);
+    assert.match(exit.stderr, /rename it to handlers\/hello\.ts or give it type: "greet"/);
+  });
+
+  test("default exports that are not definitions made by defineHandler, naming each file", async () => {
+    const exit = await generate({
+      "plain.ts": `import * as v from "valibot";
+export default { type: "plain", schema: v.object({}), handle() {} };
+`,
+      "bare_function.ts": "export default function handle() {}\n",
+      "named_only.ts": handlerSource("named_only").replace("export default", "export const handler ="),
+    });
+    assert.equal(exit.code, 1, exit.stdout);
+    assert.match(
+      exit.stderr,
+      /handlers\/plain\.ts: its default export is a plain object with type 'plain', not a handler definition made by defineHandler/,
+    );
+    assert.match(exit.stderr, /handlers\/bare_function\.ts: its default export is a function/);
+    assert.match(exit.stderr, /handlers\/named_only\.ts: it has no default export/);
+    assert.match(exit.stderr, /export default defineHandler\(\{ type: "plain"/, "says how to fix it");
+  });
+
+  test("a file that fails to load, with its error", async () => {
+    const exit = await generate({ "broken.ts": handlerSource("broken", 'throw new Error("not today");') });
+    assert.equal(exit.code, 1, exit.stdout);
+    assert.match(exit.stderr, /handlers\/broken\.ts: it failed to load: .*not today/);
+  });
+
+  test("a .ts file whose name cannot be a handler's and does not start with _", async () => {
+    const exit = await generate({ "Send-Email.ts": handlerSource("Send-Email") });
+    assert.equal(exit.code, 1, exit.stdout);
+    assert.match(exit.stderr, /handlers\/Send-Email\.ts: .*lowercase letters, digits and _/);
+  });
+
+  test("a good new handler file is linked", async () => {
+    const exit = await generate({ "greet.ts": handlerSource("greet") });
+    assert.equal(exit.code, 0, exit.stderr);
+    assert.match(exit.stdout, /Wrote handlers\/mod\.ts with 5 handlers/);
   });
 });
