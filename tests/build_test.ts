@@ -13,7 +13,10 @@ import assert from "node:assert/strict";
 import { cpSync, existsSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
-import { type Exit, REPO, start } from "./_binary.ts";
+import type { HandlerDefinition } from "../mod.ts";
+import { handlers } from "../handlers/mod.ts";
+import { assertOneLine, type Exit, REPO, start } from "./_binary.ts";
+import { cli } from "./_cli.ts";
 import { makeTempDir } from "./_helpers.ts";
 
 const DENO = join(REPO, "node_modules", ".bin", "deno");
@@ -160,5 +163,27 @@ export default { type: "plain", schema: v.object({}), handle() {} };
     const exit = await generate({ "greet.ts": handlerSource("greet") });
     assert.equal(exit.code, 0, exit.stderr);
     assert.match(exit.stdout, /Wrote handlers\/mod\.ts with 5 handlers/);
+  });
+});
+
+describe("a binary whose linked list is broken says so at start", () => {
+  const noop = handlers.find((handler) => handler.type === "noop")!;
+
+  test("something that is not a handler definition, by its place in the list", async () => {
+    for (const argv of [["handlers"], ["enqueue", "noop"], ["run", "--until-empty"]]) {
+      const { code, stdout, stderr } = await cli(argv, {
+        handlers: [noop, undefined as unknown as HandlerDefinition],
+      });
+      assert.equal(code, 1, stdout);
+      assertOneLine(stderr, /handler 2 of 2 .* is undefined, not a handler definition made by defineHandler/);
+      assert.doesNotMatch(stderr, /undefined is not an object|Cannot read properties/);
+    }
+  });
+
+  test("two handlers of one type", async () => {
+    const { code, stderr } = await cli(["enqueue", "noop"], { handlers: [noop, noop] });
+    assert.equal(code, 1);
+    assertOneLine(stderr, /handlers 1 and 2 .* both have type 'noop'/);
+    assert.doesNotMatch(stderr, /allowOverride/);
   });
 });
