@@ -2,10 +2,17 @@
  * `deno task build`: compiles `prismq` into one self-contained executable with `bun build --compile`.
  * Runs under Bun. The executable embeds libSQL's native addon, so it runs from an empty folder.
  *
+ * Bun strips types without checking them, so the binary's sources (the CLI entry, `handlers/` and `src/`)
+ * are type-checked with Deno first: a type error stops the build with the error shown, before anything is
+ * written.
+ *
  * Usage: bun scripts/build.ts [--outfile dist/prismq] [--target bun-linux-x64]
  */
-import { parseArgs } from "node:util";
+import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import process from "node:process";
+import { parseArgs } from "node:util";
 
 const { values } = parseArgs({
   options: {
@@ -31,6 +38,22 @@ const addon = ADDONS[target];
 if (!addon) {
   console.error(`No libSQL addon is known for target '${target}'. Known: ${Object.keys(ADDONS).join(", ")}.`);
   process.exit(2);
+}
+
+const root = new URL("..", import.meta.url).pathname;
+const localDeno = join(root, "node_modules", ".bin", "deno");
+const check = spawnSync(
+  existsSync(localDeno) ? localDeno : "deno",
+  ["check", "--quiet", "scripts/prismq.ts", "handlers/", "src/"],
+  { cwd: root, stdio: "inherit" },
+);
+if (check.error) {
+  console.error(`Cannot run the type check with Deno (${check.error.message}); run 'npm ci' to install it.`);
+  process.exit(1);
+}
+if (check.status !== 0) {
+  console.error("The type check failed (see above), so nothing was built. Fix the errors and build again.");
+  process.exit(1);
 }
 
 // libSQL picks its addon with `require(\`@libsql/${target}\`)`, a computed specifier that a bundler cannot

@@ -62,6 +62,12 @@ export function assertTaskType(taskType: unknown): asserts taskType is string {
 }
 
 /**
+ * Marks the definitions {@link defineHandler} made. A symbol of the global registry, so that a definition made
+ * by another copy of this module (loaded through another path) is recognised too.
+ */
+const MADE_BY_DEFINE_HANDLER = Symbol.for("prismq.madeByDefineHandler");
+
+/**
  * Defines a handler whose payload is validated against `schema` before `handle` runs. The payload type
  * `handle` receives is inferred from the schema. A payload that does not match fails the task at once,
  * without retry, with an error naming the invalid fields; a queue bound to a registry refuses it at enqueue.
@@ -105,20 +111,46 @@ export function defineHandler<Schema extends PayloadSchema>(definition: {
       `The timeoutMs of handler '${definition.type}' must be a whole number > 0, got ${timeoutMs}.`,
     );
   }
-  return Object.freeze({
+  const made = {
     type: definition.type,
     schema: definition.schema,
     handle: definition.handle,
     description: definition.description ?? "",
     version: definition.version ?? "1.0.0",
     ...(timeoutMs === undefined ? {} : { timeoutMs }),
-  });
+  };
+  // Not enumerable: invisible to spreads, JSON and equality checks.
+  return Object.freeze(Object.defineProperty(made, MADE_BY_DEFINE_HANDLER, { value: true }));
 }
 
-/** Whether `value` was made by {@link defineHandler}. */
+/** Whether `value` has the shape of a handler definition (the registry also takes hand-made ones). */
 export function isHandlerDefinition(value: unknown): value is HandlerDefinition {
   return typeof value === "object" && value !== null && "handle" in value && "schema" in value &&
     "type" in value;
+}
+
+/**
+ * Whether `value` was made by {@link defineHandler}, which checked its type, schema, handler and time limit:
+ * what the manifest of linked handlers must hold.
+ */
+export function isMadeByDefineHandler(value: unknown): value is HandlerDefinition {
+  return typeof value === "object" && value !== null &&
+    (value as { [MADE_BY_DEFINE_HANDLER]?: unknown })[MADE_BY_DEFINE_HANDLER] === true;
+}
+
+/** What `value` is, in a few words, for errors about something that should be a handler definition. */
+export function describeNonDefinition(value: unknown): string {
+  if (value === undefined || value === null) return String(value);
+  if (typeof value === "function") return "a function";
+  if (typeof value === "object") {
+    const type = (value as { type?: unknown }).type;
+    return Array.isArray(value)
+      ? "an array"
+      : typeof type === "string"
+      ? `a plain object with type '${type}'`
+      : "an object";
+  }
+  return `the ${typeof value} ${JSON.stringify(value) ?? String(value)}`;
 }
 
 /**

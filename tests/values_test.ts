@@ -6,7 +6,7 @@
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { join } from "node:path";
 import Database from "libsql";
 import {
@@ -193,6 +193,27 @@ function plainSql(path: string, sql: string): void {
   execFileSync("sqlite3", [path, sql], { stdio: ["ignore", "pipe", "pipe"] });
 }
 
+const PYTHON_INSERT = `
+import sqlite3, sys
+connection = sqlite3.connect(sys.argv[1], timeout=5)
+connection.execute("INSERT INTO task_queue (type, payload) VALUES ('email', '{}')")
+connection.commit()
+`;
+
+/** The SQLite version of python3's sqlite3 module, or undefined without one. */
+const PYTHON_SQLITE = ((): string | undefined => {
+  const found = spawnSync("python3", ["-c", "import sqlite3; print(sqlite3.sqlite_version)"], {
+    encoding: "utf8",
+  });
+  return found.status === 0 ? found.stdout.trim() : undefined;
+})();
+
+/** Whether a dotted version is older than `[major, minor]`. */
+function versionBelow(version: string, [major, minor]: [number, number]): boolean {
+  const [a = 0, b = 0] = version.split(".").map(Number);
+  return a < major || (a === major && b < minor);
+}
+
 describe("the table refuses what PrismQ could not read back, from plain SQL too", () => {
   test("Debian's sqlite3 (3.40) inserts a runnable task with plain SQL, and the worker runs it", async () => {
     await withDb(async (db, path) => {
@@ -202,6 +223,26 @@ describe("the table refuses what PrismQ could not read back, from plain SQL too"
       assert.equal(task?.status, "queued", `sqlite3 ${version}`);
       assert.ok(Math.abs(task.runAfter - Date.now()) < 60_000, `run_after ${task.runAfter} is about now`);
       assert.equal(task.createdAt, task.runAfter);
+      const registry = new TaskHandlerRegistry();
+      registry.registerHandler("email", () => {});
+      await new WorkerEngine({ db, workerId: "w", handlerRegistry: registry }).runLoop({ untilEmpty: true });
+      assert.equal((await new Queue(db).get(task.id))?.status, "completed");
+    });
+  });
+
+  test("Python's sqlite3 module inserts a runnable task with plain SQL, and the worker runs it", {
+    skip: PYTHON_SQLITE === undefined
+      ? "no python3 with a sqlite3 module"
+      : versionBelow(PYTHON_SQLITE, [3, 37])
+      ? `Python's SQLite is ${PYTHON_SQLITE}, older than 3.37, which cannot read STRICT tables`
+      : false,
+  }, async () => {
+    await withDb(async (db, path) => {
+      execFileSync("python3", ["-c", PYTHON_INSERT, path], { stdio: ["ignore", "pipe", "pipe"] });
+      const [task] = await new Queue(db).list();
+      assert.equal(task?.status, "queued", `Python's SQLite ${PYTHON_SQLITE}`);
+      assert.ok(Math.abs(task.runAfter - Date.now()) < 60_000, `run_after ${task.runAfter} is about now`);
+      assert.ok(Number.isInteger(task.runAfter) && task.createdAt === task.updatedAt);
       const registry = new TaskHandlerRegistry();
       registry.registerHandler("email", () => {});
       await new WorkerEngine({ db, workerId: "w", handlerRegistry: registry }).runLoop({ untilEmpty: true });
@@ -284,6 +325,34 @@ describe("migration 4: stricter values for databases made before it", () => {
         const tomorrow = new Queue(db, { clock: { now: () => Date.now() + DAY } });
         assert.equal(await tomorrow.purge({ statuses: ["cancelled"], olderThanMs: 0 }), 1);
         assert.deepEqual(await queue.logs(1), []);
+      } finally {
+        db.close();
+      }
+    } finally {
+      remove();
+    }
+  });
+
+  test("plain SQL from Debian's sqlite3 fails on a version-3 database and works once it is upgraded", async () => {
+    const { dir, remove } = makeTempDir();
+    const path = join(dir, "old.db");
+    try {
+      version3(path, []);
+      // Migration 1's defaults use unixepoch('subsec'), NULL before SQLite 3.42.
+      assert.throws(() => plainSql(path, "INSERT INTO task_queue (type) VALUES ('email')"), /NOT NULL/);
+      const db = new QueueDatabase(path);
+      try {
+        await db.initializeSchema();
+        plainSql(path, "INSERT INTO task_queue (type, payload) VALUES ('email', '{}')");
+        const [task] = await new Queue(db).list();
+        assert.equal(task?.status, "queued");
+        assert.ok(Math.abs(task.runAfter - Date.now()) < 60_000, `run_after ${task.runAfter} is about now`);
+        const registry = new TaskHandlerRegistry();
+        registry.registerHandler("email", () => {});
+        await new WorkerEngine({ db, workerId: "w", handlerRegistry: registry }).runLoop({
+          untilEmpty: true,
+        });
+        assert.equal((await new Queue(db).get(task.id))?.status, "completed");
       } finally {
         db.close();
       }

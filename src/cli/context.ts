@@ -6,6 +6,7 @@
  */
 import { dirname } from "node:path";
 import { DatabaseError, type HandlerDefinition, QueueDatabase, TaskHandlerRegistry } from "../../mod.ts";
+import { describeNonDefinition, isMadeByDefineHandler } from "../handler.ts";
 import { MAX_TIMER_MS } from "../timers.ts";
 import { parseInteger } from "./args.ts";
 import type { CliIo } from "./io.ts";
@@ -78,6 +79,35 @@ function localPath(location: string): string | undefined {
     return rest === ":memory:" || rest === "" ? undefined : decodeURIComponent(rest);
   }
   return location;
+}
+
+/**
+ * Checks, at start, the list of handlers this build links: each one made by `defineHandler`, no two of one
+ * type. The manifest generator refuses such handler files, so this fails only for a list that did not come
+ * from it (edited by hand, say); it fails with a sentence naming the entry rather than a crash later.
+ *
+ * @throws {Error} naming the entry at fault
+ */
+export function assertLinkedHandlers(handlers: readonly unknown[]): void {
+  const broken = "The handlers linked into this build are broken:";
+  const fix = "Build again with 'npm run build', whose manifest step names the handler file at fault.";
+  const seen = new Map<string, number>();
+  handlers.forEach((handler, index) => {
+    if (!isMadeByDefineHandler(handler)) {
+      throw new Error(
+        `${broken} handler ${index + 1} of ${handlers.length} in handlers/mod.ts is ` +
+          `${describeNonDefinition(handler)}, not a handler definition made by defineHandler. ${fix}`,
+      );
+    }
+    const first = seen.get(handler.type);
+    if (first !== undefined) {
+      throw new Error(
+        `${broken} handlers ${first + 1} and ${index + 1} in handlers/mod.ts both have type ` +
+          `'${handler.type}'. ${fix}`,
+      );
+    }
+    seen.set(handler.type, index);
+  });
 }
 
 /** A registry holding exactly the linked handlers. */

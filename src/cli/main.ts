@@ -13,7 +13,7 @@ import {
 } from "../../mod.ts";
 import { VERSION } from "../version.ts";
 import { UsageError } from "./args.ts";
-import type { Command } from "./context.ts";
+import { assertLinkedHandlers, type Command } from "./context.ts";
 import { enqueueCommand } from "./commands/enqueue.ts";
 import { handlersCommand } from "./commands/handlers.ts";
 import { demoCommand, migrateCommand } from "./commands/maintenance.ts";
@@ -70,6 +70,7 @@ export async function main(
 ): Promise<number> {
   const [name, ...rest] = argv;
   try {
+    assertLinkedHandlers(handlers);
     if (name === undefined) {
       io.stderr.write(overview());
       return EXIT.usage;
