@@ -8,7 +8,20 @@
 import type { Queue } from "../queue.ts";
 import { isTaskStatus, type Task, TASK_STATUSES, type TaskStatus } from "../task.ts";
 
-/** Which tasks an assertion looks for. Every field given must match; absent fields match anything. */
+/**
+ * Which tasks an assertion looks for. Every field given must match; absent fields match anything.
+ *
+ * @example
+ * ```ts
+ * import type { EnqueuedFilter } from "./testing.ts";
+ * const filter: EnqueuedFilter = {
+ *   type: "send_invoice",
+ *   payload: { customer: { id: 42 } }, // matches { customer: { id: 42, name: "Ada" }, total: 10 }
+ *   status: ["queued", "completed"],
+ *   priority: 10,
+ * };
+ * ```
+ */
 export interface EnqueuedFilter {
   type?: string;
   /**
@@ -30,7 +43,20 @@ export interface EnqueuedFilter {
   idempotencyKey?: string | null;
 }
 
-/** Anything that has a queue: a {@link Queue}, or a test queue (`{ queue }`). */
+/**
+ * Anything that has a queue: a {@link Queue}, or a test queue (`{ queue }`).
+ *
+ * @example
+ * ```ts
+ * import { Queue, QueueDatabase } from "./mod.ts";
+ * import { assertNotEnqueued, type QueueSource } from "./testing.ts";
+ * const db = new QueueDatabase(":memory:");
+ * await db.initializeSchema();
+ * const source: QueueSource = new Queue(db); // the application's own Queue works too
+ * await assertNotEnqueued(source, { type: "anything" });
+ * db.close();
+ * ```
+ */
 export type QueueSource = Queue | { readonly queue: Queue };
 
 /**
@@ -228,7 +254,9 @@ async function listing(queue: Queue, statuses: readonly TaskStatus[], candidates
     ? []
     : TASK_STATUSES.filter((s) => !statuses.includes(s) && others[s] > 0).map((s) => `${others[s]} ${s}`);
   return `There are no ${looked} tasks` +
-    (elsewhere.length > 0 ? `; other tasks: ${elsewhere.join(", ")} (pass \`status\` to look at them).` : ".");
+    (elsewhere.length > 0
+      ? `; other tasks: ${elsewhere.join(", ")} (pass \`status\` to look at them).`
+      : ".");
 }
 
 function lines(tasks: readonly Task[]): string {

@@ -15,7 +15,21 @@ import type { Task } from "../task.ts";
 import { WorkerEngine, type WorkerEvent } from "../worker.ts";
 import { wholeNumber } from "../checks.ts";
 
-/** Options of {@link createTestQueue}. */
+/**
+ * Options of {@link createTestQueue}.
+ *
+ * @example
+ * ```ts
+ * import { ManualClock, TaskHandlerRegistry } from "./mod.ts";
+ * import { createTestQueue } from "./testing.ts";
+ * const testQueue = await createTestQueue({
+ *   registry: new TaskHandlerRegistry(), // the application's
+ *   clock: new ManualClock(Date.UTC(2030, 0, 1)),
+ *   retry: { initialDelayMs: 5_000, multiplier: 3 },
+ * });
+ * testQueue.close();
+ * ```
+ */
 export interface TestQueueOptions {
   /**
    * The application's handlers. When given, the queue also validates types and payloads against it at
@@ -38,7 +52,17 @@ export interface TestQueueOptions {
   maxPayloadBytes?: number;
 }
 
-/** Options of {@link TestQueue.drain}. */
+/**
+ * Options of {@link TestQueue.drain}.
+ *
+ * @example
+ * ```ts
+ * import { createTestQueue } from "./testing.ts";
+ * const testQueue = await createTestQueue();
+ * await testQueue.drain({ timeoutMs: 30_000, maxTasks: 10_000, types: ["send_email"] });
+ * testQueue.close();
+ * ```
+ */
 export interface DrainOptions {
   /**
    * Real milliseconds the whole drain may take. Handlers run in real time (a handler waiting on a timer or
@@ -57,10 +81,39 @@ export interface DrainOptions {
   types?: readonly string[];
 }
 
-/** How one attempt ended: the task's status after it, or `retrying` for a failure with attempts left. */
+/**
+ * How one attempt ended: the task's status after it, or `retrying` for a failure with attempts left.
+ *
+ * @example
+ * ```ts
+ * import { createTestQueue, type DrainOutcome } from "./testing.ts";
+ * const testQueue = await createTestQueue();
+ * testQueue.registry.registerHandler("ok", () => {});
+ * await testQueue.queue.enqueue("ok", {});
+ * const outcomes: DrainOutcome[] = (await testQueue.drain()).map((ran) => ran.outcome); // ["completed"]
+ * testQueue.close();
+ * ```
+ */
 export type DrainOutcome = "completed" | "retrying" | "failed" | "cancelled";
 
-/** One attempt run by {@link TestQueue.drain}. */
+/**
+ * One attempt run by {@link TestQueue.drain}.
+ *
+ * @example
+ * ```ts
+ * import { createTestQueue, type DrainedTask } from "./testing.ts";
+ * const testQueue = await createTestQueue();
+ * testQueue.registry.registerHandler("charge", () => {
+ *   throw new Error("card declined");
+ * });
+ * await testQueue.queue.enqueue("charge", { cents: 500 });
+ * const [ran]: DrainedTask[] = await testQueue.drain();
+ * // { id: 1, type: "charge", payload: { cents: 500 }, outcome: "retrying", error: "card declined",
+ * //   attempts: 1, retryAt: testQueue.clock.now() + 1000 }
+ * if (ran.retryAt !== testQueue.clock.now() + 1000) throw new Error("expected a retry in 1 s");
+ * testQueue.close();
+ * ```
+ */
 export interface DrainedTask {
   id: number;
   type: string;
@@ -112,10 +165,11 @@ export class TestQueue {
   /** Use {@link createTestQueue}, which also creates the tables. */
   constructor(db: QueueDatabase, options: TestQueueOptions = {}) {
     const { registry, clock = new ManualClock(), random = () => 0.5 } = options;
-    if (!(clock instanceof ManualClock)) {
+    // Duck-typed, so that a clock or registry from another copy of the package passes.
+    if (typeof clock?.advance !== "function" || typeof clock.now !== "function") {
       throw new TypeError("createTestQueue() needs a ManualClock as `clock`, so that tests can move it.");
     }
-    if (registry !== undefined && !(registry instanceof TaskHandlerRegistry)) {
+    if (registry !== undefined && typeof registry?.getHandlerInfo !== "function") {
       throw new TypeError("createTestQueue() needs a TaskHandlerRegistry as `registry`.");
     }
     if (typeof random !== "function") throw new TypeError("`random` must be a function.");
