@@ -222,10 +222,7 @@ export class TestQueue {
       else if (event.type === "lease-lost") ran.push({ lost: event.task });
       else if (event.type === "error") errors.push(event.error);
     });
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const deadline = new Promise<"timeout">((
-      resolve,
-    ) => (timer = setTimeout(() => resolve("timeout"), timeoutMs)));
+    const deadline = after(timeoutMs);
     try {
       for (let attempts = 0;; attempts++) {
         if (attempts >= maxTasks) {
@@ -233,8 +230,8 @@ export class TestQueue {
           break;
         }
         const step = worker.claimAndProcess();
-        const claimed = await Promise.race([step, deadline]);
-        if (claimed === "timeout") {
+        const claimed = await Promise.race([step, deadline.passed]);
+        if (claimed === TIMED_OUT) {
           const running = await this.#giveUp(worker, step);
           throw new Error(
             `drain() gave up after ${timeoutMs} ms: ${running} was still running. Its signal was aborted and ` +
@@ -248,7 +245,7 @@ export class TestQueue {
       if (errors.length > 0) throw errors[0];
       return await Promise.all(ran.map((entry) => "lost" in entry ? this.#cancelled(entry.lost) : entry));
     } finally {
-      clearTimeout(timer);
+      deadline.clear();
       this.#draining = false;
     }
   }
@@ -306,15 +303,11 @@ export class TestQueue {
     const running = (await this.queue.list({ status: "running", limit: 10 }))
       .filter((task) => task.lockedBy === WORKER_ID)
       .map((task) => `task ${task.id} (type '${task.type}')`);
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const stopDeadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, STOP_DEADLINE_MS)));
+    const stopDeadline = after(STOP_DEADLINE_MS);
     try {
-      await Promise.race([
-        Promise.allSettled([worker.stop({ graceMs: 0 }), step]),
-        stopDeadline,
-      ]);
+      await Promise.race([Promise.allSettled([worker.stop({ graceMs: 0 }), step]), stopDeadline.passed]);
     } finally {
-      clearTimeout(timer);
+      stopDeadline.clear();
     }
     return running.length > 0 ? running.join(", ") : "a task";
   }
@@ -358,6 +351,17 @@ export async function createTestQueue(options: TestQueueOptions = {}): Promise<T
     db.close();
     throw error;
   }
+}
+
+const TIMED_OUT = Symbol("timed out");
+
+/** A promise that resolves with {@link TIMED_OUT} after `ms` real milliseconds, unless cleared first. */
+function after(ms: number): { passed: Promise<typeof TIMED_OUT>; clear: () => void } {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const passed = new Promise<typeof TIMED_OUT>((resolve) => {
+    timer = setTimeout(() => resolve(TIMED_OUT), ms);
+  });
+  return { passed, clear: () => clearTimeout(timer) };
 }
 
 function drained(
