@@ -24,17 +24,17 @@ import { isTaskStatus, type Task, type TaskStatus, TERMINAL_STATUSES } from "./t
 /** How and when a task runs. */
 export interface EnqueueOptions {
   /** Lower numbers run first under the `priority` strategy. A whole number. @default 100 */
-  priority?: number;
+  priority?: number | undefined;
   /** Not before this time: a Date, epoch milliseconds, or an ISO-8601 string. */
-  runAt?: Date | number | string;
+  runAt?: Date | number | string | undefined;
   /** Not before this many milliseconds from now. Give `runAt` or `delayMs`, not both. */
-  delayMs?: number;
+  delayMs?: number | undefined;
   /** Attempts before the task fails for good. @default 5 */
-  maxAttempts?: number;
+  maxAttempts?: number | undefined;
   /** A second enqueue with the same key returns the first task instead of adding another. */
-  idempotencyKey?: string;
+  idempotencyKey?: string | undefined;
   /** Per-attempt time limit; the handler's signal aborts when it passes. @default the handler's, or none */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
 }
 
 /**
@@ -57,25 +57,25 @@ export interface WriteOptions {
 /** One task for {@link Queue.enqueueMany}. */
 export interface EnqueueItem extends EnqueueOptions {
   type: string;
-  payload?: unknown;
+  payload?: unknown | undefined;
 }
 
 export interface QueueOptions {
   /** When given, unknown types and payloads that fail their handler's schema are refused before writing. */
-  registry?: TaskHandlerRegistry;
-  clock?: Clock;
+  registry?: TaskHandlerRegistry | undefined;
+  clock?: Clock | undefined;
   /** Largest payload accepted, in bytes of JSON. @default 1048576 (1 MiB) */
-  maxPayloadBytes?: number;
+  maxPayloadBytes?: number | undefined;
 }
 
 /** Filters for {@link Queue.list}. */
 export interface ListOptions {
-  status?: TaskStatus;
-  type?: string;
+  status?: TaskStatus | undefined;
+  type?: string | undefined;
   /** @default 100 */
-  limit?: number;
+  limit?: number | undefined;
   /** @default 0 */
-  offset?: number;
+  offset?: number | undefined;
 }
 
 export const DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024;

@@ -31,11 +31,11 @@ export interface TaskHandlerInfo {
 /** Options of {@link TaskHandlerRegistry.registerHandler}. */
 export interface RegisterHandlerOptions {
   /** @default "" */
-  description?: string;
+  description?: string | undefined;
   /** @default "1.0.0" */
-  version?: string;
+  version?: string | undefined;
   /** Replace a handler already registered for the type instead of throwing. @default false */
-  allowOverride?: boolean;
+  allowOverride?: boolean | undefined;
 }
 
 /**

@@ -42,15 +42,15 @@ export interface WorkerEngineOptions {
   /** Unique among the workers sharing the database. */
   workerId: string;
   /** Routes each task to the handler registered for its type. */
-  handlerRegistry?: TaskHandlerRegistry;
+  handlerRegistry?: TaskHandlerRegistry | undefined;
   /** @default "priority" */
-  strategy?: ClaimStrategy;
+  strategy?: ClaimStrategy | undefined;
   /** How long a claim holds a task before another worker may take it over. Extended while alive. @default 60000 */
-  leaseMs?: number;
+  leaseMs?: number | undefined;
   /** How often an idle worker looks for tasks added by other processes. @default 100 */
-  pollIntervalMs?: number;
+  pollIntervalMs?: number | undefined;
   /** Handlers run at once by this engine. @default 1 */
-  concurrency?: number;
+  concurrency?: number | undefined;
   /**
    * Most tasks claimed ahead of free slots, so that quick tasks are claimed many per statement. The worker
    * claims ahead only as many as it expects to start within about 10 ms (judged by how long its handlers
@@ -58,31 +58,31 @@ export interface WorkerEngineOptions {
    * 16 MiB of payloads (judged by the payloads it has claimed). 0 turns it off.
    * @default 512
    */
-  prefetch?: number;
-  retry?: Partial<RetryPolicy>;
+  prefetch?: number | undefined;
+  retry?: Partial<RetryPolicy> | undefined;
   /** Claim only these task types. @default every type */
-  types?: readonly string[];
+  types?: readonly string[] | undefined;
   /** How often leases are extended and the worker's row refreshed. @default min(leaseMs / 3, 1000) */
-  heartbeatIntervalMs?: number;
+  heartbeatIntervalMs?: number | undefined;
   /** How often expired leases are looked for. @default 1000 */
-  reapIntervalMs?: number;
+  reapIntervalMs?: number | undefined;
   /**
    * How long (in elapsed time, which clock steps do not move) an expired lease must stay expired and
    * unrenewed before this worker takes it: a live worker renews its leases meanwhile, so a clock step
    * cannot take them from it. Keep it above the heartbeat interval of every worker sharing the database.
    * 0 takes expired leases at once. @default twice heartbeatIntervalMs
    */
-  reapGraceMs?: number;
+  reapGraceMs?: number | undefined;
   /** How long `stop()` (and an aborted `runLoop` signal) waits for running handlers. @default Infinity */
-  shutdownGraceMs?: number;
+  shutdownGraceMs?: number | undefined;
   /** Shown by `prismq workers`. */
-  host?: string | null;
-  pid?: number | null;
-  clock?: Clock;
+  host?: string | null | undefined;
+  pid?: number | null | undefined;
+  clock?: Clock | undefined;
   /** Source of jitter; tests pass their own. */
-  random?: () => number;
+  random?: (() => number) | undefined;
   /** Called for every task outcome; errors it throws are ignored. */
-  onEvent?: (event: WorkerEvent) => void;
+  onEvent?: ((event: WorkerEvent) => void) | undefined;
 }
 
 /** What a worker reports about the tasks it runs. */
@@ -98,16 +98,16 @@ export type WorkerEvent =
 /** Options of {@link WorkerEngine.runLoop}. */
 export interface RunLoopOptions {
   /** Used for every task instead of the registry. */
-  taskHandler?: TaskHandler;
+  taskHandler?: TaskHandler | undefined;
   /**
    * Stop after this many claim attempts; an attempt that finds nothing counts. Each attempt claims at most
    * the free slots (no claiming ahead), so that the count of tasks run is predictable.
    */
-  maxIterations?: number;
+  maxIterations?: number | undefined;
   /** Stop once no task is runnable now and none is running (tasks scheduled for later do not count). */
-  untilEmpty?: boolean;
+  untilEmpty?: boolean | undefined;
   /** Aborting it stops the loop gracefully, as `stop()` does. */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
 }
 
 /** What a {@link WorkerEngine.runLoop} did. */

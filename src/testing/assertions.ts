@@ -23,24 +23,24 @@ import { isTaskStatus, type Task, TASK_STATUSES, type TaskStatus } from "../task
  * ```
  */
 export interface EnqueuedFilter {
-  type?: string;
+  type?: string | undefined;
   /**
    * A partial payload: objects match when every key given matches (recursively; other keys are ignored),
    * arrays when they have the same length and every element matches, other values when equal (`===`).
    */
-  payload?: unknown;
+  payload?: unknown | undefined;
   /**
    * The statuses to look at: `"queued"` covers tasks due now, scheduled for later and waiting for a
    * retry; `"any"` looks at every task.
    * @default "queued"
    */
-  status?: TaskStatus | readonly TaskStatus[] | "any";
-  priority?: number;
+  status?: TaskStatus | readonly TaskStatus[] | "any" | undefined;
+  priority?: number | undefined;
   /** When the task may run (its `runAfter`), exactly. */
-  runAfter?: Date | number;
-  maxAttempts?: number;
+  runAfter?: Date | number | undefined;
+  maxAttempts?: number | undefined;
   /** `null` matches tasks without a key. */
-  idempotencyKey?: string | null;
+  idempotencyKey?: string | null | undefined;
 }
 
 /**

@@ -37,19 +37,19 @@ export interface TestQueueOptions {
    * is made (register handlers on `testQueue.registry`) and enqueue accepts any type.
    * @default a new TaskHandlerRegistry
    */
-  registry?: TaskHandlerRegistry;
+  registry?: TaskHandlerRegistry | undefined;
   /** The clock the queue and `drain()` read. @default new ManualClock(), at the real time of the call */
-  clock?: ManualClock;
+  clock?: ManualClock | undefined;
   /** The backoff after a failed attempt, as `WorkerEngineOptions.retry`. @default DEFAULT_RETRY_POLICY */
-  retry?: Partial<RetryPolicy>;
+  retry?: Partial<RetryPolicy> | undefined;
   /**
    * The source of backoff jitter, a number in [0, 1). The default, 0.5, means no jitter: a backoff is
    * exactly `initialDelayMs × multiplier^(attempt−1)`, capped (1 s, 2 s, 4 s, … by default).
    * @default () => 0.5
    */
-  random?: () => number;
+  random?: (() => number) | undefined;
   /** As `QueueOptions.maxPayloadBytes`. @default 1048576 */
-  maxPayloadBytes?: number;
+  maxPayloadBytes?: number | undefined;
 }
 
 /**
@@ -70,15 +70,15 @@ export interface DrainOptions {
    * tasks go back to the queue (the attempt not counted), and `drain()` throws an error naming them.
    * @default 10000
    */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
   /**
    * Most attempts one drain runs. A drain that reaches it while tasks are still runnable throws: a handler
    * is probably enqueueing tasks without end.
    * @default 1000
    */
-  maxTasks?: number;
+  maxTasks?: number | undefined;
   /** Run only tasks of these types; others stay queued. @default every type */
-  types?: readonly string[];
+  types?: readonly string[] | undefined;
 }
 
 /**
@@ -158,7 +158,7 @@ export class TestQueue {
   readonly registry: TaskHandlerRegistry;
   /** The time the queue and `drain()` see: `clock.advance(ms)` makes delayed tasks and backoffs due. */
   readonly clock: ManualClock;
-  readonly #retry?: Partial<RetryPolicy>;
+  readonly #retry: Partial<RetryPolicy> | undefined;
   readonly #random: () => number;
   #draining = false;
 

@@ -24,19 +24,19 @@ export type SynchronousMode = "off" | "normal" | "full" | "extra";
 /** Options for opening a database. */
 export interface ConnectionOptions {
   /** Auth token for a libSQL server. @default the `PRISMQ_DB_AUTH_TOKEN` environment variable */
-  authToken?: string;
+  authToken?: string | undefined;
   /**
    * How long a statement waits, in all, for another process to release the write lock before it fails
    * with a clear error. On a file, waiting never blocks the event loop. @default 30000
    */
-  busyTimeoutMs?: number;
+  busyTimeoutMs?: number | undefined;
   /** `PRAGMA synchronous` for file databases. @default "normal" */
-  synchronous?: SynchronousMode;
+  synchronous?: SynchronousMode | undefined;
   /**
    * How long one call to a libSQL server may wait for its answer before it fails with a clear error (a
    * write under way then may or may not have been applied). @default 30000
    */
-  requestTimeoutMs?: number;
+  requestTimeoutMs?: number | undefined;
 }
 
 const REMOTE_SCHEMES = /^(libsql|https?|wss?):/i;
