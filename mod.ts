@@ -5,7 +5,7 @@
  *
  * ```ts
  * import * as v from "valibot";
- * import { defineHandler, Queue, QueueDatabase, TaskHandlerRegistry, WorkerEngine } from "./mod.ts";
+ * import { defineHandler, Queue, QueueDatabase, TaskHandlerRegistry, WorkerEngine } from "prismq";
  *
  * const db = new QueueDatabase(":memory:");
  * await db.initializeSchema();
@@ -22,7 +22,7 @@
  *
  * const worker = new WorkerEngine({ db, workerId: "worker-01", handlerRegistry: registry });
  * await worker.runLoop({ untilEmpty: true });
- * db.close();
+ * await db.close();
  * ```
  *
  * @module
@@ -37,6 +37,9 @@ export type { RegisterHandlerOptions, TaskHandlerInfo } from "./src/registry.ts"
 export { defineHandler, parsePayload } from "./src/handler.ts";
 export type { HandlerContext, HandlerDefinition, PayloadSchema, TaskHandler } from "./src/handler.ts";
 
+export { DEFAULT_MISSED_AFTER_MS, defineSchedule, MISSED_SLOTS } from "./src/schedule.ts";
+export type { MissedSlots, ScheduleDefinition, ScheduleOptions } from "./src/schedule.ts";
+
 export { DEFAULT_MAX_PAYLOAD_BYTES, Queue } from "./src/queue.ts";
 export type {
   EnqueueItem,
@@ -44,11 +47,12 @@ export type {
   EnqueueTransaction,
   ListOptions,
   QueueOptions,
+  WaitForOptions,
   WriteOptions,
 } from "./src/queue.ts";
 
-export { WorkerEngine } from "./src/worker.ts";
-export type { RunLoopOptions, RunSummary, WorkerEngineOptions, WorkerEvent } from "./src/worker.ts";
+export { WorkerEngine } from "./src/worker/engine.ts";
+export type { RunLoopOptions, RunSummary, WorkerEngineOptions, WorkerEvent } from "./src/worker/engine.ts";
 
 export { backoffDelayMs, DEFAULT_RETRY_POLICY } from "./src/retry.ts";
 export type { RetryPolicy } from "./src/retry.ts";
@@ -59,20 +63,38 @@ export type { Clock } from "./src/clock.ts";
 export { isTaskStatus, nextStatus, TASK_STATUSES, TERMINAL_STATUSES, TRANSITIONS } from "./src/task.ts";
 export type { Task, TaskEvent, TaskStatus } from "./src/task.ts";
 
+export { DEFAULT_QUEUE, formatRate, parseRate } from "./src/queue_name.ts";
+export type { QueueLimits, RateLimit } from "./src/queue_name.ts";
+
 export { CLAIM_STRATEGIES } from "./src/store/store.ts";
-export type { ClaimStrategy, LogLevel, QueueStats, TaskLog, WorkerInfo } from "./src/store/store.ts";
+export type {
+  ClaimStrategy,
+  LogLevel,
+  QueueInfo,
+  QueueSettings,
+  QueueStats,
+  ScheduleState,
+  TaskLog,
+  WaitingTasks,
+  WorkerInfo,
+} from "./src/store/store.ts";
 
 export {
   BackupRefusedError,
   DatabaseError,
+  INVALID_ARGUMENT,
+  isInvalidArgument,
   LeaseLostError,
   NonRetryableError,
   PayloadTooLargeError,
   PayloadValidationError,
+  PrismqError,
+  SnoozeError,
   TaskHandlerAlreadyRegisteredError,
   TaskHandlerNotRegisteredError,
   TaskNotFoundError,
   TaskStateError,
   TaskTimeoutError,
+  WaitTimeoutError,
 } from "./src/errors.ts";
 export type { PayloadIssue } from "./src/errors.ts";

@@ -3,8 +3,8 @@
  * when told to, `drain()` to run what is due without sleeping, and assertions on what was enqueued.
  *
  * ```ts
- * import { TaskHandlerRegistry } from "./mod.ts";
- * import { assertEnqueued, createTestQueue } from "./testing.ts";
+ * import { TaskHandlerRegistry } from "prismq";
+ * import { assertEnqueued, createTestQueue } from "prismq/testing";
  *
  * const registry = new TaskHandlerRegistry();
  * registry.registerHandler("send_reminder", () => {});
@@ -15,7 +15,7 @@
  * console.log(await testQueue.drain()); // [] : not due for an hour
  * testQueue.clock.advance(3_600_000);
  * console.log(await testQueue.drain()); // [{ id: 1, type: "send_reminder", outcome: "completed", ... }]
- * testQueue.close();
+ * await testQueue.close();
  * ```
  *
  * @module

@@ -1,36 +1,37 @@
 /**
- * `deno task bench`: PrismQ's speed, latency and memory on real database files, next to raw-driver
- * baselines measured in the same run on the same schema. Every scenario runs on fresh files, three times
- * (in three rounds through the whole list); the median is reported. Workers are separate processes: the compiled `prismq` (built first when
- * dist/prismq is missing or older than its sources) or scripts/bench/latency_worker.ts.
+ * `deno task bench`: PrismQ's speed, latency and memory on real databases, next to raw-driver baselines
+ * measured in the same run on the same schema. Every scenario runs on a fresh database, three times (in
+ * three rounds through the whole list); the median is reported. Workers are separate processes: the
+ * compiled `prismq` (built first when dist/prismq is missing or older than its sources) or scripts in
+ * scripts/bench/.
  *
  * Exits 1 only when tasks were lost or run twice, or a scenario failed outright; a missed speed target is
  * reported as not met.
  *
- * Usage: deno task bench [--json] [--out results.json] [--tiny] [--only S3,R3]
+ * Usage: deno task bench [--db sqlite|postgres|postgres://…] [--json] [--out results.json] [--tiny]
+ *          [--only S3,R3] [--runs 5] [--binary path/to/prismq]
+ *   --db    sqlite (the default): fresh SQLite files in a temporary folder; postgres: a throwaway
+ *           PostgreSQL server the bench starts (127.0.0.1, free port, default durability); postgres://…:
+ *           that server, each scenario in a schema of its own, dropped afterwards
  *   --json  print one JSON document instead of the markdown table
  *   --out   also write that JSON document to a file
  *   --tiny  every scenario once, at a small size (for CI); builds in a temporary folder, not dist/
- *   --only  just the scenarios whose ids are given (S1 to S7; R1, R2, R3, R5), comma-separated
+ *   --only  just the scenarios whose ids are given (S1 to S7; R1 to R5), comma-separated
+ *   --runs  rounds through the scenarios (3 by default, 1 with --tiny)
+ *   --binary  that compiled `prismq` instead of dist/prismq (to compare two builds in turn)
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { prismqBinary } from "./bench/binary.ts";
-import { type BenchContext, FULL, type Measured, type Scenario, TINY } from "./bench/context.ts";
-import { enqueueBulk, enqueueNdjson, enqueueSingle } from "./bench/enqueue.ts";
-import { latency, rawLatency } from "./bench/latency.ts";
+import { type BenchContext, FULL, type Measured, TINY } from "./bench/context.ts";
+import { type BenchDatabases, sqliteFiles } from "./bench/databases.ts";
+import { isPostgres, postgresDatabases } from "./bench/postgres.ts";
 import { killAll } from "./bench/processes.ts";
-import { rawBulkInsert, rawDrain, rawSingleInsert } from "./bench/raw.ts";
 import { type BenchDocument, evaluate, machine, markdown, mergeRounds } from "./bench/report.ts";
-import {
-  drainMemory,
-  drainOneProcess,
-  drainTwoProcesses,
-  startToFirstClaim,
-} from "./bench/worker_process.ts";
+import { type NamedScenario, POSTGRES_SCENARIOS, SQLITE_SCENARIOS } from "./bench/scenarios.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -38,28 +39,30 @@ const { values: args } = parseArgs({
     out: { type: "string" },
     tiny: { type: "boolean", default: false },
     only: { type: "string" },
+    db: { type: "string", default: "sqlite" },
+    runs: { type: "string" },
+    binary: { type: "string" },
   },
 });
-const sizes = args.tiny ? TINY : FULL;
-
-/** In report order; each raw baseline follows the scenarios it is compared with. */
-const SCENARIOS: [string, Scenario][] = [
-  ["S1 enqueue, single", enqueueSingle],
-  ["R1 raw single insert", rawSingleInsert],
-  ["S2 enqueue, bulk", enqueueBulk],
-  ["S2 enqueue, NDJSON through the CLI", enqueueNdjson],
-  ["R2 raw bulk insert", rawBulkInsert],
-  ["S3 drain, one process", drainOneProcess],
-  ["S4 drain, two processes", drainTwoProcesses],
-  ["R3 raw drain", rawDrain],
-  ["S5 latency and idle CPU", latency],
-  ["R5 raw latency", rawLatency],
-  ["S6 memory", drainMemory],
-  ["S7 start to first claim", startToFirstClaim],
-];
+if (args.db !== "sqlite" && !isPostgres(args.db)) {
+  console.error(`--db: '${args.db}' is neither sqlite, postgres, nor a postgres:// URL.`);
+  process.exit(2);
+}
+const onPostgres = isPostgres(args.db);
+const runs = args.runs === undefined ? undefined : Number(args.runs);
+if (runs !== undefined && !(Number.isInteger(runs) && runs >= 1)) {
+  console.error(`--runs: '${args.runs}' is not a whole number of at least 1.`);
+  process.exit(2);
+}
+if (args.binary !== undefined && !existsSync(args.binary)) {
+  console.error(`--binary: '${args.binary}' does not exist.`);
+  process.exit(2);
+}
+const sizes = { ...(args.tiny ? TINY : FULL), ...(runs === undefined ? {} : { runs }) };
 
 /** The scenarios `--only` names, by the id their name starts with; all of them without it. */
-function selected(only: string | undefined): [string, Scenario][] {
+function selected(only: string | undefined): NamedScenario[] {
+  const SCENARIOS = onPostgres ? POSTGRES_SCENARIOS : SQLITE_SCENARIOS;
   if (only === undefined) return SCENARIOS;
   const ids = only.split(",").map((id) => id.trim().toUpperCase()).filter((id) => id !== "");
   const known = new Set(SCENARIOS.map(([name]) => name.split(" ")[0]));
@@ -75,26 +78,32 @@ function selected(only: string | undefined): [string, Scenario][] {
 const scenarios = selected(args.only);
 
 const dir = mkdtempSync(join(tmpdir(), "prismq-bench-"));
-const cleanUp = () => {
+let databases: BenchDatabases | undefined;
+const cleanUp = async () => {
   killAll();
+  await databases?.close();
   rmSync(dir, { recursive: true, force: true });
 };
-process.on("SIGINT", () => {
-  cleanUp();
+process.on("SIGINT", async () => {
+  await cleanUp();
   process.exit(130);
 });
 
 const failures: string[] = [];
 const measured: Measured[] = [];
 let binary = "";
+let database: BenchDocument["database"] = { kind: "sqlite", location: "(none)", settings: {} };
 try {
-  binary = await prismqBinary({ scratchDir: dir, keepDistUntouched: args.tiny });
-  let files = 0;
+  databases = onPostgres ? await postgresDatabases(args.db) : sqliteFiles(dir);
+  database = await databases.describe();
+  binary = args.binary !== undefined
+    ? resolve(args.binary)
+    : await prismqBinary({ scratchDir: dir, keepDistUntouched: args.tiny });
   const ctx: BenchContext = {
     sizes,
     binary,
     dir,
-    newPath: (name) => join(dir, `${name}-${++files}.db`),
+    db: databases,
     fail: (message) => failures.push(message),
   };
   // Round by round, one run of every scenario in each: a slow spell of the machine then touches a scenario
@@ -119,11 +128,12 @@ try {
 } catch (error) {
   failures.push((error as Error).message);
 } finally {
-  cleanUp();
+  await cleanUp();
 }
 
 const doc: BenchDocument = {
   machine: machine(),
+  database,
   mode: args.tiny ? "tiny" : "full",
   runsPerScenario: sizes.runs,
   binary,

@@ -12,5 +12,5 @@ try {
   console.log(`PrismQ demo on database file '${path}'`);
   await runDemo(db, (line) => console.log(line));
 } finally {
-  db.close();
+  await db.close();
 }

@@ -1,13 +1,16 @@
 /**
- * Writes `handlers/mod.ts`: a static import of every handler file in `handlers/` and the list the
- * `prismq` binary links. With `--check`, writes nothing and exits 1 when the file is stale (CI runs that).
+ * Writes `handlers/mod.ts`: a static import of every handler file in `handlers/` and the lists the
+ * `prismq` binary links: the handlers, and the schedules handler files declare beside them
+ * (`export const schedules = [defineSchedule({...})]`). With `--check`, writes nothing and exits 1 when the file is stale (CI runs that).
  *
  * A handler file is `handlers/<type>.ts` whose default export is made by `defineHandler` with that type;
  * files whose names start with `_` are shared helpers, not handlers, and `*_test.ts` files are tests. To
  * check that, the generator imports each handler file: this is a build step, so the binary itself still
  * loads nothing from a path at run time. It refuses, naming the files and writing nothing: two files of one
  * type, a file whose type is not its name, a default export not made by `defineHandler`, a file that fails
- * to load, and a `.ts` file whose name cannot be a type (which would otherwise be silently left out).
+ * to load, and a `.ts` file whose name cannot be a type (which would otherwise be silently left out); and
+ * schedules: a `schedules` export that is not an array of `defineSchedule(...)` values, two schedules of one
+ * name, and a schedule for a type no handler file defines.
  *
  * Usage: deno run -A scripts/gen_manifest.ts [--check]
  */
@@ -16,6 +19,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { pathToFileURL } from "node:url";
 import { describeNonDefinition, isMadeByDefineHandler } from "../src/handler.ts";
+import { isScheduleDefinition, type ScheduleDefinition } from "../src/schedule.ts";
 
 const folder = new URL("../handlers/", import.meta.url).pathname;
 const manifestPath = join(folder, "mod.ts");
@@ -54,6 +58,21 @@ function listed(items: string[]): string {
  * @returns the problems; none when the manifest can be written
  */
 export async function handlerProblems(dir: string, names: string[]): Promise<string[]> {
+  return (await inspectHandlers(dir, names)).problems;
+}
+
+/**
+ * {@link handlerProblems}, and the handler files that declare schedules (a `schedules` export), sorted.
+ *
+ * @param dir the handlers folder
+ * @param names the names of the files in it
+ */
+export async function inspectHandlers(
+  dir: string,
+  names: string[],
+): Promise<{ problems: string[]; scheduleFiles: string[] }> {
+  const scheduleFiles: string[] = [];
+  const declared: [string, ScheduleDefinition][] = [];
   const problems = misnamedFiles(names).map((name) =>
     `handlers/${name}: a handler file is named after its type, in lowercase letters, digits and _ ` +
     `(starting with a letter); rename it, or start its name with _ if it is a helper and not a handler.`
@@ -83,6 +102,35 @@ export async function handlerProblems(dir: string, names: string[]): Promise<str
     }
     const { type } = module.default;
     filesOfType.set(type, [...filesOfType.get(type) ?? [], file]);
+    if (!("schedules" in module)) continue;
+    const list = module.schedules;
+    const bad = Array.isArray(list) ? list.findIndex((item) => !isScheduleDefinition(item)) : -1;
+    if (!Array.isArray(list) || bad !== -1) {
+      problems.push(
+        `${label}: its schedules export must be an array of defineSchedule({ name, type, cron }) values` +
+          (Array.isArray(list) ? `; item ${bad + 1} is ${describeNonDefinition(list[bad])}.` : "."),
+      );
+      continue;
+    }
+    scheduleFiles.push(file);
+    for (const schedule of list as ScheduleDefinition[]) declared.push([file, schedule]);
+  }
+  const seen = new Map<string, string>();
+  for (const [file, schedule] of declared) {
+    const first = seen.get(schedule.name);
+    if (first !== undefined) {
+      problems.push(
+        `handlers/${first} and handlers/${file} both declare a schedule named '${schedule.name}': give each ` +
+          `schedule a name of its own.`,
+      );
+    }
+    seen.set(schedule.name, file);
+    if (!filesOfType.has(schedule.type)) {
+      problems.push(
+        `handlers/${file}: schedule '${schedule.name}' is for type '${schedule.type}', which no handler file ` +
+          `defines: add handlers/${schedule.type}.ts, or correct the type.`,
+      );
+    }
   }
   for (const [type, files] of filesOfType) {
     const own = `${type}.ts`;
@@ -104,30 +152,42 @@ export async function handlerProblems(dir: string, names: string[]): Promise<str
       );
     }
   }
-  return problems;
+  return { problems, scheduleFiles: scheduleFiles.sort() };
 }
 
-/** The manifest's text for these handler files. */
-export function manifest(files: string[]): string {
+/**
+ * The manifest's text for these handler files.
+ *
+ * @param scheduleFiles those of `files` that export schedules
+ */
+export function manifest(files: string[], scheduleFiles: readonly string[] = []): string {
   const binding = (file: string) =>
     file.slice(0, -3).replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
-  const imports = files.map((file) => `import ${binding(file)} from "./${file}";`).join("\n");
+  const imports = files.map((file) =>
+    scheduleFiles.includes(file)
+      ? `import ${binding(file)}, { schedules as ${binding(file)}Schedules } from "./${file}";`
+      : `import ${binding(file)} from "./${file}";`
+  ).join("\n");
   const list = files.map((file) => `  ${binding(file)},`).join("\n");
+  const scheduleList = scheduleFiles.map((file) => `  ...${binding(file)}Schedules,\n`).join("");
   return `// Generated by scripts/gen_manifest.ts from the files in this folder. Do not edit: run
 // \`deno task manifest\` after adding or removing a handler file.
-import type { HandlerDefinition } from "../mod.ts";
+import type { HandlerDefinition, ScheduleDefinition } from "../mod.ts";
 ${imports}
 
 /** The handlers linked into the \`prismq\` binary, in file-name order. */
 export const handlers: readonly HandlerDefinition[] = [
 ${list}
 ];
+
+/** The schedules the handler files declare beside their handlers, in file-name order. */
+export const schedules: readonly ScheduleDefinition[] = [${scheduleList ? `\n${scheduleList}` : ""}];
 `;
 }
 
 if (import.meta.main) {
   const names = readdirSync(folder);
-  const problems = await handlerProblems(folder, names);
+  const { problems, scheduleFiles } = await inspectHandlers(folder, names);
   if (problems.length > 0) {
     console.error(
       `Cannot generate handlers/mod.ts (nothing was written):\n${problems.map((p) => `  - ${p}`).join("\n")}`,
@@ -135,7 +195,7 @@ if (import.meta.main) {
     process.exit(1);
   }
   const files = handlerFiles(names);
-  const expected = manifest(files);
+  const expected = manifest(files, scheduleFiles);
   let current = "";
   try {
     current = readFileSync(manifestPath, "utf8");

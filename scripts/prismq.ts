@@ -1,6 +1,6 @@
 #!/usr/bin/env -S deno run -A
 /**
- * The `prismq` executable: the real process behind the command line. It links the handlers of
+ * The `prismq` executable: the real process behind the command line. It links the handlers and schedules of
  * `handlers/mod.ts` (generated, static imports only) and hands the process's streams, files and signals
  * to `main()`.
  *
@@ -11,7 +11,7 @@ import { hostname } from "node:os";
 import { isatty } from "node:tty";
 import process from "node:process";
 import { setTimeout } from "node:timers";
-import { handlers } from "../handlers/mod.ts";
+import { handlers, schedules } from "../handlers/mod.ts";
 import type { CliIo, Signal } from "../src/cli/io.ts";
 import { byteLines } from "../src/cli/lines.ts";
 import { main } from "../src/cli/main.ts";
@@ -127,7 +127,7 @@ const io: CliIo = {
   hostname: hostname(),
 };
 
-process.exitCode = await main(process.argv.slice(2), io, handlers);
+process.exitCode = await main(process.argv.slice(2), io, handlers, schedules);
 // The process ends by itself once its output has reached the reader; process.exit() now would cut off
 // output still queued for a slow pipe. In case something left open (a stdin nobody read, say) would keep
 // a finished command alive, an unreferenced timer ends it a little later.

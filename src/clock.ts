@@ -8,6 +8,8 @@
  * @module
  */
 
+import { invalidRange } from "./errors.ts";
+
 /** A source of the current time. */
 export interface Clock {
   /** Wall-clock time in epoch milliseconds. */
@@ -33,7 +35,7 @@ export function elapsedOn(clock: Clock): number {
  *
  * @example
  * ```ts
- * import { ManualClock } from "./clock.ts";
+ * import { ManualClock } from "prismq";
  * const clock = new ManualClock(Date.now());
  * clock.advance(30_000);
  * ```
@@ -52,7 +54,7 @@ export class ManualClock implements Clock {
   }
   /** Moves the clock forward by `ms` milliseconds. */
   advance(ms: number): void {
-    if (!(ms >= 0)) throw new RangeError(`ManualClock.advance() needs a number ≥ 0, got ${ms}.`);
+    if (!(ms >= 0)) throw invalidRange(`ManualClock.advance() needs a number ≥ 0, got ${ms}.`);
     this.#now += ms;
     this.#elapsed += ms;
   }

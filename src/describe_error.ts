@@ -7,12 +7,16 @@
  * @module
  */
 
+import { toWellFormed } from "./checks.ts";
 import { LeaseLostError, NonRetryableError } from "./errors.ts";
 
 /** Longest error kept, in UTF-16 code units; the rest is cut with an ellipsis. */
 export const MAX_ERROR_LENGTH = 8000;
 
-/** A line describing `error`, at most {@link MAX_ERROR_LENGTH} long. Never throws. */
+/**
+ * A line describing `error`, at most {@link MAX_ERROR_LENGTH} long (and never cut inside a surrogate pair),
+ * well-formed Unicode (a lone surrogate becomes U+FFFD). Never throws.
+ */
 export function describeError(error: unknown): string {
   let text: string;
   try {
@@ -21,7 +25,17 @@ export function describeError(error: unknown): string {
     text = fallback(error);
   }
   if (typeof text !== "string" || text === "") text = fallback(error);
-  return text.length > MAX_ERROR_LENGTH ? text.slice(0, MAX_ERROR_LENGTH) + "…" : text;
+  if (text.length > MAX_ERROR_LENGTH) {
+    const end = isHighSurrogate(text.charCodeAt(MAX_ERROR_LENGTH - 1))
+      ? MAX_ERROR_LENGTH - 1
+      : MAX_ERROR_LENGTH;
+    text = text.slice(0, end) + "…";
+  }
+  return toWellFormed(text);
+}
+
+function isHighSurrogate(code: number): boolean {
+  return code >= 0xd800 && code <= 0xdbff;
 }
 
 function describe(error: unknown): string {

@@ -1,9 +1,57 @@
 /**
- * The named errors that callers catch. Misuse of an API (a blank task type, a handler that is not a
- * function, a negative delay) throws the built-in `TypeError` or `RangeError` instead.
+ * The named errors that callers catch, all of them a {@link PrismqError} with a stable `code`. Misuse of an
+ * API (a blank task type, a handler that is not a function, a negative delay) throws the built-in
+ * `TypeError` or `RangeError` instead, marked with the code {@link INVALID_ARGUMENT}.
  *
  * @module
  */
+
+/**
+ * The base of every named error PrismQ throws. `code` is stable: switch on it rather than on the message,
+ * which may be reworded. `cause`, when set, is the error underneath (a driver's, say).
+ *
+ * @example
+ * ```ts
+ * import { PrismqError, Queue, QueueDatabase } from "prismq";
+ * const db = new QueueDatabase(":memory:");
+ * await db.initializeSchema();
+ * const error = await new Queue(db).cancel(42).catch((e) => e);
+ * if (!(error instanceof PrismqError) || error.code !== "TASK_NOT_FOUND") throw new Error("expected it");
+ * await db.close();
+ * ```
+ */
+export abstract class PrismqError extends Error {
+  /** What went wrong, as a constant such as `"TASK_NOT_FOUND"`; never reworded. */
+  abstract readonly code: string;
+  constructor(message?: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/**
+ * The `code` of the built-in `TypeError` or `RangeError` that PrismQ's own checks throw when they refuse a
+ * value they were given: a mistake in the call, not a failure while doing it.
+ */
+export const INVALID_ARGUMENT = "INVALID_ARGUMENT";
+
+/** A `TypeError` marked as a refused value: its `code` is {@link INVALID_ARGUMENT}. */
+export function invalidType(message: string): TypeError & { code: typeof INVALID_ARGUMENT } {
+  return Object.assign(new TypeError(message), { code: INVALID_ARGUMENT } as const);
+}
+
+/** A `RangeError` marked as a refused value: its `code` is {@link INVALID_ARGUMENT}. */
+export function invalidRange(message: string): RangeError & { code: typeof INVALID_ARGUMENT } {
+  return Object.assign(new RangeError(message), { code: INVALID_ARGUMENT } as const);
+}
+
+/** Whether `error` is a refusal by one of PrismQ's checks: an error whose `code` is {@link INVALID_ARGUMENT}. */
+export function isInvalidArgument(error: unknown): boolean {
+  try {
+    return error instanceof Error && (error as { code?: unknown }).code === INVALID_ARGUMENT;
+  } catch {
+    return false; // a Proxy may refuse
+  }
+}
 
 /** Formats task types the way the original Python design printed them: `['a', 'b']`. */
 export function formatTypeList(types: Iterable<string>): string {
@@ -11,8 +59,9 @@ export function formatTypeList(types: Iterable<string>): string {
 }
 
 /** A handler is already registered for this task type and `allowOverride` was not set. */
-export class TaskHandlerAlreadyRegisteredError extends Error {
+export class TaskHandlerAlreadyRegisteredError extends PrismqError {
   override name = "TaskHandlerAlreadyRegisteredError";
+  override readonly code = "HANDLER_ALREADY_REGISTERED";
   constructor(readonly taskType: string) {
     super(
       `A handler is already registered for task type '${taskType}'. ` +
@@ -22,8 +71,9 @@ export class TaskHandlerAlreadyRegisteredError extends Error {
 }
 
 /** No handler is registered for this task type. The message lists the types that are registered. */
-export class TaskHandlerNotRegisteredError extends Error {
+export class TaskHandlerNotRegisteredError extends PrismqError {
   override name = "TaskHandlerNotRegisteredError";
+  override readonly code = "HANDLER_NOT_REGISTERED";
   constructor(readonly taskType: string, readonly registeredTypes: ReadonlySet<string>) {
     super(
       `No handler registered for task type '${taskType}'. Registered types: ${
@@ -40,8 +90,9 @@ export interface PayloadIssue {
 }
 
 /** A payload does not match its handler's schema. Nothing was written, and a task that had it failed for good. */
-export class PayloadValidationError extends Error {
+export class PayloadValidationError extends PrismqError {
   override name = "PayloadValidationError";
+  override readonly code = "PAYLOAD_INVALID";
   constructor(readonly taskType: string, readonly issues: readonly PayloadIssue[]) {
     super(
       `Invalid payload for task type '${taskType}': ` +
@@ -51,8 +102,9 @@ export class PayloadValidationError extends Error {
 }
 
 /** A payload is larger than the queue's limit. Nothing was written. */
-export class PayloadTooLargeError extends Error {
+export class PayloadTooLargeError extends PrismqError {
   override name = "PayloadTooLargeError";
+  override readonly code = "PAYLOAD_TOO_LARGE";
   constructor(readonly taskType: string, readonly sizeBytes: number, readonly limitBytes: number) {
     super(
       `The payload for task type '${taskType}' is ${sizeBytes} bytes, over the limit of ${limitBytes} bytes. ` +
@@ -62,16 +114,18 @@ export class PayloadTooLargeError extends Error {
 }
 
 /** No task has this id. */
-export class TaskNotFoundError extends Error {
+export class TaskNotFoundError extends PrismqError {
   override name = "TaskNotFoundError";
+  override readonly code = "TASK_NOT_FOUND";
   constructor(readonly taskId: number) {
     super(`No task with id ${taskId}.`);
   }
 }
 
 /** The task exists but its status does not allow the operation (cancelling a completed task, say). */
-export class TaskStateError extends Error {
+export class TaskStateError extends PrismqError {
   override name = "TaskStateError";
+  override readonly code = "TASK_STATE_CONFLICT";
   constructor(
     readonly taskId: number,
     readonly status: string,
@@ -91,23 +145,67 @@ export class TaskStateError extends Error {
  *
  * @example
  * ```ts
- * import { NonRetryableError } from "./mod.ts";
+ * import { NonRetryableError } from "prismq";
  * function charge(amount: number) {
  *   if (amount <= 0) throw new NonRetryableError(`amount must be positive, got ${amount}`);
  * }
  * ```
  */
-export class NonRetryableError extends Error {
+export class NonRetryableError extends PrismqError {
   override name = "NonRetryableError";
+  override readonly code = "NON_RETRYABLE";
 }
+
+/**
+ * Thrown by a handler to run its task again later, when it is not ready yet ("the report is still being
+ * built"): the task goes back to the queue, due `delayMs` from now, and the attempt is given back (not
+ * counted against `maxAttempts`), its error message untouched. Like any outcome, it is recorded only while
+ * the worker still holds the task's lease. A thrown error rather than a returned value: it works from
+ * anywhere in the handler's call stack, and cannot be mistaken for a result.
+ *
+ * @example
+ * ```ts
+ * import * as v from "valibot";
+ * import { defineHandler, SnoozeError } from "prismq";
+ *
+ * export const publish = defineHandler({
+ *   type: "publish_report",
+ *   schema: v.object({ reportId: v.string() }),
+ *   async handle(task) {
+ *     const ready = await Promise.resolve(false); // is the report built yet?
+ *     if (!ready) throw new SnoozeError(30_000); // look again in 30 s; no attempt used
+ *   },
+ * });
+ * ```
+ */
+export class SnoozeError extends PrismqError {
+  override name = "SnoozeError";
+  override readonly code = "SNOOZE";
+  /** How long the task waits before it is runnable again, in milliseconds. */
+  readonly delayMs: number;
+  /** @throws {RangeError} for a delay that is not a whole number of milliseconds from 0 to 100 years */
+  constructor(delayMs: number) {
+    if (typeof delayMs !== "number" || !Number.isInteger(delayMs) || delayMs < 0 || delayMs > MAX_SNOOZE_MS) {
+      throw invalidRange(
+        `A snooze must be a whole number of milliseconds from 0 to ${MAX_SNOOZE_MS}, got ${String(delayMs)}.`,
+      );
+    }
+    super(`snoozed for ${delayMs} ms`);
+    this.delayMs = delayMs;
+  }
+}
+
+/** checks.ts's MAX_DURATION_MS (100 years), written out: checks.ts imports this module. */
+const MAX_SNOOZE_MS = 100 * 365 * 86_400_000;
 
 /**
  * The reason a handler's `ctx.signal` aborts when its worker no longer holds the task's lease: the task was
  * cancelled, reclaimed after the lease expired, or handed back at shutdown. Whatever the handler returns
  * afterwards is discarded.
  */
-export class LeaseLostError extends Error {
+export class LeaseLostError extends PrismqError {
   override name = "LeaseLostError";
+  override readonly code = "LEASE_LOST";
   constructor(readonly taskId: number, readonly why: "cancelled" | "reclaimed" | "released") {
     super(
       why === "cancelled"
@@ -120,25 +218,51 @@ export class LeaseLostError extends Error {
 }
 
 /** The reason a handler's `ctx.signal` aborts when the task ran longer than its `timeoutMs`. */
-export class TaskTimeoutError extends Error {
+export class TaskTimeoutError extends PrismqError {
   override name = "TaskTimeoutError";
+  override readonly code = "TASK_TIMEOUT";
   constructor(readonly taskId: number, readonly timeoutMs: number) {
     super(`Task ${taskId} timed out after ${timeoutMs} ms.`);
   }
 }
 
-/** The database cannot be opened or used: a missing folder, a corrupt or read-only file, a bad URL. */
-export class DatabaseError extends Error {
+/**
+ * The database cannot be opened or used: a missing folder, a corrupt or read-only file, a bad URL. Its code
+ * is `DATABASE_URL_INVALID` for a location that cannot be read as one, else `DATABASE_ERROR`.
+ */
+export class DatabaseError extends PrismqError {
   override name = "DatabaseError";
-  constructor(message: string, options?: { cause?: unknown }) {
+  override readonly code: "DATABASE_ERROR" | "DATABASE_URL_INVALID";
+  constructor(
+    message: string,
+    options?: { cause?: unknown; code?: "DATABASE_ERROR" | "DATABASE_URL_INVALID" },
+  ) {
     super(message, options);
+    this.code = options?.code ?? "DATABASE_ERROR";
   }
 }
 
 /**
  * A backup was refused before anything was written: its folder is missing, its target is a folder or an
- * existing file (without `overwrite`), or it is a file of a database this process has open.
+ * existing file (without `overwrite`), or it is a file of a database this process has open; or the database
+ * is of a kind PrismQ cannot copy to a local file (a libSQL server), which the message names.
  */
-export class BackupRefusedError extends Error {
+export class BackupRefusedError extends PrismqError {
   override name = "BackupRefusedError";
+  override readonly code = "BACKUP_REFUSED";
+}
+
+/**
+ * `Queue.waitFor` gave up: the task had not finished within the `timeoutMs` it was given. The task itself
+ * is untouched and may still finish.
+ */
+export class WaitTimeoutError extends PrismqError {
+  override name = "WaitTimeoutError";
+  override readonly code = "WAIT_TIMEOUT";
+  constructor(readonly taskId: number, readonly timeoutMs: number, readonly status: string) {
+    super(
+      `Task ${taskId} did not finish within ${timeoutMs} ms (it is ${status}); waitFor stopped waiting, ` +
+        `and the task is left as it is. Give a longer timeoutMs, or look again later with queue.get(${taskId}).`,
+    );
+  }
 }

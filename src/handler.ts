@@ -5,9 +5,12 @@
  * @module
  */
 import * as v from "valibot";
-import { PayloadValidationError } from "./errors.ts";
+import { wholeNumber } from "./checks.ts";
+import { queueName } from "./queue_name.ts";
+import { invalidType, PayloadValidationError } from "./errors.ts";
 import type { QueueDatabase } from "./database.ts";
 import type { LogLevel } from "./store/store.ts";
+import { retryOverrides, type RetryPolicy } from "./retry.ts";
 import type { Task } from "./task.ts";
 
 /** What a running handler gets besides its task. */
@@ -27,6 +30,14 @@ export interface HandlerContext {
   readonly db: QueueDatabase;
   /** This attempt's number, from 1. */
   readonly attempt: number;
+  /**
+   * Records how far the handler has got: any JSON value (`{ done: 40, of: 100 }`), replacing the last,
+   * shown by `prismq show` and `queue.get(id)`. Written only while the worker holds the task's lease
+   * (throws `LeaseLostError` otherwise); calls made while one is being written are coalesced, so that only
+   * the latest is written next. Refuses, with a TypeError, a value that cannot be written as JSON or is
+   * larger than the worker's `maxResultBytes`.
+   */
+  progress(value: unknown): Promise<void>;
 }
 
 /** A function that processes one task. It may be async; a thrown error or a rejection fails the attempt. */
@@ -46,18 +57,30 @@ export interface HandlerDefinition<Schema extends PayloadSchema = PayloadSchema>
   readonly version: string;
   /** Default per-attempt time limit for tasks of this type that do not set their own. */
   readonly timeoutMs?: number;
+  /**
+   * Default attempts for tasks of this type that do not set their own `maxAttempts`, applied at enqueue by
+   * a `Queue` that knows the handler (one made with `{ registry }`, as the CLI's is).
+   */
+  readonly maxAttempts?: number;
+  /** Backoff for tasks of this type, field by field over the worker's `retry`; a task's own `retry` wins. */
+  readonly retry?: Partial<RetryPolicy>;
+  /**
+   * The queue tasks of this type go to when their enqueue names none (through a `Queue` that has the
+   * registry, as the CLI's has). @default "default"
+   */
+  readonly queue?: string;
 }
 
 /** Checks a task type: a non-blank string without surrounding whitespace. */
 export function assertTaskType(taskType: unknown): asserts taskType is string {
   if (typeof taskType !== "string") {
-    throw new TypeError(`A task type must be a string, got ${taskType === null ? "null" : typeof taskType}.`);
+    throw invalidType(`A task type must be a string, got ${taskType === null ? "null" : typeof taskType}.`);
   }
   if (taskType.trim() === "") {
-    throw new TypeError(`Task type cannot be empty: got ${JSON.stringify(taskType)}.`);
+    throw invalidType(`Task type cannot be empty: got ${JSON.stringify(taskType)}.`);
   }
   if (taskType.trim() !== taskType) {
-    throw new TypeError(`Task type '${taskType}' has leading or trailing whitespace; remove it.`);
+    throw invalidType(`Task type '${taskType}' has leading or trailing whitespace; remove it.`);
   }
 }
 
@@ -75,14 +98,16 @@ const MADE_BY_DEFINE_HANDLER = Symbol.for("prismq.madeByDefineHandler");
  * @example
  * ```ts
  * import * as v from "valibot";
- * import { defineHandler } from "./mod.ts";
+ * import { defineHandler } from "prismq";
  *
  * export const greet = defineHandler({
  *   type: "greet",
  *   schema: v.object({ name: v.pipe(v.string(), v.minLength(1)) }),
  *   description: "Says hello",
+ *   maxAttempts: 3, // its tasks' default; a task's own maxAttempts wins
+ *   retry: { initialDelayMs: 200, multiplier: 3 }, // over the worker's retry; a task's own retry wins
  *   handle(task) {
- *     return `hello ${task.payload.name}`; // task.payload is { name: string }
+ *     return `hello ${task.payload.name}`; // task.payload is { name: string }; stored as the task's result
  *   },
  * });
  * ```
@@ -94,23 +119,29 @@ export function defineHandler<Schema extends PayloadSchema>(definition: {
   description?: string;
   version?: string;
   timeoutMs?: number;
+  maxAttempts?: number;
+  retry?: Partial<RetryPolicy>;
+  queue?: string;
 }): HandlerDefinition<Schema> {
   assertTaskType(definition.type);
   const schema = definition.schema as { kind?: unknown } | undefined;
   if (typeof schema !== "object" || schema === null || schema.kind !== "schema") {
-    throw new TypeError(
+    throw invalidType(
       `The schema of handler '${definition.type}' must be a valibot schema, like v.object({...}).`,
     );
   }
   if (typeof definition.handle !== "function") {
-    throw new TypeError(`The handle of handler '${definition.type}' must be a function.`);
+    throw invalidType(`The handle of handler '${definition.type}' must be a function.`);
   }
   const { timeoutMs } = definition;
-  if (timeoutMs !== undefined && !(Number.isInteger(timeoutMs) && timeoutMs > 0)) {
-    throw new RangeError(
-      `The timeoutMs of handler '${definition.type}' must be a whole number > 0, got ${timeoutMs}.`,
-    );
+  if (timeoutMs !== undefined) wholeNumber(`The timeoutMs of handler '${definition.type}'`, timeoutMs, 1);
+  const { maxAttempts } = definition;
+  if (maxAttempts !== undefined) {
+    wholeNumber(`The maxAttempts of handler '${definition.type}'`, maxAttempts, 1);
   }
+  const retry = retryOverrides(`The retry of handler '${definition.type}'`, definition.retry);
+  const { queue } = definition;
+  if (queue !== undefined) queueName(queue, `The queue of handler '${definition.type}'`);
   const made = {
     type: definition.type,
     schema: definition.schema,
@@ -118,6 +149,9 @@ export function defineHandler<Schema extends PayloadSchema>(definition: {
     description: definition.description ?? "",
     version: definition.version ?? "1.0.0",
     ...(timeoutMs === undefined ? {} : { timeoutMs }),
+    ...(maxAttempts === undefined ? {} : { maxAttempts }),
+    ...(retry === null ? {} : { retry: Object.freeze(retry) }),
+    ...(queue === undefined ? {} : { queue }),
   };
   // Not enumerable: invisible to spreads, JSON and equality checks.
   return Object.freeze(Object.defineProperty(made, MADE_BY_DEFINE_HANDLER, { value: true }));

@@ -1,115 +1,92 @@
 /**
- * The producer and admin side: enqueue, inspect, cancel, retry, purge, stats.
+ * The producer and admin side: enqueue, inspect, cancel, retry, purge, stats, named queues' limits and
+ * pauses. Over 400 lines: one class that users meet as one page of methods, each a few lines over the store.
  *
  * @module
  */
 import { type Clock, systemClock } from "./clock.ts";
+import { DatabaseClock } from "./database_clock.ts";
 import type { QueueDatabase } from "./database.ts";
-import { PayloadTooLargeError, TaskHandlerNotRegisteredError } from "./errors.ts";
-import { duration, epochMs, jsonHasLoneSurrogate, MAX_EPOCH_MS, wellFormed, wholeNumber } from "./checks.ts";
+import { invalidType, TaskHandlerNotRegisteredError } from "./errors.ts";
+import { clockOption, MAX_EPOCH_MS, registryOption, wellFormed, wholeNumber } from "./checks.ts";
 import { assertTaskType, parsePayloadNow } from "./handler.ts";
-import { parseIsoTime } from "./iso_time.ts";
 import type { TaskHandlerRegistry } from "./registry.ts";
-import type { BaseSQLiteDatabase } from "drizzle-orm/sqlite-core";
+import { concurrencyLimit, type QueueLimits, queueName, rateLimit } from "./queue_name.ts";
 import type {
   InsertedTask,
   NewTask,
+  QueueInfo,
+  QueueSettings,
   QueueStats,
-  SqlTransaction,
+  ScheduleState,
+  Store,
   TaskLog,
   WorkerInfo,
 } from "./store/store.ts";
+import { storeOf } from "./store/store_of.ts";
 import { isTaskStatus, type Task, type TaskStatus, TERMINAL_STATUSES } from "./task.ts";
+import { type WaitForOptions, waitForTask } from "./wait_for.ts";
+import {
+  createdTask,
+  type EnqueueItem,
+  type EnqueueOptions,
+  type EnqueueTransaction,
+  type ListOptions,
+  newTask,
+  payloadJson,
+  type QueueOptions,
+  type WriteOptions,
+} from "./enqueue_item.ts";
 
-/** How and when a task runs. */
-export interface EnqueueOptions {
-  /** Lower numbers run first under the `priority` strategy. A whole number. @default 100 */
-  priority?: number | undefined;
-  /** Not before this time: a Date, epoch milliseconds, or an ISO-8601 string. */
-  runAt?: Date | number | string | undefined;
-  /** Not before this many milliseconds from now. Give `runAt` or `delayMs`, not both. */
-  delayMs?: number | undefined;
-  /** Attempts before the task fails for good. @default 5 */
-  maxAttempts?: number | undefined;
-  /** A second enqueue with the same key returns the first task instead of adding another. */
-  idempotencyKey?: string | undefined;
-  /** Per-attempt time limit; the handler's signal aborts when it passes. @default the handler's, or none */
-  timeoutMs?: number | undefined;
-}
-
-/**
- * A transaction the application holds, for tasks to commit or roll back with its own writes: the handle
- * `db.transaction()` gives, or the application's Drizzle SQLite database or transaction on the queue's file
- * (any Drizzle SQLite driver: libSQL client, `libsql`, better-sqlite3, bun:sqlite, a proxy over `node:sqlite`).
- */
-// deno-lint-ignore no-explicit-any
-export type EnqueueTransaction = SqlTransaction | BaseSQLiteDatabase<"sync" | "async", any, any, any>;
-
-/** Where an enqueue writes. */
-export interface WriteOptions {
-  /**
-   * Write through this transaction, which commits or rolls the tasks back with the application's own writes.
-   * Workers see them once it commits.
-   */
-  tx?: EnqueueTransaction | undefined;
-}
-
-/** One task for {@link Queue.enqueueMany}. */
-export interface EnqueueItem extends EnqueueOptions {
-  type: string;
-  payload?: unknown | undefined;
-}
-
-export interface QueueOptions {
-  /** When given, unknown types and payloads that fail their handler's schema are refused before writing. */
-  registry?: TaskHandlerRegistry | undefined;
-  clock?: Clock | undefined;
-  /** Largest payload accepted, in bytes of JSON. @default 1048576 (1 MiB) */
-  maxPayloadBytes?: number | undefined;
-}
-
-/** Filters for {@link Queue.list}. */
-export interface ListOptions {
-  status?: TaskStatus | undefined;
-  type?: string | undefined;
-  /** @default 100 */
-  limit?: number | undefined;
-  /** @default 0 */
-  offset?: number | undefined;
-}
+export type { WaitForOptions } from "./wait_for.ts";
+export type {
+  EnqueueItem,
+  EnqueueOptions,
+  EnqueueTransaction,
+  ListOptions,
+  QueueOptions,
+  WriteOptions,
+} from "./enqueue_item.ts";
 
 export const DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024;
-const MAX_KEY_LENGTH = 1024;
 
 /**
  * Adds tasks to a queue database and manages them.
  *
  * @example
  * ```ts
- * import { Queue, QueueDatabase } from "./mod.ts";
+ * import { Queue, QueueDatabase } from "prismq";
  * const db = new QueueDatabase(":memory:");
  * await db.initializeSchema();
  * const queue = new Queue(db);
  * const task = await queue.enqueue("send_email", { to: "ada@example.com" }, { priority: 10 });
  * (await queue.get(task.id))?.status; // "queued"
- * db.close();
+ * await db.close();
  * ```
  */
 export class Queue {
   readonly db: QueueDatabase;
+  readonly #store: Store;
   readonly #registry: TaskHandlerRegistry | undefined;
   readonly #clock: Clock;
   readonly #maxPayloadBytes: number;
-  readonly #encoder = new TextEncoder();
 
+  /** @throws {TypeError | RangeError} at once, naming the first option that is wrong and what it must be */
   constructor(db: QueueDatabase, options: QueueOptions = {}) {
     this.db = db;
-    this.#registry = options.registry;
-    this.#clock = options.clock ?? systemClock;
-    this.#maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
-    if (!(Number.isInteger(this.#maxPayloadBytes) && this.#maxPayloadBytes > 0)) {
-      throw new RangeError(`maxPayloadBytes must be a whole number > 0, got ${options.maxPayloadBytes}.`);
-    }
+    this.#store = storeOf(db);
+    this.#registry = options.registry === undefined
+      ? undefined
+      : registryOption("registry", options.registry);
+    // On a database server, due times are the server's clock's (see QueueDatabase.clockFor).
+    this.#clock = db.clockFor(
+      options.clock === undefined ? systemClock : clockOption("clock", options.clock),
+    );
+    this.#maxPayloadBytes = wholeNumber(
+      "maxPayloadBytes",
+      options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES,
+      1,
+    );
   }
 
   /**
@@ -117,7 +94,7 @@ export class Queue {
    *
    * @example Enqueue in the application's own transaction
    * ```ts
-   * import { Queue, QueueDatabase } from "./mod.ts";
+   * import { Queue, QueueDatabase } from "prismq";
    * const db = new QueueDatabase(":memory:");
    * await db.initializeSchema();
    * const queue = new Queue(db);
@@ -126,7 +103,7 @@ export class Queue {
    *   await tx.execute("INSERT INTO users (email) VALUES (?)", ["ada@example.com"]);
    *   await queue.enqueue("welcome", { email: "ada@example.com" }, { tx });
    * });
-   * db.close();
+   * await db.close();
    * ```
    *
    * @throws {TaskHandlerNotRegisteredError} when the queue has a registry that lacks the type
@@ -139,9 +116,22 @@ export class Queue {
     payload: unknown = {},
     options: EnqueueOptions & WriteOptions = {},
   ): Promise<Task> {
-    const { tx, ...taskOptions } = options ?? {};
-    const [task] = await this.enqueueMany([{ ...taskOptions, type, payload }], { tx });
-    return task!;
+    // enqueueMany's work for one task, without its arrays and copies: the single enqueue is the hot path.
+    options ??= {};
+    if (typeof options !== "object") throw invalidType("The options must be an object.");
+    const syncing = this.#clockSync();
+    if (syncing) await syncing;
+    const now = this.#clock.now();
+    const prepared = this.#prepareOne(type, payload, options, now);
+    const row = prepared instanceof Promise ? await prepared : prepared;
+    if (options.tx !== undefined) {
+      const [inserted] = await this.#write([row], now, options.tx);
+      return inserted!.existing ?? createdTask(inserted!.id, row, now);
+    }
+    const pending = this.#store.taskInsertOne(row, now);
+    const inserted = pending instanceof Promise ? await pending : pending;
+    if (inserted.created) this.db.notifyTasksAvailable();
+    return inserted.existing ?? createdTask(inserted.id, row, now);
   }
 
   /**
@@ -157,6 +147,8 @@ export class Queue {
     items: readonly EnqueueItem[],
     options: WriteOptions = {},
   ): Promise<{ task: Task; created: boolean }[]> {
+    const syncing = this.#clockSync();
+    if (syncing) await syncing;
     const now = this.#clock.now();
     const rows = await this.#prepareAll(items, now);
     return this.#created(rows, now, await this.#write(rows, now, options.tx));
@@ -171,6 +163,8 @@ export class Queue {
     items: readonly EnqueueItem[],
     options: WriteOptions = {},
   ): Promise<{ id: number; created: boolean }[]> {
+    const syncing = this.#clockSync();
+    if (syncing) await syncing;
     const now = this.#clock.now();
     const rows = await this.#prepareAll(items, now);
     const inserted = await this.#write(rows, now, options.tx);
@@ -204,26 +198,26 @@ export class Queue {
   /** {@link enqueueMany} inside a synchronous Drizzle transaction; see {@link enqueueSync}. */
   enqueueManySync(items: readonly EnqueueItem[], options: { tx: EnqueueTransaction }): Task[] {
     if (options?.tx === undefined) {
-      throw new TypeError("enqueueSync and enqueueManySync write through a transaction: pass { tx }.");
+      throw invalidType("enqueueSync and enqueueManySync write through a transaction: pass { tx }.");
     }
     const now = this.#clock.now();
     const rows = this.#prepareAll(items, now);
     if (rows instanceof Promise) {
       rows.catch(() => {});
-      throw new TypeError(
+      throw invalidType(
         "A payload schema of these task types validates asynchronously, which enqueueSync cannot wait for. " +
           "Use await queue.enqueue(…, { tx }) in an asynchronous transaction.",
       );
     }
-    const inserted = this.db.store.taskInsertManyWithin(options.tx, rows, now, true);
-    if (inserted instanceof Promise) throw new TypeError("The transaction answered asynchronously.");
+    const inserted = this.#store.taskInsertManyWithin(options.tx, rows, now, true);
+    if (inserted instanceof Promise) throw invalidType("The transaction answered asynchronously.");
     return this.#created(rows, now, inserted).map((result) => result.task);
   }
 
   /** Writes validated rows: through `tx` when given, else in a transaction of their own. */
   async #write(rows: NewTask[], now: number, tx: EnqueueTransaction | undefined): Promise<InsertedTask[]> {
-    if (tx !== undefined) return await this.db.store.taskInsertManyWithin(tx, rows, now, false);
-    const inserted = await this.db.store.taskInsertMany(rows, now);
+    if (tx !== undefined) return await this.#store.taskInsertManyWithin(tx, rows, now, false);
+    const inserted = await this.#store.taskInsertMany(rows, now);
     if (inserted.some((result) => result.created)) this.db.notifyTasksAvailable();
     return inserted;
   }
@@ -269,71 +263,64 @@ export class Queue {
   /** The row to insert for `item`; a promise only when its payload schema is asynchronous. */
   #prepare(item: EnqueueItem, now: number): NewTask | Promise<NewTask> {
     if (typeof item !== "object" || item === null) {
-      throw new TypeError("Each task must be an object with a type.");
+      throw invalidType("Each task must be an object with a type.");
     }
     const { type, payload = {} } = item;
     if ("tx" in item) {
-      throw new TypeError("tx is not an option of one task: pass it as enqueueMany(items, { tx }).");
+      throw invalidType("tx is not an option of one task: pass it as enqueueMany(items, { tx }).");
     }
+    return this.#prepareOne(type, payload, item, now);
+  }
+
+  /** {@link #prepare} for a type, a payload and the options of one task. */
+  #prepareOne(type: string, payload: unknown, item: EnqueueOptions, now: number): NewTask | Promise<NewTask> {
     assertTaskType(type);
     wellFormed(`The task type ${JSON.stringify(type)}`, type);
     const info = this.#registry?.getHandlerInfo(type);
     if (this.#registry && !info) {
       throw new TaskHandlerNotRegisteredError(type, this.#registry.getRegisteredTypes());
     }
-    let json: string | undefined;
-    try {
-      json = JSON.stringify(payload);
-    } catch (error) {
-      throw new TypeError(
-        `The payload for task type '${type}' cannot be written as JSON: ${(error as Error).message}`,
-      );
-    }
-    if (json === undefined) {
-      throw new TypeError(
-        `The payload for task type '${type}' cannot be written as JSON (got ${typeof payload}).`,
-      );
-    }
-    if (jsonHasLoneSurrogate(json)) {
-      throw new TypeError(
-        `The payload for task type '${type}' is not well-formed Unicode: a string in it holds a lone ` +
-          `surrogate, which has no UTF-8 form. Pass text that can be written as UTF-8.`,
-      );
-    }
-    // Most payloads are far below the limit in UTF-16 units already; only encode when it could matter.
-    if (json.length * 3 > this.#maxPayloadBytes) {
-      const size = this.#encoder.encode(json).length;
-      if (size > this.#maxPayloadBytes) throw new PayloadTooLargeError(type, size, this.#maxPayloadBytes);
-    }
-    const row: NewTask = {
+    const row = newTask(
       type,
-      payload: json,
-      priority: wholeNumber("priority", item.priority ?? 100, -Number.MAX_SAFE_INTEGER),
-      maxAttempts: wholeNumber("maxAttempts", item.maxAttempts ?? 5, 1),
-      runAfter: runAfter(item, now),
-      idempotencyKey: idempotencyKey(item.idempotencyKey),
-      timeoutMs: item.timeoutMs === undefined ? null : duration("timeoutMs", item.timeoutMs, 1),
-    };
+      payloadJson(type, payload, this.#maxPayloadBytes),
+      item,
+      now,
+      info?.maxAttempts,
+      info?.queue,
+    );
     // The schema last: no point validating, field by field, a payload that is too large to store anyway.
     const checked = info?.schema && parsePayloadNow(type, info.schema, payload);
     return checked instanceof Promise ? checked.then(() => row) : row;
   }
 
+  /** The first measurement of a server clock's offset, before the first due time is computed on it. */
+  #clockSync(): Promise<void> | undefined {
+    const clock = this.#clock;
+    return clock instanceof DatabaseClock && !clock.synced ? clock.sync() : undefined;
+  }
+
+  /** Calls `write` with the time now, on a server clock once its offset has been measured. */
+  #atNow<T>(write: (now: number) => Promise<T>): Promise<T> {
+    const syncing = this.#clockSync();
+    return syncing ? syncing.then(() => write(this.#clock.now())) : write(this.#clock.now());
+  }
+
   /** The task with this id, or undefined. */
   get(id: number): Promise<Task | undefined> {
-    return this.db.store.taskGet(taskId(id));
+    return this.#store.taskGet(taskId(id));
   }
 
   /** Tasks, newest first. */
   list(options: ListOptions = {}): Promise<Task[]> {
     if (options.status !== undefined && !isTaskStatus(options.status)) {
-      throw new TypeError(
+      throw invalidType(
         `Unknown status '${options.status}'. Use queued, running, completed, failed or cancelled.`,
       );
     }
-    return this.db.store.taskList({
+    return this.#store.taskList({
       status: options.status,
       type: options.type,
+      queue: options.queue === undefined ? undefined : queueName(options.queue),
       limit: wholeNumber("limit", options.limit ?? 100, 1),
       offset: wholeNumber("offset", options.offset ?? 0, 0),
     });
@@ -345,8 +332,47 @@ export class Queue {
    *
    * @throws {TaskNotFoundError | TaskStateError}
    */
-  cancel(id: number): Promise<Task> {
-    return this.db.store.taskCancel(taskId(id), this.#clock.now());
+  async cancel(id: number): Promise<Task> {
+    const checkedId = taskId(id);
+    const task = await this.#atNow((now) => this.#store.taskCancel(checkedId, now));
+    this.db.notifyTasksFinished();
+    return task;
+  }
+
+  /**
+   * Waits for a task to finish and resolves with it: completed (its `result` set when the handler returned
+   * one), failed or cancelled. Woken when a worker or a cancel in any process finishes a task (as idle
+   * workers are woken: the store's commit signal, LISTEN/NOTIFY on PostgreSQL), with a slow poll behind it;
+   * it never polls busily. For request/response uses, with a `timeoutMs` or a `signal`.
+   *
+   * @example
+   * ```ts
+   * import { Queue, QueueDatabase, TaskHandlerRegistry, WorkerEngine } from "prismq";
+   * const db = new QueueDatabase(":memory:");
+   * await db.initializeSchema();
+   * const registry = new TaskHandlerRegistry();
+   * registry.registerHandler("add", (task) => {
+   *   const { a, b } = task.payload as { a: number; b: number };
+   *   return a + b; // stored as the task's result
+   * });
+   * const queue = new Queue(db, { registry });
+   * const task = await queue.enqueue("add", { a: 40, b: 2 });
+   * const worker = new WorkerEngine({ db, workerId: "w", handlerRegistry: registry });
+   * const running = worker.runLoop({ untilEmpty: true });
+   * const done = await queue.waitFor(task.id, { timeoutMs: 10_000 });
+   * done.status; // "completed"
+   * done.result; // 42
+   * await running;
+   * await db.close();
+   * ```
+   *
+   * @throws {TaskNotFoundError} when no task has this id (or it was purged while waited for)
+   * @throws {WaitTimeoutError} when `timeoutMs` passed first; the task is left as it is
+   * @throws the signal's reason when `signal` aborted first
+   */
+  waitFor(id: number, options: WaitForOptions = {}): Promise<Task> {
+    const checkedId = taskId(id);
+    return waitForTask(this.db, this.#store, checkedId, options ?? {});
   }
 
   /**
@@ -355,14 +381,15 @@ export class Queue {
    * @throws {TaskNotFoundError | TaskStateError}
    */
   async retry(id: number): Promise<Task> {
-    const task = await this.db.store.taskRequeue(taskId(id), this.#clock.now());
+    const checkedId = taskId(id);
+    const task = await this.#atNow((now) => this.#store.taskRequeue(checkedId, now));
     this.db.notifyTasksAvailable();
     return task;
   }
 
   /** Puts every failed task (of one type, when given) back in the queue; returns how many. */
   async retryFailed(options: { type?: string } = {}): Promise<number> {
-    const n = await this.db.store.taskRequeueFailed(options.type, this.#clock.now());
+    const n = await this.#atNow((now) => this.#store.taskRequeueFailed(options.type, now));
     if (n > 0) this.db.notifyTasksAvailable();
     return n;
   }
@@ -371,29 +398,91 @@ export class Queue {
   purge(options: { statuses: readonly TaskStatus[]; olderThanMs: number }): Promise<number> {
     for (const status of options.statuses) {
       if (!TERMINAL_STATUSES.includes(status)) {
-        throw new TypeError(`Cannot purge '${status}' tasks: only completed, failed and cancelled ones.`);
+        throw invalidType(`Cannot purge '${status}' tasks: only completed, failed and cancelled ones.`);
       }
     }
     const olderThanMs = wholeNumber("olderThanMs", options.olderThanMs, 0);
-    return this.db.store.taskPurge(
-      options.statuses,
-      Math.max(this.#clock.now() - olderThanMs, -MAX_EPOCH_MS),
+    return this.#atNow((now) =>
+      this.#store.taskPurge(options.statuses, Math.max(now - olderThanMs, -MAX_EPOCH_MS))
     );
   }
 
   /** Counts by status and type, the oldest runnable task's wait, and the last minute's throughput. */
   stats(): Promise<QueueStats> {
-    return this.db.store.taskStats(this.#clock.now());
+    return this.#atNow((now) => this.#store.taskStats(now));
+  }
+
+  /**
+   * Sets a named queue's fleet-wide limits, enforced by the database at every claim, in every process on
+   * every host: `concurrency`, at most that many of its tasks running at once (claimed ahead included);
+   * `rate`, at most `limit` of its tasks starting per `intervalMs` (in windows aligned to epoch time, so up
+   * to twice the limit across a window's edge). `null` removes a limit; a limit left out keeps its value.
+   * Takes effect for the claims that start after it resolves (on PostgreSQL, workers of other processes
+   * claim from a newly limited queue within a second); running tasks keep running.
+   *
+   * @example
+   * ```ts
+   * import { Queue, QueueDatabase } from "prismq";
+   * const db = new QueueDatabase(":memory:");
+   * await db.initializeSchema();
+   * const queue = new Queue(db);
+   * await queue.setQueueLimits("emails", { concurrency: 5, rate: { limit: 100, intervalMs: 1000 } });
+   * await queue.enqueue("send_email", { to: "ada@example.com" }, { queue: "emails" });
+   * (await queue.listQueues()).find((q) => q.name === "emails")?.concurrency; // 5
+   * await db.close();
+   * ```
+   *
+   * @throws {TypeError | RangeError} for a name or limit that cannot be one
+   */
+  setQueueLimits(name: string, limits: Partial<QueueLimits>): Promise<QueueSettings> {
+    const checked = queueName(name);
+    if (typeof limits !== "object" || limits === null) throw invalidType("The limits must be an object.");
+    const change = {
+      ...(limits.concurrency === undefined ? {} : { concurrency: concurrencyLimit(limits.concurrency) }),
+      ...(limits.rate === undefined ? {} : { rate: rateLimit(limits.rate) }),
+    };
+    return this.#atNow((now) => this.#store.queueUpdate(checked, change, now));
+  }
+
+  /** Pauses a named queue: no worker claims its tasks until {@link resumeQueue}; running ones finish. */
+  pauseQueue(name: string): Promise<QueueSettings> {
+    const checked = queueName(name);
+    return this.#atNow((now) => this.#store.queueUpdate(checked, { paused: true }, now));
+  }
+
+  /** Resumes a paused queue: workers claim its tasks again. */
+  async resumeQueue(name: string): Promise<QueueSettings> {
+    const checked = queueName(name);
+    const settings = await this.#atNow((now) => this.#store.queueUpdate(checked, { paused: false }, now));
+    this.db.notifyTasksAvailable();
+    return settings;
+  }
+
+  /**
+   * Every queue that has tasks queued or running, or settings: its limits, whether it is paused, how many
+   * tasks it has queued and running, and how long its oldest runnable task has waited.
+   */
+  listQueues(): Promise<QueueInfo[]> {
+    return this.#atNow((now) => this.#store.queueList(now));
   }
 
   /** A task's log lines, oldest first. */
   logs(id: number): Promise<TaskLog[]> {
-    return this.db.store.taskLogList(taskId(id));
+    return this.#store.taskLogList(taskId(id));
+  }
+
+  /**
+   * What the database keeps of each schedule workers have fired or seen: when first seen, the latest slot
+   * fired and its task, by name (schedules no worker declares any more included). `prismq schedules` shows
+   * it beside the linked schedules' next runs.
+   */
+  schedules(): Promise<ScheduleState[]> {
+    return this.#store.scheduleList();
   }
 
   /** The workers that have registered, with their last heartbeat. */
   workers(): Promise<WorkerInfo[]> {
-    return this.db.store.workerList();
+    return this.#store.workerList();
   }
 
   /**
@@ -402,76 +491,10 @@ export class Queue {
    */
   pruneWorkers(options: { staleAfterMs: number }): Promise<string[]> {
     const staleAfterMs = wholeNumber("staleAfterMs", options.staleAfterMs, 0);
-    return this.db.store.workerPrune(Math.max(this.#clock.now() - staleAfterMs, -MAX_EPOCH_MS));
+    return this.#atNow((now) => this.#store.workerPrune(Math.max(now - staleAfterMs, -MAX_EPOCH_MS)));
   }
 }
 
 function taskId(id: number): number {
-  if (!Number.isSafeInteger(id) || id < 1) {
-    throw new TypeError(`A task id is a whole number ≥ 1, got ${String(id)}.`);
-  }
-  return id;
-}
-
-function runAfter(options: EnqueueOptions, now: number): number {
-  const { runAt, delayMs } = options;
-  if (runAt !== undefined && delayMs !== undefined) {
-    throw new TypeError("Give runAt or delayMs, not both.");
-  }
-  if (delayMs !== undefined) {
-    if (typeof delayMs !== "number" || !(Number.isFinite(delayMs) && delayMs >= 0)) {
-      throw new RangeError(`delayMs must be a number ≥ 0, got ${String(delayMs)}.`);
-    }
-    const at = now + Math.round(delayMs);
-    if (!(at <= MAX_EPOCH_MS)) {
-      throw new RangeError(
-        `delayMs ${delayMs} puts the task past the latest time a Date can hold (${MAX_EPOCH_MS} ms from 1970).`,
-      );
-    }
-    return at;
-  }
-  if (runAt === undefined) return now;
-  const at = runAt instanceof Date
-    ? runAt.getTime()
-    : typeof runAt === "string"
-    ? parseIsoTime(runAt)
-    : runAt;
-  if (typeof at !== "number" || !Number.isFinite(at)) {
-    throw new RangeError(
-      `runAt must be a valid Date, epoch milliseconds, or an ISO-8601 time with a zone like ` +
-        `2030-01-31T09:00:00Z; got ${JSON.stringify(runAt)}.`,
-    );
-  }
-  return epochMs("runAt", Math.round(at));
-}
-
-function idempotencyKey(key: unknown): string | null {
-  if (key === undefined || key === null) return null;
-  if (typeof key !== "string" || key.length === 0 || key.length > MAX_KEY_LENGTH) {
-    throw new TypeError(`idempotencyKey must be a string of 1 to ${MAX_KEY_LENGTH} characters.`);
-  }
-  return wellFormed("idempotencyKey", key);
-}
-
-/** The task an insert created, built from what was inserted rather than read back. */
-function createdTask(id: number, task: NewTask, now: number): Task {
-  return {
-    id,
-    type: task.type,
-    payload: JSON.parse(task.payload),
-    status: "queued",
-    priority: task.priority,
-    attempts: 0,
-    maxAttempts: task.maxAttempts,
-    errorMessage: null,
-    idempotencyKey: task.idempotencyKey,
-    lockedBy: null,
-    timeoutMs: task.timeoutMs,
-    runAfter: task.runAfter,
-    leaseUntil: null,
-    createdAt: now,
-    updatedAt: now,
-    startedAt: null,
-    finishedAt: null,
-  };
+  return wholeNumber("A task id", id, 1);
 }

@@ -7,14 +7,24 @@
  *
  * @module
  */
-import { TaskHandlerAlreadyRegisteredError, TaskHandlerNotRegisteredError } from "./errors.ts";
+import {
+  formatTypeList,
+  invalidType,
+  PayloadValidationError,
+  TaskHandlerAlreadyRegisteredError,
+  TaskHandlerNotRegisteredError,
+} from "./errors.ts";
+import { wholeNumber } from "./checks.ts";
+import { retryOverrides, type RetryPolicy } from "./retry.ts";
 import {
   assertTaskType,
   type HandlerDefinition,
   isHandlerDefinition,
+  parsePayloadNow,
   type PayloadSchema,
   type TaskHandler,
 } from "./handler.ts";
+import { isScheduleDefinition, type ScheduleDefinition } from "./schedule.ts";
 
 /** What the registry knows about one handler. */
 export interface TaskHandlerInfo {
@@ -26,6 +36,12 @@ export interface TaskHandlerInfo {
   readonly schema?: PayloadSchema;
   /** Default per-attempt time limit, when the definition sets one. */
   readonly timeoutMs?: number | undefined;
+  /** Default attempts of the type's tasks, when the definition sets them (applied at enqueue). */
+  readonly maxAttempts?: number | undefined;
+  /** The type's backoff over the worker's, when the definition sets one. */
+  readonly retry?: Partial<RetryPolicy> | undefined;
+  /** The queue its tasks go to when an enqueue names none, when the definition sets one. */
+  readonly queue?: string | undefined;
 }
 
 /** Options of {@link TaskHandlerRegistry.registerHandler}. */
@@ -43,7 +59,7 @@ export interface RegisterHandlerOptions {
  *
  * @example
  * ```ts
- * import { TaskHandlerRegistry } from "./mod.ts";
+ * import { TaskHandlerRegistry } from "prismq";
  * const registry = new TaskHandlerRegistry();
  * registry.registerHandler("send_email", (task) => console.log(task.payload), {
  *   description: "Sends email notifications",
@@ -54,6 +70,7 @@ export interface RegisterHandlerOptions {
  */
 export class TaskHandlerRegistry {
   readonly #handlers = new Map<string, TaskHandlerInfo>();
+  readonly #schedules = new Map<string, ScheduleDefinition>();
 
   /**
    * Registers a handler for a task type, or a definition made by `defineHandler`.
@@ -83,13 +100,19 @@ export class TaskHandlerRegistry {
         version: definition.version ?? "1.0.0",
         schema: definition.schema,
         timeoutMs: definition.timeoutMs,
+        // Checked again: the registry takes hand-made definitions too.
+        maxAttempts: definition.maxAttempts === undefined
+          ? undefined
+          : wholeNumber(`The maxAttempts of handler '${definition.type}'`, definition.maxAttempts, 1),
+        retry: retryOverrides(`The retry of handler '${definition.type}'`, definition.retry) ?? undefined,
+        queue: definition.queue,
       };
       allowOverride = options.allowOverride ?? false;
     } else {
       const taskType = typeOrDefinition;
       assertTaskType(taskType);
       if (typeof handlerOrOptions !== "function") {
-        throw new TypeError(
+        throw invalidType(
           `The handler for task type '${taskType}' must be a function, got ${describe(handlerOrOptions)}.`,
         );
       }
@@ -103,7 +126,7 @@ export class TaskHandlerRegistry {
     }
     assertTaskType(info.taskType);
     if (typeof info.handler !== "function") {
-      throw new TypeError(`The handler for task type '${info.taskType}' must be a function.`);
+      throw invalidType(`The handler for task type '${info.taskType}' must be a function.`);
     }
     if (this.#handlers.has(info.taskType) && !allowOverride) {
       throw new TaskHandlerAlreadyRegisteredError(info.taskType);
@@ -129,8 +152,23 @@ export class TaskHandlerRegistry {
     return new Set(this.#handlers.keys());
   }
 
-  /** Removes a handler; returns whether there was one. */
+  /**
+   * Removes a handler; returns whether there was one.
+   *
+   * @throws {TypeError} when a registered schedule fires tasks of the type (every one would fail unhandled):
+   *   unregister those schedules first
+   */
   unregisterHandler(taskType: string): boolean {
+    const firing = [...this.#schedules.values()].filter((schedule) => schedule.type === taskType);
+    if (firing.length > 0) {
+      throw invalidType(
+        `Cannot unregister the handler of '${taskType}': schedule${firing.length === 1 ? "" : "s"} ` +
+          `${firing.map((schedule) => `'${schedule.name}'`).join(", ")} fire${
+            firing.length === 1 ? "s" : ""
+          } ` +
+          "its tasks. Unregister them first (registry.unregisterSchedule(name)).",
+      );
+    }
     return this.#handlers.delete(taskType);
   }
 
@@ -147,9 +185,69 @@ export class TaskHandlerRegistry {
     this.#infoOrThrow(task.type);
   }
 
-  /** Removes every handler. */
+  /** Removes every handler and schedule. */
   clear(): void {
     this.#handlers.clear();
+    this.#schedules.clear();
+  }
+
+  /**
+   * Registers a schedule made by `defineSchedule`, after its handler: workers on this registry fire it. Its
+   * payload is checked against the handler's schema now (a synchronous schema; an asynchronous one is
+   * checked when each task runs).
+   *
+   * @example
+   * ```ts
+   * import { defineSchedule, TaskHandlerRegistry } from "prismq";
+   * const registry = new TaskHandlerRegistry();
+   * registry.registerHandler("cleanup", () => {});
+   * registry.registerSchedule(defineSchedule({ name: "hourly_cleanup", type: "cleanup", cron: "@hourly" }));
+   * registry.getSchedules().map((s) => s.name); // ["hourly_cleanup"]
+   * ```
+   *
+   * @throws {TypeError} for a value not made by `defineSchedule`, a name registered already (without
+   *   `allowOverride`), or a type with no registered handler
+   * @throws {PayloadValidationError} for a payload the handler's schema refuses
+   */
+  registerSchedule(schedule: ScheduleDefinition, options: { allowOverride?: boolean } = {}): void {
+    if (!isScheduleDefinition(schedule)) {
+      throw invalidType("registerSchedule takes a schedule made by defineSchedule({ name, type, cron }).");
+    }
+    const { name, type } = schedule;
+    const info = this.#handlers.get(type);
+    if (!info) {
+      throw invalidType(
+        `Schedule '${name}' is for task type '${type}', which has no registered handler. Register the ` +
+          `handler first; registered types: ${formatTypeList(this.#handlers.keys())}.`,
+      );
+    }
+    const existing = this.#schedules.get(name);
+    if (existing && !options.allowOverride) {
+      throw invalidType(
+        `A schedule named '${name}' is registered already (cron "${existing.cron}", type ` +
+          `'${existing.type}'). Give each schedule a name of its own, or pass { allowOverride: true } to ` +
+          `replace it.`,
+      );
+    }
+    if (info.schema && !info.schema.async) {
+      try {
+        parsePayloadNow(type, info.schema, schedule.payload);
+      } catch (error) {
+        if (error instanceof PayloadValidationError) error.message = `Schedule '${name}': ${error.message}`;
+        throw error;
+      }
+    }
+    this.#schedules.set(name, schedule);
+  }
+
+  /** The registered schedules, by name. */
+  getSchedules(): ScheduleDefinition[] {
+    return [...this.#schedules.values()].sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+  }
+
+  /** Removes a schedule; returns whether there was one. Its state in the database stays. */
+  unregisterSchedule(name: string): boolean {
+    return this.#schedules.delete(name);
   }
 
   #infoOrThrow(taskType: string): TaskHandlerInfo {

@@ -5,6 +5,7 @@
  */
 
 import { MAX_DURATION_MS } from "./checks.ts";
+import { invalidRange, invalidType } from "./errors.ts";
 
 /** Exponential backoff with jitter. */
 export interface RetryPolicy {
@@ -28,9 +29,61 @@ export const DEFAULT_RETRY_POLICY: Readonly<RetryPolicy> = Object.freeze({
 
 /** Fills in defaults and rejects values that make no sense, naming the option at fault. */
 export function resolveRetryPolicy(options: Partial<RetryPolicy> = {}): RetryPolicy {
-  const policy = { ...DEFAULT_RETRY_POLICY, ...stripUndefined(options) };
+  return checkRetryPolicy({ ...DEFAULT_RETRY_POLICY, ...stripUndefined(options) }, "retry");
+}
+
+const POLICY_KEYS: readonly (keyof RetryPolicy)[] = ["initialDelayMs", "multiplier", "maxDelayMs", "jitter"];
+
+/**
+ * Checks a partial policy, a handler's or a task's, keeping only the fields it sets: what it overrides of
+ * the policies beneath it (see {@link retryPolicyFor}). Null when it sets none.
+ *
+ * @param label how to name it in an error, e.g. `retry` or `The retry of handler 'x'`
+ * @throws {TypeError | RangeError} naming the field at fault, or an unknown field
+ */
+export function retryOverrides(label: string, options: unknown): Partial<RetryPolicy> | null {
+  if (options === undefined || options === null) return null;
+  if (typeof options !== "object" || Array.isArray(options)) {
+    throw invalidType(`${label} must be an object like { initialDelayMs: 1000, jitter: 0.1 }.`);
+  }
+  const given = stripUndefined(options as Record<string, unknown>);
+  for (const key of Object.keys(given)) {
+    if (!(POLICY_KEYS as readonly string[]).includes(key)) {
+      throw invalidType(`${label}.${key} is not a retry option; use ${POLICY_KEYS.join(", ")}.`);
+    }
+  }
+  const overrides = given as Partial<RetryPolicy>;
+  if (Object.keys(overrides).length === 0) return null;
+  checkRetryPolicy({ ...DEFAULT_RETRY_POLICY, ...overrides }, label);
+  // In a fixed order, so that equal policies are stored as equal text.
+  return Object.fromEntries(
+    POLICY_KEYS.filter((key) => key in overrides).map((key) => [key, overrides[key]]),
+  );
+}
+
+/**
+ * The policy a failed attempt backs off by: field by field, the task's own over its handler's over the
+ * worker's. A task that sets only `initialDelayMs` keeps its handler's `multiplier`, and so on.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_RETRY_POLICY, retryPolicyFor } from "./retry.ts";
+ * retryPolicyFor(DEFAULT_RETRY_POLICY, { multiplier: 3 }, { initialDelayMs: 10 });
+ * // { initialDelayMs: 10, multiplier: 3, maxDelayMs: 300000, jitter: 0.1 }
+ * ```
+ */
+export function retryPolicyFor(
+  worker: RetryPolicy,
+  handler?: Partial<RetryPolicy> | null,
+  task?: Partial<RetryPolicy> | null,
+): RetryPolicy {
+  if (!handler && !task) return worker;
+  return { ...worker, ...handler, ...task };
+}
+
+function checkRetryPolicy(policy: RetryPolicy, label: string): RetryPolicy {
   const check = (name: keyof RetryPolicy, ok: boolean, rule: string) => {
-    if (!ok) throw new RangeError(`retry.${name} must be ${rule}, got ${policy[name]}.`);
+    if (!ok) throw invalidRange(`${label}.${name} must be ${rule}, got ${policy[name]}.`);
   };
   const delay = (ms: number) => Number.isFinite(ms) && ms >= 0 && ms <= MAX_DURATION_MS;
   check(

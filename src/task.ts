@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { RetryPolicy } from "./retry.ts";
 
 /** Every status a task can have. Exactly these five are ever written. */
 export const TASK_STATUSES = ["queued", "running", "completed", "failed", "cancelled"] as const;
@@ -41,6 +42,17 @@ export interface Task<Payload = unknown> {
   updatedAt: number;
   startedAt: number | null;
   finishedAt: number | null;
+  /**
+   * The task's own backoff (`retry` at enqueue), or null: only the fields it set, over its handler's and
+   * its worker's (see `retryPolicyFor` in `retry.ts`).
+   */
+  retryPolicy: Partial<RetryPolicy> | null;
+  /** What the handler returned, parsed from its JSON, once the task completed; null before, or for none. */
+  result: unknown;
+  /** The last value a handler gave `ctx.progress()`, parsed from its JSON; null when none did. */
+  progress: unknown;
+  /** The queue it belongs to: `"default"` unless it was enqueued into another. */
+  queue: string;
 }
 
 /** Everything that can happen to a task. */
@@ -52,6 +64,7 @@ export type TaskEvent =
   | "expire" // the lease ran out with attempts left: back to the queue
   | "expire_final" // the lease ran out with no attempts left
   | "release" // handed back at shutdown, the attempt not counted
+  | "snooze" // its handler asked to run again later (SnoozeError), the attempt not counted
   | "cancel" // an operator cancelled it
   | "requeue"; // an operator retried a failed or cancelled task
 
@@ -64,6 +77,7 @@ export const TRANSITIONS: Readonly<Record<TaskEvent, { from: readonly TaskStatus
   expire: { from: ["running"], to: "queued" },
   expire_final: { from: ["running"], to: "failed" },
   release: { from: ["running"], to: "queued" },
+  snooze: { from: ["running"], to: "queued" },
   cancel: { from: ["queued", "running"], to: "cancelled" },
   requeue: { from: ["failed", "cancelled"], to: "queued" },
 };

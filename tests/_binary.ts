@@ -9,10 +9,11 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
-import { fileURLToPath } from "node:url";
-import { makeTempDir } from "./_helpers.ts";
+import { makeTempDir, REPO } from "./_helpers.ts";
 
-export const REPO = fileURLToPath(new URL("..", import.meta.url));
+// Also here for the test files that import them from this one.
+export { assertOneLine, REPO } from "./_helpers.ts";
+
 const BUN = join(REPO, "node_modules", ".bin", "bun");
 
 export interface Exit {
@@ -33,6 +34,8 @@ export interface Proc {
 export interface SpawnOptions {
   cwd: string;
   stdin?: string;
+  /** Leave standard input open after `stdin`, for a process that must still be reading when signalled. */
+  stdinOpen?: boolean;
   env?: Record<string, string>;
   /** Start reading stdout only once the process exited or this long passed: a slow reader. */
   slowReaderMs?: number;
@@ -64,7 +67,8 @@ export function start(command: string, args: string[], options: SpawnOptions): P
     });
   }
   child.stdin!.on("error", () => {}); // a process that exits without reading its input
-  child.stdin!.end(options.stdin ?? "");
+  if (options.stdinOpen) child.stdin!.write(options.stdin ?? "");
+  else child.stdin!.end(options.stdin ?? "");
   const done = new Promise<Exit>((resolve, reject) => {
     child.on("error", reject);
     child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr }));
@@ -79,20 +83,6 @@ export function start(command: string, args: string[], options: SpawnOptions): P
     },
     done,
   };
-}
-
-/** Exactly one line on stderr, and no stack trace. */
-export function assertOneLine(stderr: string, ...patterns: RegExp[]): void {
-  assert.match(stderr, /^[^\n]+\n$/, `expected exactly one line on stderr, got ${JSON.stringify(stderr)}`);
-  assert.doesNotMatch(stderr, /\bat .+:\d+:\d+|\n\s+at /, "no stack trace");
-  for (const pattern of patterns) assert.match(stderr, pattern);
-}
-
-// deno-lint-ignore no-control-regex
-export const ANY_ESCAPE = /\x1b/;
-
-export function jsonLines(text: string): Record<string, unknown>[] {
-  return text.split("\n").filter((line) => line !== "").map((line) => JSON.parse(line));
 }
 
 /**

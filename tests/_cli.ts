@@ -5,8 +5,8 @@
  * @module
  */
 import { existsSync, statSync } from "node:fs";
-import type { HandlerDefinition } from "../mod.ts";
-import { handlers } from "../handlers/mod.ts";
+import type { HandlerDefinition, ScheduleDefinition } from "../mod.ts";
+import { handlers, schedules } from "../handlers/mod.ts";
 import type { CliIo, Signal } from "../src/cli/io.ts";
 import { byteLines } from "../src/cli/lines.ts";
 import { main } from "../src/cli/main.ts";
@@ -91,11 +91,14 @@ export interface Result {
   stderr: string;
 }
 
-export type CliOptions = FakeIoOptions & { handlers?: readonly HandlerDefinition[] };
+export type CliOptions = FakeIoOptions & {
+  handlers?: readonly HandlerDefinition[];
+  schedules?: readonly ScheduleDefinition[];
+};
 
 /** Runs one command line and returns its exit code and output. */
 export async function cli(argv: string[], options: CliOptions = {}): Promise<Result> {
   const io = fakeIo(options);
-  const code = await main(argv, io, options.handlers ?? handlers);
+  const code = await main(argv, io, options.handlers ?? handlers, options.schedules ?? schedules);
   return { code, stdout: io.out, stderr: io.err };
 }

@@ -42,7 +42,7 @@ describe("QueueDatabase.backup", () => {
       try {
         assert.deepEqual((await new Queue(copy).get(task.id))?.payload, { n: 1 });
       } finally {
-        copy.close();
+        await copy.close();
       }
     });
   });
@@ -86,7 +86,7 @@ describe("QueueDatabase.backup", () => {
         const check = await db.transaction((tx) => tx.execute("PRAGMA integrity_check"));
         assert.deepEqual(check.rows, [{ integrity_check: "ok" }]);
       } finally {
-        second.close();
+        await second.close();
         remove();
       }
     });
@@ -149,10 +149,10 @@ describe("QueueDatabase.backup", () => {
       try {
         assert.deepEqual((await new Queue(copy).get(task.id))?.payload, { n: 2 });
       } finally {
-        copy.close();
+        await copy.close();
       }
     } finally {
-      db.close();
+      await db.close();
       remove();
     }
   });

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { DatabaseError, Queue, QueueDatabase } from "../mod.ts";
 import { cli, type CliOptions } from "./_cli.ts";
-import { closedPort, makeTempDir, rejectionOf, silentServer, within } from "./_helpers.ts";
+import { assertOneLine, closedPort, makeTempDir, rejectionOf, silentServer, within } from "./_helpers.ts";
 
 /** Every row of every PrismQ table, as text: equal snapshots mean an unchanged database. */
 async function snapshot(path: string): Promise<string> {
@@ -23,14 +23,8 @@ async function snapshot(path: string): Promise<string> {
       return JSON.stringify(dumps.map((d) => d.rows));
     });
   } finally {
-    db.close();
+    await db.close();
   }
-}
-
-/** Asserts one line on stderr, no stack trace. */
-function oneLine(stderr: string): void {
-  assert.equal(stderr.trimEnd().split("\n").length, 1, `one line expected:\n${stderr}`);
-  assert.doesNotMatch(stderr, /^\s+at /m);
 }
 
 const INVALID_UTF8 = new Uint8Array([0x7b, 0x22, 0x73, 0x22, 0x3a, 0x22, 0xc3, 0x28, 0x22, 0x7d]); // {"s":"\xc3("}
@@ -280,7 +274,7 @@ describe("bad input is refused with its error and exit code, and the database is
         const result = await cli([...argv, "--db", dbPath], { ...bad.options, files });
         assert.equal(result.code, bad.code, result.stderr);
         assert.match(result.stderr, bad.error);
-        oneLine(result.stderr);
+        assertOneLine(result.stderr);
         assert.equal(await snapshot(dbPath), before, "the database is unchanged");
       } finally {
         remove();
@@ -309,7 +303,7 @@ describe("dangerous-looking input that is valid is stored as plain data", () => 
       assert.equal(second.code, 0, second.stderr);
       const db = new QueueDatabase(dbPath);
       const tasks = await new Queue(db).list();
-      db.close();
+      await db.close();
       assert.equal(tasks.length, 2);
       assert.equal(tasks.find((t) => t.type === "noop")?.idempotencyKey, key);
       assert.deepEqual(tasks.find((t) => t.type === "send_email")?.payload, {
@@ -349,7 +343,7 @@ describe("dangerous-looking input that is valid is stored as plain data", () => 
       assert.deepEqual(summary.invalid.map((entry: { line: number }) => entry.line), [...bad.keys()]);
       const db = new QueueDatabase(dbPath);
       const stats = await new Queue(db).stats();
-      db.close();
+      await db.close();
       assert.equal(stats.counts.queued, 1000);
       assert.deepEqual(Object.keys(stats.byType), ["noop"]);
     } finally {
@@ -369,7 +363,7 @@ describe("unusable databases give one clear line, a non-zero exit, and are left 
         const result = await cli([...argv, "--db", path]);
         assert.equal(result.code, 1);
         assert.match(result.stderr, /is not a valid SQLite database or is corrupt/);
-        oneLine(result.stderr);
+        assertOneLine(result.stderr);
       }
       assert.deepEqual(new Uint8Array(readFileSync(path)), garbage);
       assert.equal(existsSync(`${path}-wal`), false);
@@ -384,7 +378,7 @@ describe("unusable databases give one clear line, a non-zero exit, and are left 
       const result = await cli([...argv, "--db", url]);
       assert.equal(result.code, 1, result.stderr);
       assert.match(result.stderr, new RegExp(`Cannot reach the libSQL server at '${url}'`));
-      oneLine(result.stderr);
+      assertOneLine(result.stderr);
     }
     const db = new QueueDatabase(url);
     try {
@@ -394,7 +388,7 @@ describe("unusable databases give one clear line, a non-zero exit, and are left 
         return true;
       });
     } finally {
-      db.close();
+      await db.close();
     }
   });
 
@@ -411,7 +405,7 @@ describe("unusable databases give one clear line, a non-zero exit, and are left 
           );
           assert.equal(result.code, 1, result.stderr);
           assert.match(result.stderr, new RegExp(`The libSQL server at '${url}' did not answer`), argv[0]);
-          oneLine(result.stderr);
+          assertOneLine(result.stderr);
         }
       }
       const db = new QueueDatabase(`ws://127.0.0.1:${server.port}`, { requestTimeoutMs: 300 });
@@ -420,7 +414,7 @@ describe("unusable databases give one clear line, a non-zero exit, and are left 
         assert.ok(error instanceof DatabaseError, String(error));
         assert.match(error.message, /did not answer within 300 ms\. Check that it is running/);
       } finally {
-        db.close();
+        await db.close();
       }
     } finally {
       await server.close();
@@ -435,6 +429,16 @@ describe("unusable databases give one clear line, a non-zero exit, and are left 
     }
   });
 
+  test("PRISMQ_DB_RECONNECT_TIMEOUT_MS that is not a whole number of milliseconds to an hour is a usage error", async () => {
+    for (const value of ["-1", "1.5", "soon", "3600001"]) {
+      const result = await cli(["status", "--db", ":memory:"], {
+        env: { PRISMQ_DB_RECONNECT_TIMEOUT_MS: value },
+      });
+      assert.equal(result.code, 2, value);
+      assert.match(result.stderr, /PRISMQ_DB_RECONNECT_TIMEOUT_MS/);
+    }
+  });
+
   test("--ndjson given a folder: exit 2, one line, nothing written", async () => {
     const { dir, remove } = makeTempDir();
     try {
@@ -443,7 +447,7 @@ describe("unusable databases give one clear line, a non-zero exit, and are left 
       const result = await cli(["enqueue", "--ndjson", join(dir, "tasks"), "--db", dbPath]);
       assert.equal(result.code, 2, result.stderr);
       assert.match(result.stderr, /'.*tasks' is a folder, not an NDJSON file/);
-      oneLine(result.stderr);
+      assertOneLine(result.stderr);
     } finally {
       remove();
     }
@@ -480,7 +484,7 @@ describe("unusable databases give one clear line, a non-zero exit, and are left 
         /Lines 1 to ([\d,]+) were written before it \(([\d,]+) tasks\); nothing from line ([\d,]+) on was\. Resume from line \3\./
           .exec(run.stderr);
       assert.ok(match, run.stderr);
-      oneLine(run.stderr);
+      assertOneLine(run.stderr);
       const [written, tasks, resume] = match.slice(1, 4).map((n) => Number(n.replaceAll(",", "")));
       assert.equal(resume, written + 1);
       assert.equal(written % 10_000, 0, "whole batches were written");
@@ -489,7 +493,7 @@ describe("unusable databases give one clear line, a non-zero exit, and are left 
         assert.equal((await new Queue(db).stats()).counts.queued, tasks);
         assert.equal(tasks, written);
       } finally {
-        db.close();
+        await db.close();
       }
     } finally {
       remove();
@@ -502,7 +506,7 @@ describe("unusable databases give one clear line, a non-zero exit, and are left 
       const result = await cli(["enqueue", "noop", "--db", join(dir, "missing", "queue.db")]);
       assert.equal(result.code, 1);
       assert.match(result.stderr, /the folder '.*missing' does not exist/);
-      oneLine(result.stderr);
+      assertOneLine(result.stderr);
       assert.equal(existsSync(join(dir, "missing")), false);
     } finally {
       remove();
@@ -516,7 +520,7 @@ describe("unusable databases give one clear line, a non-zero exit, and are left 
       const result = await cli(["list", "--db", join(dir, "queue.db")]);
       assert.equal(result.code, 1);
       assert.match(result.stderr, /cannot be created or opened/);
-      oneLine(result.stderr);
+      assertOneLine(result.stderr);
     } finally {
       remove();
     }
@@ -539,7 +543,7 @@ describe("unusable databases give one clear line, a non-zero exit, and are left 
       const write = await cli(["enqueue", "noop", "--db", path]);
       assert.equal(write.code, 1);
       assert.match(write.stderr, /is read-only/);
-      oneLine(write.stderr);
+      assertOneLine(write.stderr);
       locked.unlock();
       assert.equal(await snapshot(path), before);
     } finally {

@@ -8,6 +8,8 @@
  *
  * @module
  */
+
+// Not rerun on libsql: it tests refusals of the build and of the manifest generator, which come before any database is opened.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { cpSync, existsSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
@@ -18,6 +20,7 @@ import { handlers } from "../handlers/mod.ts";
 import { assertOneLine, type Exit, REPO, start } from "./_binary.ts";
 import { cli } from "./_cli.ts";
 import { makeTempDir } from "./_helpers.ts";
+import { manifest } from "../scripts/gen_manifest.ts";
 
 const DENO = join(REPO, "node_modules", ".bin", "deno");
 
@@ -157,6 +160,49 @@ export default { type: "plain", schema: v.object({}), handle() {} };
     const exit = await generate({ "Send-Email.ts": handlerSource("Send-Email") });
     assert.equal(exit.code, 1, exit.stdout);
     assert.match(exit.stderr, /handlers\/Send-Email\.ts: .*lowercase letters, digits and _/);
+  });
+
+  test("schedules: a list not made by defineSchedule, two of one name, one for a type no file defines", async () => {
+    const scheduled = (type: string, schedules: string) =>
+      handlerSource(type).replace(
+        'import { defineHandler } from "../mod.ts";',
+        'import { defineHandler, defineSchedule } from "../mod.ts";',
+      ) +
+      `export const schedules = ${schedules};\n`;
+    const exit = await generate({
+      "tick.ts": scheduled(
+        "tick",
+        `[defineSchedule({ name: "s", type: "tick", cron: "@hourly", payload: { name: "a" } })]`,
+      ),
+      "tock.ts": scheduled(
+        "tock",
+        `[defineSchedule({ name: "s", type: "tock", cron: "@daily" }), defineSchedule({ name: "t", type: "ghost", cron: "@daily" })]`,
+      ),
+      "tack.ts": scheduled("tack", `[{ name: "u", type: "tack", cron: "@daily" }]`),
+    });
+    assert.equal(exit.code, 1, exit.stdout);
+    assert.match(exit.stderr, /handlers\/tack\.ts: its schedules export must be an array of defineSchedule/);
+    assert.match(exit.stderr, /handlers\/tick\.ts and handlers\/tock\.ts both declare a schedule named 's'/);
+    assert.match(
+      exit.stderr,
+      /handlers\/tock\.ts: schedule 't' is for type 'ghost', which no handler file defines/,
+    );
+  });
+
+  test("a handler file's schedules are linked beside its handler", async () => {
+    const source = handlerSource("tick").replace(
+      'import { defineHandler } from "../mod.ts";',
+      'import { defineHandler, defineSchedule } from "../mod.ts";',
+    ) +
+      `export const schedules = [defineSchedule({ name: "hourly_tick", type: "tick", cron: "@hourly", payload: { name: "a" } })];\n`;
+    const exit = await generate({ "tick.ts": source });
+    assert.equal(exit.code, 0, exit.stderr);
+    const text = manifest(["noop.ts", "tick.ts"], ["tick.ts"]);
+    assert.match(text, /import tick, \{ schedules as tickSchedules \} from "\.\/tick\.ts";/);
+    assert.match(
+      text,
+      /export const schedules: readonly ScheduleDefinition\[\] = \[\n {2}\.\.\.tickSchedules,\n\];/,
+    );
   });
 
   test("a good new handler file is linked", async () => {

@@ -10,18 +10,25 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { ManualClock, Queue, QueueDatabase, TaskHandlerRegistry, WorkerEngine } from "../mod.ts";
-import { delay, makeTempDir, waitFor, withDb } from "./_helpers.ts";
+import { storeOf } from "../src/store/store_of.ts";
+import { makeTempDir, waitFor, withDb } from "./_helpers.ts";
 
 const fixture = new URL("./fixtures/attempts_worker.ts", import.meta.url).pathname;
 const LEASE_MS = 30_000;
 const STEP_MS = 45_000;
+/**
+ * How long the other worker's reaper must see a lease expired, with the same deadline, before it takes it:
+ * fifteen times the holder's 200 ms between renewals, so that a holder slowed down by a busy machine still
+ * renews in time.
+ */
+const REAP_GRACE_MS = 3000;
 
 test("a worker whose clock is 45 s ahead takes no lease from a live worker, and takes them once it dies", async () => {
   const { dir, remove } = makeTempDir("prismq-clock-");
   const dbPath = join(dir, "queue.db");
   const log = join(dir, "holder.log");
   const db = new QueueDatabase(dbPath);
-  // The holder renews its leases every 200 ms; the other worker waits 2 s of its own elapsed time.
+  // The holder renews its leases every 200 ms; the other worker waits REAP_GRACE_MS of its own elapsed time.
   const holder = spawn(
     process.execPath,
     ["run", "-A", fixture, dbPath, log, "holder", "8", String(LEASE_MS), "200"],
@@ -39,6 +46,15 @@ test("a worker whose clock is 45 s ahead takes no lease from a live worker, and 
       30_000,
       "the holder to start all eight",
     );
+    // Each look the other worker's reaper takes at expired leases: when (on this process's monotonic clock,
+    // which is the reaper's too) and how many it found.
+    const looks: { at: number; expired: number }[] = [];
+    const expiredLeases = storeOf(db).taskExpiredLeases.bind(storeOf(db));
+    storeOf(db).taskExpiredLeases = async (now, limit) => {
+      const leases = await expiredLeases(now, limit);
+      looks.push({ at: performance.now(), expired: leases.length });
+      return leases;
+    };
     const ran: number[] = [];
     const registry = new TaskHandlerRegistry();
     registry.registerHandler("hang", (task) => void ran.push(task.id));
@@ -48,12 +64,21 @@ test("a worker whose clock is 45 s ahead takes no lease from a live worker, and 
       handlerRegistry: registry,
       leaseMs: LEASE_MS,
       reapIntervalMs: 100,
-      reapGraceMs: 2000,
+      reapGraceMs: REAP_GRACE_MS,
       clock: { now: () => Date.now() + STEP_MS },
     });
     loop = ahead.runLoop();
-    // Twice its grace, looking ten times a second: each look sees all eight leases expired by its clock.
-    await delay(4000);
+    // Until its looks, ten a second, span twice its grace from the first that found all eight expired by its
+    // clock: a lease seen expired for its grace without being renewed would have been taken by then. Counted
+    // in looks, not in time slept, so that a slow start of the worker does not shorten the watch.
+    await waitFor(
+      () => {
+        const first = looks.find((look) => look.expired === 8);
+        return first !== undefined && looks.at(-1)!.at - first.at >= 2 * REAP_GRACE_MS;
+      },
+      60_000,
+      "the other worker's reaper to look at the expired leases for twice its grace",
+    );
     for (const task of tasks) {
       const now = await queue.get(task.id);
       assert.equal(now?.status, "running", `task ${task.id} was taken from a live worker`);
@@ -70,7 +95,7 @@ test("a worker whose clock is 45 s ahead takes no lease from a live worker, and 
     await holderExit;
     await ahead?.stop({ graceMs: 0 });
     await loop;
-    db.close();
+    await db.close();
     remove();
   }
 });
@@ -82,7 +107,7 @@ test("a step of the wall clock does not take a live worker's leases, nor stop it
     const dead = await queue.enqueue("t");
     const live = await queue.enqueue("t");
     const claim = (workerId: string) =>
-      db.store.taskClaim({ workerId, limit: 1, leaseMs: LEASE_MS, now: clock.now(), strategy: "fifo" });
+      storeOf(db).taskClaim({ workerId, limit: 1, leaseMs: LEASE_MS, now: clock.now(), strategy: "fifo" });
     const [deadLease] = await claim("dead");
     const [liveLease] = await claim("live");
     assert.deepEqual([deadLease.task.id, liveLease.task.id], [dead.id, live.id]);
@@ -104,7 +129,7 @@ test("a step of the wall clock does not take a live worker's leases, nor stop it
     // Time passes; the live worker renews its lease, the dead one does not.
     clock.advance(1500);
     assert.equal(
-      await db.store.taskExtendLease(
+      await storeOf(db).taskExtendLease(
         { id: live.id, leaseToken: liveLease.leaseToken },
         clock.now() + LEASE_MS,
         clock.now(),

@@ -7,16 +7,14 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import process from "node:process";
-import { makeTempDir } from "./_helpers.ts";
-
-const root = new URL("..", import.meta.url).pathname;
+import { makeTempDir, REPO } from "./_helpers.ts";
 
 test("deno compile builds a prismq that runs from an empty folder", { skip: !process.env.DENORT_BIN }, () => {
   const { dir, remove } = makeTempDir("prismq-compile-");
   try {
     const binary = join(dir, "prismq-deno");
     execFileSync(process.execPath, ["run", "-A", "scripts/compile.ts", "--output", binary], {
-      cwd: root,
+      cwd: REPO,
       stdio: "inherit",
     });
     const work = join(dir, "empty");

@@ -7,7 +7,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import process from "node:process";
 import { createClient } from "@libsql/client";
 import Database from "libsql";
@@ -26,16 +26,7 @@ import {
   TaskHandlerNotRegisteredError,
   TaskHandlerRegistry,
 } from "../mod.ts";
-import { makeTempDir, rejectionOf, withDb } from "./_helpers.ts";
-
-/** `promise`, or a rejection once 20 s have passed without it settling (a hang, not slowness). */
-function withinDeadline<T>(promise: Promise<T>): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error("the call never settled")), 20_000);
-  });
-  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
-}
+import { makeTempDir, rejectionOf, withDb, within } from "./_helpers.ts";
 
 /** The error a promise rejects with, which must be an Error. */
 async function errorOf(promise: Promise<unknown>): Promise<Error> {
@@ -66,6 +57,24 @@ function drizzleSync(connection: Database.Database) {
   );
 }
 
+/**
+ * A migrated queue database as {@link withDb} gives it, and the application's own connection to the same
+ * file, opened by `open` once the queue's schema is in place and closed when `fn` settles.
+ */
+async function withAppConnection<C extends { close(): void }>(
+  open: (path: string) => C,
+  fn: (db: QueueDatabase, connection: C, path: string) => Promise<void>,
+): Promise<void> {
+  await withDb(async (db, path) => {
+    const connection = open(path);
+    try {
+      await fn(db, connection, path);
+    } finally {
+      connection.close();
+    }
+  });
+}
+
 function registry(): TaskHandlerRegistry {
   const handlers = new TaskHandlerRegistry();
   handlers.registerHandler(defineHandler({
@@ -77,25 +86,20 @@ function registry(): TaskHandlerRegistry {
 }
 
 test("an enqueue inside db.transaction() without { tx } throws at once, and later enqueues work", async () => {
-  const { dir, remove } = makeTempDir();
-  const db = new QueueDatabase(join(dir, "queue.db"), { busyTimeoutMs: 1000 });
-  try {
-    await db.initializeSchema();
+  await withDb(async (db) => {
     const queue = new Queue(db);
-    // Before, this never settled: a deadline turns a hang into a failure.
-    const error = await errorOf(withinDeadline(db.transaction(async () => {
+    const enqueueing = db.transaction(async () => {
       await queue.enqueue("x", {});
-    })));
+    });
+    // Before, this never settled: a deadline turns a hang into a failure (20 s: a hang, not slowness).
+    const error = await errorOf(within(20_000, "the transaction", enqueueing));
     assert.ok(error instanceof TypeError, String(error));
     assert.match(error.message, /inside db\.transaction\(\).*pass \{ tx \}/s);
     // A read inside the transaction would wait on it too.
     assert.ok(await errorOf(db.transaction(() => queue.stats())) instanceof TypeError);
     await queue.enqueue("later", {});
     assert.deepEqual((await queue.list()).map((task) => task.type), ["later"]);
-  } finally {
-    db.close();
-    remove();
-  }
+  }, { busyTimeoutMs: 1000 });
 });
 
 test("with PrismQ's own transaction, the task commits with the row, and rolls back with it", async () => {
@@ -162,12 +166,7 @@ test("idempotency keys, the detailed and the ids forms work through { tx }", asy
 });
 
 test("a Drizzle app on the libSQL client writes its row and its task in one transaction; a worker in another process runs only the committed task", async () => {
-  const { dir, remove } = makeTempDir();
-  const path = join(dir, "app.db");
-  const db = new QueueDatabase(path);
-  const client = createClient({ url: `file:${path}` });
-  try {
-    await db.initializeSchema();
+  await withAppConnection((path) => createClient({ url: `file:${path}` }), async (db, client, path) => {
     const queue = new Queue(db, { registry: registry() });
     const app = drizzleLibsql(client);
     await app.run(CREATE_USERS);
@@ -185,7 +184,7 @@ test("a Drizzle app on the libSQL client writes its row and its task in one tran
     const queued = await queue.list();
     assert.deepEqual(queued.map((task) => task.payload), [{ email: "ada@example.com" }]);
 
-    const log = join(dir, "ran.log");
+    const log = join(dirname(path), "ran.log");
     const worker = spawn(
       process.execPath,
       [
@@ -204,20 +203,11 @@ test("a Drizzle app on the libSQL client writes its row and its task in one tran
     assert.equal(await new Promise((resolve) => worker.on("exit", resolve)), 0);
     assert.deepEqual(readFileSync(log, "utf8").trim().split("\n").map(Number), [queued[0].id]);
     assert.equal((await queue.get(queued[0].id))?.status, "completed");
-  } finally {
-    client.close();
-    db.close();
-    remove();
-  }
+  });
 });
 
 test("a Drizzle app on the synchronous libsql driver enqueues with enqueueSync inside its transaction", async () => {
-  const { dir, remove } = makeTempDir();
-  const path = join(dir, "app.db");
-  const db = new QueueDatabase(path);
-  const connection = new Database(path);
-  try {
-    await db.initializeSchema();
+  await withAppConnection((path) => new Database(path), async (db, connection) => {
     const queue = new Queue(db, { registry: registry() });
     const app = drizzleSync(connection);
     app.run(CREATE_USERS);
@@ -242,11 +232,7 @@ test("a Drizzle app on the synchronous libsql driver enqueues with enqueueSync i
     });
     assert.match((await errorOf(refused)).message, /Use queue\.enqueueSync/);
     assert.equal((await queue.list()).length, 1);
-  } finally {
-    connection.close();
-    db.close();
-    remove();
-  }
+  });
 });
 
 test("a Drizzle app over node:sqlite (through the sqlite-proxy driver) enqueues in its transaction", async (t) => {
@@ -256,12 +242,7 @@ test("a Drizzle app over node:sqlite (through the sqlite-proxy driver) enqueues 
   } catch {
     return t.skip("this runtime has no node:sqlite (Node 22.5 and newer, Deno and Bun have it)");
   }
-  const { dir, remove } = makeTempDir();
-  const path = join(dir, "app.db");
-  const db = new QueueDatabase(path);
-  const connection = new sqlite.DatabaseSync(path);
-  try {
-    await db.initializeSchema();
+  await withAppConnection((path) => new sqlite.DatabaseSync(path), async (db, connection) => {
     const queue = new Queue(db);
     // The proxy's contract: rows as arrays of values.
     const app = drizzleProxy((text, params, method) => {
@@ -282,11 +263,7 @@ test("a Drizzle app over node:sqlite (through the sqlite-proxy driver) enqueues 
     connection.exec("COMMIT");
     assert.equal((await queue.get(task.id))?.status, "queued");
     assert.deepEqual((await app.select().from(users).where(eq(users.email, "bob@example.com"))).length, 1);
-  } finally {
-    connection.close();
-    db.close();
-    remove();
-  }
+  });
 });
 
 test("a tx that is not a transaction on the queue's database is refused, naming what to pass", async () => {
@@ -317,9 +294,9 @@ test("a tx that is not a transaction on the queue's database is refused, naming 
     assert.deepEqual(await queue.list(), []);
   } finally {
     other.close();
-    memory.close();
-    elsewhere.close();
-    db.close();
+    await memory.close();
+    await elsewhere.close();
+    await db.close();
     remove();
   }
 });

@@ -131,13 +131,13 @@ describe("defineHandler", () => {
         () => defineHandler({ type: "greet", schema: nameSchema, handle: () => {}, timeoutMs }),
         {
           name: "RangeError",
-          message: `The timeoutMs of handler 'greet' must be a whole number > 0, got ${timeoutMs}.`,
+          message: `The timeoutMs of handler 'greet' must be a whole number ≥ 1, got ${timeoutMs}.`,
         },
       );
     });
   }
 
-  test("a timeoutMs given as a string is refused with a RangeError", () => {
+  test("a timeoutMs given as a string is refused with a TypeError", () => {
     assert.throws(
       () =>
         defineHandler({
@@ -146,7 +146,10 @@ describe("defineHandler", () => {
           handle: () => {},
           timeoutMs: "100" as unknown as number,
         }),
-      RangeError,
+      {
+        name: "TypeError",
+        message: "The timeoutMs of handler 'greet' must be a whole number ≥ 1, got a string.",
+      },
     );
   });
 

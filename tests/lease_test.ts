@@ -11,7 +11,6 @@ import {
   LeaseLostError,
   ManualClock,
   NonRetryableError,
-  Queue,
   type QueueDatabase,
   type Task,
   type TaskHandler,
@@ -20,17 +19,10 @@ import {
   type WorkerEvent,
 } from "../mod.ts";
 import type { Fence, Finish, LeasedTask } from "../src/store/store.ts";
-import { deferred, finishMany, rejectionOf, waitFor, withDb } from "./_helpers.ts";
+import { storeOf } from "../src/store/store_of.ts";
+import { deferred, finishMany, rejectionOf, T0, untilAborted, waitFor, withQueueAtT0 } from "./_helpers.ts";
 
-const T0 = Date.UTC(2030, 0, 1, 12, 0, 0);
 const LEASE_MS = 1000;
-
-function untilAborted(signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    signal.addEventListener("abort", () => resolve(), { once: true });
-  });
-}
 
 /** A worker on the manual clock whose reaper runs on every claim and takes expired leases at once. */
 function worker(
@@ -52,7 +44,13 @@ function worker(
 
 /** Claims the next task straight from the store, as a worker that then dies would. */
 async function claimAs(db: QueueDatabase, workerId: string, now: number): Promise<LeasedTask> {
-  const [leased] = await db.store.taskClaim({ workerId, limit: 1, leaseMs: LEASE_MS, now, strategy: "fifo" });
+  const [leased] = await storeOf(db).taskClaim({
+    workerId,
+    limit: 1,
+    leaseMs: LEASE_MS,
+    now,
+    strategy: "fifo",
+  });
   assert.ok(leased, `${workerId} claimed a task`);
   return leased;
 }
@@ -63,9 +61,7 @@ function fenceOf(leased: LeasedTask): Fence {
 
 describe("expired leases", () => {
   test("a task whose worker stopped renewing its lease is claimed by another worker once it expires, and that attempt counts", async () => {
-    await withDb(async (db) => {
-      const clock = new ManualClock(T0);
-      const queue = new Queue(db, { clock });
+    await withQueueAtT0(async ({ db, clock, queue }) => {
       const task = await queue.enqueue("t", { n: 1 }, { maxAttempts: 3 });
       await claimAs(db, "dead", clock.now());
 
@@ -92,9 +88,7 @@ describe("expired leases", () => {
   });
 
   test("the reaper runs at most once per reapIntervalMs of the worker's clock", async () => {
-    await withDb(async (db) => {
-      const clock = new ManualClock(T0);
-      const queue = new Queue(db, { clock });
+    await withQueueAtT0(async ({ db, clock, queue }) => {
       const alive = worker(db, clock, "alive", { reapIntervalMs: 5000 });
       const handler: TaskHandler = () => {};
       assert.equal(await alive.claimAndProcess(handler), false); // reaps now, at T0
@@ -110,14 +104,12 @@ describe("expired leases", () => {
   });
 
   test("when no attempts remain, an expired lease fails the task with 'lease expired'", async () => {
-    await withDb(async (db) => {
-      const clock = new ManualClock(T0);
-      const queue = new Queue(db, { clock });
+    await withQueueAtT0(async ({ db, clock, queue }) => {
       const task = await queue.enqueue("crashy", {}, { maxAttempts: 2 });
 
       await claimAs(db, "dead-1", clock.now());
       clock.advance(LEASE_MS + 1);
-      assert.deepEqual(await db.store.taskReapExpired(clock.now()), { requeued: 1, failed: 0 });
+      assert.deepEqual(await storeOf(db).taskReapExpired(clock.now()), { requeued: 1, failed: 0 });
       const requeued = await queue.get(task.id);
       assert.equal(requeued?.status, "queued");
       assert.equal(requeued?.attempts, 1);
@@ -142,13 +134,11 @@ describe("expired leases", () => {
 
 describe("fencing by lease token", () => {
   test("a finish, extension or release with a stale lease token changes nothing; the current holder's succeeds", async () => {
-    await withDb(async (db) => {
-      const clock = new ManualClock(T0);
-      const queue = new Queue(db, { clock });
+    await withQueueAtT0(async ({ db, clock, queue }) => {
       const task = await queue.enqueue("t");
       const first = await claimAs(db, "old", clock.now());
       clock.advance(LEASE_MS + 1);
-      await db.store.taskReapExpired(clock.now());
+      await storeOf(db).taskReapExpired(clock.now());
       const second = await claimAs(db, "new", clock.now());
       assert.equal(second.task.id, task.id);
       assert.notEqual(second.leaseToken, first.leaseToken);
@@ -161,20 +151,20 @@ describe("fencing by lease token", () => {
         { ...stale, status: "queued", runAfter: clock.now() + 5000, errorMessage: "stale retry" },
       ];
       for (const finish of staleFinishes) {
-        const held = await finishMany(db.store, [finish], clock.now());
+        const held = await finishMany(storeOf(db), [finish], clock.now());
         assert.equal(held.size, 0, `a stale '${finish.status}' is refused`);
       }
-      assert.equal(await db.store.taskExtendLease(stale, clock.now() + 99_999, clock.now()), false);
-      assert.equal((await db.store.taskReleaseMany([stale], clock.now())).size, 0);
+      assert.equal(await storeOf(db).taskExtendLease(stale, clock.now() + 99_999, clock.now()), false);
+      assert.equal((await storeOf(db).taskReleaseMany([stale], clock.now())).size, 0);
       assert.deepEqual(await queue.get(task.id), before);
       assert.equal(before?.status, "running");
       assert.equal(before?.lockedBy, "new");
 
       const current = fenceOf(second);
-      assert.equal(await db.store.taskExtendLease(current, clock.now() + 5000, clock.now()), true);
+      assert.equal(await storeOf(db).taskExtendLease(current, clock.now() + 5000, clock.now()), true);
       assert.equal((await queue.get(task.id))?.leaseUntil, clock.now() + 5000);
       assert.deepEqual(
-        await finishMany(db.store, [{ ...current, status: "completed" }], clock.now()),
+        await finishMany(storeOf(db), [{ ...current, status: "completed" }], clock.now()),
         new Set([task.id]),
       );
       const done = await queue.get(task.id);
@@ -183,26 +173,24 @@ describe("fencing by lease token", () => {
       assert.equal(done?.leaseUntil, null);
       // Once recorded, the token is spent.
       assert.equal(
-        (await finishMany(db.store, [{ ...current, status: "failed", errorMessage: "x" }], clock.now()))
+        (await finishMany(storeOf(db), [{ ...current, status: "failed", errorMessage: "x" }], clock.now()))
           .size,
         0,
       );
-      assert.equal(await db.store.taskExtendLease(current, clock.now() + 5000, clock.now()), false);
+      assert.equal(await storeOf(db).taskExtendLease(current, clock.now() + 5000, clock.now()), false);
       assert.equal((await queue.get(task.id))?.status, "completed");
     });
   });
 
   test("in one batch of outcomes, only those whose fence holds are applied", async () => {
-    await withDb(async (db) => {
-      const clock = new ManualClock(T0);
-      const queue = new Queue(db, { clock });
+    await withQueueAtT0(async ({ db, clock, queue }) => {
       const [x, y] = await queue.enqueueMany([{ type: "t" }, { type: "t" }]);
       const xOld = await claimAs(db, "w", clock.now());
       const yLeased = await claimAs(db, "w", clock.now());
       assert.deepEqual([xOld.task.id, yLeased.task.id], [x.id, y.id]);
       // x is cancelled while running: its fence no longer holds.
       await queue.cancel(x.id);
-      const held = await finishMany(db.store, [
+      const held = await finishMany(storeOf(db), [
         { ...fenceOf(xOld), status: "completed" },
         { ...fenceOf(yLeased), status: "failed", errorMessage: "y failed" },
       ], clock.now());
@@ -217,9 +205,7 @@ describe("fencing by lease token", () => {
 
 describe("heartbeats", () => {
   test("ctx.heartbeat() extends the lease, so the reaper leaves the task alone past its first deadline", async () => {
-    await withDb(async (db) => {
-      const clock = new ManualClock(T0);
-      const queue = new Queue(db, { clock });
+    await withQueueAtT0(async ({ db, clock, queue }) => {
       const task = await queue.enqueue("t");
       const leases: (number | null | undefined)[] = [];
       let otherClaimed: boolean | undefined;
@@ -247,9 +233,7 @@ describe("heartbeats", () => {
   });
 
   test("ctx.heartbeat() after another worker reclaimed the task throws LeaseLostError", async () => {
-    await withDb(async (db) => {
-      const clock = new ManualClock(T0);
-      const queue = new Queue(db, { clock });
+    await withQueueAtT0(async ({ db, clock, queue }) => {
       const task = await queue.enqueue("t");
       const started = deferred<HandlerContext>();
       const gate = deferred();
@@ -293,9 +277,7 @@ describe("heartbeats", () => {
   });
 
   test("ctx.heartbeat() after the handler returned says the attempt is over, not that the task was reclaimed", async () => {
-    await withDb(async (db) => {
-      const clock = new ManualClock(T0);
-      const queue = new Queue(db, { clock });
+    await withQueueAtT0(async ({ db, clock, queue }) => {
       const task = await queue.enqueue("t");
       let kept: HandlerContext | undefined;
       assert.equal(await worker(db, clock, "w").claimAndProcess((_task, ctx) => void (kept = ctx)), true);
@@ -310,9 +292,7 @@ describe("heartbeats", () => {
   });
 
   test("the automatic heartbeat aborts a handler's signal once another worker reclaimed its task", async () => {
-    await withDb(async (db) => {
-      const clock = new ManualClock(T0);
-      const queue = new Queue(db, { clock });
+    await withQueueAtT0(async ({ db, clock, queue }) => {
       const task = await queue.enqueue("t");
       const started = deferred<AbortSignal>();
       // The slow worker's clock stands still, so its heartbeats (every 20 ms of real time) keep setting the
@@ -325,7 +305,8 @@ describe("heartbeats", () => {
       const signal = await started.promise;
       clock.advance(LEASE_MS + 1);
       assert.equal(await worker(db, clock, "fast").claimAndProcess(() => {}), true);
-      await waitFor(() => signal.aborted, 2000, "the slow worker's signal to abort");
+      // A hang guard for a loaded machine, not how soon the next heartbeat comes.
+      await waitFor(() => signal.aborted, 30_000, "the slow worker's signal to abort");
       assert.ok(signal.reason instanceof LeaseLostError);
       assert.equal(signal.reason.why, "reclaimed");
       assert.equal(await slowRun, true);
@@ -338,9 +319,7 @@ describe("heartbeats", () => {
 
 describe("a worker that lost its lease", () => {
   test("emits 'lease-lost' when its handler finishes late, and the recorded result stays the other worker's", async () => {
-    await withDb(async (db) => {
-      const clock = new ManualClock(T0);
-      const queue = new Queue(db, { clock });
+    await withQueueAtT0(async ({ db, clock, queue }) => {
       const task = await queue.enqueue("t", {}, { maxAttempts: 5 });
       const started = deferred();
       const gate = deferred();

@@ -1,8 +1,8 @@
 /**
- * The embedded-file driver: how a `file:` URL becomes a path (`filePathOf`), that a path with characters
- * special in URLs opens exactly that file, and that many-task enqueues, whose ids are inferred from the
- * last inserted row rather than read back, return the ids and contents the database holds, also after
- * purges.
+ * The embedded-file driver: that a path with characters special in URLs opens exactly that file (how a
+ * location becomes a path is tests/db_url_test.ts's), and that many-task enqueues, whose ids are inferred
+ * from the last inserted row rather than read back, return the ids and contents the database holds, also
+ * after purges.
  *
  * @module
  */
@@ -12,56 +12,11 @@ import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { LibsqlError } from "@libsql/client";
-import { type EnqueueItem, ManualClock, Queue, QueueDatabase, type Task, WorkerEngine } from "../mod.ts";
-import { toDatabaseError, toLibsqlUrl } from "../src/store/sqlite/connection.ts";
-import { filePathOf, LocalDriver } from "../src/store/sqlite/local_driver.ts";
+import { type EnqueueItem, Queue, QueueDatabase, type Task, WorkerEngine } from "../mod.ts";
+import { toDatabaseError } from "../src/store/sqlite/database_errors.ts";
+import { LocalDriver } from "../src/store/sqlite/local_driver.ts";
 import { chooseEngine } from "../src/store/sqlite/engines.ts";
-import { makeTempDir, withDb } from "./_helpers.ts";
-
-const T0 = Date.UTC(2030, 0, 1, 12, 0, 0);
-
-/** Asserts that `fn` throws a LibsqlError with this code whose message names `url`. */
-function assertRefused(url: string, code: string): void {
-  assert.throws(() => filePathOf(url), (error: unknown) => {
-    assert.ok(error instanceof LibsqlError, `expected a LibsqlError, got ${error}`);
-    assert.equal(error.code, code);
-    assert.ok(error.message.includes(`'${url}'`), `the message names the URL: ${error.message}`);
-    return true;
-  });
-}
-
-describe("filePathOf", () => {
-  test("reads relative, absolute and localhost file URLs as the path they name", () => {
-    assert.equal(filePathOf("file:rel/x.db"), "rel/x.db");
-    assert.equal(filePathOf("file:x.db"), "x.db");
-    assert.equal(filePathOf("file:/abs/x.db"), "/abs/x.db");
-    assert.equal(filePathOf("file:///abs/x.db"), "/abs/x.db");
-    assert.equal(filePathOf("file://localhost/abs/x.db"), "/abs/x.db");
-    assert.equal(filePathOf("file://LOCALHOST/abs/x.db"), "/abs/x.db");
-    assert.equal(filePathOf(":memory:"), ":memory:");
-  });
-
-  test("decodes percent-escapes, so that %, ? and # can be part of a file name", () => {
-    assert.equal(filePathOf("file:a%25b%3Fc%23d.db"), "a%b?c#d.db");
-    assert.equal(filePathOf("file:///abs/with%20space.db"), "/abs/with space.db");
-  });
-
-  test("gives back exactly the path a database location was turned into", () => {
-    for (const path of ["plain.db", "dir/a%b?c#d e.db", "/abs/100%25?#.db", "./x?mode=ro.db"]) {
-      assert.equal(filePathOf(toLibsqlUrl(path)), path);
-    }
-  });
-
-  test("refuses a file URL that names a host other than localhost", () => {
-    assertRefused("file://example.com/x.db", "URL_INVALID");
-    assertRefused("file://db-server/abs/x.db", "URL_INVALID");
-  });
-
-  test("refuses a file URL with query parameters", () => {
-    assertRefused("file:x.db?mode=ro", "URL_PARAM_NOT_SUPPORTED");
-    assertRefused("file:///abs/x.db?cache=shared", "URL_PARAM_NOT_SUPPORTED");
-  });
-});
+import { makeTempDir, withDb, withQueueAtT0 } from "./_helpers.ts";
 
 describe("a database file", () => {
   test("opened on a path containing %, ?, # and a space is created under exactly that name", async () => {
@@ -75,7 +30,7 @@ describe("a database file", () => {
         await db.initializeSchema();
         task = await new Queue(db).enqueue("t", { n: 1 });
       } finally {
-        db.close();
+        await db.close();
       }
       assert.ok(existsSync(path), `${path} exists`);
       const strays = readdirSync(dir).filter((entry) => !entry.startsWith(name));
@@ -85,7 +40,7 @@ describe("a database file", () => {
       try {
         assert.deepEqual(await new Queue(again).get(task.id), task);
       } finally {
-        again.close();
+        await again.close();
       }
     } finally {
       remove();
@@ -117,8 +72,7 @@ async function assertAsStored(queue: Queue, tasks: Task[], given: EnqueueItem[])
 
 describe("enqueueMany without idempotency keys", () => {
   test("returns 2,500 tasks with consecutive ids, each exactly as the database holds it", async () => {
-    await withDb(async (db) => {
-      const queue = new Queue(db, { clock: new ManualClock(T0) });
+    await withQueueAtT0(async ({ queue }) => {
       const first = items(2500, "first");
       const tasks = await queue.enqueueMany(first);
       assert.equal(tasks[0].id, 1);
@@ -136,9 +90,7 @@ describe("enqueueMany without idempotency keys", () => {
   });
 
   test("returns ids above every id seen before, after all but the newest finished task were purged", async () => {
-    await withDb(async (db) => {
-      const clock = new ManualClock(T0);
-      const queue = new Queue(db, { clock });
+    await withQueueAtT0(async ({ db, clock, queue }) => {
       const early = await queue.enqueueMany([1, 2, 3].map((n) => ({ type: "t", payload: { n } })));
       const summary = await new WorkerEngine({ db, workerId: "w1", clock }).runLoop({
         taskHandler: () => {},
@@ -189,7 +141,7 @@ test("a libSQL error from another copy of @libsql/core is still read by its code
 
 test("files run on node:sqlite in Deno, or on libsql when PRISMQ_SQLITE_ENGINE says so", () => {
   const wanted = process.env.PRISMQ_SQLITE_ENGINE;
-  assert.equal(new LocalDriver("file:unused.db").engine, wanted === "libsql" ? "libsql" : "node:sqlite");
+  assert.equal(new LocalDriver("unused.db").engine, wanted === "libsql" ? "libsql" : "node:sqlite");
   try {
     process.env.PRISMQ_SQLITE_ENGINE = "sqlite4";
     assert.throws(() => chooseEngine(), /PRISMQ_SQLITE_ENGINE must be 'node' or 'libsql', got 'sqlite4'/);

@@ -8,9 +8,10 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import * as v from "valibot";
 import {
+  DatabaseError,
   DEFAULT_MAX_PAYLOAD_BYTES,
   defineHandler,
-  ManualClock,
+  type ManualClock,
   NonRetryableError,
   PayloadTooLargeError,
   PayloadValidationError,
@@ -24,9 +25,8 @@ import {
   TaskStateError,
   WorkerEngine,
 } from "../mod.ts";
-import { makeTempDir, TASK_FIELDS, withDb } from "./_helpers.ts";
-
-const T0 = Date.UTC(2030, 0, 1, 12, 0, 0);
+import { storeOf } from "../src/store/store_of.ts";
+import { JSON_PAYLOADS, makeTempDir, T0, TASK_FIELDS, withDb, withQueueAtT0 } from "./_helpers.ts";
 
 type ErrorClass = new (...args: never[]) => Error;
 
@@ -128,8 +128,7 @@ describe("Queue.enqueue", () => {
   });
 
   test("accepts runAt as a Date, as epoch milliseconds and as an ISO-8601 string", async () => {
-    await withDb(async (db) => {
-      const queue = new Queue(db, { clock: new ManualClock(T0) });
+    await withQueueAtT0(async ({ queue }) => {
       const at = Date.UTC(2030, 0, 31, 9, 0, 0);
       const cases: [string, Date | number | string][] = [
         ["Date", new Date(at)],
@@ -148,9 +147,7 @@ describe("Queue.enqueue", () => {
   });
 
   test("delayMs schedules the task relative to the queue's clock", async () => {
-    await withDb(async (db) => {
-      const clock = new ManualClock(T0);
-      const queue = new Queue(db, { clock });
+    await withQueueAtT0(async ({ queue }) => {
       const task = await queue.enqueue("later", {}, { delayMs: 1500 });
       assert.equal(task.createdAt, T0);
       assert.equal(task.runAfter, T0 + 1500);
@@ -181,7 +178,27 @@ describe("Queue.enqueue", () => {
       await rejectsWith(() => queue.enqueue("a", {}, { idempotencyKey: "" }), TypeError, /idempotencyKey/);
       await rejectsWith(() => queue.enqueue("", {}), TypeError, /empty/);
       await rejectsWith(() => queue.enqueue(" padded ", {}), TypeError, /whitespace/);
+      await rejectsWith(() => queue.enqueue("a", {}, 5 as never), TypeError, /options must be an object/);
+      await rejectsWith(() => queue.enqueue("a", {}, { priority: "1" as never }), TypeError, /priority/);
+      await rejectsWith(
+        () => queue.enqueue("a", {}, { maxAttempts: "5" as never }),
+        TypeError,
+        /maxAttempts/,
+      );
       await assertNothingWritten(queue);
+    });
+  });
+
+  test("an insert that something in the database discards (a trigger) is an error, not an endless retry", async () => {
+    await withDb(async (db) => {
+      await db.transaction((tx) =>
+        tx.execute("CREATE TRIGGER discard BEFORE INSERT ON task_queue BEGIN SELECT RAISE(IGNORE); END")
+      );
+      await assert.rejects(new Queue(db).enqueue("a", {}), (error: Error) => {
+        assert.ok(error instanceof DatabaseError, String(error));
+        assert.match(error.message, /no idempotency key explains why/);
+        return true;
+      });
     });
   });
 
@@ -245,22 +262,11 @@ describe("Queue.enqueueMany", () => {
   test("a batch that differs only in payloads stores every kind of JSON payload exactly", async () => {
     await withDb(async (db) => {
       const queue = new Queue(db);
-      const payloads: unknown[] = [
-        {},
-        { text: 'quote " backslash \\ newline \n tab \t é 😀 \u2028 \u0000 end' },
-        [1, [2, [3, { deep: [null, true, false] }]]],
-        "a string, not an object",
-        "",
-        42,
-        -0.000123,
-        1.5e300,
-        9007199254740991,
-        null,
-        true,
-        { 'key with "quotes"': "value", "": "empty key", nested: { a: { b: { c: "d" } } } },
-      ];
-      const tasks = await queue.enqueueMany(payloads.map((payload) => ({ type: "a", payload })));
-      assert.deepEqual(tasks.map((task) => task.payload), payloads.map((p) => JSON.parse(JSON.stringify(p))));
+      const tasks = await queue.enqueueMany(JSON_PAYLOADS.map((payload) => ({ type: "a", payload })));
+      assert.deepEqual(
+        tasks.map((task) => task.payload),
+        JSON_PAYLOADS.map((p) => JSON.parse(JSON.stringify(p))),
+      );
       for (const task of tasks) assert.deepEqual(await queue.get(task.id), task);
     });
   });
@@ -625,9 +631,7 @@ describe("Queue.get and Queue.list", () => {
 
 describe("Queue.cancel", () => {
   test("cancels a queued task, which no worker then claims", async () => {
-    await withDb(async (db) => {
-      const clock = new ManualClock(T0);
-      const queue = new Queue(db, { clock });
+    await withQueueAtT0(async ({ db, clock, queue }) => {
       const task = await queue.enqueue("a");
       clock.advance(10);
       const cancelled = await queue.cancel(task.id);
@@ -670,9 +674,7 @@ describe("Queue.cancel", () => {
 
 describe("Queue.retry and Queue.retryFailed", () => {
   test("puts a failed task back in the queue, runnable now, with its attempts reset", async () => {
-    await withDb(async (db) => {
-      const clock = new ManualClock(T0);
-      const queue = new Queue(db, { clock });
+    await withQueueAtT0(async ({ db, clock, queue }) => {
       const task = await queue.enqueue("a", {}, { maxAttempts: 3 });
       assert.equal(await runOne(db, failForGood, clock), true);
       const failed = await queue.get(task.id);
@@ -742,9 +744,7 @@ describe("Queue.retry and Queue.retryFailed", () => {
 
 describe("Queue.purge", () => {
   test("deletes tasks that finished with the given statuses longer ago than olderThanMs, with their logs", async () => {
-    await withDb(async (db) => {
-      const clock = new ManualClock(T0);
-      const queue = new Queue(db, { clock });
+    await withQueueAtT0(async ({ db, clock, queue }) => {
       const worker = new WorkerEngine({ db, workerId: "w", clock });
       const logAndComplete: TaskHandler = async (task, ctx) => {
         await ctx.log("info", `ran ${task.payload.name}`);
@@ -784,9 +784,7 @@ describe("Queue.purge", () => {
   });
 
   test("refuses to purge queued or running tasks, deleting nothing", async () => {
-    await withDb(async (db) => {
-      const clock = new ManualClock(T0);
-      const queue = new Queue(db, { clock });
+    await withQueueAtT0(async ({ db, clock, queue }) => {
       await queue.enqueue("a");
       clock.advance(60_000);
       await rejectsWith(
@@ -837,7 +835,7 @@ describe("Queue.stats", () => {
         a: { queued: 0, running: 0, completed: 1, failed: 1, cancelled: 0 },
         b: { queued: 2, running: 0, completed: 0, failed: 0, cancelled: 1 },
       });
-      await db.store.taskClaim({
+      await storeOf(db).taskClaim({
         workerId: "w",
         limit: 1,
         leaseMs: 60_000,
@@ -852,9 +850,7 @@ describe("Queue.stats", () => {
   });
 
   test("oldestQueuedAgeMs counts only runnable queued tasks, from when they became runnable", async () => {
-    await withDb(async (db) => {
-      const clock = new ManualClock(T0);
-      const queue = new Queue(db, { clock });
+    await withQueueAtT0(async ({ db, clock, queue }) => {
       const now = await queue.enqueue("a");
       await queue.enqueue("a", {}, { delayMs: 10_000 });
       clock.advance(4000);
@@ -865,7 +861,7 @@ describe("Queue.stats", () => {
       clock.advance(7000);
       assert.equal((await queue.stats()).oldestQueuedAgeMs, 1000);
       // A running task is not waiting.
-      await db.store.taskClaim({
+      await storeOf(db).taskClaim({
         workerId: "w",
         limit: 1,
         leaseMs: 60_000,
@@ -877,9 +873,7 @@ describe("Queue.stats", () => {
   });
 
   test("lastMinute counts the tasks that completed or failed in the last 60 seconds", async () => {
-    await withDb(async (db) => {
-      const clock = new ManualClock(T0);
-      const queue = new Queue(db, { clock });
+    await withQueueAtT0(async ({ db, clock, queue }) => {
       await queue.enqueueMany([{ type: "a" }, { type: "a" }, { type: "a" }, { type: "a" }]);
       assert.equal(await runOne(db, complete, clock), true);
       assert.equal(await runOne(db, complete, clock), true);
@@ -902,15 +896,15 @@ describe("QueueDatabase", () => {
       const queue = new Queue(db);
       const before = Date.now();
       const id = await db.transaction(async (tx) => {
-        const result = await tx.execute("INSERT INTO task_queue (type, payload) VALUES (?, ?)", [
+        const result = await tx.execute("INSERT INTO task_queue (type, payload) VALUES (?, ?) RETURNING id", [
           "test_task",
           '{"n": 1}',
         ]);
         assert.equal(result.rowsAffected, 1);
-        return result.lastInsertRowid;
+        return Number(result.rows[0]?.id);
       });
       const after = Date.now();
-      assert.ok(id !== undefined);
+      assert.ok(Number.isSafeInteger(id), `an id: ${id}`);
       const task = await queue.get(id);
       assert.ok(task);
       assert.equal(task.status, "queued");
@@ -981,7 +975,7 @@ describe("QueueDatabase", () => {
       assert.deepEqual(await new Queue(dbs[1]).get(first.id), first);
       assert.deepEqual(await new Queue(dbs[0]).get(second.id), second);
     } finally {
-      for (const db of dbs) db.close();
+      for (const db of dbs) await db.close();
       remove();
     }
   });

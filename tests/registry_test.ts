@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import * as v from "valibot";
 import {
   defineHandler,
+  defineSchedule,
   getGlobalRegistry,
   resetGlobalRegistry,
   type TaskHandler,
@@ -386,6 +387,19 @@ describe("unregisterHandler and clear", () => {
     assert.equal(registry.isRegistered("email"), false);
     assert.equal(registry.getHandlerInfo("email"), undefined);
     assert.deepEqual(registry.getRegisteredTypes(), new Set(["report"]));
+  });
+
+  test("unregisterHandler refuses a type a schedule fires, naming the schedule; after it goes, it works", () => {
+    const registry = registryWith("email", "report");
+    registry.registerSchedule(defineSchedule({ name: "nightly", type: "report", cron: "0 3 * * *" }));
+    assert.throws(() => registry.unregisterHandler("report"), (error: Error) => {
+      assert.ok(error instanceof TypeError);
+      assert.match(error.message, /'report'.*schedule 'nightly' fires its tasks.*unregisterSchedule/);
+      return true;
+    });
+    assert.equal(registry.isRegistered("report"), true);
+    assert.equal(registry.unregisterSchedule("nightly"), true);
+    assert.equal(registry.unregisterHandler("report"), true);
   });
 
   test("unregisterHandler returns false for a type that is not registered and changes nothing", () => {

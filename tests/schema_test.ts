@@ -1,17 +1,34 @@
 /**
- * The Drizzle schema and the SQL migrations describe the same tables, columns and indexes.
+ * The Drizzle schema and the SQL migrations describe the same tables, columns and indexes: the schema is
+ * written once, in src/store/sqlite/schema.ts, and the migrations, which never change once shipped, must
+ * build exactly it.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { getTableConfig, type SQLiteTable } from "drizzle-orm/sqlite-core";
-import { migrationsTable, taskLogs, taskQueue, workers } from "../src/store/sqlite/schema.ts";
+import type { SQL } from "drizzle-orm";
+import {
+  getTableConfig,
+  type SQLiteColumn,
+  SQLiteSyncDialect,
+  type SQLiteTable,
+} from "drizzle-orm/sqlite-core";
+import {
+  migrationsTable,
+  queues,
+  schedules,
+  STRICT_TABLES,
+  taskLogs,
+  taskQueue,
+  workers,
+} from "../src/store/sqlite/schema.ts";
 import { MIGRATIONS } from "../src/store/sqlite/migrations.ts";
 import { join } from "node:path";
 import Database from "libsql";
 import { Queue, QueueDatabase } from "../mod.ts";
 import { makeTempDir, withDb } from "./_helpers.ts";
+import type { SqlTransaction } from "../src/store/store.ts";
 
-const TABLES: SQLiteTable[] = [taskQueue, workers, taskLogs, migrationsTable];
+const TABLES: SQLiteTable[] = [taskQueue, workers, taskLogs, schedules, queues, migrationsTable];
 
 test("every table's columns match the Drizzle schema: names, types, NOT NULL, primary keys", async () => {
   await withDb(async (db) => {
@@ -55,6 +72,176 @@ test("every index in the Drizzle schema exists, with the same columns and unique
   });
 });
 
+// ---- The whole definition, column by column ----
+
+const dialect = new SQLiteSyncDialect();
+
+/** SQL text with its spacing made canonical, and one pair of parentheses around all of it removed. */
+function canonical(text: string): string {
+  const squashed = text.replace(/\s+/g, " ").replace(/\( /g, "(").replace(/ \)/g, ")").trim();
+  return squashed.startsWith("(") && closingParen(squashed, 0) === squashed.length - 1
+    ? canonical(squashed.slice(1, -1))
+    : squashed;
+}
+
+/** Drizzle SQL as text; the schema's conditions are plain text, with nothing bound. */
+function textOf(query: SQL): string {
+  const { sql: text, params } = dialect.sqlToQuery(query);
+  assert.deepEqual(params, [], `a condition in the schema binds values: ${text}`);
+  return text;
+}
+
+/** Where the parenthesis opened at `open` closes, skipping quoted text. */
+function closingParen(text: string, open: number): number {
+  let depth = 0;
+  let quote: string | null = null;
+  for (let i = open; i < text.length; i++) {
+    const c = text[i]!;
+    if (quote) {
+      if (c === quote) quote = null;
+    } else if (c === "'" || c === '"') quote = c;
+    else if (c === "(") depth++;
+    else if (c === ")" && --depth === 0) return i;
+  }
+  throw new Error(`unbalanced parentheses in ${text}`);
+}
+
+/** The column definitions and table constraints of a CREATE TABLE statement, each as its text. */
+function tableItems(create: string): string[] {
+  const open = create.indexOf("(");
+  const close = closingParen(create, open);
+  const items: string[] = [];
+  let depth = 0;
+  let quote: string | null = null;
+  let start = open + 1;
+  for (let i = open + 1; i < close; i++) {
+    const c = create[i]!;
+    if (quote) {
+      if (c === quote) quote = null;
+    } else if (c === "'" || c === '"') quote = c;
+    else if (c === "(") depth++;
+    else if (c === ")") depth--;
+    else if (c === "," && depth === 0) {
+      items.push(create.slice(start, i).trim());
+      start = i + 1;
+    }
+  }
+  items.push(create.slice(start, close).trim());
+  return items;
+}
+
+/** The conditions of the CHECK constraints in one item of a CREATE TABLE. */
+function checksIn(item: string): string[] {
+  return [...item.matchAll(/\bCHECK\s*\(/gi)].map((match) => {
+    const open = match.index! + match[0].length - 1;
+    return canonical(item.slice(open + 1, closingParen(item, open)));
+  });
+}
+
+interface TableShape {
+  columns: string[];
+  tableChecks: string[];
+  strict: boolean;
+  indexConditions: string[];
+}
+
+/** A table as its Drizzle definition describes it, in the words {@link migratedShape} uses. */
+function drizzleShape(table: SQLiteTable): TableShape {
+  const config = getTableConfig(table);
+  const columnNames = new Set(config.columns.map((column) => column.name));
+  const checksOf = (name: string) =>
+    config.checks.filter((check) => check.name === name).map((check) => canonical(textOf(check.value)));
+  const reference = (column: SQLiteColumn) => {
+    const key = config.foreignKeys.find((fk) => fk.reference().columns.some((c) => c.name === column.name));
+    if (!key) return [];
+    const { foreignTable, foreignColumns } = key.reference();
+    return [
+      `REFERENCES ${getTableConfig(foreignTable).name} (${foreignColumns.map((c) => c.name).join(", ")})`,
+      `ON UPDATE ${(key.onUpdate ?? "no action").toUpperCase()}`,
+      `ON DELETE ${(key.onDelete ?? "no action").toUpperCase()}`,
+    ];
+  };
+  const defaultOf = (value: unknown) =>
+    typeof value === "string"
+      ? `'${value.replaceAll("'", "''")}'`
+      : typeof value === "number"
+      ? String(value)
+      : textOf(value as SQL);
+  return {
+    columns: config.columns.map((column) =>
+      [
+        column.name,
+        column.getSQLType().toUpperCase(),
+        ...(column.notNull && !column.primary ? ["NOT NULL"] : []),
+        ...(column.primary ? ["PRIMARY KEY"] : []),
+        ...((column as { autoIncrement?: boolean }).autoIncrement ? ["AUTOINCREMENT"] : []),
+        ...(column.default !== undefined ? [`DEFAULT ${canonical(defaultOf(column.default))}`] : []),
+        ...reference(column),
+        ...checksOf(column.name).map((check) => `CHECK (${check})`),
+      ].join(" ")
+    ),
+    tableChecks: config.checks.filter((check) => !columnNames.has(check.name))
+      .map((check) => canonical(textOf(check.value))).sort(),
+    strict: STRICT_TABLES.includes(table),
+    indexConditions: config.indexes.map((index) =>
+      `${index.config.name} WHERE ${index.config.where ? canonical(textOf(index.config.where)) : "-"}`
+    ).sort(),
+  };
+}
+
+/** A table as a migrated database has it: PRAGMAs, and the CREATE statements it keeps. */
+async function migratedShape(tx: SqlTransaction, name: string): Promise<TableShape> {
+  const rows = async (query: string) => (await tx.execute(query)).rows;
+  const [{ sql: create }] = await rows(
+    `SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = '${name}'`,
+  );
+  const items = tableItems(String(create));
+  const itemOf = (column: string) =>
+    items.find((item) => item.split(/\s+/)[0]!.replace(/"/g, "") === column)!;
+  const keys = await rows(`PRAGMA foreign_key_list(${name})`);
+  const [listed] = await rows(`PRAGMA table_list(${name})`);
+  const indexes = (await rows(`PRAGMA index_list(${name})`)).filter((index) => index.origin === "c");
+  return {
+    columns: (await rows(`PRAGMA table_xinfo(${name})`)).map((column) => {
+      const item = itemOf(String(column.name));
+      const key = keys.find((fk) => fk.from === column.name);
+      return [
+        String(column.name),
+        String(column.type).toUpperCase(),
+        ...(Number(column.notnull) === 1 ? ["NOT NULL"] : []),
+        ...(Number(column.pk) === 1 ? ["PRIMARY KEY"] : []),
+        ...(/\bAUTOINCREMENT\b/i.test(item) ? ["AUTOINCREMENT"] : []),
+        ...(column.dflt_value === null ? [] : [`DEFAULT ${canonical(String(column.dflt_value))}`]),
+        ...(key
+          ? [
+            `REFERENCES ${key.table} (${key.to})`,
+            `ON UPDATE ${key.on_update}`,
+            `ON DELETE ${key.on_delete}`,
+          ]
+          : []),
+        ...checksIn(item).map((check) => `CHECK (${check})`),
+      ].join(" ");
+    }),
+    tableChecks: items.filter((item) => /^(CHECK|CONSTRAINT)\b/i.test(item)).flatMap(checksIn).sort(),
+    strict: Number(listed?.strict) === 1,
+    indexConditions: await Promise.all(indexes.map(async (index) => {
+      const [{ sql: text }] = await rows(`SELECT sql FROM sqlite_schema WHERE name = '${index.name}'`);
+      const where = /\bWHERE\b([\s\S]*)$/i.exec(String(text))?.[1];
+      return `${index.name} WHERE ${where === undefined ? "-" : canonical(where)}`;
+    })).then((list) => list.sort()),
+  };
+}
+
+test("the migrated database is the Drizzle schema, column by column: defaults, references, CHECKs, STRICT, index conditions", async () => {
+  await withDb(async (db) => {
+    for (const table of TABLES) {
+      const name = getTableConfig(table).name;
+      const migrated = await db.transaction((tx) => migratedShape(tx, name));
+      assert.deepEqual(migrated, drizzleShape(table), name);
+    }
+  });
+});
+
 test("migrations are numbered from 1 without gaps and recorded once applied", async () => {
   assert.deepEqual(MIGRATIONS.map((m) => m.version), MIGRATIONS.map((_, i) => i + 1));
   await withDb(async (db) => {
@@ -91,11 +278,13 @@ test("a database made before migration 2 gets the claim index with the due time,
           .rows
       );
       assert.deepEqual(indexes.map((row) => String(row.name)), ["task_queue_queued_priority"]);
-      assert.match(String(indexes[0].sql), /\(priority, run_after, id\)/);
+      // With the queue last since migration 7.
+      assert.match(String(indexes[0].sql), /\(priority, run_after, id, queue\)/);
       const [task] = await new Queue(db).list();
       assert.equal(task?.type, "a");
+      assert.equal(task?.queue, "default", "a task made before named queues is in the default queue");
     } finally {
-      db.close();
+      await db.close();
     }
   } finally {
     remove();

@@ -1,5 +1,5 @@
 /**
- * Every code example of the original design (/work/shared/SEED.md, "Task Handler Registry"), translated to
+ * Every code example of the original design (the seed's SEED.md, "Task Handler Registry"), translated to
  * PrismQ's TypeScript API and checked. Test names start with the section of the seed they come from.
  */
 import { after, beforeEach, describe, test } from "node:test";
@@ -360,9 +360,12 @@ describe("Error Handling", () => {
         claimed: 1,
         completed: 0,
         retried: 0,
+        snoozed: 0,
         failed: 1,
+        cancelled: 0,
         leaseLost: 0,
         released: 0,
+        waiting: { count: 0, nextRunAfter: null },
       });
       const task = await reload(db, id);
       assert.equal(task.status, "failed");
@@ -599,7 +602,7 @@ describe("Testing", () => {
 
       // Enqueue task
       const inserted = await db.transaction((tx) =>
-        tx.execute("INSERT INTO task_queue (type, payload) VALUES (?, ?)", ["test_task", "{}"])
+        tx.execute("INSERT INTO task_queue (type, payload) VALUES (?, ?) RETURNING id", ["test_task", "{}"])
       );
 
       // Process with worker
@@ -608,12 +611,12 @@ describe("Testing", () => {
       assert.equal(await worker.claimAndProcess(), true);
 
       assert.equal(processedTasks.length, 1);
-      assert.equal(processedTasks[0], Number(inserted.lastInsertRowid));
+      assert.equal(processedTasks[0], Number(inserted.rows[0]?.id));
       const task = await reload(db, processedTasks[0]);
       assert.equal(task.status, "completed");
       assert.deepEqual(task.payload, {});
     } finally {
-      db.close();
+      await db.close();
     }
   });
 

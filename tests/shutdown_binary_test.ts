@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import process from "node:process";
 import { Queue, QueueDatabase } from "../mod.ts";
-import { makeTempDir, waitFor } from "./_helpers.ts";
+import { makeTempDir, waitFor, within } from "./_helpers.ts";
 import { buildBinary, type Proc, start } from "./_binary.ts";
 
 const WORKERS = 6;
@@ -51,9 +51,9 @@ test(`${STOPS} SIGTERMs to busy workers on one file leave nothing running and fa
     for (let stop = 0; stop < STOPS; stop++) {
       const [id, run] = [...workers.entries()][stop % workers.size];
       // Stopped while it holds tasks, claimed ahead and running.
-      await waitFor(async () => (await heldBy(id)) > 0, 20_000, `${id} to hold tasks`);
+      await waitFor(async () => (await heldBy(id)) > 0, 60_000, `${id} to hold tasks`);
       process.kill(run.child.pid!, "SIGTERM");
-      const exit = await run.done;
+      const exit = await within(120_000, `${id} after SIGTERM`, run.done);
       workers.delete(id);
       assert.equal(exit.signal, null, `${id} was killed by ${exit.signal}`);
       assert.equal(exit.code, 0, `${id} exited ${exit.code}: ${exit.stderr}`);
@@ -65,9 +65,9 @@ test(`${STOPS} SIGTERMs to busy workers on one file leave nothing running and fa
     }
     for (const [id, run] of workers) {
       // A process signalled before it listens for signals would die of it.
-      await waitFor(() => run.stdout.includes(" started: "), 20_000, `${id} to start`);
+      await waitFor(() => run.stdout.includes(" started: "), 60_000, `${id} to start`);
       process.kill(run.child.pid!, "SIGTERM");
-      const exit = await run.done;
+      const exit = await within(120_000, `${id} after SIGTERM`, run.done);
       assert.equal(exit.code, 0, `${id}: ${exit.stderr}`);
     }
     workers.clear();
@@ -82,7 +82,7 @@ test(`${STOPS} SIGTERMs to busy workers on one file leave nothing running and fa
   } finally {
     for (const run of workers.values()) run.child.kill("SIGKILL");
     await Promise.all([...workers.values()].map((run) => run.done.catch(() => {})));
-    db.close();
+    await db.close();
     remove();
   }
 });

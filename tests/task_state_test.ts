@@ -19,6 +19,7 @@ const EVENTS: readonly TaskEvent[] = [
   "expire",
   "expire_final",
   "release",
+  "snooze",
   "cancel",
   "requeue",
 ];
@@ -32,6 +33,7 @@ const ALLOWED: readonly (readonly [TaskStatus, TaskEvent, TaskStatus])[] = [
   ["running", "expire", "queued"],
   ["running", "expire_final", "failed"],
   ["running", "release", "queued"],
+  ["running", "snooze", "queued"],
   ["queued", "cancel", "cancelled"],
   ["running", "cancel", "cancelled"],
   ["failed", "requeue", "queued"],
@@ -140,7 +142,7 @@ describe("nextStatus", () => {
 });
 
 describe("TRANSITIONS", () => {
-  test("the table has exactly the nine events", () => {
+  test("the table has exactly the ten events", () => {
     assert.deepEqual(Object.keys(TRANSITIONS).sort(), [...EVENTS].sort());
   });
 

@@ -11,7 +11,7 @@ import process from "node:process";
 import * as v from "valibot";
 import {
   defineHandler,
-  ManualClock,
+  type ManualClock,
   NonRetryableError,
   PayloadValidationError,
   systemClock,
@@ -28,9 +28,9 @@ import {
   type TestQueue,
   type TestQueueOptions,
 } from "../testing.ts";
+import { REPO } from "./_helpers.ts";
 
 const HOUR = 3_600_000;
-const ROOT = new URL("..", import.meta.url).pathname;
 
 /** A test queue, closed when `fn` settles. */
 async function withTestQueue<T>(
@@ -41,7 +41,7 @@ async function withTestQueue<T>(
   try {
     return await fn(testQueue);
   } finally {
-    testQueue.close();
+    await testQueue.close();
   }
 }
 
@@ -483,20 +483,21 @@ describe("documentation", () => {
   test("the README's example test and every JSDoc example of prismq/testing type-check and pass", async () => {
     // Inside the repository, so that bare imports (valibot) resolve as they do for its own files; .scratch/
     // is ignored by git.
-    mkdirSync(join(ROOT, ".scratch"), { recursive: true });
-    const dir = mkdtempSync(join(ROOT, ".scratch", "testing-examples-"));
+    mkdirSync(join(REPO, ".scratch"), { recursive: true });
+    const dir = mkdtempSync(join(REPO, ".scratch", "testing-examples-"));
     try {
-      const up = relative(dir, ROOT);
+      const up = relative(dir, REPO);
       const local = (code: string) =>
-        code.replaceAll('"./mod.ts"', `"${up}/mod.ts"`).replaceAll('"./testing.ts"', `"${up}/testing.ts"`);
+        code.replaceAll('"./mod.ts"', `"${up}/mod.ts"`).replaceAll('"./testing.ts"', `"${up}/testing.ts"`)
+          .replaceAll('"prismq"', `"${up}/mod.ts"`).replaceAll('"prismq/testing"', `"${up}/testing.ts"`);
 
-      const readme = readFileSync(join(ROOT, "README.md"), "utf8");
+      const readme = readFileSync(join(REPO, "README.md"), "utf8");
       const section = readme.slice(readme.indexOf("### Testing your application's tasks"));
       const example = /```ts\n([\s\S]*?)```/.exec(section)?.[1];
       assert.ok(example, "the README's testing section has a ts block");
       for (const [, from] of example.matchAll(/from "([^"]+)"/g)) {
         assert.ok(
-          ["node:test", "node:assert/strict", "valibot", "./mod.ts", "./testing.ts"].includes(from),
+          ["node:test", "node:assert/strict", "valibot", "prismq", "prismq/testing"].includes(from),
           from,
         );
       }
@@ -504,7 +505,7 @@ describe("documentation", () => {
 
       const files = ["testing.ts", "src/testing/test_queue.ts", "src/testing/assertions.ts"];
       const examples = files.flatMap((file) =>
-        jsdocBlocks(readFileSync(join(ROOT, file), "utf8")).map((code) => ({ file, code }))
+        jsdocBlocks(readFileSync(join(REPO, file), "utf8")).map((code) => ({ file, code }))
       );
       assert.ok(examples.length >= 15, `found ${examples.length} JSDoc examples`);
       const wrappers = examples.map(({ file, code }, i) => {
@@ -542,7 +543,7 @@ function jsdocBlocks(source: string): string[] {
 /** Runs a command to its end within `timeoutMs`, resolving with its output; rejects with it on failure. */
 function run(command: string, args: string[], timeoutMs: number): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(command, args, { cwd: ROOT, timeout: timeoutMs, env: { ...process.env, NO_COLOR: "1" } }, (
+    execFile(command, args, { cwd: REPO, timeout: timeoutMs, env: { ...process.env, NO_COLOR: "1" } }, (
       error,
       stdout,
       stderr,

@@ -24,20 +24,12 @@ import {
   type WorkerEngineOptions,
   type WorkerEvent,
 } from "../mod.ts";
-import { deferred, delay, waitFor, withDb } from "./_helpers.ts";
-
-const T0 = Date.UTC(2030, 0, 1, 12, 0, 0);
+import { storeOf } from "../src/store/store_of.ts";
+import { deferred, delay, T0, untilAborted, waitFor, withDb, withQueueAtT0 } from "./_helpers.ts";
 
 /** A promise that never settles: a handler that hangs. */
 function forever(): Promise<never> {
   return new Promise<never>(() => {});
-}
-
-function untilAborted(signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    signal.addEventListener("abort", () => resolve(), { once: true });
-  });
 }
 
 function worker(db: QueueDatabase, options: Partial<WorkerEngineOptions> = {}): WorkerEngine {
@@ -50,9 +42,7 @@ async function statusOf(queue: Queue, id: number): Promise<string | undefined> {
 
 describe("the life of a task", () => {
   test("the task a handler receives is the stored row, field for field, after a failed attempt", async () => {
-    await withDb(async (db) => {
-      const clock = new ManualClock(T0);
-      const queue = new Queue(db, { clock });
+    await withQueueAtT0(async ({ db, clock, queue }) => {
       const task = await queue.enqueue("a", { n: [1, "two"] }, {
         priority: 7,
         maxAttempts: 4,
@@ -84,9 +74,7 @@ describe("the life of a task", () => {
   });
 
   test("a claimed task is 'running' under the worker's lease, then 'completed' with its times and worker", async () => {
-    await withDb(async (db) => {
-      const clock = new ManualClock(T0);
-      const queue = new Queue(db, { clock });
+    await withQueueAtT0(async ({ db, clock, queue }) => {
       const task = await queue.enqueue("a", { n: 1 });
       const started = deferred<{ task: Task; ctx: HandlerContext }>();
       const gate = deferred();
@@ -205,9 +193,7 @@ describe("claim strategies", () => {
   });
 
   test("a task scheduled for later is not claimable until the clock passes its time", async () => {
-    await withDb(async (db) => {
-      const clock = new ManualClock(T0);
-      const queue = new Queue(db, { clock });
+    await withQueueAtT0(async ({ db, clock, queue }) => {
       const atTime = await queue.enqueue("t", { which: "runAt" }, { runAt: T0 + 5000 });
       const delayed = await queue.enqueue("t", { which: "delay" }, { delayMs: 8000 });
       const ran: number[] = [];
@@ -682,14 +668,17 @@ describe("cancelling a running task", () => {
       });
       const signal = await started.promise;
       await queue.cancel(task.id);
-      await waitFor(() => signal.aborted, 1000, "the handler's signal to abort");
+      // The heartbeat (every 20 ms) is what learns of the cancellation; the handler waits for nothing else.
+      // The bound is a hang guard for a loaded machine, not how soon a heartbeat comes.
+      await waitFor(() => signal.aborted, 30_000, "the handler's signal to abort");
       assert.ok(signal.reason instanceof LeaseLostError);
       assert.equal(signal.reason.why, "cancelled");
       assert.equal(await processing, true);
       const after = await queue.get(task.id);
       assert.equal(after?.status, "cancelled");
       assert.ok(after?.finishedAt);
-      assert.ok(events.some((e) => e.type === "lease-lost" && e.reason.why === "cancelled"));
+      assert.deepEqual(events.filter((e) => e.type === "cancelled").map((e) => e.task.id), [task.id]);
+      assert.ok(!events.some((e) => e.type === "lease-lost"), "a cancelled task is not a lost lease");
       assert.ok(!events.some((e) => e.type === "completed"));
     });
   });
@@ -761,9 +750,7 @@ describe("changing the registry while a loop runs", () => {
 
 describe("what a worker records", () => {
   test("ctx.log lines appear in queue.logs(id), oldest first", async () => {
-    await withDb(async (db) => {
-      const clock = new ManualClock(T0);
-      const queue = new Queue(db, { clock });
+    await withQueueAtT0(async ({ db, clock, queue }) => {
       const task = await queue.enqueue("t");
       const other = await queue.enqueue("t");
       const w = worker(db, { clock, strategy: "fifo" });
@@ -786,6 +773,45 @@ describe("what a worker records", () => {
       );
       assert.ok(logs[0].id < logs[1].id);
       assert.deepEqual((await queue.logs(other.id)).map((l) => l.message), ["other task"]);
+    });
+  });
+
+  test("a handler's context holds what HandlerContext names, and nothing of the worker's or the store's own", async () => {
+    await withDb(async (db) => {
+      const queue = new Queue(db);
+      const task = await queue.enqueue("t");
+      let seen: HandlerContext | undefined;
+      assert.equal(
+        await worker(db).claimAndProcess(async (_task, ctx) => {
+          seen = ctx;
+          await new Queue(ctx.db).enqueue("follow-up", { after: task.id });
+        }),
+        true,
+      );
+      assert.ok(seen);
+      assert.deepEqual(Object.keys(seen).sort(), [
+        "attempt",
+        "db",
+        "heartbeat",
+        "log",
+        "progress",
+        "signal",
+        "workerId",
+      ]);
+      assert.equal(seen.db, db);
+      // ctx.db is the database, which exposes no store of its own either.
+      assert.equal((seen.db as unknown as Record<string, unknown>).store, undefined);
+      for (const value of Object.values(seen.db)) {
+        assert.notEqual(value, storeOf(db), "ctx.db holds the store");
+      }
+      for (const key of Object.keys(seen)) {
+        assert.notEqual(
+          (seen as unknown as Record<string, unknown>)[key],
+          storeOf(db),
+          `ctx.${key} is the store`,
+        );
+      }
+      assert.deepEqual((await queue.list({ type: "follow-up" })).map((t) => t.payload), [{ after: task.id }]);
     });
   });
 
@@ -821,9 +847,7 @@ describe("what a worker records", () => {
   });
 
   test("onEvent reports claimed, completed, retrying and failed, and a throwing listener is ignored", async () => {
-    await withDb(async (db) => {
-      const clock = new ManualClock(T0);
-      const queue = new Queue(db, { clock });
+    await withQueueAtT0(async ({ db, clock, queue }) => {
       const ok = await queue.enqueue("ok", {}, { maxAttempts: 2 });
       const flaky = await queue.enqueue("flaky", {}, { maxAttempts: 2 });
       const events: WorkerEvent[] = [];

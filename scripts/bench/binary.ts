@@ -12,6 +12,12 @@ import { exitWithin, start } from "./processes.ts";
 
 export const REPO = fileURLToPath(new URL("../..", import.meta.url));
 
+/** A script of scripts/bench/ run by the Deno that runs this bench, or by `npx deno` under another runtime. */
+export function denoCommand(script: string): [string, string[]] {
+  const args = ["run", "-A", join(REPO, "scripts", "bench", script)];
+  return "Deno" in globalThis ? [process.execPath, args] : ["npx", ["deno", ...args]];
+}
+
 /** What the binary is built from: a change to any of these makes dist/prismq stale. */
 const SOURCES = ["src", "handlers", "scripts/prismq.ts"];
 

@@ -1,9 +1,10 @@
 /**
- * What every benchmark scenario is given (its sizes, fresh database paths, the compiled binary) and what it
+ * What every benchmark scenario is given (its sizes, fresh databases, the compiled binary) and what it
  * gives back: the figures it measured, one value per run, before they meet their targets and baselines.
  *
  * @module
  */
+import type { BenchDatabases } from "./databases.ts";
 
 /** How big each scenario is, and how often it runs. */
 export interface Sizes {
@@ -86,10 +87,19 @@ export interface BenchContext {
   binary: string;
   /** The folder everything is written in; removed at the end. */
   dir: string;
-  /** A path for a new database file in that folder, unique per call. */
-  newPath(name: string): string;
+  /** Where the databases are: SQLite files in that folder, or schemas on a PostgreSQL server. */
+  db: BenchDatabases;
   /** Records a correctness failure (lost or duplicated tasks, a worker that failed): the bench exits 1. */
   fail(message: string): void;
+}
+
+/**
+ * What a scenario's main figure is held to, on the database the bench runs on: a target (none where only
+ * its raw baseline counts), and the raw figures it is compared with.
+ */
+export interface Goal {
+  target?: Target;
+  baselineIds: string[];
 }
 
 /** A scenario: runs itself `sizes.runs` times (or as it says) and returns its figures. */

@@ -7,26 +7,27 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type EnqueueItem, Queue, QueueDatabase } from "../../mod.ts";
-import { type BenchContext, eachRun, type Measured, perSecond } from "./context.ts";
+import { type BenchContext, eachRun, type Goal, type Measured, perSecond, type Scenario } from "./context.ts";
 import { assertClean, exitWithin, withChildren } from "./processes.ts";
-import { createSchema, NOOP_PAYLOAD, removeDb } from "./queue_files.ts";
+import { createSchema, NOOP_PAYLOAD } from "./queue_files.ts";
 
-/** Runs `measure` with a queue on a fresh file, `ctx.sizes.runs` times; the file is deleted afterwards. */
+/** Runs `measure` with a queue on a fresh database, `ctx.sizes.runs` times; it is removed afterwards. */
 function onFreshQueues(ctx: BenchContext, name: string, measure: (queue: Queue) => Promise<number>) {
   return eachRun(ctx.sizes.runs, async () => {
-    const path = ctx.newPath(name);
-    const db = new QueueDatabase(path);
+    const location = await ctx.db.create(name);
+    const db = new QueueDatabase(location);
     try {
       await db.initializeSchema();
       return await measure(new Queue(db));
     } finally {
-      db.close();
-      removeDb(path);
+      await db.close();
+      await ctx.db.remove(location);
     }
   });
 }
 
-export async function enqueueSingle(ctx: BenchContext): Promise<Measured[]> {
+/** S1: one awaited `enqueue()` per task. */
+export const enqueueSingle = (goal: Goal): Scenario => async (ctx) => {
   const tasks = ctx.sizes.single;
   const runs = await onFreshQueues(ctx, "s1", async (queue) => {
     const started = performance.now();
@@ -38,12 +39,12 @@ export async function enqueueSingle(ctx: BenchContext): Promise<Measured[]> {
     label: `enqueue, ${tasks.toLocaleString("en")} awaited enqueue() calls`,
     unit: "tasks/s",
     runs,
-    target: { op: ">=", value: 40_000 },
-    baselineIds: ["R1", "R1'"],
-  }];
-}
+    ...goal,
+  }] satisfies Measured[];
+};
 
-export async function enqueueBulk(ctx: BenchContext): Promise<Measured[]> {
+/** S2: `enqueueMany` in chunks, each call its own transaction. */
+export const enqueueBulk = (goal: Goal): Scenario => async (ctx) => {
   const { bulk: tasks, bulkChunk } = ctx.sizes;
   const chunk = Math.min(bulkChunk, tasks);
   const runs = await onFreshQueues(ctx, "s2", async (queue) => {
@@ -61,24 +62,23 @@ export async function enqueueBulk(ctx: BenchContext): Promise<Measured[]> {
     } per call`,
     unit: "tasks/s",
     runs,
-    target: { op: ">=", value: 400_000 },
-    baselineIds: ["R2", "R2'"],
-  }];
-}
+    ...goal,
+  }] satisfies Measured[];
+};
 
 /** S2 through the CLI: the whole `prismq enqueue --ndjson` process, start-up and exit included. */
-export async function enqueueNdjson(ctx: BenchContext): Promise<Measured[]> {
+export const enqueueNdjson = (goal: Goal): Scenario => async (ctx) => {
   const tasks = ctx.sizes.bulk;
   const file = join(ctx.dir, "tasks.ndjson");
   const line = JSON.stringify({ type: "noop", payload: NOOP_PAYLOAD });
   writeFileSync(file, `${line}\n`.repeat(tasks));
   const runs = await eachRun(ctx.sizes.runs, async () => {
-    const path = ctx.newPath("s2-cli");
-    await createSchema(path);
+    const location = await ctx.db.create("s2-cli");
+    await createSchema(location);
     try {
       return await withChildren(async (startChild) => {
         let output = "";
-        const child = startChild(ctx.binary, ["enqueue", "--ndjson", file, "--db", path, "--json"], {
+        const child = startChild(ctx.binary, ["enqueue", "--ndjson", file, "--db", location, "--json"], {
           cwd: ctx.dir,
           onLine: (text) => (output += text + "\n"),
         });
@@ -89,7 +89,7 @@ export async function enqueueNdjson(ctx: BenchContext): Promise<Measured[]> {
         return perSecond(tasks, exit.at - child.startedAt);
       });
     } finally {
-      removeDb(path);
+      await ctx.db.remove(location);
     }
   });
   return [{
@@ -99,7 +99,6 @@ export async function enqueueNdjson(ctx: BenchContext): Promise<Measured[]> {
     } NDJSON lines through \`prismq enqueue --ndjson\`, process wall time`,
     unit: "tasks/s",
     runs,
-    target: { op: ">=", value: 400_000 },
-    baselineIds: ["R2", "R2'"],
-  }];
-}
+    ...goal,
+  }] satisfies Measured[];
+};

@@ -3,22 +3,23 @@
  * worker costs in CPU while it waits. The worker is scripts/bench/latency_worker.ts, a library worker with
  * default options; it prints each task's number and the time its handler started.
  *
- * Both processes read the same system clock (`performance.timeOrigin + performance.now()`), so the latency
+ * Both processes read the same system clock, calibrated together before the run (clock.ts), so the latency
  * is the handler's start minus the moment before `enqueue` was called, without the time the line then
  * takes through the pipe to this process (about a millisecond here, reported on its own row). That the
  * clocks agree is checked on every task: each start must fall between its enqueue and its line's arrival.
  *
- * R5 times the same hand-off with no queue logic (scripts/bench/raw_latency_worker.ts and a prepared
- * INSERT), which is the floor this machine sets: every step starts on a processor that was idle.
+ * R5 times the same hand-off with no queue logic, which is the floor this machine sets: every step starts on
+ * a processor that was idle. On a SQLite file: scripts/bench/raw_latency_worker.ts and a prepared INSERT;
+ * on PostgreSQL: scripts/bench/raw_pg_latency_worker.ts, woken by the insert trigger's NOTIFY (see
+ * `raw_postgres.ts`).
  *
  * @module
  */
-import { join } from "node:path";
 import process from "node:process";
 import { chooseEngine } from "../../src/store/sqlite/engines.ts";
 import { Queue, QueueDatabase } from "../../mod.ts";
-import { REPO } from "./binary.ts";
-import { type BenchContext, eachRun, type Measured } from "./context.ts";
+import { denoCommand, REPO } from "./binary.ts";
+import { type BenchContext, eachRun, type Goal, type Measured, type Scenario } from "./context.ts";
 import {
   assertClean,
   clockTicksPerSecond,
@@ -28,30 +29,32 @@ import {
   withChildren,
   within,
 } from "./processes.ts";
-import { createSchema, removeDb } from "./queue_files.ts";
+import { createSchema } from "./queue_files.ts";
+import { calibrateClock, clockNow } from "./clock.ts";
 
 const INSERT =
   "INSERT INTO task_queue (type, payload, priority, max_attempts, run_after, created_at, updated_at) " +
   "VALUES ('noop', ?, 100, 5, ?, ?, ?)";
 /** Between one enqueue's return and the next enqueue. */
 const SPACING_MS = 10;
-/** How far apart two processes' readings of the system clock may be before the figures mean nothing. */
-const CLOCK_TOLERANCE_MS = 0.1;
-
-/** Milliseconds on the system clock, with a microsecond's resolution; the same in every process. */
-function clockNow(): number {
-  return performance.timeOrigin + performance.now();
-}
+/**
+ * How far apart two processes' readings of the system clock may be before the figures mean nothing. Both
+ * calibrate just before the run (see clock.ts), to within microseconds on a quiet machine.
+ */
+const CLOCK_TOLERANCE_MS = 0.25;
 
 /** How one side of the hand-off is done: PrismQ's, or the raw driver's with no queue logic. */
-interface HandOff {
-  /** The worker, a script in scripts/bench/ taking the file's path. */
+export interface HandOff {
+  /** "s5" or "r5": what the database is named after. */
+  name: string;
+  /** The worker, a script in scripts/bench/ taking the database's location. */
   workerScript: string;
-  /** Opens the enqueuing side on the file; `enqueue(i)` queues a `noop` task with payload `{ i }`. */
-  openEnqueuer(path: string): { enqueue(i: number): Promise<unknown>; close(): void };
+  /** Opens the enqueuing side on the database; `enqueue(i)` queues a `noop` task with payload `{ i }`. */
+  openEnqueuer(location: string): { enqueue(i: number): Promise<unknown>; close(): void | Promise<void> };
 }
 
 const PRISMQ: HandOff = {
+  name: "s5",
   workerScript: "latency_worker.ts",
   openEnqueuer(path) {
     const db = new QueueDatabase(path);
@@ -60,7 +63,9 @@ const PRISMQ: HandOff = {
   },
 };
 
-const RAW: HandOff = {
+/** R5 on a SQLite file: a prepared INSERT, and a prepared claim on each change of the write-ahead log. */
+export const SQLITE_RAW_HANDOFF: HandOff = {
+  name: "r5",
   workerScript: "raw_latency_worker.ts",
   openEnqueuer(path) {
     const db = chooseEngine().open(path);
@@ -75,12 +80,6 @@ const RAW: HandOff = {
     };
   },
 };
-
-/** The Deno that runs this bench, or `npx deno` under another runtime. */
-function denoCommand(script: string): [string, string[]] {
-  const args = ["run", "-A", join(REPO, "scripts", "bench", script)];
-  return "Deno" in globalThis ? [process.execPath, args] : ["npx", ["deno", ...args]];
-}
 
 /** The value at fraction `p` of sorted `values`, by nearest rank. */
 function percentile(sorted: number[], p: number): number {
@@ -104,18 +103,20 @@ interface Arrival {
 
 async function latencyRun(ctx: BenchContext, handOff: HandOff): Promise<LatencyRun> {
   const { latencyTasks: tasks, idleSettleMs, idleWindowMs } = ctx.sizes;
-  const path = ctx.newPath(handOff === RAW ? "r5" : "s5");
-  await createSchema(path);
+  const location = await ctx.db.create(handOff.name);
+  await createSchema(location);
   try {
     return await withChildren(async (startChild) => {
       const arrived = new Map<number, Arrival>();
       let pid = 0;
       let ready!: () => void;
       let allArrived!: () => void;
+      let calibrated!: () => void;
+      const isCalibrated = new Promise<void>((resolve) => (calibrated = resolve));
       const isReady = new Promise<void>((resolve) => (ready = resolve));
       const haveAll = new Promise<void>((resolve) => (allArrived = resolve));
       const [command, args] = denoCommand(handOff.workerScript);
-      const worker = startChild(command, [...args, path], {
+      const worker = startChild(command, [...args, location], {
         cwd: REPO,
         onLine(line) {
           const readAt = clockNow();
@@ -123,6 +124,10 @@ async function latencyRun(ctx: BenchContext, handOff: HandOff): Promise<LatencyR
             // The worker's own pid: under `npx deno`, the spawned process is npx.
             pid = Number(line.slice("ready ".length));
             ready();
+            return;
+          }
+          if (line === "calibrated") {
+            calibrated();
             return;
           }
           const match = /^(\d+) (\d+(?:\.\d+)?)$/.exec(line);
@@ -158,7 +163,14 @@ async function latencyRun(ctx: BenchContext, handOff: HandOff): Promise<LatencyR
       const idleCpuPercent = 100 * ticks / clockTicksPerSecond() / windowSeconds;
 
       const sent: number[] = [];
-      const enqueuer = handOff.openEnqueuer(path);
+      calibrateClock();
+      process.kill(pid, "SIGUSR1");
+      await within(
+        Promise.race([isCalibrated, exitedEarly]),
+        30_000,
+        "the latency worker to calibrate its clock",
+      );
+      const enqueuer = handOff.openEnqueuer(location);
       try {
         for (let i = 0; i < tasks; i++) {
           sent.push(clockNow());
@@ -167,7 +179,7 @@ async function latencyRun(ctx: BenchContext, handOff: HandOff): Promise<LatencyR
         }
         await within(Promise.race([haveAll, exitedEarly]), 30_000, `all ${tasks} tasks to start`);
       } finally {
-        enqueuer.close();
+        await enqueuer.close();
       }
       process.kill(pid, "SIGTERM");
       const exit = await exitWithin(worker, 30_000, "the latency worker after SIGTERM");
@@ -198,14 +210,15 @@ async function latencyRun(ctx: BenchContext, handOff: HandOff): Promise<LatencyR
       };
     });
   } finally {
-    removeDb(path);
+    await ctx.db.remove(location);
   }
 }
 
 const what = (ctx: BenchContext) =>
   `enqueue to handler start in another process (${ctx.sizes.latencyTasks} tasks, ${SPACING_MS} ms apart)`;
 
-export async function latency(ctx: BenchContext): Promise<Measured[]> {
+/** S5: PrismQ's hand-off, its p50 and p95 held to `goals`, and an idle worker's CPU. */
+export const latency = (goals: { p50: Goal; p95: Goal }): Scenario => async (ctx) => {
   const runs = await eachRun(ctx.sizes.runs, () => latencyRun(ctx, PRISMQ));
   return [
     {
@@ -213,16 +226,14 @@ export async function latency(ctx: BenchContext): Promise<Measured[]> {
       label: `latency, ${what(ctx)}, p50`,
       unit: "ms",
       runs: runs.map((run) => run.p50),
-      target: { op: "<=", value: 1 },
-      baselineIds: ["R5"],
+      ...goals.p50,
     },
     {
       id: "S5.p95",
       label: "latency, p95",
       unit: "ms",
       runs: runs.map((run) => run.p95),
-      target: { op: "<=", value: 5 },
-      baselineIds: ["R5.p95"],
+      ...goals.p95,
     },
     { id: "S5.max", label: "latency, max", unit: "ms", runs: runs.map((run) => run.max) },
     {
@@ -238,20 +249,23 @@ export async function latency(ctx: BenchContext): Promise<Measured[]> {
       runs: runs.map((run) => run.idleCpuPercent),
       target: { op: "<", value: 2 },
     },
-  ];
-}
+  ] satisfies Measured[];
+};
 
-/** R5: the same hand-off with no queue logic: a raw insert, and a raw claim on each change of the log. */
-export async function rawLatency(ctx: BenchContext): Promise<Measured[]> {
-  const runs = await eachRun(ctx.sizes.runs, () => latencyRun(ctx, RAW));
+/** R5: the same hand-off with no queue logic, as `handOff` does it; `how` says how, for the label. */
+export const rawLatency = (handOff: HandOff, how: string): Scenario => async (ctx) => {
+  const runs = await eachRun(ctx.sizes.runs, () => latencyRun(ctx, handOff));
   return [
     {
       id: "R5",
-      label: `raw latency, ${what(ctx)}: a prepared INSERT, and a prepared claim UPDATE on each change of ` +
-        `the write-ahead log, ${chooseEngine().name}, p50`,
+      label: `raw latency, ${what(ctx)}: ${how}, p50`,
       unit: "ms",
       runs: runs.map((run) => run.p50),
     },
     { id: "R5.p95", label: "raw latency, p95", unit: "ms", runs: runs.map((run) => run.p95) },
-  ];
-}
+  ] satisfies Measured[];
+};
+
+/** How {@link SQLITE_RAW_HANDOFF} hands off, for R5's label. */
+export const SQLITE_RAW_HOW = "a prepared INSERT, and a prepared claim UPDATE on each change of the " +
+  `write-ahead log, ${chooseEngine().name}`;

@@ -1,7 +1,7 @@
 /**
- * Raw baselines: what the SQLite engine allows on the same schema with no queue logic at all, through
- * `@libsql/client` (R1, R2, R3) and with prepared statements on the engine PrismQ runs files on in this
- * runtime, `node:sqlite` or `libsql` (R1', R2', R3').
+ * Raw baselines on SQLite files: what the SQLite engine allows on the same schema with no queue logic at
+ * all, through `@libsql/client` (R1, R2, R3) and with prepared statements on the engine PrismQ runs files
+ * on in this runtime, `node:sqlite` or `libsql` (R1', R2', R3'). PostgreSQL's are in `raw_postgres.ts`.
  * Each runs on a fresh file created by PrismQ's own migrations, so the tables and indexes are the same.
  *
  * @module
@@ -9,7 +9,8 @@
 import { type Client, createClient } from "@libsql/client";
 import { chooseEngine, type EngineConnection } from "../../src/store/sqlite/engines.ts";
 import { type BenchContext, eachRun, type Measured, perSecond } from "./context.ts";
-import { countTasks, createSchema, removeDb } from "./queue_files.ts";
+import { countTasks, removeDb } from "./databases.ts";
+import { createSchema } from "./queue_files.ts";
 
 const COLUMNS = "task_queue (type, payload, priority, max_attempts, run_after, created_at, updated_at)";
 const INSERT = `INSERT INTO ${COLUMNS} VALUES (?, ?, 100, 5, ?, ?, ?)`;
@@ -72,7 +73,7 @@ const DRIVERS = {
 /** Runs `measure` on a fresh file with PrismQ's schema, `ctx.sizes.runs` times. */
 function onFreshFiles(ctx: BenchContext, name: string, measure: (path: string) => Promise<number>) {
   return eachRun(ctx.sizes.runs, async () => {
-    const path = ctx.newPath(name);
+    const path = await ctx.db.create(name);
     try {
       await createSchema(path);
       return await measure(path);

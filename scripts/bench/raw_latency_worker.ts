@@ -4,13 +4,15 @@
  * every change claims with one prepared UPDATE … RETURNING on the engine PrismQ runs files on; for each row
  * it writes the task's `payload.i` and the time it "started" to stdout, then marks the rows completed. A poll every
  * 100 ms stands in for a change it saw before the commit became visible. Prints "ready <pid>" once it
- * watches; stops on SIGTERM.
+ * watches; calibrates its clock on
+ * SIGUSR1 (clock.ts); stops on SIGTERM.
  *
  * Usage: deno run -A scripts/bench/raw_latency_worker.ts <db>
  */
 import { watch, writeSync } from "node:fs";
 import process from "node:process";
 import { chooseEngine } from "../../src/store/sqlite/engines.ts";
+import { calibrateOnSignal, clockNow } from "./clock.ts";
 
 const [dbPath] = process.argv.slice(2);
 const LEASE_MS = 60_000;
@@ -35,7 +37,7 @@ function claimAndRun(): void {
   const now = Date.now();
   const rows = claim.all([now + LEASE_MS, now, now, now]) as { id: number; i: number }[];
   if (rows.length === 0) return;
-  for (const row of rows) writeSync(1, `${row.i} ${performance.timeOrigin + performance.now()}\n`);
+  for (const row of rows) writeSync(1, `${row.i} ${clockNow()}\n`);
   const done = Date.now();
   complete.run([done, done, JSON.stringify(rows.map((row) => row.id))]);
 }
@@ -48,4 +50,5 @@ process.on("SIGTERM", () => {
   db.close();
   process.exit(0);
 });
+calibrateOnSignal();
 writeSync(1, `ready ${process.pid}\n`);

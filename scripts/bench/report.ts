@@ -7,6 +7,7 @@
 import os from "node:os";
 import process from "node:process";
 import type { Measured, Target } from "./context.ts";
+import type { DatabaseInfo } from "./databases.ts";
 
 /** A measured figure with its verdict. */
 export interface Figure extends Measured {
@@ -20,7 +21,10 @@ export interface Figure extends Measured {
    * in ms), or of the medians when the runs do not pair up.
    */
   ratio?: number;
-  /** Target met and, where there is a baseline, at least {@link MIN_RATIO} of it. Absent without a target. */
+  /**
+   * Target met (where there is one) and, where there is a baseline, at least {@link MIN_RATIO} of it. Absent
+   * for a figure with neither.
+   */
   met?: boolean;
 }
 
@@ -34,6 +38,8 @@ export interface Machine {
 
 export interface BenchDocument {
   machine: Machine;
+  /** The database the scenarios ran on, and its settings in force. */
+  database: DatabaseInfo;
   mode: "full" | "tiny";
   runsPerScenario: number;
   binary: string;
@@ -127,7 +133,9 @@ export function evaluate(measured: Measured[]): Figure[] {
         ? median(figure.runs.map((run, i) => ratio(run, best.runs[i])))
         : ratio(figure.median, best.median);
     }
-    if (figure.target) figure.met = meets(figure.target, figure) && (figure.ratio ?? 1) >= MIN_RATIO;
+    if (figure.target || figure.baseline) {
+      figure.met = (!figure.target || meets(figure.target, figure)) && (figure.ratio ?? 1) >= MIN_RATIO;
+    }
   }
   // Second pass: a figure that requires others is met only when they are.
   for (const figure of figures) {
@@ -160,6 +168,12 @@ function targetCell(target: Target | undefined, unit: string): string {
   return `${op} ${target.value.toLocaleString("en")} ${unit}`;
 }
 
+/** "Database: PostgreSQL at … (fsync on, …)". */
+function databaseLine({ kind, location, settings }: DatabaseInfo): string {
+  const list = Object.entries(settings).map(([name, value]) => `${name} ${value}`).join(", ");
+  return `Database: ${kind === "sqlite" ? "SQLite" : "PostgreSQL"}, ${location}; settings in force: ${list}.`;
+}
+
 export function markdown(doc: BenchDocument): string {
   const { machine: m } = doc;
   const lines = [
@@ -167,10 +181,13 @@ export function markdown(doc: BenchDocument): string {
     "",
     `${m.runtime} · ${m.cpu} · ${m.cores} cores · ${(m.memoryBytes / 2 ** 30).toFixed(1)} GiB · ${m.date}`,
     "",
+    databaseLine(doc.database),
+    "",
     `Median of ${doc.runsPerScenario} run${doc.runsPerScenario === 1 ? "" : "s"} ` +
-    `(min–max in brackets), each on a fresh database file, one run of every scenario per round. ` +
+    `(min–max in brackets), each on a fresh database ` +
+    `(${doc.database.kind === "sqlite" ? "file" : "schema"}), one run of every scenario per round. ` +
     `Binary: ${doc.binary}. "% of raw" is the median over rounds of our speed over the baseline's ` +
-    `(for a time, the baseline's time over ours); "Met?" needs the target and at least ` +
+    `(for a time, the baseline's time over ours); "Met?" needs the target, where there is one, and at least ` +
     `${MIN_RATIO * 100} % of raw where there is a baseline.`,
     "",
     "| Scenario | Result | Target | Raw baseline | % of raw | Met? |",

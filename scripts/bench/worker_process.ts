@@ -1,44 +1,61 @@
 /**
  * Scenarios that run the compiled `prismq run` as worker processes: S3 and S4 drain a queue with one and
- * two processes, S6 watches one's memory through a long drain, S7 times its start to the first claim.
+ * several processes (two on a SQLite file, four on PostgreSQL), S6 watches one's memory through a long
+ * drain, S7 times its start to the first claim. The raw drains of PostgreSQL (R3, R4) run through the same
+ * {@link drainRun} with a worker of their own.
  *
  * @module
  */
-import { type BenchContext, eachRun, type Measured, perSecond } from "./context.ts";
+import { basename } from "node:path";
+import { type BenchContext, eachRun, type Goal, type Measured, perSecond, type Scenario } from "./context.ts";
 import { assertClean, type Child, exitWithin, residentKiB, withChildren, within } from "./processes.ts";
-import { drainOutcome, removeDb, seedQueue } from "./queue_files.ts";
+import { seedQueue } from "./queue_files.ts";
 
 /** Long enough for a slow drain, short enough that a worker that never exits fails the scenario. */
 function drainTimeoutMs(tasks: number): number {
   return 60_000 + 2 * tasks;
 }
 
-interface DrainRun {
+export interface DrainRun {
   tasksPerSecond: number;
   completed: number;
   duplicates: number;
   lost: number;
 }
 
+/** A drain's worker process: the command and its arguments for a database location. */
+export type DrainCommand = (location: string) => [string, string[]];
+
+/** `prismq run --until-empty` with default settings. */
+const prismqRun = (ctx: BenchContext): DrainCommand => (location) => [
+  ctx.binary,
+  ["run", "--until-empty", "--db", location],
+];
+
 /**
- * Starts `processes` workers with default settings on a queue of `tasks` no-op tasks, waits for them to exit,
- * and measures from the database: the first claim to the last completion.
+ * Starts `processes` workers on a queue of `tasks` no-op tasks, all at once, waits for them to exit, and
+ * measures from the database: the first claim to the last completion.
  */
-async function drainRun(ctx: BenchContext, processes: number, tasks: number): Promise<DrainRun> {
-  const path = ctx.newPath(`drain-${processes}`);
+export async function drainRun(
+  ctx: BenchContext,
+  processes: number,
+  tasks: number,
+  command: DrainCommand = prismqRun(ctx),
+): Promise<DrainRun> {
+  const location = await ctx.db.create(`drain-${processes}`);
   try {
-    await seedQueue(path, tasks);
+    await seedQueue(location, tasks);
+    await ctx.db.settle(location);
+    const [program, args] = command(location);
     await withChildren(async (startChild) => {
       const workers: Child[] = [];
-      for (let n = 0; n < processes; n++) {
-        workers.push(startChild(ctx.binary, ["run", "--until-empty", "--db", path], { cwd: ctx.dir }));
-      }
+      for (let n = 0; n < processes; n++) workers.push(startChild(program, args, { cwd: ctx.dir }));
       for (const [n, worker] of workers.entries()) {
         const exit = await exitWithin(worker, drainTimeoutMs(tasks), `worker ${n + 1}`);
-        assertClean(exit, worker, `prismq run (worker ${n + 1} of ${processes})`);
+        assertClean(exit, worker, `${basename(program)} ${args[0]} (worker ${n + 1} of ${processes})`);
       }
     });
-    const outcome = drainOutcome(path);
+    const outcome = await ctx.db.outcome(location);
     return {
       // The times are whole milliseconds: a window shorter than one reads as 0.
       tasksPerSecond: perSecond(outcome.completed, Math.max(outcome.windowMs, 1)),
@@ -47,11 +64,28 @@ async function drainRun(ctx: BenchContext, processes: number, tasks: number): Pr
       lost: outcome.lost + (tasks - outcome.tasks),
     };
   } finally {
-    removeDb(path);
+    await ctx.db.remove(location);
   }
 }
 
-export async function drainOneProcess(ctx: BenchContext): Promise<Measured[]> {
+/** Records a failure for every run that lost a task or ran one twice. */
+export function checkDrains(ctx: BenchContext, id: string, runs: DrainRun[]): void {
+  for (const [n, run] of runs.entries()) {
+    if (run.duplicates !== 0 || run.lost !== 0) {
+      ctx.fail(`${id} run ${n + 1}: ${run.duplicates} duplicate executions, ${run.lost} tasks not completed`);
+    }
+  }
+}
+
+const PROCESSES = ["no", "one", "two", "three", "four", "five", "six", "seven", "eight"];
+
+/** "two processes", or "12 processes". */
+export function processesInWords(n: number): string {
+  return `${PROCESSES[n] ?? n} process${n === 1 ? "" : "es"}`;
+}
+
+/** S3: one `prismq run --until-empty`. */
+export const drainOneProcess = (goal: Goal): Scenario => async (ctx) => {
   const tasks = ctx.sizes.drain;
   const runs = await eachRun(ctx.sizes.runs, () => drainRun(ctx, 1, tasks));
   for (const [n, run] of runs.entries()) {
@@ -62,47 +96,43 @@ export async function drainOneProcess(ctx: BenchContext): Promise<Measured[]> {
     label: `drain, 1 process: ${tasks.toLocaleString("en")} no-op tasks, \`prismq run --until-empty\``,
     unit: "tasks/s",
     runs: runs.map((run) => run.tasksPerSecond),
-    target: { op: ">=", value: 30_000 },
-    baselineIds: ["R3", "R3'"],
+    ...goal,
     details: { tasks, completed: runs.map((run) => run.completed) },
-  }];
-}
+  }] satisfies Measured[];
+};
 
-export async function drainTwoProcesses(ctx: BenchContext): Promise<Measured[]> {
+/** S4: `processes` of `prismq run --until-empty` on one database, started together. */
+export const drainProcesses = (processes: number, goal: Goal): Scenario => async (ctx) => {
   const tasks = ctx.sizes.drain;
-  const runs = await eachRun(ctx.sizes.runs, () => drainRun(ctx, 2, tasks));
-  for (const [n, run] of runs.entries()) {
-    if (run.duplicates !== 0 || run.lost !== 0) {
-      ctx.fail(`S4 run ${n + 1}: ${run.duplicates} duplicate executions, ${run.lost} tasks not completed`);
-    }
-  }
+  const runs = await eachRun(ctx.sizes.runs, () => drainRun(ctx, processes, tasks));
+  checkDrains(ctx, "S4", runs);
+  const words = processesInWords(processes);
   return [
     {
       id: "S4",
-      label: `drain, 2 processes on one file: ${tasks.toLocaleString("en")} no-op tasks, together`,
+      label: `drain, ${words} on one database: ${tasks.toLocaleString("en")} no-op tasks, together`,
       unit: "tasks/s",
       runs: runs.map((run) => run.tasksPerSecond),
-      target: { op: ">=", value: 30_000 },
-      baselineIds: ["R3", "R3'"],
+      ...goal,
       requires: ["S4.duplicates", "S4.losses"],
       details: { tasks, completed: runs.map((run) => run.completed) },
     },
     {
       id: "S4.duplicates",
-      label: "drain, 2 processes: duplicate executions",
+      label: `drain, ${words}: duplicate executions`,
       unit: "tasks",
       runs: runs.map((run) => run.duplicates),
       target: { op: "=", value: 0 },
     },
     {
       id: "S4.losses",
-      label: "drain, 2 processes: tasks not completed",
+      label: `drain, ${words}: tasks not completed`,
       unit: "tasks",
       runs: runs.map((run) => run.lost),
       target: { op: "=", value: 0 },
     },
-  ];
-}
+  ] satisfies Measured[];
+};
 
 /**
  * S6: one worker drains a long queue with `--json`; its resident memory is read when the completions it
@@ -112,16 +142,17 @@ export async function drainTwoProcesses(ctx: BenchContext): Promise<Measured[]> 
 export async function drainMemory(ctx: BenchContext): Promise<Measured[]> {
   const { memoryFirst: first, memoryTotal: total } = ctx.sizes;
   const runs = await eachRun(ctx.sizes.runs, async () => {
-    const path = ctx.newPath("s6");
+    const location = await ctx.db.create("s6");
     try {
-      await seedQueue(path, total);
+      await seedQueue(location, total);
+      await ctx.db.settle(location);
       return await withChildren(async (startChild) => {
         let completed = 0;
         let atFirst: number | undefined;
         let atEnd: number | undefined;
         let allReported!: () => void;
         const reported = new Promise<void>((resolve) => (allReported = resolve));
-        const worker = startChild(ctx.binary, ["run", "--json", "--db", path], {
+        const worker = startChild(ctx.binary, ["run", "--json", "--db", location], {
           cwd: ctx.dir,
           onLine(line) {
             // A substring test, not JSON.parse: the bench must read faster than the worker writes, or the
@@ -155,7 +186,7 @@ export async function drainMemory(ctx: BenchContext): Promise<Measured[]> {
         return { first: atFirst / 1024, end: atEnd / 1024 };
       });
     } finally {
-      removeDb(path);
+      await ctx.db.remove(location);
     }
   });
   const at = (n: number) => n.toLocaleString("en");
@@ -187,14 +218,14 @@ export async function drainMemory(ctx: BenchContext): Promise<Measured[]> {
 /** S7: from spawning `prismq run --json` on a queue holding one task to its first "claimed" event. */
 export async function startToFirstClaim(ctx: BenchContext): Promise<Measured[]> {
   const runs = await eachRun(ctx.sizes.runs, async () => {
-    const path = ctx.newPath("s7");
+    const location = await ctx.db.create("s7");
     try {
-      await seedQueue(path, 1);
+      await seedQueue(location, 1);
       return await withChildren(async (startChild) => {
         let claimedAt = 0;
         let claimed!: () => void;
         const firstClaim = new Promise<void>((resolve) => (claimed = resolve));
-        const worker = startChild(ctx.binary, ["run", "--json", "--db", path], {
+        const worker = startChild(ctx.binary, ["run", "--json", "--db", location], {
           cwd: ctx.dir,
           onLine(line) {
             if (claimedAt !== 0 || !line.startsWith("{")) return;
@@ -214,7 +245,7 @@ export async function startToFirstClaim(ctx: BenchContext): Promise<Measured[]> 
         return claimedAt - worker.startedAt;
       });
     } finally {
-      removeDb(path);
+      await ctx.db.remove(location);
     }
   });
   return [{

@@ -5,27 +5,62 @@
  * @module
  */
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { MAX_DURATION_MS } from "../checks.ts";
+import { isWholeNumber, MAX_DURATION_MS, wholeNumberRange } from "../checks.ts";
+import { PrismqError } from "../errors.ts";
 import { parseIsoTime } from "../iso_time.ts";
 
-/** A mistake in how a command was called. The CLI prints it and exits with code 2. */
-export class UsageError extends Error {
+/**
+ * A mistake in how a command was called: an option, an argument, or input the command read (a payload, a
+ * file that is not there). Raised only by the command line's own checks; it prints it and exits with code 2.
+ */
+export class UsageError extends PrismqError {
   override name = "UsageError";
-  constructor(message: string, readonly hint?: string) {
-    super(message);
+  override readonly code = "USAGE";
+  constructor(message: string, readonly hint?: string, options?: { cause?: unknown }) {
+    super(message, options);
   }
 }
 
 type Options = NonNullable<ParseArgsConfig["options"]>;
 
-/** Parses `argv` strictly: an unknown option or a missing value is a {@link UsageError} naming the command. */
+/**
+ * Parses `argv` strictly: an unknown option or a missing value is a {@link UsageError} naming the command.
+ * A negative number after an option that takes a value is that value (`--priority -1`), as a person means
+ * it: no option is spelt with a digit.
+ */
 export function parseCommand<O extends Options>(command: string, argv: string[], options: O) {
   try {
-    return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+    return parseArgs({
+      args: joinNegativeValues(argv, options),
+      options,
+      allowPositionals: true,
+      strict: true,
+    });
   } catch (error) {
     const message = (error as Error).message.replace(/\. To specify a positional argument.*$/s, ".");
     throw new UsageError(message, `Run 'prismq ${command} --help' for the options.`);
   }
+}
+
+/** `--flag -1` as `--flag=-1` for options that take a value, up to a `--` that ends the options. */
+function joinNegativeValues(argv: string[], options: Options): string[] {
+  const args: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === "--") return [...args, ...argv.slice(i)];
+    const name = arg.startsWith("--") && !arg.includes("=") ? arg.slice(2) : undefined;
+    const next = argv[i + 1];
+    if (
+      name !== undefined && Object.hasOwn(options, name) && options[name].type === "string" &&
+      next !== undefined && /^-\d/.test(next)
+    ) {
+      args.push(`${arg}=${next}`);
+      i++;
+    } else {
+      args.push(arg);
+    }
+  }
+  return args;
 }
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
@@ -55,15 +90,15 @@ export function parseDuration(flag: string, text: string): number {
 }
 
 /**
- * Parses a whole number within bounds.
+ * Parses a whole number within bounds, written in digits (no exponent, no fraction), by the rule of the
+ * library's own checks (`isWholeNumber`).
  *
  * @throws {UsageError} naming the flag and the accepted range
  */
 export function parseInteger(flag: string, text: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
   const value = /^-?\d+$/.test(text.trim()) ? Number(text) : NaN;
-  if (!Number.isSafeInteger(value) || value < min || value > max) {
-    const range = max === Number.MAX_SAFE_INTEGER ? `≥ ${min}` : `from ${min} to ${max}`;
-    throw new UsageError(`Invalid value '${text}' for ${flag}: expected a whole number ${range}.`);
+  if (!isWholeNumber(value, min, max)) {
+    throw new UsageError(`Invalid value '${text}' for ${flag}: expected ${wholeNumberRange(min, max)}.`);
   }
   return value;
 }

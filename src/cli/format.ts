@@ -58,9 +58,34 @@ export function styleStatus(style: Style, status: string): string {
 
 // deno-lint-ignore no-control-regex
 const ANSI_PATTERN = /\x1b\[[0-9;]*m/g;
+// deno-lint-ignore no-control-regex
+const ANSI_OR_CHARACTER = /\x1b\[[0-9;]*m|[\s\S]/gu;
 
-function visibleLength(text: string): number {
+/** How many characters of `text` a terminal shows: its code points, less the colour codes. */
+export function visibleLength(text: string): number {
   return [...text.replace(ANSI_PATTERN, "")].length;
+}
+
+/**
+ * `text` cut to show at most `width` characters, the last of them an ellipsis when cut. Colour codes take
+ * no room and are kept; a cut line ends by resetting colours, so that none leaks past it.
+ */
+export function fitWidth(text: string, width: number): string {
+  if (visibleLength(text) <= width) return text;
+  let shown = 0;
+  let styled = false;
+  let out = "";
+  for (const [piece] of text.matchAll(ANSI_OR_CHARACTER)) {
+    if (piece.length > 1 && piece.startsWith("\x1b[")) {
+      out += piece;
+      styled = true;
+      continue;
+    }
+    if (shown === width - 1) break;
+    out += piece;
+    shown++;
+  }
+  return out + (width > 0 ? "…" : "") + (styled ? "\x1b[0m" : "");
 }
 
 /** Columns aligned by their widest cell; numbers (and columns named in `right`) align right. */

@@ -4,20 +4,17 @@
  *
  * @module
  */
-import {
-  type HandlerDefinition,
-  PayloadTooLargeError,
-  PayloadValidationError,
-  TaskHandlerNotRegisteredError,
-  TaskNotFoundError,
-} from "../../mod.ts";
+import type { HandlerDefinition, ScheduleDefinition } from "../../mod.ts";
 import { VERSION } from "../version.ts";
 import { UsageError } from "./args.ts";
 import { assertLinkedHandlers, type Command } from "./context.ts";
+import { describeFailure, EXIT, exitCodeFor } from "./exit.ts";
 import { enqueueCommand } from "./commands/enqueue.ts";
 import { handlersCommand } from "./commands/handlers.ts";
 import { demoCommand, migrateCommand } from "./commands/maintenance.ts";
+import { queueCommand, queuesCommand } from "./commands/queues.ts";
 import { runCommand } from "./commands/run.ts";
+import { schedulesCommand } from "./commands/schedules.ts";
 import { statusCommand } from "./commands/status.ts";
 import { cancelCommand, listCommand, purgeCommand, retryCommand, showCommand } from "./commands/tasks.ts";
 import { workersCommand } from "./commands/workers.ts";
@@ -34,16 +31,16 @@ export const COMMANDS: readonly Command[] = [
   cancelCommand,
   purgeCommand,
   workersCommand,
+  schedulesCommand,
+  queuesCommand,
+  queueCommand,
   migrateCommand,
   demoCommand,
 ];
 
-/** Exit codes: success, a failure while doing the work, and a mistake in what was asked. */
-export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
-
 function overview(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
-  return `prismq ${VERSION}: a task queue with statically linked handlers, on an embedded SQLite file or libSQL
+  return `prismq ${VERSION}: a task queue with statically linked handlers, on an embedded SQLite file, libSQL or PostgreSQL
 
 Usage: prismq <command> [options]
 
@@ -52,7 +49,8 @@ ${COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`).join("\n")}
 
 Run 'prismq <command> --help' for a command's options. Every command takes --db <url> (default
 $PRISMQ_DB_URL, else ./prismq.db) and creates and migrates the database when needed.
-Exit codes: 0 success, 1 failure, 2 usage or validation error. PRISMQ_DEBUG=1 prints stack traces.
+Exit codes: 0 success, 1 failure, 2 usage or validation error, 70 internal error (a bug in prismq).
+PRISMQ_DEBUG=1 prints stack traces.
 `;
 }
 
@@ -61,12 +59,14 @@ Exit codes: 0 success, 1 failure, 2 usage or validation error. PRISMQ_DEBUG=1 pr
  *
  * @param argv the words after `prismq`
  * @param handlers the handlers this build links; nothing else is ever registered
+ * @param schedules the schedules this build links, declared beside its handlers
  * @returns the exit code
  */
 export async function main(
   argv: string[],
   io: CliIo,
   handlers: readonly HandlerDefinition[],
+  schedules: readonly ScheduleDefinition[] = [],
 ): Promise<number> {
   const [name, ...rest] = argv;
   try {
@@ -96,27 +96,14 @@ export async function main(
       io.stdout.write(command.help + "\n");
       return EXIT.ok;
     }
-    return await command.run(rest, { io, handlers });
+    return await command.run(rest, { io, handlers, schedules });
   } catch (error) {
-    const usage = isUsageError(error);
+    const code = exitCodeFor(error);
     const prefix = name && COMMANDS.some((c) => c.name === name) ? `prismq ${name}` : "prismq";
-    const hint = error instanceof UsageError && error.hint ? ` ${error.hint}` : "";
-    const message = error instanceof Error ? error.message : String(error);
-    io.stderr.write(`${prefix}: ${message}${hint}\n`.replace(/\n(?!$)/g, " "));
+    io.stderr.write(describeFailure(prefix, error, code));
     if (io.env.PRISMQ_DEBUG === "1" && error instanceof Error && error.stack) {
       io.stderr.write(error.stack + "\n");
     }
-    return usage ? EXIT.usage : EXIT.failure;
+    return code;
   }
-}
-
-/** Mistakes in what the user asked for, as opposed to failures while doing it. */
-function isUsageError(error: unknown): boolean {
-  return error instanceof UsageError ||
-    error instanceof PayloadValidationError ||
-    error instanceof PayloadTooLargeError ||
-    error instanceof TaskHandlerNotRegisteredError ||
-    error instanceof TaskNotFoundError ||
-    error instanceof TypeError ||
-    error instanceof RangeError;
 }

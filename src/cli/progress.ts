@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { fitWidth } from "./format.ts";
 import type { OutputStream } from "./io.ts";
 
 const CLEAR_LINE = "\r\x1b[2K";
@@ -26,8 +27,10 @@ export class StatusLine {
     const now = Date.now();
     if (!force && now - this.#lastDraw < this.#intervalMs) return;
     this.#lastDraw = now;
+    // One column short of the width: a terminal wraps a line that fills it, and the next redraw would then
+    // clear only the wrapped part.
     const width = this.#stream.columns ?? 120;
-    this.#stream.write(CLEAR_LINE + (text.length > width - 1 ? text.slice(0, width - 2) + "…" : text));
+    this.#stream.write(CLEAR_LINE + fitWidth(text, width - 1));
     this.#shown = true;
   }
 

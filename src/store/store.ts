@@ -1,179 +1,103 @@
 /**
- * The store seam: one method per storage operation, each taking the time as a parameter so that the
- * caller's clock rules. The queue and the worker call only these; all SQL lives behind them.
+ * The store contract: one method per storage operation. The queue and the worker call only these; all SQL
+ * lives behind them, in one folder per database (`sqlite/`), and the conformance suite (`tests/conformance/`)
+ * holds every store to what is written here. The types it speaks in are in `types.ts`.
+ *
+ * What every method promises, unless its own comment says otherwise:
+ *
+ * - **Time.** Every time is integer epoch milliseconds. `now` is the caller's clock, which
+ *   `QueueDatabase.clockFor` has already corrected to the database server's clock where there is one (see
+ *   {@link Store.serverTime}): a store compares and writes the times it is given and never reads a clock of
+ *   its own for them, so that processes on many hosts agree, and tests drive time.
+ * - **Atomicity.** A method is one transaction: a write that resolves applied all of its changes, one that
+ *   rejects applied none. Nothing a method writes is seen half-done by another caller.
+ * - **Transitions.** A task changes status only as `TRANSITIONS` (`task.ts`) allows; every write is
+ *   conditional on the status it changes from, so that racing writers cannot leave the table.
+ * - **Fencing.** A claim gives each task a fresh lease token; a {@link Fence} is the task's id and that
+ *   token. A write under a fence (start, outcome, release, lease extension, heartbeat) applies only while the
+ *   task is `running` with that very token, and otherwise changes nothing. That is not an error: the method
+ *   says whose fence held (a set of ids, `false`, a lost lease). A token is never given out twice, and every
+ *   way a task leaves `running` clears it, so a worker that lost a task (reaped, cancelled, released) can
+ *   never change it again.
+ * - **Idempotency.** An insert with an idempotency key creates at most one task per key and otherwise
+ *   answers with the task that holds it. A fenced write repeated after it held changes nothing. `migrate`
+ *   applies each migration once, however many processes call it. Ids are never reused.
+ * - **Errors.** A database that cannot be used (unreachable, locked for too long, corrupt, closed) rejects
+ *   with `DatabaseError`; the methods that name other errors below throw only those. A refused fence, or
+ *   a task that is gone, is an answer, not an error.
+ * - **Capabilities.** Some members are optional ({@link Store.serverTime}, {@link Store.backupTo},
+ *   {@link Store.watchCommits}, {@link Store.leaderElect}): a store that cannot do that simply lacks the
+ *   member, and callers check.
  *
  * @module
  */
 import type { Task, TaskStatus } from "../task.ts";
+import type {
+  BackupResult,
+  ClaimParams,
+  CommitTopic,
+  ExpiredLease,
+  Fence,
+  InsertedTask,
+  LeaderBid,
+  LeasedTask,
+  ListFilter,
+  LostLease,
+  NewTask,
+  Progress,
+  QueueChange,
+  QueueInfo,
+  QueueSettings,
+  QueueStats,
+  Recorded,
+  ScheduleFire,
+  ScheduleState,
+  SqlTransaction,
+  TaskLog,
+  TaskLogEntry,
+  WaitingTasks,
+  WorkerInfo,
+} from "./types.ts";
 
-/** A task to insert, already validated. */
-export interface NewTask {
-  type: string;
-  /** JSON text. */
-  payload: string;
-  priority: number;
-  maxAttempts: number;
-  runAfter: number;
-  idempotencyKey: string | null;
-  timeoutMs: number | null;
-}
-
-/**
- * What an insert did with one task: created it, or found the task that already held its idempotency key.
- * A created task is not read back: its caller knows what it inserted (see `Queue`).
- */
-export interface InsertedTask {
-  id: number;
-  created: boolean;
-  /** The task that held the key, when the insert found one. */
-  existing?: Task;
-}
-
-/** How a worker picks among runnable tasks. */
-export type ClaimStrategy = "priority" | "fifo" | "lifo" | "weighted_random";
-
-export const CLAIM_STRATEGIES: readonly ClaimStrategy[] = ["priority", "fifo", "lifo", "weighted_random"];
-
-export interface ClaimParams {
-  workerId: string;
-  limit: number;
-  /**
-   * How many of the claimed tasks start at once: their attempt is counted by the claim. The others are
-   * claimed ahead of free slots, with their attempts untouched until a {@link Start} records that they
-   * started. @default limit
-   */
-  start?: number;
-  leaseMs: number;
-  now: number;
-  strategy: ClaimStrategy;
-  /** Only claim these types; all types when absent. */
-  types?: readonly string[] | undefined;
-}
-
-/**
- * A claimed task and the token that proves this claim still holds its lease. A task claimed to start at
- * once has its attempt counted and `startedAt` set; one claimed ahead has `startedAt` null.
- */
-export interface LeasedTask {
-  task: Task;
-  leaseToken: string;
-  /**
-   * Claimed ahead, and its start must be recorded before its handler runs: a worker died holding it claimed
-   * ahead, so that worker may have started it without the attempt being recorded.
-   */
-  recordStartFirst: boolean;
-  /** The size of the task's payload as stored (JSON text), where the store knows it cheaply. */
-  payloadLength?: number;
-}
-
-/** Identifies one claim of one task. */
-export interface Fence {
-  id: number;
-  leaseToken: string;
-}
-
-/** That a task claimed ahead has started, at `at`: its attempt counts from now on. */
-export interface Start extends Fence {
-  at: number;
-}
-
-/** The outcome of one attempt, applied only while its fence still holds. */
-export type Finish =
-  & Fence
-  & (
-    | { status: "completed" }
-    | { status: "queued"; runAfter: number; errorMessage: string }
-    | { status: "failed"; errorMessage: string }
-  );
-
-/**
- * What a worker records in one write: tasks claimed ahead that have started, and outcomes. A finish of a
- * task whose start is not recorded yet counts its attempt too.
- */
-export interface Progress {
-  starts: readonly Start[];
-  finishes: readonly Finish[];
-}
-
-/** The ids whose fence held, for the starts and the finishes of a {@link Progress}. */
-export interface Recorded {
-  started: Set<number>;
-  finished: Set<number>;
-}
-
-/** A lease found past its deadline: which claim, and the deadline it had. */
-export interface ExpiredLease extends Fence {
-  leaseUntil: number;
-}
-
-/** A task whose lease a heartbeat could not extend, and what it is now. */
-export interface LostLease {
-  id: number;
-  status: TaskStatus | "deleted";
-}
-
-export interface WorkerInfo {
-  id: string;
-  host: string | null;
-  pid: number | null;
-  startedAt: number;
-  heartbeatAt: number;
-  concurrency: number;
-  handlerTypes: string[];
-}
-
-export type LogLevel = "debug" | "info" | "warn" | "error";
-
-export interface TaskLogEntry {
-  taskId: number;
-  at: number;
-  level: LogLevel;
-  message: string;
-  details?: unknown;
-}
-
-export interface TaskLog extends TaskLogEntry {
-  id: number;
-}
-
-export interface ListFilter {
-  status?: TaskStatus | undefined;
-  type?: string | undefined;
-  limit: number;
-  offset: number;
-}
-
-/** Counts by status, per type, and what the queue has done lately. */
-export interface QueueStats {
-  counts: Record<TaskStatus, number>;
-  byType: Record<string, Record<TaskStatus, number>>;
-  /** How long the longest-waiting runnable task has waited, or null when none is runnable. */
-  oldestQueuedAgeMs: number | null;
-  /** Tasks that finished in the last 60 seconds. */
-  lastMinute: { completed: number; failed: number };
-}
-
-/** Raw SQL access inside a write transaction. */
-export interface SqlTransaction {
-  execute(sql: string, args?: readonly unknown[]): Promise<SqlResult>;
-}
-
-export interface SqlResult {
-  rows: Record<string, unknown>[];
-  rowsAffected: number;
-  lastInsertRowid: number | undefined;
-}
+export * from "./types.ts";
 
 export interface Store {
-  /** Applies the migrations not yet recorded. Safe to call from many processes at once. */
+  /**
+   * The kind of database, in words, for messages: `a SQLite file`, `a SQLite database in memory`, `a libSQL
+   * server`.
+   */
+  readonly kind: string;
+
+  /**
+   * Creates or upgrades the tables: applies the migrations not yet recorded, in one transaction, and returns
+   * their versions (none when the database is current). Safe to call from many processes at once.
+   *
+   * @throws {DatabaseError} for a database a newer PrismQ migrated, or whose tables PrismQ did not create
+   */
   migrate(now: number): Promise<number[]>;
+  /**
+   * Runs `fn` in a write transaction: committed when it resolves, rolled back when it rejects. The SQL
+   * given to `tx` is the store's own dialect. Other calls on this store from inside `fn` would wait for the
+   * transaction: a store may refuse them with a `TypeError` rather than wait forever.
+   */
   transaction<T>(fn: (tx: SqlTransaction) => Promise<T>): Promise<T>;
 
+  /**
+   * Inserts `tasks`, all or none, and answers for each in the order given: created (with its new id), or
+   * found, when another task holds its idempotency key (that task, `created: false`). Of several tasks in
+   * one call with the same key, the first creates it. Ids grow in insertion order. `now` is their
+   * `createdAt` and `updatedAt`.
+   */
   taskInsertMany(tasks: readonly NewTask[], now: number): Promise<InsertedTask[]>;
   /**
-   * Inserts through a transaction the application holds (see {@link EnqueueTransaction}), so that the tasks
-   * commit or roll back with it. Runs synchronously while the handle answers synchronously; with `sync`,
-   * refuses any other handle.
+   * One task, committed when it answers, as {@link taskInsertMany} would insert it; may answer at once,
+   * without a promise, when nothing stands in the way of the write (the single enqueue's fast path).
+   */
+  taskInsertOne(task: NewTask, now: number): InsertedTask | Promise<InsertedTask>;
+  /**
+   * {@link taskInsertMany} through a transaction the application holds (see `EnqueueTransaction`), so that
+   * the tasks commit or roll back with it. Runs synchronously while the handle answers synchronously; with
+   * `sync`, refuses any other handle.
    *
    * @throws {TypeError} for a handle that is not a transaction on this database
    */
@@ -183,72 +107,200 @@ export interface Store {
     now: number,
     sync: boolean,
   ): InsertedTask[] | Promise<InsertedTask[]>;
+  /** The task with this id, or undefined. */
   taskGet(id: number): Promise<Task | undefined>;
+  /** The tasks with these ids, in any order; an id no task has is left out. At most 1,000 ids. */
+  taskGetMany(ids: readonly number[]): Promise<Task[]>;
+  /** A page of tasks (of one status, type and queue, when given), the newest (highest id) first. */
   taskList(filter: ListFilter): Promise<Task[]>;
-  /** Claims up to `limit` runnable tasks in one atomic statement. */
+  /**
+   * Claims up to `limit` tasks runnable at `now` (`queued`, `runAfter <= now`, of `types` and in `queues`
+   * when given, in no paused queue), in one atomic step: no task is claimed by two callers. Each becomes `running`, locked by `workerId`, with
+   * a fresh lease token and a lease until `now + leaseMs`. The first `start` (in claim order) start now:
+   * their attempt counts and `startedAt` is `now`; the rest are claimed ahead, attempts untouched.
+   *
+   * The result: the tasks that start first, then those claimed ahead, each part in the strategy's order:
+   * `priority` by priority (lower first), then `runAfter`, then id; `fifo` by id; `lifo` by id, highest
+   * first; `weighted_random` in no promised order (each runnable task's chance falls with its priority).
+   *
+   * **Queue limits** ({@link queueUpdate}) hold across every caller, in any process on any host: a claim
+   * never leaves more of a queue's tasks `running` than its concurrency limit (every `running` task counts:
+   * started, claimed ahead, or with an expired lease not yet reaped), and never claims more of its tasks in
+   * one window of its rate limit than the limit allows (windows are `intervalMs` long, aligned to epoch
+   * time; a claim counts when it is made). A claim may take fewer than it could from a limited queue
+   * (another caller is claiming from it at that moment), and the strategy's order holds within each queue,
+   * not across a limited queue and the others.
+   */
   taskClaim(params: ClaimParams): Promise<LeasedTask[]>;
-  /** Records starts, then outcomes, in one transaction; says whose fence held. */
+  /**
+   * Records starts, then outcomes, in one transaction, each under its fence, and says whose fence held. A
+   * start counts the task's attempt and sets `startedAt` (once). An outcome ends the lease: `completed`,
+   * `failed` (with its message) or `queued` again at `runAfter` (with its message); one whose start was not
+   * recorded yet counts the attempt too. A completion with a `result` stores it (JSON text) as the task's
+   * result. A snooze (`snoozed`) queues the task again at `runAfter` with its attempt given back, as
+   * {@link taskReleaseMany} does, and its error message kept. `now` is `updatedAt`, and `finishedAt` of a
+   * finished task.
+   */
   taskRecord(progress: Progress, now: number): Promise<Recorded>;
   /**
-   * Records starts and outcomes, then claims, in one transaction: a busy worker takes the write lock once
-   * per round instead of twice.
+   * {@link taskRecord}, then {@link taskClaim}, in one transaction: a busy worker takes the write lock once
+   * per round instead of twice. The claim sees what the record wrote.
    */
   taskRecordAndClaim(progress: Progress, params: ClaimParams): Promise<Recorded & { leased: LeasedTask[] }>;
   /**
-   * Hands running tasks back to the queue, with the attempt not counted (a task claimed ahead that never
-   * started keeps its attempts as they were); returns the ids whose fence held.
+   * Hands running tasks back to the queue, runnable at once, with the attempt not counted (a task claimed
+   * ahead that never started keeps its attempts as they were); returns the ids whose fence held.
    */
   taskReleaseMany(fences: readonly Fence[], now: number): Promise<Set<number>>;
-  /** Extends one task's lease; false when the fence no longer holds. */
+  /** Moves one task's lease to `leaseUntil`; false when the fence no longer holds. */
   taskExtendLease(fence: Fence, leaseUntil: number, now: number): Promise<boolean>;
-  /** Leases past their deadline at `now`, earliest deadline first, at most `limit`. */
+  /**
+   * Sets a running task's progress to `progress` (JSON text) under its fence, replacing the last; false
+   * when the fence no longer holds. The progress stays with the task after it finishes.
+   */
+  taskSetProgress(fence: Fence, progress: string, now: number): Promise<boolean>;
+  /** Leases past their deadline at `now` (`leaseUntil < now`), earliest deadline first, at most `limit`. */
   taskExpiredLeases(now: number, limit: number): Promise<ExpiredLease[]>;
   /**
-   * Returns expired leases to the queue, or fails them when no attempts remain: all of them, or only those
-   * of `only` that still have the claim and deadline given there (not renewed since). A task claimed ahead
-   * whose start was never recorded goes back with its attempts untouched and never fails this way; its next
-   * start is recorded before its handler runs ({@link LeasedTask.recordStartFirst}).
+   * Returns expired leases to the queue (runnable at `now`), or fails them when no attempts remain: all of
+   * them, or only those of `only` that still have the claim and deadline given there (not renewed since).
+   * A task claimed ahead whose start was never recorded goes back with its attempts untouched and never
+   * fails this way; until an outcome of it is recorded, each of its starts is recorded before its handler
+   * runs ({@link LeasedTask.recordStartFirst}). One transaction; returns how many of each.
    */
   taskReapExpired(now: number, only?: readonly ExpiredLease[]): Promise<{ requeued: number; failed: number }>;
-  /** Cancels a queued or running task. Throws TaskNotFoundError or TaskStateError. */
+  /**
+   * Cancels a queued or running task (ending any lease it has) and returns it as it is now.
+   *
+   * @throws {TaskNotFoundError} when no task has this id
+   * @throws {TaskStateError} when its status does not allow it
+   */
   taskCancel(id: number, now: number): Promise<Task>;
-  /** Moves a failed or cancelled task back to the queue with fresh attempts. */
+  /**
+   * Moves a failed or cancelled task back to the queue, runnable at `now`, with its attempts reset, and
+   * returns it as it is now.
+   *
+   * @throws {TaskNotFoundError} when no task has this id
+   * @throws {TaskStateError} when its status does not allow it
+   */
   taskRequeue(id: number, now: number): Promise<Task>;
-  /** Moves every failed task (of one type, if given) back to the queue; returns how many. */
+  /**
+   * Moves every failed task (of one type, if given) back to the queue, as {@link taskRequeue} does; returns
+   * how many.
+   */
   taskRequeueFailed(type: string | undefined, now: number): Promise<number>;
-  /** Deletes finished tasks of these statuses that finished before `finishedBefore`; returns how many. */
+  /** Deletes tasks of these statuses that finished before `finishedBefore`; returns how many. */
   taskPurge(statuses: readonly TaskStatus[], finishedBefore: number): Promise<number>;
+  /** Counts by status and by type, the oldest runnable task's wait at `now`, the last minute's outcomes. */
   taskStats(now: number): Promise<QueueStats>;
-  /** Whether anything is runnable now or running, for `runLoop({ untilEmpty })`. */
-  taskPending(now: number, types?: readonly string[]): Promise<{ runnable: number; running: number }>;
+  /**
+   * Whether any task (of `types`, if given) is runnable at `now` and whether any is running, as 1 or 0
+   * each; for `runLoop({ untilEmpty })`, and for an idle worker to look before it claims.
+   */
+  taskPending(
+    now: number,
+    types?: readonly string[],
+    queues?: readonly string[],
+  ): Promise<{ runnable: number; running: number }>;
+  /** Queued tasks (of these types, if given) not runnable before a later time, and the soonest of them. */
+  taskWaiting(now: number, types?: readonly string[], queues?: readonly string[]): Promise<WaitingTasks>;
 
   /**
-   * Extends the leases of a worker's running tasks and, when `worker` is given, records its liveness, in one
-   * transaction. Returns the tasks whose fence no longer holds.
+   * Sets what `change` gives of a queue's settings (limits, paused), creating its row when it has none (a
+   * queue without a row has no limits and is not paused), and returns them as they are now. Takes effect for
+   * every claim that starts after it resolves; tasks running keep running. Changing the rate limit starts a
+   * new window.
+   */
+  queueUpdate(name: string, change: QueueChange, now: number): Promise<QueueSettings>;
+  /**
+   * Every queue that has tasks queued or running or a row of settings, by name: its settings, how many tasks
+   * it has queued and running, and how long its oldest runnable task has waited at `now`.
+   */
+  queueList(now: number): Promise<QueueInfo[]>;
+
+  /**
+   * Extends the leases of a worker's running tasks to `leaseUntil`, each under its fence, and, when
+   * `worker` is given, writes its row (created or updated), in one transaction. Returns the tasks whose
+   * fence no longer holds, with their status now (`deleted` when purged).
    */
   workerHeartbeat(
     worker: WorkerInfo | null,
     fences: readonly Fence[],
     leaseUntil: number,
   ): Promise<LostLease[]>;
+  /** Deletes a worker's row; nothing when there is none. */
   workerDelete(id: string): Promise<void>;
-  /** Deletes the rows of workers whose last heartbeat is older than `heartbeatBefore`; returns their ids. */
+  /** Deletes the workers whose heartbeat is older than `heartbeatBefore`; returns their ids, sorted. */
   workerPrune(heartbeatBefore: number): Promise<string[]>;
+  /** Every worker's row, by id. */
   workerList(): Promise<WorkerInfo[]>;
 
-  /**
-   * Writes a consistent copy of the whole database to a file at `path`, replacing an existing file only
-   * with `overwrite`, atomically; refuses (BackupRefusedError) a path that is a file of an open database.
-   */
-  backupTo(path: string, options: { overwrite: boolean }): Promise<{ path: string; bytes: number }>;
-  /**
-   * Calls `listener` soon after any connection, in any process, commits to the database; returns the
-   * function that stops it. Best effort (a libSQL server gives no such signal): callers still poll.
-   */
-  watchCommits(listener: () => void): () => void;
-
+  /** Appends log lines, all or none. */
   taskLogAppend(entries: readonly TaskLogEntry[]): Promise<void>;
+  /** A task's log lines, in the order they were appended. */
   taskLogList(taskId: number): Promise<TaskLog[]>;
 
-  close(): void;
+  /**
+   * The state of each named schedule, in the order given, creating the state of those the database has not
+   * seen yet, as first seen at `now` (`since`, no slot fired). A schedule seen already keeps its state.
+   */
+  scheduleEnsure(names: readonly string[], now: number): Promise<ScheduleState[]>;
+  /**
+   * Fires one slot of a schedule: in one transaction, advances its `lastSlot` from `fire.expectedSlot` to
+   * `fire.slot` (compare-and-set: only while `lastSlot` is still the expected one, and only forward,
+   * `slot > lastSlot`, and `slot > since`) and inserts `fire.task`; or, when the state is not the expected
+   * one, changes nothing. So each slot of a schedule fires at most once, however many callers try at once
+   * and whatever happened to earlier tasks (purged, say). Made again after a lost connection, a fire that
+   * had committed answers `fired: false`. A schedule without state (see {@link scheduleEnsure}) is not
+   * fired.
+   */
+  scheduleFire(fire: ScheduleFire): Promise<{ fired: true; taskId: number } | { fired: false }>;
+  /** Every schedule's state, by name, including those no worker declares any more. */
+  scheduleList(): Promise<ScheduleState[]>;
+
+  /**
+   * CAPABILITY. The database server's clock, in epoch milliseconds: present for stores that processes on
+   * many hosts share, so that they compare lease deadlines and due times on one clock; absent where every
+   * process reads the same machine's clock (an embedded file).
+   */
+  readonly serverTime?: (() => Promise<number>) | undefined;
+  /**
+   * CAPABILITY. Writes a consistent copy of the whole database to a local file at `path` while others keep
+   * working, replacing an existing file only with `overwrite`, atomically (a failed backup leaves the
+   * previous file intact); returns the copy's absolute path and size. Absent where the store cannot write
+   * such a file (a database on a server).
+   *
+   * @throws {BackupRefusedError} before writing anything, for a path whose folder is missing, a folder, an
+   *   existing file without `overwrite`, or a file of a database this process has open
+   */
+  readonly backupTo?:
+    | ((path: string, options: { overwrite: boolean }) => Promise<BackupResult>)
+    | undefined;
+  /**
+   * CAPABILITY. Calls `listener` soon after any connection, in any process, commits a change of `topic`;
+   * returns the function that stops it (safe to call twice). Best effort: it may also be called for other
+   * commits, and callers still poll. Absent where the database gives no such signal.
+   */
+  readonly watchCommits?: ((topic: CommitTopic, listener: () => void) => () => void) | undefined;
+
+  /**
+   * CAPABILITY. Elects a leader for work the fleet does once (reaping now): takes or renews the lease of
+   * `bid.name` for `bid.leaderId` until `bid.now + bid.ttlMs`, when no one holds it, when its holder's
+   * lease has expired (`expiresAt < now`), or when `leaderId` holds it already; returns whether `leaderId`
+   * holds it now. One atomic step: of bids at once, one wins. Present for stores that processes on many
+   * hosts share; absent on an embedded file, where every worker does that work itself, as before (a reap
+   * is conditional, so two at once change nothing twice). With it comes {@link Store.leaderResign}.
+   */
+  readonly leaderElect?: ((bid: LeaderBid) => Promise<boolean>) | undefined;
+  /**
+   * CAPABILITY, with {@link Store.leaderElect}. Ends `leaderId`'s lease of `name` if it holds it, so that
+   * another worker can be elected at once; true when it held it.
+   */
+  readonly leaderResign?: ((name: string, leaderId: string) => Promise<boolean>) | undefined;
+
+  /**
+   * Closes the store once its callers are done with it (workers stopped). Resolves when its connection is
+   * given back; closing again returns the same promise. Every call after it rejects with a DatabaseError.
+   */
+  close(): Promise<void>;
 }

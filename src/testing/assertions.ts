@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { invalidType, PrismqError } from "../errors.ts";
 import type { Queue } from "../queue.ts";
 import { isTaskStatus, type Task, TASK_STATUSES, type TaskStatus } from "../task.ts";
 
@@ -13,7 +14,7 @@ import { isTaskStatus, type Task, TASK_STATUSES, type TaskStatus } from "../task
  *
  * @example
  * ```ts
- * import type { EnqueuedFilter } from "./testing.ts";
+ * import type { EnqueuedFilter } from "prismq/testing";
  * const filter: EnqueuedFilter = {
  *   type: "send_invoice",
  *   payload: { customer: { id: 42 } }, // matches { customer: { id: 42, name: "Ada" }, total: 10 }
@@ -48,13 +49,13 @@ export interface EnqueuedFilter {
  *
  * @example
  * ```ts
- * import { Queue, QueueDatabase } from "./mod.ts";
- * import { assertNotEnqueued, type QueueSource } from "./testing.ts";
+ * import { Queue, QueueDatabase } from "prismq";
+ * import { assertNotEnqueued, type QueueSource } from "prismq/testing";
  * const db = new QueueDatabase(":memory:");
  * await db.initializeSchema();
  * const source: QueueSource = new Queue(db); // the application's own Queue works too
  * await assertNotEnqueued(source, { type: "anything" });
- * db.close();
+ * await db.close();
  * ```
  */
 export type QueueSource = Queue | { readonly queue: Queue };
@@ -65,15 +66,16 @@ export type QueueSource = Queue | { readonly queue: Queue };
  *
  * @example
  * ```ts
- * import { assertEnqueued, createTestQueue, TaskAssertionError } from "./testing.ts";
+ * import { assertEnqueued, createTestQueue, TaskAssertionError } from "prismq/testing";
  * const testQueue = await createTestQueue();
  * const error = await assertEnqueued(testQueue, { type: "missing" }).catch((e) => e);
  * if (!(error instanceof TaskAssertionError)) throw new Error("expected a TaskAssertionError");
- * testQueue.close();
+ * await testQueue.close();
  * ```
  */
-export class TaskAssertionError extends Error {
+export class TaskAssertionError extends PrismqError {
   override name = "TaskAssertionError";
+  override readonly code = "TASK_ASSERTION_FAILED";
 }
 
 /** Most tasks an assertion's message lists. */
@@ -90,13 +92,13 @@ const PAGE = 500;
  *
  * @example
  * ```ts
- * import { createTestQueue, listEnqueued } from "./testing.ts";
+ * import { createTestQueue, listEnqueued } from "prismq/testing";
  * const testQueue = await createTestQueue();
  * await testQueue.queue.enqueue("email", { to: "ada@example.com" });
  * await testQueue.queue.enqueue("email", { to: "bob@example.com" });
  * const emails = await listEnqueued(testQueue, { type: "email" });
  * if (emails.length !== 2) throw new Error("expected two emails");
- * testQueue.close();
+ * await testQueue.close();
  * ```
  */
 export async function listEnqueued(source: QueueSource, filter: EnqueuedFilter = {}): Promise<Task[]> {
@@ -117,7 +119,7 @@ export async function listEnqueued(source: QueueSource, filter: EnqueuedFilter =
  *
  * @example
  * ```ts
- * import { assertEnqueued, createTestQueue } from "./testing.ts";
+ * import { assertEnqueued, createTestQueue } from "prismq/testing";
  * const testQueue = await createTestQueue();
  * await testQueue.queue.enqueue("send_welcome", { email: "ada@example.com", locale: "en" }, { delayMs: 60_000 });
  * const task = await assertEnqueued(testQueue, {
@@ -126,7 +128,7 @@ export async function listEnqueued(source: QueueSource, filter: EnqueuedFilter =
  *   runAfter: testQueue.clock.now() + 60_000,
  * });
  * console.log(task.id);
- * testQueue.close();
+ * await testQueue.close();
  * ```
  */
 export async function assertEnqueued(source: QueueSource, filter: EnqueuedFilter): Promise<Task> {
@@ -151,11 +153,11 @@ export async function assertEnqueued(source: QueueSource, filter: EnqueuedFilter
  *
  * @example
  * ```ts
- * import { assertNotEnqueued, createTestQueue } from "./testing.ts";
+ * import { assertNotEnqueued, createTestQueue } from "prismq/testing";
  * const testQueue = await createTestQueue();
  * await testQueue.queue.enqueue("send_welcome", { email: "ada@example.com" });
  * await assertNotEnqueued(testQueue, { type: "send_welcome", payload: { email: "bob@example.com" } });
- * testQueue.close();
+ * await testQueue.close();
  * ```
  */
 export async function assertNotEnqueued(source: QueueSource, filter: EnqueuedFilter): Promise<void> {
@@ -203,27 +205,27 @@ function matches(task: Task, filter: EnqueuedFilter): boolean {
 function queueOf(source: QueueSource): Queue {
   const queue = source && "queue" in source ? source.queue : source;
   if (!queue || typeof (queue as Queue).list !== "function") {
-    throw new TypeError("Pass a Queue, or a test queue from createTestQueue(), as the first argument.");
+    throw invalidType("Pass a Queue, or a test queue from createTestQueue(), as the first argument.");
   }
   return queue as Queue;
 }
 
 function statusesOf(filter: EnqueuedFilter): readonly TaskStatus[] {
   if (typeof filter !== "object" || filter === null) {
-    throw new TypeError("Pass a filter object, such as { type: 'send_email' }.");
+    throw invalidType("Pass a filter object, such as { type: 'send_email' }.");
   }
   const { status = "queued" } = filter;
   if (status === "any") return TASK_STATUSES;
   const statuses = typeof status === "string" ? [status] : status;
   for (const s of statuses) {
     if (!isTaskStatus(s)) {
-      throw new TypeError(
+      throw invalidType(
         `Unknown status ${JSON.stringify(s)}. Use queued, running, completed, failed, cancelled or "any".`,
       );
     }
   }
   if (filter.runAfter !== undefined && !Number.isFinite(epochOf(filter.runAfter))) {
-    throw new TypeError(
+    throw invalidType(
       `runAfter must be a valid Date or epoch milliseconds, got ${String(filter.runAfter)}.`,
     );
   }

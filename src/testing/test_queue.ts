@@ -1,18 +1,19 @@
 /**
  * An in-memory queue for an application's own tests, with a clock that moves only when told to, and
  * `drain()`, which runs every task that is runnable now, one at a time, through the real worker engine, and
- * says how each attempt ended.
+ * says how each attempt ended. Just over 400 lines: the queue's and the engine's options, passed through.
  *
  * @module
  */
 import { ManualClock } from "../clock.ts";
 import { QueueDatabase } from "../database.ts";
-import { LeaseLostError } from "../errors.ts";
+import { invalidType, LeaseLostError } from "../errors.ts";
 import { Queue } from "../queue.ts";
 import { TaskHandlerRegistry } from "../registry.ts";
 import type { RetryPolicy } from "../retry.ts";
+import { storeOf } from "../store/store_of.ts";
 import type { Task } from "../task.ts";
-import { WorkerEngine, type WorkerEvent } from "../worker.ts";
+import { WorkerEngine, type WorkerEvent } from "../worker/engine.ts";
 import { wholeNumber } from "../checks.ts";
 
 /**
@@ -20,14 +21,14 @@ import { wholeNumber } from "../checks.ts";
  *
  * @example
  * ```ts
- * import { ManualClock, TaskHandlerRegistry } from "./mod.ts";
- * import { createTestQueue } from "./testing.ts";
+ * import { ManualClock, TaskHandlerRegistry } from "prismq";
+ * import { createTestQueue } from "prismq/testing";
  * const testQueue = await createTestQueue({
  *   registry: new TaskHandlerRegistry(), // the application's
  *   clock: new ManualClock(Date.UTC(2030, 0, 1)),
  *   retry: { initialDelayMs: 5_000, multiplier: 3 },
  * });
- * testQueue.close();
+ * await testQueue.close();
  * ```
  */
 export interface TestQueueOptions {
@@ -57,10 +58,10 @@ export interface TestQueueOptions {
  *
  * @example
  * ```ts
- * import { createTestQueue } from "./testing.ts";
+ * import { createTestQueue } from "prismq/testing";
  * const testQueue = await createTestQueue();
  * await testQueue.drain({ timeoutMs: 30_000, maxTasks: 10_000, types: ["send_email"] });
- * testQueue.close();
+ * await testQueue.close();
  * ```
  */
 export interface DrainOptions {
@@ -82,26 +83,27 @@ export interface DrainOptions {
 }
 
 /**
- * How one attempt ended: the task's status after it, or `retrying` for a failure with attempts left.
+ * How one attempt ended: the task's status after it, `retrying` for a failure with attempts left, or
+ * `snoozed` when its handler threw a `SnoozeError` (queued again, the attempt given back).
  *
  * @example
  * ```ts
- * import { createTestQueue, type DrainOutcome } from "./testing.ts";
+ * import { createTestQueue, type DrainOutcome } from "prismq/testing";
  * const testQueue = await createTestQueue();
  * testQueue.registry.registerHandler("ok", () => {});
  * await testQueue.queue.enqueue("ok", {});
  * const outcomes: DrainOutcome[] = (await testQueue.drain()).map((ran) => ran.outcome); // ["completed"]
- * testQueue.close();
+ * await testQueue.close();
  * ```
  */
-export type DrainOutcome = "completed" | "retrying" | "failed" | "cancelled";
+export type DrainOutcome = "completed" | "retrying" | "snoozed" | "failed" | "cancelled";
 
 /**
  * One attempt run by {@link TestQueue.drain}.
  *
  * @example
  * ```ts
- * import { createTestQueue, type DrainedTask } from "./testing.ts";
+ * import { createTestQueue, type DrainedTask } from "prismq/testing";
  * const testQueue = await createTestQueue();
  * testQueue.registry.registerHandler("charge", () => {
  *   throw new Error("card declined");
@@ -111,7 +113,7 @@ export type DrainOutcome = "completed" | "retrying" | "failed" | "cancelled";
  * // { id: 1, type: "charge", payload: { cents: 500 }, outcome: "retrying", error: "card declined",
  * //   attempts: 1, retryAt: testQueue.clock.now() + 1000 }
  * if (ran.retryAt !== testQueue.clock.now() + 1000) throw new Error("expected a retry in 1 s");
- * testQueue.close();
+ * await testQueue.close();
  * ```
  */
 export interface DrainedTask {
@@ -122,9 +124,9 @@ export interface DrainedTask {
   outcome: DrainOutcome;
   /** The error the attempt ended with, for `retrying` and `failed`; null otherwise. */
   error: string | null;
-  /** Attempts so far, this one included. */
+  /** Attempts so far, this one included (a snoozed one is given back once the snooze is recorded). */
   attempts: number;
-  /** For `retrying`: when the next attempt is due (epoch ms on the test clock); null otherwise. */
+  /** For `retrying` and `snoozed`: when the next attempt is due (epoch ms on the test clock); null otherwise. */
   retryAt: number | null;
 }
 
@@ -140,13 +142,13 @@ const STOP_DEADLINE_MS = 2_000;
  *
  * @example
  * ```ts
- * import { createTestQueue } from "./testing.ts";
+ * import { createTestQueue } from "prismq/testing";
  * const testQueue = await createTestQueue();
  * testQueue.registry.registerHandler("greet", () => {});
  * await testQueue.queue.enqueue("greet", { name: "Ada" });
  * const [ran] = await testQueue.drain();
  * if (ran.outcome !== "completed") throw new Error("expected the task to complete");
- * testQueue.close();
+ * await testQueue.close();
  * ```
  */
 export class TestQueue {
@@ -167,12 +169,12 @@ export class TestQueue {
     const { registry, clock = new ManualClock(), random = () => 0.5 } = options;
     // Duck-typed, so that a clock or registry from another copy of the package passes.
     if (typeof clock?.advance !== "function" || typeof clock.now !== "function") {
-      throw new TypeError("createTestQueue() needs a ManualClock as `clock`, so that tests can move it.");
+      throw invalidType("createTestQueue() needs a ManualClock as `clock`, so that tests can move it.");
     }
     if (registry !== undefined && typeof registry?.getHandlerInfo !== "function") {
-      throw new TypeError("createTestQueue() needs a TaskHandlerRegistry as `registry`.");
+      throw invalidType("createTestQueue() needs a TaskHandlerRegistry as `registry`.");
     }
-    if (typeof random !== "function") throw new TypeError("`random` must be a function.");
+    if (typeof random !== "function") throw invalidType("`random` must be a function.");
     this.db = db;
     this.clock = clock;
     this.registry = registry ?? new TaskHandlerRegistry();
@@ -195,7 +197,7 @@ export class TestQueue {
    *
    * @example
    * ```ts
-   * import { createTestQueue } from "./testing.ts";
+   * import { createTestQueue } from "prismq/testing";
    * const testQueue = await createTestQueue();
    * testQueue.registry.registerHandler("remind", () => {});
    * await testQueue.queue.enqueue("remind", {}, { delayMs: 3_600_000 });
@@ -203,7 +205,7 @@ export class TestQueue {
    * testQueue.clock.advance(3_600_000);
    * const [ran] = await testQueue.drain();
    * if (ran.outcome !== "completed") throw new Error("expected the reminder to run");
-   * testQueue.close();
+   * await testQueue.close();
    * ```
    */
   async drain(options: DrainOptions = {}): Promise<DrainedTask[]> {
@@ -218,7 +220,9 @@ export class TestQueue {
       if (event.type === "completed") ran.push(drained(event.task, "completed", null, null));
       else if (event.type === "retrying") {
         ran.push(drained(event.task, "retrying", event.error, event.runAfter));
-      } else if (event.type === "failed") ran.push(drained(event.task, "failed", event.error, null));
+      } else if (event.type === "snoozed") ran.push(drained(event.task, "snoozed", null, event.runAfter));
+      else if (event.type === "failed") ran.push(drained(event.task, "failed", event.error, null));
+      else if (event.type === "cancelled") ran.push(drained(event.task, "cancelled", null, null));
       else if (event.type === "lease-lost") ran.push({ lost: event.task });
       else if (event.type === "error") errors.push(event.error);
     });
@@ -251,21 +255,21 @@ export class TestQueue {
   }
 
   /**
-   * Closes the database. Call it when the test ends.
+   * Closes the database; resolves once it is closed. Call it when the test ends.
    *
    * @example
    * ```ts
-   * import { createTestQueue } from "./testing.ts";
+   * import { createTestQueue } from "prismq/testing";
    * const testQueue = await createTestQueue();
    * try {
    *   await testQueue.queue.enqueue("noop", {});
    * } finally {
-   *   testQueue.close();
+   *   await testQueue.close();
    * }
    * ```
    */
-  close(): void {
-    this.db.close();
+  close(): Promise<void> {
+    return this.db.close();
   }
 
   #worker(types?: readonly string[], onEvent?: (event: WorkerEvent) => void): WorkerEngine {
@@ -283,8 +287,8 @@ export class TestQueue {
   }
 
   /**
-   * A task whose lease the worker lost while running it: cancelled meanwhile (the worker may report that
-   * as a lease lost to another worker), or taken by another worker, which a test queue must not have.
+   * A task whose lease the worker lost while running it: taken by another worker, which a test queue must
+   * not have, unless it was cancelled meanwhile (the worker reports that as `cancelled` when it sees it).
    */
   async #cancelled(task: Task): Promise<DrainedTask> {
     if ((await this.queue.get(task.id))?.status !== "cancelled") throw takenOver(task);
@@ -292,7 +296,7 @@ export class TestQueue {
   }
 
   async #runnableNow(types: readonly string[] | undefined): Promise<boolean> {
-    return (await this.db.store.taskPending(this.clock.now(), types)).runnable > 0;
+    return (await storeOf(this.db).taskPending(this.clock.now(), types)).runnable > 0;
   }
 
   /**
@@ -322,8 +326,8 @@ export class TestQueue {
  *
  * @example
  * ```ts
- * import { TaskHandlerRegistry } from "./mod.ts";
- * import { createTestQueue } from "./testing.ts";
+ * import { TaskHandlerRegistry } from "prismq";
+ * import { createTestQueue } from "prismq/testing";
  *
  * const registry = new TaskHandlerRegistry(); // the application's handlers
  * let calls = 0;
@@ -338,7 +342,7 @@ export class TestQueue {
  * testQueue.clock.advance(2_000);
  * const [third] = await testQueue.drain();
  * if (third.outcome !== "completed" || third.attempts !== 3) throw new Error("expected a third, good attempt");
- * testQueue.close();
+ * await testQueue.close();
  * ```
  */
 export async function createTestQueue(options: TestQueueOptions = {}): Promise<TestQueue> {
@@ -348,7 +352,7 @@ export async function createTestQueue(options: TestQueueOptions = {}): Promise<T
     await db.initializeSchema();
     return testQueue;
   } catch (error) {
-    db.close();
+    await db.close();
     throw error;
   }
 }

@@ -8,10 +8,15 @@
  * expired at once. A live worker renews them within its heartbeat interval, changing their deadlines, so
  * they are spared; a dead worker's stay as they were and are reaped.
  *
+ * On a store that elects leaders, only the leader of the fleet's maintenance reaps (see `leader.ts`); a
+ * worker that is not, or no longer, the leader forgets the leases it saw expired, and a new leader watches
+ * them for `graceMs` of its own before it takes them.
+ *
  * @module
  */
 import { type Clock, elapsedOn } from "../clock.ts";
 import type { ExpiredLease, Store } from "../store/store.ts";
+import type { Leadership } from "./leader.ts";
 
 /** Most expired leases looked at in one round; the rest wait for the next. */
 const ROUND_LIMIT = 1000;
@@ -21,22 +26,36 @@ export class Reaper {
   readonly #clock: Clock;
   readonly #intervalMs: number;
   readonly #graceMs: number;
+  readonly #leadership: Leadership;
   #lastRound = -Infinity;
   /** Leases seen expired, by claim and deadline, and when (elapsed time) each was first seen so. */
   #seen = new Map<string, number>();
 
-  constructor(store: Store, clock: Clock, options: { intervalMs: number; graceMs: number }) {
+  constructor(
+    store: Store,
+    clock: Clock,
+    leadership: Leadership,
+    options: { intervalMs: number; graceMs: number },
+  ) {
     this.#store = store;
     this.#clock = clock;
+    this.#leadership = leadership;
     this.#intervalMs = options.intervalMs;
     this.#graceMs = options.graceMs;
   }
 
-  /** Looks for expired leases, at most once per interval of elapsed time, and reaps those confirmed. */
+  /**
+   * Looks for expired leases, at most once per interval of elapsed time, and reaps those confirmed: when
+   * this worker leads the fleet's maintenance (always, on a store without elections).
+   */
   async reapIfDue(): Promise<void> {
     const elapsed = elapsedOn(this.#clock);
     if (elapsed - this.#lastRound < this.#intervalMs) return;
     this.#lastRound = elapsed;
+    if (!(await this.#leadership.leads())) {
+      this.#seen.clear();
+      return;
+    }
     const now = this.#clock.now();
     if (this.#graceMs === 0) {
       await this.#store.taskReapExpired(now);

@@ -3,9 +3,16 @@
  *
  * @module
  */
-import { MIGRATIONS } from "../../store/sqlite/migrations.ts";
+import { schemaVersionFor } from "../../store/registry.ts";
 import { expectArguments, parseCommand } from "../args.ts";
-import { type Command, COMMON_HELP, COMMON_OPTIONS, databaseLocation, openDatabase } from "../context.ts";
+import {
+  type Command,
+  COMMON_HELP,
+  COMMON_OPTIONS,
+  databaseLocation,
+  shownLocation,
+  withDatabase,
+} from "../context.ts";
 import { runDemo } from "../demo.ts";
 import { json } from "../format.ts";
 
@@ -22,12 +29,12 @@ export const migrateCommand: Command = {
   async run(argv, { io }) {
     const { values, positionals } = parseCommand("migrate", argv, COMMON_OPTIONS);
     expectArguments(positionals, 0);
-    const db = await openDatabase(values.db, io);
-    db.close();
-    const version = MIGRATIONS[MIGRATIONS.length - 1].version;
-    if (values.json) {
-      io.stdout.write(json({ database: databaseLocation(values.db, io), schemaVersion: version }));
-    } else io.stdout.write(`Database ${databaseLocation(values.db, io)} is at schema version ${version}.\n`);
+    // Opening the database migrates it: nothing more to do.
+    await withDatabase(io, values, () => Promise.resolve());
+    const version = schemaVersionFor(databaseLocation(values.db, io));
+    const database = shownLocation(values.db, io);
+    if (values.json) io.stdout.write(json({ database, schemaVersion: version }));
+    else io.stdout.write(`Database ${database} is at schema version ${version}.\n`);
     return 0;
   },
 };
@@ -46,13 +53,10 @@ export const demoCommand: Command = {
   async run(argv, { io }) {
     const { values, positionals } = parseCommand("demo", argv, COMMON_OPTIONS);
     expectArguments(positionals, 0);
-    const db = await openDatabase(values.db, io);
-    try {
-      io.stdout.write(`PrismQ demo on database '${databaseLocation(values.db, io)}'\n`);
+    await withDatabase(io, values, async (db) => {
+      io.stdout.write(`PrismQ demo on database '${shownLocation(values.db, io)}'\n`);
       await runDemo(db, (line) => io.stdout.write(line + "\n"));
-      return 0;
-    } finally {
-      db.close();
-    }
+    });
+    return 0;
   },
 };

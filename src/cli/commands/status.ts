@@ -4,9 +4,9 @@
  *
  * @module
  */
-import { Queue, TASK_STATUSES } from "../../../mod.ts";
+import { TASK_STATUSES } from "../../../mod.ts";
 import { expectArguments, parseCommand, parseDuration } from "../args.ts";
-import { type Command, COMMON_HELP, COMMON_OPTIONS, databaseLocation, openDatabase } from "../context.ts";
+import { type Command, COMMON_HELP, COMMON_OPTIONS, shownLocation, withQueue } from "../context.ts";
 import { count, formatDuration, json, styleFor, styleStatus, table } from "../format.ts";
 import { describeWorkers, STALE_AFTER_DEFAULT } from "./workers.ts";
 
@@ -30,64 +30,57 @@ export const statusCommand: Command = {
     });
     expectArguments(positionals, 0);
     const staleAfterMs = parseDuration("--stale-after", values["stale-after"] ?? STALE_AFTER_DEFAULT);
-    const db = await openDatabase(values.db, io);
-    try {
-      const queue = new Queue(db);
+    const { stats, workers } = await withQueue(io, values, async (queue) => {
       const stats = await queue.stats();
-      const now = Date.now();
-      const workers = describeWorkers(await queue.workers(), now, staleAfterMs);
-      if (values.json) {
-        io.stdout.write(json({
-          counts: stats.counts,
-          byType: stats.byType,
-          oldestQueuedAgeMs: stats.oldestQueuedAgeMs,
-          lastMinute: stats.lastMinute,
-          workers,
-        }));
-        return 0;
-      }
-      const style = styleFor(io.stdout, io);
-      const out: string[] = [];
-      out.push(`Database: ${databaseLocation(values.db, io)}`);
-      out.push(
-        `Tasks: ${
-          TASK_STATUSES.map((s) => `${styleStatus(style, s)} ${count(stats.counts[s])}`).join(" · ")
-        }`,
-      );
-      out.push(
-        `Oldest runnable task has waited: ${
-          stats.oldestQueuedAgeMs === null ? "none waiting" : formatDuration(stats.oldestQueuedAgeMs)
-        }`,
-      );
-      const perSecond = (stats.lastMinute.completed / 60).toFixed(1);
-      out.push(
-        `Last minute: ${count(stats.lastMinute.completed)} completed (${perSecond}/s), ` +
-          `${count(stats.lastMinute.failed)} failed`,
-      );
-      io.stdout.write(out.join("\n") + "\n");
-      const types = Object.keys(stats.byType).sort();
-      if (types.length > 0) {
-        io.stdout.write("\n");
-        const rows = types.map((type) => [type, ...TASK_STATUSES.map((s) => count(stats.byType[type][s]))]);
-        io.stdout.write(
-          table(["TYPE", ...TASK_STATUSES.map((s) => s.toUpperCase())], rows, style, [1, 2, 3, 4, 5]),
-        );
-      }
-      const live = workers.filter((w) => !w.stale);
-      io.stdout.write(
-        `\nWorkers: ${live.length} live${
-          workers.length > live.length ? `, ${workers.length - live.length} stale` : ""
-        }\n`,
-      );
-      for (const w of live) {
-        io.stdout.write(
-          `  ${w.id} (host ${w.host ?? "?"}, pid ${w.pid ?? "?"}, concurrency ${w.concurrency}, heartbeat ` +
-            `${formatDuration(w.heartbeatAgeMs)} ago)\n`,
-        );
-      }
+      return { stats, workers: describeWorkers(await queue.workers(), Date.now(), staleAfterMs) };
+    });
+    if (values.json) {
+      io.stdout.write(json({
+        counts: stats.counts,
+        byType: stats.byType,
+        oldestQueuedAgeMs: stats.oldestQueuedAgeMs,
+        lastMinute: stats.lastMinute,
+        workers,
+      }));
       return 0;
-    } finally {
-      db.close();
     }
+    const style = styleFor(io.stdout, io);
+    const out: string[] = [];
+    out.push(`Database: ${shownLocation(values.db, io)}`);
+    out.push(
+      `Tasks: ${TASK_STATUSES.map((s) => `${styleStatus(style, s)} ${count(stats.counts[s])}`).join(" · ")}`,
+    );
+    out.push(
+      `Oldest runnable task has waited: ${
+        stats.oldestQueuedAgeMs === null ? "none waiting" : formatDuration(stats.oldestQueuedAgeMs)
+      }`,
+    );
+    const perSecond = (stats.lastMinute.completed / 60).toFixed(1);
+    out.push(
+      `Last minute: ${count(stats.lastMinute.completed)} completed (${perSecond}/s), ` +
+        `${count(stats.lastMinute.failed)} failed`,
+    );
+    io.stdout.write(out.join("\n") + "\n");
+    const types = Object.keys(stats.byType).sort();
+    if (types.length > 0) {
+      io.stdout.write("\n");
+      const rows = types.map((type) => [type, ...TASK_STATUSES.map((s) => count(stats.byType[type][s]))]);
+      io.stdout.write(
+        table(["TYPE", ...TASK_STATUSES.map((s) => s.toUpperCase())], rows, style, [1, 2, 3, 4, 5]),
+      );
+    }
+    const live = workers.filter((w) => !w.stale);
+    io.stdout.write(
+      `\nWorkers: ${live.length} live${
+        workers.length > live.length ? `, ${workers.length - live.length} stale` : ""
+      }\n`,
+    );
+    for (const w of live) {
+      io.stdout.write(
+        `  ${w.id} (host ${w.host ?? "?"}, pid ${w.pid ?? "?"}, concurrency ${w.concurrency}, heartbeat ` +
+          `${formatDuration(w.heartbeatAgeMs)} ago)\n`,
+      );
+    }
+    return 0;
   },
 };

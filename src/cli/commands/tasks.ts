@@ -5,7 +5,6 @@
  */
 import {
   isTaskStatus,
-  Queue,
   type Task,
   TaskNotFoundError,
   type TaskStatus,
@@ -20,8 +19,17 @@ import {
   parseTaskId,
   UsageError,
 } from "../args.ts";
-import { type Command, COMMON_HELP, COMMON_OPTIONS, openDatabase } from "../context.ts";
-import { count, formatTime, json, styleFor, styleStatus, table, truncate } from "../format.ts";
+import { type Command, COMMON_HELP, COMMON_OPTIONS, withQueue } from "../context.ts";
+import {
+  count,
+  formatDuration,
+  formatTime,
+  json,
+  styleFor,
+  styleStatus,
+  table,
+  truncate,
+} from "../format.ts";
 
 function statusFlag(text: string | undefined): TaskStatus | undefined {
   if (text === undefined) return undefined;
@@ -32,13 +40,16 @@ function statusFlag(text: string | undefined): TaskStatus | undefined {
 }
 
 const LIST_HELP =
-  `Usage: prismq list [--status <status>] [--type <type>] [--limit <n>] [--offset <n>] [--json]
+  `Usage: prismq list [--status <status>] [--type <type>] [--queue <name>] [--limit <n>] [--offset <n>] [--json]
 
-Lists tasks, newest first.
+Lists tasks, newest first. DUE says when a queued task may run: "now", or "in 5 min 0 s" marked
+"scheduled" (it was enqueued to run later) or "backing off" (it waits to retry after a failed attempt).
+--json prints the tasks as they are stored (runAfter, attempts and errorMessage say the same).
 
 Options:
   --status <status>  queued, running, completed, failed or cancelled
   --type <type>      Only this task type
+  --queue <name>     Only tasks of this named queue
   --limit <n>        At most this many (default 50)
   --offset <n>       Skip this many first (default 0)
 ${COMMON_HELP}`;
@@ -52,6 +63,7 @@ export const listCommand: Command = {
       ...COMMON_OPTIONS,
       status: { type: "string" },
       type: { type: "string" },
+      queue: { type: "string" },
       limit: { type: "string" },
       offset: { type: "string" },
     });
@@ -59,44 +71,65 @@ export const listCommand: Command = {
     const status = statusFlag(values.status);
     const limit = values.limit === undefined ? 50 : parseInteger("--limit", values.limit, 1, 100_000);
     const offset = values.offset === undefined ? 0 : parseInteger("--offset", values.offset, 0);
-    const db = await openDatabase(values.db, io);
-    try {
-      const tasks = await new Queue(db).list({ status, type: values.type, limit, offset });
-      if (values.json) {
-        io.stdout.write(json(tasks));
-        return 0;
-      }
-      if (tasks.length === 0) {
-        io.stdout.write("No tasks match.\n");
-        return 0;
-      }
-      const style = styleFor(io.stdout, io);
-      const rows = tasks.map((t) => [
-        String(t.id),
-        t.type,
-        styleStatus(style, t.status),
-        `${t.attempts}/${t.maxAttempts}`,
-        String(t.priority),
-        formatTime(t.createdAt),
-        truncate(t.errorMessage ?? "", 60),
-      ]);
-      io.stdout.write(
-        table(["ID", "TYPE", "STATUS", "ATTEMPTS", "PRIORITY", "CREATED", "LAST ERROR"], rows, style, [
-          0,
-          3,
-          4,
-        ]),
-      );
+    const tasks = await withQueue(
+      io,
+      values,
+      (queue) => queue.list({ status, type: values.type, queue: values.queue, limit, offset }),
+    );
+    if (values.json) {
+      io.stdout.write(json(tasks));
       return 0;
-    } finally {
-      db.close();
     }
+    if (tasks.length === 0) {
+      io.stdout.write("No tasks match.\n");
+      return 0;
+    }
+    const style = styleFor(io.stdout, io);
+    const now = Date.now();
+    const rows = tasks.map((t) => [
+      String(t.id),
+      t.type,
+      styleStatus(style, t.status),
+      `${t.attempts}/${t.maxAttempts}`,
+      String(t.priority),
+      describeDue(t, now, style),
+      formatTime(t.createdAt),
+      truncate(t.errorMessage ?? "", 60),
+    ]);
+    io.stdout.write(
+      table(
+        ["ID", "TYPE", "STATUS", "ATTEMPTS", "PRIORITY", "DUE", "CREATED", "LAST ERROR"],
+        rows,
+        style,
+        [0, 3, 4],
+      ),
+    );
+    return 0;
   },
 };
 
+/**
+ * Why a queued task waits, if it does: it was enqueued to run later, or it backs off after a failed attempt
+ * (its attempts are counted then; an operator's retry resets them and makes it runnable at once).
+ */
+function waitReason(task: Task, now: number): "scheduled" | "backing off" | undefined {
+  if (task.status !== "queued" || task.runAfter <= now) return undefined;
+  return task.attempts > 0 ? "backing off" : "scheduled";
+}
+
+/** When a queued task may run: "now", or "in 5 min 0 s · scheduled"; "-" for any other status. */
+function describeDue(task: Task, now: number, style: ReturnType<typeof styleFor>): string {
+  if (task.status !== "queued") return "-";
+  const reason = waitReason(task, now);
+  if (reason === undefined) return "now";
+  const text = `in ${formatDuration(task.runAfter - now)} · ${reason}`;
+  return reason === "backing off" ? style.yellow(text) : style.cyan(text);
+}
+
 const SHOW_HELP = `Usage: prismq show <id> [--json]
 
-Shows one task: every field, its payload, and its log.
+Shows one task: every field, its payload, its retry policy (when it has its own), its progress (the last
+value its handler gave ctx.progress), its result (what its handler returned), and its log.
 ${COMMON_HELP}`;
 
 export const showCommand: Command = {
@@ -107,35 +140,40 @@ export const showCommand: Command = {
     const { values, positionals } = parseCommand("show", argv, COMMON_OPTIONS);
     expectArguments(positionals, 1);
     const id = parseTaskId("show", positionals[0]);
-    const db = await openDatabase(values.db, io);
-    try {
-      const queue = new Queue(db);
+    const { task, logs } = await withQueue(io, values, async (queue) => {
       const task = await queue.get(id);
       if (!task) throw new TaskNotFoundError(id);
-      const logs = await queue.logs(id);
-      if (values.json) {
-        io.stdout.write(json({ ...task, logs }));
-        return 0;
-      }
-      const style = styleFor(io.stdout, io);
-      io.stdout.write(describeTask(task, style));
-      io.stdout.write(`\n${style.bold("Log")}\n`);
-      if (logs.length === 0) io.stdout.write("  (empty)\n");
-      for (const entry of logs) {
-        const details = entry.details === undefined ? "" : ` ${JSON.stringify(entry.details)}`;
-        io.stdout.write(`  ${formatTime(entry.at)} ${entry.level.padEnd(5)} ${entry.message}${details}\n`);
-      }
+      return { task, logs: await queue.logs(id) };
+    });
+    if (values.json) {
+      io.stdout.write(json({ ...task, logs }));
       return 0;
-    } finally {
-      db.close();
     }
+    const style = styleFor(io.stdout, io);
+    io.stdout.write(describeTask(task, style));
+    io.stdout.write(`\n${style.bold("Log")}\n`);
+    if (logs.length === 0) io.stdout.write("  (empty)\n");
+    for (const entry of logs) {
+      const details = entry.details === undefined ? "" : ` ${JSON.stringify(entry.details)}`;
+      io.stdout.write(`  ${formatTime(entry.at)} ${entry.level.padEnd(5)} ${entry.message}${details}\n`);
+    }
+    return 0;
   },
 };
+
+/** The due time, and for a queued task that waits, how long and why. */
+function describeRunnableFrom(task: Task): string {
+  const now = Date.now();
+  const reason = waitReason(task, now);
+  if (reason === undefined) return formatTime(task.runAfter);
+  return `${formatTime(task.runAfter)} (in ${formatDuration(task.runAfter - now)}, ${reason})`;
+}
 
 function describeTask(task: Task, style: ReturnType<typeof styleFor>): string {
   const fields: [string, string][] = [
     ["id", String(task.id)],
     ["type", task.type],
+    ["queue", task.queue],
     ["status", styleStatus(style, task.status)],
     ["priority", String(task.priority)],
     ["attempts", `${task.attempts} of ${task.maxAttempts}`],
@@ -143,19 +181,27 @@ function describeTask(task: Task, style: ReturnType<typeof styleFor>): string {
     ["timeout", task.timeoutMs === null ? "-" : `${task.timeoutMs} ms`],
     ["locked by", task.lockedBy ?? "-"],
     ["created", formatTime(task.createdAt)],
-    ["runnable from", formatTime(task.runAfter)],
+    ["runnable from", describeRunnableFrom(task)],
     ["started", formatTime(task.startedAt)],
     ["lease until", formatTime(task.leaseUntil)],
     ["finished", formatTime(task.finishedAt)],
     ["updated", formatTime(task.updatedAt)],
     ["last error", task.errorMessage ?? "-"],
+    ["retry policy", task.retryPolicy === null ? "-" : JSON.stringify(task.retryPolicy)],
   ];
   const width = Math.max(...fields.map(([name]) => name.length));
   const lines = fields.map(([name, value]) => `${style.bold(name.padEnd(width))}  ${value}`);
+  // JSON values last, indented under their names; no progress or result (null) as "-".
+  const block = (name: string, value: unknown, none?: string) =>
+    `${style.bold(name.padEnd(width))}  ${
+      value === null && none !== undefined
+        ? none
+        : JSON.stringify(value, null, 2).replace(/\n/g, "\n" + " ".repeat(width + 2))
+    }`;
   lines.push(
-    `${style.bold("payload".padEnd(width))}  ${
-      JSON.stringify(task.payload, null, 2).replace(/\n/g, "\n" + " ".repeat(width + 2))
-    }`,
+    block("payload", task.payload),
+    block("progress", task.progress, "-"),
+    block("result", task.result, "-"),
   );
   return lines.join("\n") + "\n";
 }
@@ -184,29 +230,23 @@ export const retryCommand: Command = {
     if (!values.failed && values.type !== undefined) throw new UsageError("--type goes with --failed.");
     expectArguments(positionals, 1);
     const id = values.failed ? undefined : parseTaskId("retry", positionals[0]);
-    const db = await openDatabase(values.db, io);
-    try {
-      const queue = new Queue(db);
-      if (id === undefined) {
-        const requeued = await queue.retryFailed({ type: values.type });
-        if (values.json) io.stdout.write(json({ requeued }));
-        else io.stdout.write(`Queued ${count(requeued)} failed task${requeued === 1 ? "" : "s"} again.\n`);
-        return 0;
-      }
-      const task = await queue.retry(id);
-      if (values.json) io.stdout.write(json(task));
-      else io.stdout.write(`Task ${task.id} (${task.type}) is queued again, runnable now.\n`);
+    if (id === undefined) {
+      const requeued = await withQueue(io, values, (queue) => queue.retryFailed({ type: values.type }));
+      if (values.json) io.stdout.write(json({ requeued }));
+      else io.stdout.write(`Queued ${count(requeued)} failed task${requeued === 1 ? "" : "s"} again.\n`);
       return 0;
-    } finally {
-      db.close();
     }
+    const task = await withQueue(io, values, (queue) => queue.retry(id));
+    if (values.json) io.stdout.write(json(task));
+    else io.stdout.write(`Task ${task.id} (${task.type}) is queued again, runnable now.\n`);
+    return 0;
   },
 };
 
 const CANCEL_HELP = `Usage: prismq cancel <id> [--json]
 
 Cancels a queued or running task. A running task's handler is told to stop (its signal aborts), and its
-result is discarded.
+result is discarded; its worker reports it as cancelled (a "cancelled" event with --json).
 ${COMMON_HELP}`;
 
 export const cancelCommand: Command = {
@@ -217,15 +257,10 @@ export const cancelCommand: Command = {
     const { values, positionals } = parseCommand("cancel", argv, COMMON_OPTIONS);
     expectArguments(positionals, 1);
     const id = parseTaskId("cancel", positionals[0]);
-    const db = await openDatabase(values.db, io);
-    try {
-      const task = await new Queue(db).cancel(id);
-      if (values.json) io.stdout.write(json(task));
-      else io.stdout.write(`Task ${task.id} (${task.type}) is cancelled.\n`);
-      return 0;
-    } finally {
-      db.close();
-    }
+    const task = await withQueue(io, values, (queue) => queue.cancel(id));
+    if (values.json) io.stdout.write(json(task));
+    else io.stdout.write(`Task ${task.id} (${task.type}) is cancelled.\n`);
+    return 0;
   },
 };
 
@@ -272,14 +307,9 @@ export const purgeCommand: Command = {
       return status as TaskStatus;
     });
     const olderThanMs = parseDuration("--older-than", values["older-than"]);
-    const db = await openDatabase(values.db, io);
-    try {
-      const deleted = await new Queue(db).purge({ statuses, olderThanMs });
-      if (values.json) io.stdout.write(json({ deleted }));
-      else io.stdout.write(`Deleted ${count(deleted)} task${deleted === 1 ? "" : "s"}.\n`);
-      return 0;
-    } finally {
-      db.close();
-    }
+    const deleted = await withQueue(io, values, (queue) => queue.purge({ statuses, olderThanMs }));
+    if (values.json) io.stdout.write(json({ deleted }));
+    else io.stdout.write(`Deleted ${count(deleted)} task${deleted === 1 ? "" : "s"}.\n`);
+    return 0;
   },
 };

@@ -3,9 +3,9 @@
  *
  * @module
  */
-import { Queue, type WorkerInfo } from "../../../mod.ts";
+import type { WorkerInfo } from "../../../mod.ts";
 import { expectArguments, parseCommand, parseDuration } from "../args.ts";
-import { type Command, COMMON_HELP, COMMON_OPTIONS, openDatabase } from "../context.ts";
+import { type Command, COMMON_HELP, COMMON_OPTIONS, withQueue } from "../context.ts";
 import { formatDuration, formatTime, json, styleFor, table } from "../format.ts";
 
 export const STALE_AFTER_DEFAULT = "30s";
@@ -45,44 +45,39 @@ export const workersCommand: Command = {
     });
     expectArguments(positionals, 0);
     const staleAfterMs = parseDuration("--stale-after", values["stale-after"] ?? STALE_AFTER_DEFAULT);
-    const db = await openDatabase(values.db, io);
-    try {
-      const queue = new Queue(db);
-      if (values.prune) {
-        const pruned = await queue.pruneWorkers({ staleAfterMs });
-        if (values.json) io.stdout.write(json({ pruned }));
-        else io.stdout.write(`Removed ${pruned.length} stale worker${pruned.length === 1 ? "" : "s"}.\n`);
-        return 0;
-      }
-      const workers = describeWorkers(await queue.workers(), Date.now(), staleAfterMs);
-      if (values.json) {
-        io.stdout.write(json(workers));
-        return 0;
-      }
-      if (workers.length === 0) {
-        io.stdout.write("No workers are registered. Start one with 'prismq run'.\n");
-        return 0;
-      }
-      const style = styleFor(io.stdout, io);
-      const rows = workers.map((w) => [
-        w.id,
-        w.host ?? "-",
-        w.pid === null ? "-" : String(w.pid),
-        formatTime(w.startedAt),
-        `${formatDuration(w.heartbeatAgeMs)} ago`,
-        w.stale ? style.red("stale") : style.green("live"),
-        String(w.concurrency),
-        w.handlerTypes.join(",") || "-",
-      ]);
-      io.stdout.write(
-        table(["ID", "HOST", "PID", "STARTED", "HEARTBEAT", "STATE", "CONCURRENCY", "TYPES"], rows, style, [
-          2,
-          6,
-        ]),
-      );
+    if (values.prune) {
+      const pruned = await withQueue(io, values, (queue) => queue.pruneWorkers({ staleAfterMs }));
+      if (values.json) io.stdout.write(json({ pruned }));
+      else io.stdout.write(`Removed ${pruned.length} stale worker${pruned.length === 1 ? "" : "s"}.\n`);
       return 0;
-    } finally {
-      db.close();
     }
+    const registered = await withQueue(io, values, (queue) => queue.workers());
+    const workers = describeWorkers(registered, Date.now(), staleAfterMs);
+    if (values.json) {
+      io.stdout.write(json(workers));
+      return 0;
+    }
+    if (workers.length === 0) {
+      io.stdout.write("No workers are registered. Start one with 'prismq run'.\n");
+      return 0;
+    }
+    const style = styleFor(io.stdout, io);
+    const rows = workers.map((w) => [
+      w.id,
+      w.host ?? "-",
+      w.pid === null ? "-" : String(w.pid),
+      formatTime(w.startedAt),
+      `${formatDuration(w.heartbeatAgeMs)} ago`,
+      w.stale ? style.red("stale") : style.green("live"),
+      String(w.concurrency),
+      w.handlerTypes.join(",") || "-",
+    ]);
+    io.stdout.write(
+      table(["ID", "HOST", "PID", "STARTED", "HEARTBEAT", "STATE", "CONCURRENCY", "TYPES"], rows, style, [
+        2,
+        6,
+      ]),
+    );
+    return 0;
   },
 };

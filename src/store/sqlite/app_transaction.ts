@@ -12,9 +12,14 @@
 import { is, type SQL, sql } from "drizzle-orm";
 import { BaseSQLiteDatabase, SQLiteTransaction } from "drizzle-orm/sqlite-core";
 import { realpathSync } from "node:fs";
+import { invalidType } from "../../errors.ts";
 import type { Task } from "../../task.ts";
-import type { InsertedTask, NewTask } from "../store.ts";
-import { TASK_JSON } from "./schema.ts";
+import type { InsertedTask, NewTask, SqlTransaction } from "../store.ts";
+import { insertRow, TASK_JSON } from "./columns.ts";
+import type { Connection } from "./connection.ts";
+import type { SqlValue } from "./driver.ts";
+import { keyedInsert } from "./queries/insert.ts";
+import { compile } from "./sql.ts";
 
 /** A value now, or a promise of it: what a synchronous handle gives at once and an asynchronous one later. */
 export type MaybePromise<T> = T | Promise<T>;
@@ -43,6 +48,28 @@ export interface OwnTransaction {
   };
 }
 
+/**
+ * Runs `fn` in an interactive write transaction on `conn`, with the handle `db.transaction()` gives:
+ * plain SQL for the application, and the hidden side that lets an enqueue join the transaction.
+ */
+export function ownTransaction<T>(conn: Connection, fn: (tx: SqlTransaction) => Promise<T>): Promise<T> {
+  return conn.transaction((tx) => {
+    const handle: SqlTransaction & OwnTransaction = {
+      // Booleans are stored as SQLite stores them, 1 and 0.
+      execute: (text, args = []) =>
+        tx.execute({
+          sql: text,
+          args: args.map((arg) => typeof arg === "boolean" ? Number(arg) : arg) as SqlValue[],
+        }),
+      [OWN_TRANSACTION]: {
+        owner: conn,
+        values: async (query) => (await tx.execute({ ...compile(query), raw: true })).values ?? [],
+      },
+    };
+    return fn(handle);
+  });
+}
+
 // deno-lint-ignore no-explicit-any
 type DrizzleSqlite = BaseSQLiteDatabase<"sync" | "async", any, any, any>;
 
@@ -68,13 +95,13 @@ export function adoptTransaction(
   if (typeof handle === "object" && handle !== null && OWN_TRANSACTION in handle) {
     const own = (handle as OwnTransaction)[OWN_TRANSACTION];
     if (own.owner !== location.owner) {
-      throw new TypeError(
+      throw invalidType(
         "The tx given belongs to another database's transaction. Pass the handle that this queue's own " +
           "db.transaction() gives.",
       );
     }
     if (sync) {
-      throw new TypeError(
+      throw invalidType(
         "enqueueSync needs a synchronous Drizzle database or transaction (the libsql, better-sqlite3 or " +
           "bun:sqlite driver). Inside db.transaction(), use await queue.enqueue(…, { tx }).",
       );
@@ -82,7 +109,7 @@ export function adoptTransaction(
     return (query) => own.values(query);
   }
   if (!is(handle, BaseSQLiteDatabase)) {
-    throw new TypeError(
+    throw invalidType(
       "tx must be the handle PrismQ's db.transaction() gives, or a Drizzle SQLite database or transaction " +
         `on the queue's file; got ${describe(handle)}.`,
     );
@@ -94,13 +121,13 @@ export function adoptTransaction(
   const use = (mode: Mode): RowsRunner => {
     modes.set(handle, mode);
     if (sync && mode === "async") {
-      throw new TypeError(
+      throw invalidType(
         "enqueueSync needs a synchronous Drizzle database or transaction (the libsql, better-sqlite3 or " +
           "bun:sqlite driver); this one is asynchronous: use await queue.enqueue(…, { tx }).",
       );
     }
     if (!sync && mode === "sync" && is(handle, SQLiteTransaction)) {
-      throw new TypeError(
+      throw invalidType(
         "This Drizzle transaction is synchronous (its callback cannot wait for a promise), so an awaited " +
           "enqueue would land after it commits. Use queue.enqueueSync(…, { tx }) inside it.",
       );
@@ -126,7 +153,7 @@ const modes = new WeakMap<object, Mode>();
  */
 function checkSameDatabase(run: RowsRunner, location: QueueLocation): MaybePromise<Mode> {
   if (location.filePath === ":memory:") {
-    throw new TypeError(
+    throw invalidType(
       "An in-memory queue cannot share a transaction with another connection: each connection to :memory: " +
         "has a database of its own. Use a file, or write through the queue's own db.transaction().",
     );
@@ -139,7 +166,7 @@ function checkSameDatabase(run: RowsRunner, location: QueueLocation): MaybePromi
     const main = list.find((row) => row[1] === "main");
     const file = typeof main?.[2] === "string" ? main[2] : "";
     if (file === "" || realPath(file) !== realPath(queueFile)) {
-      throw new TypeError(
+      throw invalidType(
         `The tx given writes to ${
           file === "" ? "an in-memory or temporary database" : `'${file}'`
         }, not to ` +
@@ -176,24 +203,7 @@ export function insertWithin(
   now: number,
 ): MaybePromise<InsertedTask[]> {
   if (tasks.length === 0) return [];
-  const rows = JSON.stringify(tasks.map((task) => [
-    task.type,
-    task.payload,
-    task.priority,
-    task.maxAttempts,
-    task.runAfter,
-    task.idempotencyKey,
-    task.timeoutMs,
-  ]));
-  // (`WHERE true` tells SQLite's parser that ON CONFLICT belongs to the INSERT.)
-  const insert = sql`
-    INSERT INTO task_queue
-      (type, payload, priority, max_attempts, run_after, idempotency_key, timeout_ms, created_at, updated_at)
-    SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6,
-      ${now}, ${now}
-    FROM json_each(${rows}) WHERE true
-    ON CONFLICT DO NOTHING
-    RETURNING id, idempotency_key`;
+  const insert = keyedInsert(JSON.stringify(tasks.map(insertRow)), now, sql`id, idempotency_key`);
   return after(run(insert), (created) => {
     // Ids grow in insertion order; RETURNING gives the rows in no promised order.
     const unkeyed = created.filter((row) => row[1] === null).map((row) => Number(row[0])).sort((a, b) =>

@@ -1,5 +1,5 @@
 /**
- * Backups of a database file: a consistent copy (`VACUUM INTO`) written to a temporary file beside the
+ * Backups of a SQLite database: a consistent copy (`VACUUM INTO`) written to a temporary file beside the
  * target, flushed, then renamed over it, so that a backup that fails halfway never destroys the previous
  * one nor leaves a truncated file that looks like a backup. A target that is a file of a live database
  * (the database, its write-ahead log, its shared-memory index or its journal, by any path or link) is
@@ -7,12 +7,15 @@
  *
  * @module
  */
+import { sql } from "drizzle-orm";
 import { lstat, open, realpath, rename, rm, stat } from "node:fs/promises";
 import { platform } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import { BackupRefusedError } from "../../errors.ts";
 import { randomHex } from "../../random.ts";
-import { openDatabaseFiles } from "./connection.ts";
+import type { BackupResult } from "../types.ts";
+import { type Connection, openDatabaseFiles } from "./connection.ts";
+import { all } from "./sql.ts";
 
 /** The files SQLite keeps beside a database, by suffix, and what each is. */
 const SIDE_FILES: readonly [string, string][] = [
@@ -22,11 +25,16 @@ const SIDE_FILES: readonly [string, string][] = [
   ["-journal", "the rollback journal of the database"],
 ];
 
-/** What a backup wrote. */
-export interface BackupResult {
-  /** The absolute path of the copy. */
-  path: string;
-  bytes: number;
+/**
+ * Writes a consistent copy of `conn`'s database (a file, or one in memory) to `target`, while others keep
+ * working: `Store.backupTo` of the SQLite store.
+ *
+ * @throws {BackupRefusedError} before writing anything, for a target that cannot or may not be replaced
+ */
+export function backupDatabase(conn: Connection, target: string, overwrite: boolean): Promise<BackupResult> {
+  return backupFile(target, overwrite, async (temp) => {
+    await all(conn, sql`VACUUM INTO ${temp}`);
+  });
 }
 
 /**
@@ -35,7 +43,7 @@ export interface BackupResult {
  *
  * @throws {BackupRefusedError} before writing anything, for a target that cannot or may not be replaced
  */
-export async function backupFile(
+async function backupFile(
   target: string,
   overwrite: boolean,
   copyTo: (path: string) => Promise<void>,

@@ -1,21 +1,23 @@
 /**
  * One database connection and the rules for using it safely from many async callers: connection settings,
- * exclusive interactive transactions, retries of transient `SQLITE_BUSY`, and clear errors for databases
- * that cannot be used.
+ * exclusive interactive transactions, retries of transient `SQLITE_BUSY`, and clear errors (written in
+ * `database_errors.ts`) for databases that cannot be used.
  *
  * @module
  */
-import { LibsqlError } from "@libsql/core/api";
 import { AsyncLocalStorage } from "node:async_hooks";
 import { type FSWatcher, watch } from "node:fs";
 import { resolve } from "node:path";
 import { setImmediate } from "node:timers";
-import { DatabaseError } from "../../errors.ts";
+import { type DatabaseLocation, parseDatabaseLocation } from "../../db_url.ts";
+import { invalidRange, invalidType } from "../../errors.ts";
 import { readEnv } from "../../platform.ts";
 import { MAX_TIMER_MS } from "../../timers.ts";
-import { duration } from "../../checks.ts";
+import { duration, wholeNumber } from "../../checks.ts";
+import { busyCode, isDatabaseLevelError, toDatabaseError } from "./database_errors.ts";
 import type { DriverTransaction, SqlDriver, SqlStatement, StatementResult } from "./driver.ts";
-import { filePathOf, LocalDriver } from "./local_driver.ts";
+import { chooseEngine, type Engine } from "./engines.ts";
+import { LocalDriver } from "./local_driver.ts";
 import { RemoteDriver } from "./remote_driver.ts";
 
 /** How a file database syncs to disk. `normal` is safe against application crashes; `full` also against power loss. */
@@ -37,25 +39,6 @@ export interface ConnectionOptions {
    * write under way then may or may not have been applied). @default 30000
    */
   requestTimeoutMs?: number | undefined;
-}
-
-const REMOTE_SCHEMES = /^(libsql|https?|wss?):/i;
-
-/**
- * Turns what a user gave (`:memory:`, a path, or a URL) into a libSQL URL. A path is taken literally:
- * characters that mean something in a URL (`%`, `?`, `#`) are escaped.
- */
-export function toLibsqlUrl(location: string): string {
-  if (typeof location !== "string") {
-    throw new TypeError(
-      `The database location must be a string, got ${location === null ? "null" : typeof location}.`,
-    );
-  }
-  if (location === ":memory:" || /^file:/i.test(location) || REMOTE_SCHEMES.test(location)) return location;
-  if (location.trim() === "") {
-    throw new TypeError("The database location is empty. Give a file path, ':memory:', or a libsql:// URL.");
-  }
-  return "file:" + location.replace(/[%?#]/g, (c) => encodeURIComponent(c));
 }
 
 const DEFAULT_BUSY_TIMEOUT_MS = 30_000;
@@ -83,7 +66,14 @@ const insideTransaction = new AsyncLocalStorage<Promise<void>>();
 /** The connection to one database, shared by every queue, worker and transaction that uses it. */
 export class Connection {
   readonly url: string;
+  /** Where the database is: in memory, in a local file, or on a server. */
+  readonly kind: DatabaseLocation["kind"];
   readonly isRemote: boolean;
+  /**
+   * The database file's absolute path, resolved once when the connection was made; `:memory:` for a
+   * database in memory, null for a server.
+   */
+  readonly filePath: string | null;
   readonly #driver: SqlDriver;
   readonly #location: string;
   readonly #options: ConnectionOptions;
@@ -97,21 +87,25 @@ export class Connection {
   /**
    * The connection for `location`: a new one, or, for a file this process has open already, that one
    * (whose settings were fixed by whoever opened it first). Give it back with {@link release}.
+   *
+   * @param engine the SQLite engine for a file, where the caller must choose (the store conformance suite
+   *   runs every engine in one process) @default chooseEngine(), from `PRISMQ_SQLITE_ENGINE`
    */
-  static acquire(location: string, options: ConnectionOptions = {}): Connection {
+  static acquire(location: string, options: ConnectionOptions = {}, engine?: Engine): Connection {
     checkOptions(options);
-    const url = toLibsqlUrl(location);
-    const shareable = !REMOTE_SCHEMES.test(url) && !url.includes(":memory:") && !url.includes("mode=memory");
-    if (!shareable) return new Connection(url, location, options);
+    const where = parseDatabaseLocation(location);
+    if (where.kind !== "file") return new Connection(where, location, options, engine);
     const shared = ((globalThis as WithShared)[SHARED_KEY] ??= new Map());
-    const key = url.replace(/^file:(\.\/)?/i, "");
+    // Keyed by the absolute path, as the driver opens it: the same relative path after a chdir() is
+    // another file, and `x.db`, `./x.db` and `file:///abs/x.db` are one.
+    const key = resolve(where.path);
     const entry = shared.get(key);
     if (entry) {
       entry.connection.#users++;
       return entry.connection;
     }
-    const connection = new Connection(url, location, options);
-    shared.set(key, { connection, path: resolve(filePathOf(url)) });
+    const connection = new Connection(where, location, options, engine);
+    shared.set(key, { connection, path: connection.filePath! });
     connection.#onClose = () => shared.delete(key);
     return connection;
   }
@@ -119,25 +113,25 @@ export class Connection {
   #users = 1;
   #onClose: () => void = () => {};
 
-  private constructor(url: string, location: string, options: ConnectionOptions) {
-    this.url = url;
+  private constructor(
+    where: DatabaseLocation,
+    location: string,
+    options: ConnectionOptions,
+    engine?: Engine,
+  ) {
+    this.url = where.url;
+    this.kind = where.kind;
     this.#location = location;
     this.#options = options;
-    this.isRemote = REMOTE_SCHEMES.test(this.url);
+    this.isRemote = where.kind === "server";
     const authToken = options.authToken ?? readEnv("PRISMQ_DB_AUTH_TOKEN");
     try {
       const requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
-      if (
-        !Number.isSafeInteger(requestTimeoutMs) || requestTimeoutMs < 1 || requestTimeoutMs > MAX_TIMER_MS
-      ) {
-        throw new RangeError(
-          `requestTimeoutMs must be a whole number of milliseconds from 1 to ${MAX_TIMER_MS}, got ` +
-            `${String(requestTimeoutMs)}.`,
-        );
-      }
-      this.#driver = this.isRemote
-        ? new RemoteDriver(this.url, authToken, requestTimeoutMs)
-        : new LocalDriver(this.url);
+      const local = where.kind === "server"
+        ? null
+        : new LocalDriver(where.kind === "file" ? where.path : ":memory:", engine ?? chooseEngine());
+      this.#driver = local ?? new RemoteDriver(this.url, authToken, requestTimeoutMs);
+      this.filePath = local?.path ?? null;
     } catch (error) {
       throw toDatabaseError(error, location);
     }
@@ -167,7 +161,7 @@ export class Connection {
         // Fails at once on a file that is not a database, rather than at the first real statement.
         driver.executeNow({ sql: "SELECT count(*) FROM sqlite_schema", args: [] });
         // Kept by the file itself, so set once rather than on every reopening of the connection.
-        if (!this.url.includes(":memory:")) driver.executeNow({ sql: "PRAGMA journal_mode = WAL", args: [] });
+        if (this.kind === "file") driver.executeNow({ sql: "PRAGMA journal_mode = WAL", args: [] });
         return Promise.resolve();
       });
     } catch (error) {
@@ -176,16 +170,30 @@ export class Connection {
     this.#configured = true;
   }
 
+  /**
+   * Runs one statement at once, when nothing stands in its way: a configured file, no transaction of this
+   * process open on it, the database not locked by another. Undefined when it did not run and must take
+   * {@link execute}'s general path.
+   */
+  executeIfFree(statement: SqlStatement): StatementResult | undefined {
+    if (!this.#configured || this.#exclusive || !(this.#driver instanceof LocalDriver)) return undefined;
+    try {
+      return this.#driver.executeNow(statement);
+    } catch (error) {
+      if (!busyCode(error)) throw this.#describe(error);
+      return undefined;
+    }
+  }
+
   /** Runs one statement; see {@link run}. */
   execute(statement: SqlStatement): Promise<StatementResult> {
-    if (this.#configured && !this.#exclusive && this.#driver instanceof LocalDriver) {
-      // The common case on a file, kept free of extra promise hops: nothing to wait for, and the statement
-      // runs synchronously. Anything unusual (a busy database) takes the general path below.
-      try {
-        return Promise.resolve(this.#driver.executeNow(statement));
-      } catch (error) {
-        if (!busyCode(error)) return Promise.reject(this.#describe(error));
-      }
+    // The common case on a file, kept free of extra promise hops: nothing to wait for, and the statement
+    // runs synchronously. Anything unusual (a busy database) takes the general path below.
+    try {
+      const result = this.executeIfFree(statement);
+      if (result !== undefined) return Promise.resolve(result);
+    } catch (error) {
+      return Promise.reject(error);
     }
     return this.run(() => this.#driver.execute(statement));
   }
@@ -258,7 +266,7 @@ export class Connection {
     const exclusive = this.#exclusive!;
     if (insideTransaction.getStore() === exclusive) {
       return Promise.reject(
-        new TypeError(
+        invalidType(
           "This call was made inside db.transaction() on the same database, so it would wait for the " +
             "transaction to end, which waits for this call. Inside a transaction, write through it: pass " +
             "{ tx } to enqueue or enqueueMany, or use tx.execute(); make other calls after it.",
@@ -288,10 +296,10 @@ export class Connection {
   /**
    * Calls `listener` when the file's write-ahead log changes, which is what every commit by any process
    * does: an idle worker learns of new tasks within about a millisecond, without polling. Nothing
-   * happens for servers and in-memory databases, or where the file system cannot be watched.
+   * happens where the file system cannot be watched; only a file has a log.
    */
   watchCommits(listener: () => void): () => void {
-    if (this.isRemote || this.url.includes(":memory:")) return () => {};
+    if (this.kind !== "file") throw new TypeError("Only a database file has a write-ahead log to watch.");
     this.#commitListeners.add(listener);
     if (!this.#walWatcher) this.#startWalWatcher();
     return () => {
@@ -302,7 +310,7 @@ export class Connection {
 
   #startWalWatcher(): void {
     try {
-      const watcher = watch(`${filePathOf(this.url)}-wal`, { persistent: false }, () => {
+      const watcher = watch(`${this.filePath}-wal`, { persistent: false }, () => {
         for (const listener of this.#commitListeners) listener();
       });
       // The log can vanish (every connection closed, in every process); then polling alone carries on.
@@ -329,14 +337,15 @@ export class Connection {
 
 /** @throws {TypeError | RangeError} naming the first option that is wrong */
 function checkOptions(options: ConnectionOptions): void {
-  if (typeof options !== "object" || options === null) throw new TypeError("The options must be an object.");
+  if (typeof options !== "object" || options === null) throw invalidType("The options must be an object.");
   duration("busyTimeoutMs", options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS);
+  wholeNumber("requestTimeoutMs", options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, 1, MAX_TIMER_MS);
   const synchronous = options.synchronous ?? "normal";
   if (!["off", "normal", "full", "extra"].includes(synchronous)) {
-    throw new RangeError(`synchronous must be "off", "normal", "full" or "extra", got "${synchronous}".`);
+    throw invalidRange(`synchronous must be "off", "normal", "full" or "extra", got "${synchronous}".`);
   }
   if (options.authToken !== undefined && typeof options.authToken !== "string") {
-    throw new TypeError("authToken must be a string.");
+    throw invalidType("authToken must be a string.");
   }
 }
 
@@ -349,69 +358,4 @@ function busyPause(attempt: number): Promise<void> {
   if (attempt <= 3) return new Promise((resolve) => setImmediate(resolve));
   const delay = Math.min(2, 2 ** (attempt - 4)) * (0.5 + Math.random());
   return new Promise((resolve) => setTimeout(resolve, delay));
-}
-
-/**
- * A libSQL error, by its class or, should the client have brought a second copy of `@libsql/core` along
- * (a package manager that could not share one), by its name and code.
- */
-function isLibsqlError(error: unknown): error is LibsqlError {
-  return error instanceof LibsqlError ||
-    (error instanceof Error && error.name === "LibsqlError" &&
-      typeof (error as LibsqlError).code === "string");
-}
-
-function busyCode(error: unknown): boolean {
-  if (!isLibsqlError(error)) return false;
-  return /^SQLITE_(BUSY|LOCKED)/.test(error.code) || /^SQLITE_(BUSY|LOCKED)/.test(error.extendedCode ?? "");
-}
-
-const DATABASE_LEVEL =
-  /^SQLITE_(BUSY|LOCKED|CANTOPEN|CORRUPT|NOTADB|READONLY|IOERR|FULL|PERM|AUTH)|^(URL_|HRANA_|SERVER_)/;
-
-function isDatabaseLevelError(error: unknown): boolean {
-  if (error instanceof DatabaseError) return false;
-  if (isLibsqlError(error)) return DATABASE_LEVEL.test(error.code);
-  return error instanceof Error && /Unable to open connection|ConnectionFailed/.test(error.message);
-}
-
-/** Rewrites a low-level failure as a {@link DatabaseError} that says what is wrong and what to do. */
-export function toDatabaseError(error: unknown, location: string): Error {
-  if (error instanceof DatabaseError || error instanceof RangeError || error instanceof TypeError) {
-    return error;
-  }
-  const code = isLibsqlError(error) ? error.code : "";
-  const message = error instanceof Error ? error.message : String(error);
-  const where = `database '${location}'`;
-  let text: string;
-  if (/CANTOPEN/.test(code) || /Unable to open connection|ConnectionFailed/.test(message)) {
-    text =
-      `Cannot open ${where}: the file cannot be created or opened. Check that its folder exists and is ` +
-      `writable.`;
-  } else if (/NOTADB|CORRUPT/.test(code)) {
-    text = `The ${where} is not a valid SQLite database or is corrupt. Restore it from a backup or point ` +
-      `to another file.`;
-  } else if (/READONLY|PERM/.test(code)) {
-    text = `The ${where} is read-only. Make the file and its folder writable, or use another location.`;
-  } else if (/FULL/.test(code)) {
-    text = `The disk holding ${where} is full. Free some space and try again.`;
-  } else if (/BUSY|LOCKED/.test(code)) {
-    text =
-      `The ${where} stayed locked by another process for too long. Try again; if it persists, look for ` +
-      `a process holding a long transaction.`;
-  } else if (/^URL_/.test(code)) {
-    text = `The database URL '${location}' is invalid: ${message}`;
-  } else if (code === "SERVER_TIMEOUT") {
-    const { timeoutMs } = error as { timeoutMs?: number };
-    text = `The libSQL server at '${location}' did not answer within ${timeoutMs} ms. Check that it is ` +
-      `running and reachable; a write under way may or may not have been applied.`;
-  } else if (code === "SERVER_UNREACHABLE") {
-    const cause = (error as Error).cause;
-    const why = cause instanceof Error ? cause.message : message;
-    text = `Cannot reach the libSQL server at '${location}' (${why}). Check the URL, that the server is ` +
-      `running, and that this machine can reach it.`;
-  } else {
-    text = `The ${where} failed: ${message}`;
-  }
-  return new DatabaseError(text, { cause: error });
 }

@@ -14,6 +14,7 @@
 import process from "node:process";
 import { LibsqlError } from "@libsql/core/api";
 import Database from "libsql";
+import { invalidType } from "../../errors.ts";
 import { readEnv } from "../../platform.ts";
 
 export interface EngineStatement {
@@ -251,20 +252,26 @@ function nodeSqliteEngine(sqlite: NodeSqlite): Engine {
   };
 }
 
+/** The `node:sqlite` engine, or undefined where this runtime has no `node:sqlite`. */
+export function nodeSqliteEngineIfPresent(): Engine | undefined {
+  const getBuiltin = (process as { getBuiltinModule?: (name: string) => unknown }).getBuiltinModule;
+  const sqlite = getBuiltin?.("node:sqlite") as NodeSqlite | undefined;
+  return sqlite?.DatabaseSync ? nodeSqliteEngine(sqlite) : undefined;
+}
+
 /** The engine for embedded files in this process. */
 export function chooseEngine(): Engine {
   const wanted = readEnv("PRISMQ_SQLITE_ENGINE");
   if (wanted !== undefined && wanted !== "libsql" && wanted !== "node") {
-    throw new TypeError(`PRISMQ_SQLITE_ENGINE must be 'node' or 'libsql', got '${wanted}'.`);
+    throw invalidType(`PRISMQ_SQLITE_ENGINE must be 'node' or 'libsql', got '${wanted}'.`);
   }
   if (wanted === "libsql") return LIBSQL;
   // Node has node:sqlite from 22.5 on, but marks it experimental with a warning on stderr: Deno and Bun only.
   const runtime = globalThis as { Deno?: unknown; Bun?: unknown };
   if (wanted === "node" || runtime.Deno !== undefined || runtime.Bun !== undefined) {
-    const getBuiltin = (process as { getBuiltinModule?: (name: string) => unknown }).getBuiltinModule;
-    const sqlite = getBuiltin?.("node:sqlite") as NodeSqlite | undefined;
-    if (sqlite?.DatabaseSync) return nodeSqliteEngine(sqlite);
-    if (wanted === "node") throw new TypeError("PRISMQ_SQLITE_ENGINE=node: this runtime has no node:sqlite.");
+    const engine = nodeSqliteEngineIfPresent();
+    if (engine) return engine;
+    if (wanted === "node") throw invalidType("PRISMQ_SQLITE_ENGINE=node: this runtime has no node:sqlite.");
   }
   return LIBSQL;
 }

@@ -18,6 +18,7 @@ export class FileIdentity {
   #lastCheck = -Infinity;
   #lost: DatabaseError | undefined = undefined;
 
+  /** @param path absolute, so that a later `chdir()` cannot make it name another file */
   constructor(path: string) {
     this.#path = path;
   }

@@ -11,39 +11,13 @@
  * @module
  */
 import { LibsqlError } from "@libsql/core/api";
+import { resolve } from "node:path";
 import type { DriverTransaction, SqlDriver, SqlRow, SqlStatement, StatementResult } from "./driver.ts";
 import { chooseEngine, type Engine, type EngineConnection, type EngineStatement } from "./engines.ts";
 import { FileIdentity } from "./file_identity.ts";
 
 /** Prepared statements kept per connection; the store uses a few dozen distinct texts. */
 const STATEMENT_CACHE_SIZE = 256;
-
-/**
- * The file path inside a `file:` URL made by `toLibsqlUrl`: `file:relative`, `file:/absolute`,
- * `file:///absolute` or `file://localhost/absolute`, percent-escapes decoded.
- */
-export function filePathOf(url: string): string {
-  if (url === ":memory:") return url;
-  let rest = url.replace(/^file:/i, "");
-  if (rest.startsWith("//")) {
-    const slash = rest.indexOf("/", 2);
-    const host = rest.slice(2, slash === -1 ? undefined : slash);
-    if (host !== "" && host.toLowerCase() !== "localhost") {
-      throw new LibsqlError(
-        `The file URL '${url}' names a host. Write an absolute path as file:/path or file:///path.`,
-        "URL_INVALID",
-      );
-    }
-    rest = slash === -1 ? "" : rest.slice(slash);
-  }
-  if (rest.includes("?")) {
-    throw new LibsqlError(
-      `The file URL '${url}' has query parameters, which PrismQ does not use. Remove them.`,
-      "URL_PARAM_NOT_SUPPORTED",
-    );
-  }
-  return decodeURIComponent(rest);
-}
 
 interface Prepared {
   statement: EngineStatement;
@@ -80,11 +54,22 @@ export class LocalDriver implements SqlDriver {
   /** Set while an interactive transaction is open, which a reset of the connection would end. */
   #interactive = false;
 
-  /** Opens nothing yet: the file is opened by the first statement, so that its errors surface there. */
-  constructor(url: string, engine: Engine = chooseEngine()) {
-    this.#path = filePathOf(url);
+  /**
+   * Opens nothing yet: the file is opened by the first statement, so that its errors surface there. A
+   * relative path is resolved now, once: the file opened, and the one checked for being deleted or moved,
+   * stay the one it named when the process was in its working folder of now, whatever `chdir()` does later.
+   */
+  /** @param path the database file's path (see `parseDatabaseLocation`), or `:memory:` */
+  constructor(path: string, engine: Engine = chooseEngine()) {
+    const inMemory = path === ":memory:";
+    this.#path = inMemory ? path : resolve(path);
     this.#engine = engine;
-    this.#file = this.#path === ":memory:" || this.#path === "" ? undefined : new FileIdentity(this.#path);
+    this.#file = inMemory ? undefined : new FileIdentity(this.#path);
+  }
+
+  /** The absolute path of the database file; `:memory:` for a database in memory. */
+  get path(): string {
+    return this.#path;
   }
 
   /** Which SQLite engine runs the file. */

@@ -103,7 +103,7 @@ CREATE INDEX task_logs_task ON task_logs (task_id, id);
     // Due time before id: a claim stops after the tasks it takes, however many wait for a later time
     // (retries, scheduled tasks), where with (priority, id) it read every one of those on every claim and
     // idle look. The fifo/lifo index is dropped so that the first worker using them recreates it with the
-    // due time too (see ORDER_INDEX in store.ts).
+    // due time too (see ORDER_INDEX in queries/claim.ts).
     sql: `
 DROP INDEX task_queue_queued_priority;
 CREATE INDEX task_queue_queued_priority ON task_queue (priority, run_after, id) WHERE status = 'queued';
@@ -195,6 +195,93 @@ INSERT INTO task_logs (id, task_id, at, level, message, details)
   SELECT id, task_id, at, level, message, details FROM task_logs_v4 WHERE task_id IN (SELECT id FROM task_queue);
 DROP TABLE task_logs_v4;
 CREATE INDEX task_logs_task ON task_logs (task_id, id);
+`,
+  },
+  {
+    version: 5,
+    name: "strict task logs",
+    // The logs get what migration 4 gave the tasks: ids JavaScript holds exactly, and times that are
+    // integers within a Date's range (STRICT, and a CHECK). Rebuilt as migration 4 rebuilt task_queue, in
+    // the one migration transaction, so that another process starting at the same time waits for it and
+    // then finds it applied; processes already running go on writing logs, which were valid before. The
+    // id sequence is carried over, so that the id of a deleted log is never given again.
+    precondition: {
+      sql: "SELECT count(*) FROM task_logs WHERE id < 1 OR id > 9007199254740991",
+      message: "Some task logs have ids below 1 or above 9007199254740991 (2^53 - 1), which JavaScript " +
+        "cannot hold exactly. Give them smaller ids, or delete them, with plain SQL, then start PrismQ again.",
+    },
+    sql: `
+CREATE TABLE task_logs_v5 (
+  id INTEGER PRIMARY KEY AUTOINCREMENT CHECK (id BETWEEN 1 AND 9007199254740991),
+  task_id INTEGER NOT NULL REFERENCES task_queue (id) ON DELETE CASCADE,
+  at INTEGER NOT NULL ${timeCheck("at")},
+  level TEXT NOT NULL CHECK (level IN ('debug', 'info', 'warn', 'error')),
+  message TEXT NOT NULL,
+  details TEXT CHECK (details IS NULL OR json_valid(details))
+) STRICT;
+INSERT INTO sqlite_sequence (name, seq) SELECT 'task_logs_v5', seq FROM sqlite_sequence WHERE name = 'task_logs';
+INSERT INTO task_logs_v5 (id, task_id, at, level, message, details)
+  SELECT id, task_id, ${timeCopy("at")}, level, CAST(message AS TEXT), details FROM task_logs
+  WHERE task_id IN (SELECT id FROM task_queue);
+DROP TABLE task_logs;
+ALTER TABLE task_logs_v5 RENAME TO task_logs;
+CREATE INDEX task_logs_task ON task_logs (task_id, id);
+`,
+  },
+  {
+    version: 6,
+    name: "schedules",
+    // One row per schedule: the slot it last fired, advanced by compare-and-set in the transaction that
+    // enqueues that slot's task, so that each slot fires once even after its task is purged. No reference
+    // to the task: purging it must not touch the schedule. Not STRICT, as workers: a STRICT table's text
+    // primary key is NOT NULL, which Drizzle's schema cannot say; the CHECKs refuse times that are not numbers.
+    sql: `
+CREATE TABLE schedules (
+  name TEXT PRIMARY KEY,
+  since INTEGER NOT NULL ${timeCheck("since")},
+  last_slot INTEGER ${timeCheck("last_slot")},
+  last_task_id INTEGER,
+  fired_at INTEGER ${timeCheck("fired_at")}
+);
+`,
+  },
+  {
+    version: 7,
+    name: "retry policies, results, progress",
+    // Three JSON columns, NULL for every task there is: a task's own backoff (`retry` at enqueue), its
+    // handler's result, and its last progress. Adding nullable columns rewrites no row. `IS NULL OR`: before
+    // SQLite 3.45 (Debian 12's 3.40, say) json_valid(NULL) is 0, which would refuse plain inserts.
+    sql: `
+ALTER TABLE task_queue ADD COLUMN retry_policy TEXT CHECK (retry_policy IS NULL OR json_valid(retry_policy));
+ALTER TABLE task_queue ADD COLUMN result TEXT CHECK (result IS NULL OR json_valid(result));
+ALTER TABLE task_queue ADD COLUMN progress TEXT CHECK (progress IS NULL OR json_valid(progress));
+`,
+  },
+  {
+    version: 8,
+    name: "named queues",
+    // Every task belongs to a queue, 'default' for those made before. A column with a constant default
+    // rewrites no rows. The queue joins the claim index last, so that claims keep their order and read the
+    // queue from the index, and the running index, so that a limited queue's running tasks are counted
+    // from it. Queues with settings (limits, paused) get a row of their own.
+    sql: `
+ALTER TABLE task_queue ADD COLUMN queue TEXT NOT NULL DEFAULT 'default' CHECK (length(queue) BETWEEN 1 AND 128);
+DROP INDEX task_queue_queued_priority;
+CREATE INDEX task_queue_queued_priority ON task_queue (priority, run_after, id, queue) WHERE status = 'queued';
+DROP INDEX task_queue_running_lease;
+CREATE INDEX task_queue_running_lease ON task_queue (lease_until, queue) WHERE status = 'running';
+DROP INDEX IF EXISTS task_queue_queued_id;
+CREATE TABLE queues (
+  name TEXT PRIMARY KEY CHECK (length(name) BETWEEN 1 AND 128),
+  concurrency_limit INTEGER CHECK (concurrency_limit >= 1),
+  rate_limit INTEGER CHECK (rate_limit >= 1),
+  rate_interval_ms INTEGER CHECK (rate_interval_ms >= 1),
+  paused INTEGER NOT NULL DEFAULT 0 CHECK (paused = 0 OR paused = 1),
+  window_start INTEGER,
+  window_count INTEGER NOT NULL DEFAULT 0 CHECK (window_count >= 0),
+  updated_at INTEGER NOT NULL,
+  CHECK ((rate_limit IS NULL) = (rate_interval_ms IS NULL))
+);
 `,
   },
 ];

@@ -131,6 +131,15 @@ export class RemoteDriver implements SqlDriver {
   async transaction(): Promise<DriverTransaction> {
     const tx = await this.#call((client) => client.transaction("write"));
     const timed = <T>(work: Promise<T>) => withDeadline(work, this.#timeoutMs, () => tx.close());
+    // The client sends BEGIN with the transaction's first statement. Sent now, a BEGIN that finds the
+    // database locked by another client fails here, which the connection retries within its busy timeout,
+    // and not inside the caller's work, which it cannot run again.
+    try {
+      await timed(tx.execute("SELECT 1"));
+    } catch (error) {
+      tx.close();
+      throw error;
+    }
     return {
       execute: async (statement) =>
         toResult(await timed(tx.execute(toClientStatement(statement))), statement.raw),

@@ -1,28 +1,27 @@
 /**
- * A model-based property test of the task state machine against the real store on a real database file.
- * Random sequences of enqueues, claims by a few workers, outcomes, heartbeats and releases with remembered
- * (possibly stale) lease tokens, time steps, reaps, cancels, requeues and purges run against both the SQLite
- * store and a small in-memory model that follows `TRANSITIONS` and the fencing rules. After every step the
- * whole table must match the model exactly, and the structural invariants must hold.
+ * Conformance: a model-based property test of the task state machine, on every store. Random sequences of
+ * enqueues, claims by a few workers, outcomes (results and snoozes among them), progress, heartbeats and
+ * releases with remembered (possibly stale)
+ * lease tokens, time steps, reaps, cancels, requeues and purges run against the store and a small in-memory
+ * model that follows `TRANSITIONS` and the fencing rules. After every step every task must match the model
+ * exactly, and the structural invariants must hold. Each run starts on a fresh store.
  *
  * @module
  */
-import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import {
   type ClaimStrategy,
   nextStatus,
-  type QueueDatabase,
   type Task,
   TASK_STATUSES,
   TaskNotFoundError,
   TaskStateError,
   type TaskStatus,
   TERMINAL_STATUSES,
-} from "../mod.ts";
-import type { Fence, Finish, LeasedTask, Store } from "../src/store/store.ts";
-import { finishMany, withDb } from "./_helpers.ts";
+} from "../../mod.ts";
+import type { Fence, Finish, LeasedTask, Store } from "../../src/store/store.ts";
+import { describeEachStore, type StoreContext } from "./_harness.ts";
 
 const T0 = Date.UTC(2030, 0, 1, 12, 0, 0);
 const WORKERS = ["w0", "w1", "w2"] as const;
@@ -35,7 +34,7 @@ const MAX_STEPS = 40;
 // ---------------------------------------------------------------------------------------------------------
 // Operations
 
-type Outcome = "completed" | "retry" | "failed";
+type Outcome = "completed" | "result" | "retry" | "snooze" | "failed";
 
 type Op =
   | { kind: "enqueue"; tasks: { type: string; maxAttempts: number; priority: number; delay: number }[] }
@@ -43,6 +42,7 @@ type Op =
   | { kind: "start"; tokens: number[] }
   | { kind: "finish"; picks: { token: number; outcome: Outcome; delay: number; started: boolean }[] }
   | { kind: "extend"; token: number; ms: number }
+  | { kind: "progress"; token: number; value: number }
   | { kind: "heartbeat"; tokens: number[]; ms: number }
   | { kind: "release"; tokens: number[] }
   | { kind: "advance"; ms: number }
@@ -88,7 +88,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
       picks: fc.array(
         fc.record({
           token: tokenArb,
-          outcome: fc.constantFrom<Outcome>("completed", "retry", "failed"),
+          outcome: fc.constantFrom<Outcome>("completed", "result", "retry", "snooze", "failed"),
           delay: fc.integer({ min: 0, max: 2000 }),
           // Its start recorded in the same write, as when a quick handler starts and ends in one turn.
           started: fc.boolean(),
@@ -112,6 +112,14 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
       ms: fc.integer({ min: 0, max: 2000 }),
     }),
     weight: 2,
+  },
+  {
+    arbitrary: fc.record({
+      kind: fc.constant("progress" as const),
+      token: tokenArb,
+      value: fc.nat({ max: 100 }),
+    }),
+    weight: 1,
   },
   {
     arbitrary: fc.record({
@@ -185,7 +193,10 @@ interface ModelTask {
   errorMessage: string | null;
   startedAt: number | null;
   finishedAt: number | null;
-  /** Whether a worker died holding it claimed ahead (not part of a Task: the claim reports it). */
+  /** What the last completion with a result stored, and the last progress written (parsed JSON). */
+  result: unknown;
+  progress: unknown;
+  /** Whether a worker died holding it claimed ahead since its last outcome (not part of a Task: the claim reports it). */
   unconfirmedStart: boolean;
 }
 
@@ -313,6 +324,8 @@ async function apply(store: Store, model: Model, op: Op): Promise<void> {
           runAfter: now + t.delay,
           idempotencyKey: null,
           timeoutMs: null,
+          retryPolicy: null,
+          queue: "default",
         })),
         now,
       );
@@ -336,6 +349,8 @@ async function apply(store: Store, model: Model, op: Op): Promise<void> {
           errorMessage: null,
           startedAt: null,
           finishedAt: null,
+          result: null,
+          progress: null,
           unconfirmedStart: false,
         };
         model.tasks.set(id, m);
@@ -391,7 +406,6 @@ async function apply(store: Store, model: Model, op: Op): Promise<void> {
         if (startsNow) {
           m.attempts += 1;
           m.startedAt = now;
-          m.unconfirmedStart = false;
         } else {
           m.startedAt = null;
         }
@@ -424,6 +438,8 @@ async function apply(store: Store, model: Model, op: Op): Promise<void> {
           return { ...fence, status: "queued", runAfter: now + delay, errorMessage: `retry ${now} ${i}` };
         }
         if (outcome === "completed") return { ...fence, status: "completed" };
+        if (outcome === "result") return { ...fence, status: "completed", result: `{"at":${now},"i":${i}}` };
+        if (outcome === "snooze") return { ...fence, status: "snoozed", runAfter: now + delay };
         return { ...fence, status: "failed", errorMessage: `failed ${now} ${i}` };
       });
       const expectedHeld = new Set<number>();
@@ -440,6 +456,15 @@ async function apply(store: Store, model: Model, op: Op): Promise<void> {
         expectedHeld.add(m.id);
         m.leaseToken = null;
         m.leaseUntil = null;
+        // A handler of it returned: its starts need no longer be recorded before its handler runs.
+        m.unconfirmedStart = false;
+        if (finish.status === "snoozed") {
+          // The attempt is given back, as a release gives it back; the error message stays.
+          move(m, "snooze");
+          if (m.startedAt !== null) m.attempts = Math.max(m.attempts - 1, 0);
+          m.runAfter = finish.runAfter;
+          continue;
+        }
         // An outcome counts the attempt of a task claimed ahead whose start was not recorded.
         if (m.startedAt === null) {
           m.attempts += 1;
@@ -448,6 +473,7 @@ async function apply(store: Store, model: Model, op: Op): Promise<void> {
         if (finish.status === "completed") {
           move(m, "complete");
           m.finishedAt = now;
+          if (finish.result !== undefined) m.result = JSON.parse(finish.result);
         } else if (finish.status === "queued") {
           move(m, "retry_later");
           m.runAfter = finish.runAfter;
@@ -491,7 +517,6 @@ async function apply(store: Store, model: Model, op: Op): Promise<void> {
           m.attempts += 1;
           m.startedAt = now;
         }
-        m.unconfirmedStart = false;
       }
       assert.deepEqual(sortedIds(recorded.started), sortedIds(expectedHeld), "ids whose fence held on start");
       assert.equal(recorded.finished.size, 0);
@@ -506,6 +531,17 @@ async function apply(store: Store, model: Model, op: Op): Promise<void> {
       const ok = await store.taskExtendLease(fence, now + op.ms, now);
       assert.equal(ok, m !== undefined, "extend succeeds exactly while the fence holds");
       if (m) m.leaseUntil = now + op.ms;
+      return;
+    }
+
+    case "progress": {
+      const claim = model.claimAt(op.token);
+      if (!claim) return;
+      const fence = { id: claim.id, leaseToken: claim.token };
+      const m = model.held(fence);
+      const ok = await store.taskSetProgress(fence, JSON.stringify({ done: op.value }), now);
+      assert.equal(ok, m !== undefined, "progress is written exactly while the fence holds");
+      if (m) m.progress = { done: op.value };
       return;
     }
 
@@ -683,6 +719,8 @@ function pick(task: Task) {
     errorMessage: task.errorMessage,
     startedAt: task.startedAt,
     finishedAt: task.finishedAt,
+    result: task.result,
+    progress: task.progress,
   };
 }
 
@@ -691,187 +729,62 @@ function pickModel(m: ModelTask): ReturnType<typeof pick> {
   return { ...rest };
 }
 
-interface RawRow {
-  id: number;
-  status: string;
-  lease_token: string | null;
-  lease_until: number | null;
-  attempts: number;
-  max_attempts: number;
-  finished_at: number | null;
-}
-
-async function checkInvariants(db: QueueDatabase, model: Model, where: string): Promise<void> {
-  const raw = await db.transaction(async (tx) =>
-    (await tx.execute(
-      "SELECT id, status, lease_token, lease_until, attempts, max_attempts, finished_at FROM task_queue " +
-        "ORDER BY id",
-    )).rows.map((row) => ({
-      id: Number(row.id),
-      status: String(row.status),
-      lease_token: row.lease_token === null ? null : String(row.lease_token),
-      lease_until: row.lease_until === null ? null : Number(row.lease_until),
-      attempts: Number(row.attempts),
-      max_attempts: Number(row.max_attempts),
-      finished_at: row.finished_at === null ? null : Number(row.finished_at),
-    } satisfies RawRow))
-  );
+async function checkInvariants(
+  store: Store,
+  inspect: StoreContext["inspect"],
+  model: Model,
+  where: string,
+): Promise<void> {
+  const tasks = (await store.taskList({ limit: 1000, offset: 0 })).sort((a, b) => a.id - b.id);
+  const tokens = await inspect.leaseTokens();
 
   // No task is lost: the ids are exactly those enqueued minus those purged on purpose.
   const expectedIds = model.enqueued.filter((id) => !model.purged.has(id));
-  assert.deepEqual(raw.map((r) => r.id), expectedIds, `${where}: task ids`);
+  assert.deepEqual(tasks.map((t) => t.id), expectedIds, `${where}: task ids`);
 
-  for (const row of raw) {
-    const at = `${where}: task ${row.id}`;
-    assert.ok((TASK_STATUSES as readonly string[]).includes(row.status), `${at}: status ${row.status}`);
-    const running = row.status === "running";
-    assert.equal(row.lease_token !== null, running, `${at}: lease_token set exactly while running`);
-    assert.equal(row.lease_until !== null, running, `${at}: lease_until set exactly while running`);
-    assert.ok(row.attempts >= 0, `${at}: attempts ${row.attempts} < 0`);
+  for (const task of tasks) {
+    const at = `${where}: task ${task.id}`;
+    assert.ok(TASK_STATUSES.includes(task.status), `${at}: status ${task.status}`);
+    const running = task.status === "running";
+    const token = tokens.get(task.id) ?? null;
+    assert.equal(token !== null, running, `${at}: a lease token exactly while running`);
+    assert.equal(task.leaseUntil !== null, running, `${at}: leaseUntil set exactly while running`);
+    assert.ok(task.attempts >= 0, `${at}: attempts ${task.attempts} < 0`);
     // Workers retry only while attempts remain, requeues reset to 0 and releases give one back, so no
     // sequence of operations pushes a task past its limit.
-    assert.ok(row.attempts <= row.max_attempts, `${at}: attempts ${row.attempts} > ${row.max_attempts}`);
-    const terminal = (TERMINAL_STATUSES as readonly string[]).includes(row.status);
-    assert.equal(row.finished_at !== null, terminal, `${at}: finished_at set exactly when terminal`);
-    assert.equal(row.lease_token, model.tasks.get(row.id)?.leaseToken, `${at}: lease token`);
+    assert.ok(task.attempts <= task.maxAttempts, `${at}: attempts ${task.attempts} > ${task.maxAttempts}`);
+    const terminal = TERMINAL_STATUSES.includes(task.status);
+    assert.equal(task.finishedAt !== null, terminal, `${at}: finishedAt set exactly when terminal`);
+    assert.equal(token, model.tasks.get(task.id)?.leaseToken, `${at}: lease token`);
   }
 
-  const listed = await db.store.taskList({ limit: 1000, offset: 0 });
   assert.deepEqual(
-    listed.map(pick).sort((a, b) => a.id - b.id),
+    tasks.map(pick),
     [...model.tasks.values()].map(pickModel).sort((a, b) => a.id - b.id),
     `${where}: every task as the model predicts`,
   );
 }
 
-async function clear(db: QueueDatabase): Promise<void> {
-  await db.transaction(async (tx) => {
-    await tx.execute("DELETE FROM task_queue");
-  });
-}
-
-async function runProgram(db: QueueDatabase, ops: Op[]): Promise<void> {
-  await clear(db);
-  const model = new Model();
-  for (const [i, op] of ops.entries()) {
-    await apply(db.store, model, op);
-    await checkInvariants(db, model, `after step ${i} ${JSON.stringify(op)}`);
+async function runProgram(ctx: StoreContext, ops: Op[]): Promise<void> {
+  const { store, inspect, close } = await ctx.fresh();
+  try {
+    const model = new Model();
+    for (const [i, op] of ops.entries()) {
+      await apply(store, model, op);
+      await checkInvariants(store, inspect, model, `after step ${i} ${JSON.stringify(op)}`);
+    }
+  } finally {
+    await close();
   }
 }
 
 // ---------------------------------------------------------------------------------------------------------
 
-describe("the task state machine against the real store", () => {
-  test("random interleavings of claims, outcomes, leases, reaps and operator actions match the model", async () => {
-    await withDb(async (db) => {
-      await fc.assert(
-        fc.asyncProperty(programArb, (ops) => runProgram(db, ops)),
-        { numRuns: NUM_RUNS },
-      );
-    });
-  });
-});
-
-describe("tricky interleavings", () => {
-  const LEASE_MS = 1000;
-
-  async function enqueueOne(store: Store, now: number, maxAttempts = 3): Promise<number> {
-    const [{ id }] = await store.taskInsertMany([{
-      type: "t",
-      payload: "{}",
-      priority: 0,
-      maxAttempts,
-      runAfter: now,
-      idempotencyKey: null,
-      timeoutMs: null,
-    }], now);
-    return id;
-  }
-
-  async function claim(store: Store, workerId: string, now: number): Promise<Fence> {
-    const [leased] = await store.taskClaim({ workerId, limit: 1, leaseMs: LEASE_MS, now, strategy: "fifo" });
-    assert.ok(leased, `${workerId} claimed a task`);
-    return { id: leased.task.id, leaseToken: leased.leaseToken };
-  }
-
-  test("a reclaimed task completed by the second worker stays completed when the first worker's late outcome arrives", async () => {
-    await withDb(async (db) => {
-      const store = db.store;
-      let now = T0;
-      const id = await enqueueOne(store, now);
-      const first = await claim(store, "w1", now);
-      now += LEASE_MS + 1;
-      assert.deepEqual(await store.taskReapExpired(now), { requeued: 1, failed: 0 });
-      const second = await claim(store, "w2", now);
-      assert.deepEqual(await finishMany(store, [{ ...second, status: "completed" }], now), new Set([id]));
-      const done = await store.taskGet(id);
-      now += 10;
-      for (
-        const late of [
-          { ...first, status: "completed" },
-          { ...first, status: "failed", errorMessage: "late failure" },
-          { ...first, status: "queued", runAfter: now, errorMessage: "late retry" },
-        ] satisfies Finish[]
-      ) {
-        assert.equal((await finishMany(store, [late], now)).size, 0, `late ${late.status} refused`);
-      }
-      assert.equal(await store.taskExtendLease(first, now + LEASE_MS, now), false);
-      assert.equal((await store.taskReleaseMany([first], now)).size, 0);
-      assert.deepEqual(await store.taskGet(id), done);
-      assert.equal(done?.status, "completed");
-      assert.equal(done?.attempts, 2);
-      assert.equal(done?.lockedBy, "w2");
-    });
-  });
-
-  test("a release after the lease was reaped changes nothing, neither the status nor the attempt count", async () => {
-    await withDb(async (db) => {
-      const store = db.store;
-      let now = T0;
-      const id = await enqueueOne(store, now, 3);
-      const fence = await claim(store, "w1", now);
-      now += LEASE_MS + 1;
-      assert.deepEqual(await store.taskReapExpired(now), { requeued: 1, failed: 0 });
-      const reaped = await store.taskGet(id);
-      assert.equal(reaped?.status, "queued");
-      assert.equal(reaped?.attempts, 1, "the reaped attempt counts");
-
-      assert.equal((await store.taskReleaseMany([fence], now)).size, 0);
-      assert.deepEqual(await store.taskGet(id), reaped, "a stale release does not give the attempt back");
-
-      // Once reaped and claimed again, the old fence still releases nothing, and the new one does.
-      const again = await claim(store, "w2", now);
-      assert.equal((await store.taskReleaseMany([fence], now)).size, 0);
-      assert.equal((await store.taskGet(id))?.attempts, 2);
-      assert.deepEqual(await store.taskReleaseMany([fence, again], now), new Set([id]));
-      const released = await store.taskGet(id);
-      assert.equal(released?.status, "queued");
-      assert.equal(released?.attempts, 1);
-      assert.equal(released?.leaseUntil, null);
-    });
-  });
-
-  test("a lease that expired but was not reaped yet still holds: a heartbeat revives it, and the reaper then spares it", async () => {
-    await withDb(async (db) => {
-      const store = db.store;
-      let now = T0;
-      const id = await enqueueOne(store, now, 1);
-      const fence = await claim(store, "w1", now);
-      now += LEASE_MS; // exactly at the deadline: not yet expired
-      assert.deepEqual(await store.taskReapExpired(now), { requeued: 0, failed: 0 });
-      now += 500; // past the deadline, but no reaper ran
-      assert.equal(await store.taskExtendLease(fence, now + LEASE_MS, now), true);
-      assert.deepEqual(await store.taskReapExpired(now + 1), { requeued: 0, failed: 0 });
-      assert.equal((await store.taskGet(id))?.status, "running");
-      // Left to expire with its only attempt used, it fails; the holder's outcome then changes nothing.
-      now += LEASE_MS + 1;
-      assert.deepEqual(await store.taskReapExpired(now), { requeued: 0, failed: 1 });
-      assert.equal((await finishMany(store, [{ ...fence, status: "completed" }], now)).size, 0);
-      const failed = await store.taskGet(id);
-      assert.equal(failed?.status, "failed");
-      assert.equal(failed?.attempts, 1);
-      assert.equal(failed?.finishedAt, now);
-      assert.match(failed?.errorMessage ?? "", /lease expired: worker w1/);
-    });
+describeEachStore("the task state machine", (it) => {
+  it("random interleavings of claims, outcomes, leases, reaps and operator actions match the model", async (ctx) => {
+    await fc.assert(
+      fc.asyncProperty(programArb, (ops) => runProgram(ctx, ops)),
+      { numRuns: NUM_RUNS },
+    );
   });
 });

@@ -1,0 +1,227 @@
+/**
+ * One enqueue's inputs: the options a task is enqueued with, their checks that need no database (when it
+ * runs, its idempotency key), and the task an insert creates, built from what was inserted.
+ *
+ * @module
+ */
+import type { BaseSQLiteDatabase } from "drizzle-orm/sqlite-core";
+import { duration, epochMs, jsonHasLoneSurrogate, MAX_EPOCH_MS, wellFormed, wholeNumber } from "./checks.ts";
+import { invalidRange, invalidType, PayloadTooLargeError } from "./errors.ts";
+import { parseIsoTime } from "./iso_time.ts";
+import { DEFAULT_QUEUE, queueName } from "./queue_name.ts";
+import type { Clock } from "./clock.ts";
+import type { TaskHandlerRegistry } from "./registry.ts";
+import { retryOverrides, type RetryPolicy } from "./retry.ts";
+import type { NewTask, SqlTransaction } from "./store/store.ts";
+import type { Task, TaskStatus } from "./task.ts";
+
+const MAX_KEY_LENGTH = 1024;
+
+/** How and when a task runs. */
+export interface EnqueueOptions {
+  /** Lower numbers run first under the `priority` strategy. A whole number. @default 100 */
+  priority?: number | undefined;
+  /** Not before this time: a Date, epoch milliseconds, or an ISO-8601 string. */
+  runAt?: Date | number | string | undefined;
+  /** Not before this many milliseconds from now. Give `runAt` or `delayMs`, not both. */
+  delayMs?: number | undefined;
+  /** Attempts before the task fails for good. @default the handler's `maxAttempts`, else 5 */
+  maxAttempts?: number | undefined;
+  /**
+   * This task's backoff between failed attempts, field by field over its handler's `retry` and the
+   * worker's (`initialDelayMs`, `multiplier`, `maxDelayMs`, `jitter`). Stored with the task, so that any
+   * worker that runs it, in any process, backs off by it. @default the handler's, else the worker's
+   */
+  retry?: Partial<RetryPolicy> | undefined;
+  /** A second enqueue with the same key returns the first task instead of adding another. */
+  idempotencyKey?: string | undefined;
+  /** Per-attempt time limit; the handler's signal aborts when it passes. @default the handler's, or none */
+  timeoutMs?: number | undefined;
+  /**
+   * The named queue the task goes to: workers serving it claim it, under its limits. 1 to 128 letters,
+   * digits, `_`, `-` or `.`. @default the handler definition's `queue`, else "default"
+   */
+  queue?: string | undefined;
+}
+
+/**
+ * A transaction the application holds, for tasks to commit or roll back with its own writes: the handle
+ * `db.transaction()` gives, or the application's Drizzle SQLite database or transaction on the queue's file
+ * (any Drizzle SQLite driver: libSQL client, `libsql`, better-sqlite3, bun:sqlite, a proxy over `node:sqlite`).
+ */
+// deno-lint-ignore no-explicit-any
+export type EnqueueTransaction = SqlTransaction | BaseSQLiteDatabase<"sync" | "async", any, any, any>;
+
+/** Where an enqueue writes. */
+export interface WriteOptions {
+  /**
+   * Write through this transaction, which commits or rolls the tasks back with the application's own writes.
+   * Workers see them once it commits.
+   */
+  tx?: EnqueueTransaction | undefined;
+}
+
+/** One task for {@link Queue.enqueueMany}. */
+export interface EnqueueItem extends EnqueueOptions {
+  type: string;
+  payload?: unknown | undefined;
+}
+
+export interface QueueOptions {
+  /** When given, unknown types and payloads that fail their handler's schema are refused before writing. */
+  registry?: TaskHandlerRegistry | undefined;
+  clock?: Clock | undefined;
+  /** Largest payload accepted, in bytes of JSON. @default 1048576 (1 MiB) */
+  maxPayloadBytes?: number | undefined;
+}
+
+/** Filters for {@link Queue.list}. */
+export interface ListOptions {
+  status?: TaskStatus | undefined;
+  type?: string | undefined;
+  queue?: string | undefined;
+  /** @default 100 */
+  limit?: number | undefined;
+  /** @default 0 */
+  offset?: number | undefined;
+}
+
+export function runAfter(options: EnqueueOptions, now: number): number {
+  const { runAt, delayMs } = options;
+  if (runAt !== undefined && delayMs !== undefined) {
+    throw invalidType("Give runAt or delayMs, not both.");
+  }
+  if (delayMs !== undefined) {
+    if (typeof delayMs !== "number" || !(Number.isFinite(delayMs) && delayMs >= 0)) {
+      throw invalidRange(`delayMs must be a number ≥ 0, got ${String(delayMs)}.`);
+    }
+    const at = now + Math.round(delayMs);
+    if (!(at <= MAX_EPOCH_MS)) {
+      throw invalidRange(
+        `delayMs ${delayMs} puts the task past the latest time a Date can hold (${MAX_EPOCH_MS} ms from 1970).`,
+      );
+    }
+    return at;
+  }
+  if (runAt === undefined) return now;
+  const at = runAt instanceof Date
+    ? runAt.getTime()
+    : typeof runAt === "string"
+    ? parseIsoTime(runAt)
+    : runAt;
+  if (typeof at !== "number" || !Number.isFinite(at)) {
+    throw invalidRange(
+      `runAt must be a valid Date, epoch milliseconds, or an ISO-8601 time with a zone like ` +
+        `2030-01-31T09:00:00Z; got ${JSON.stringify(runAt)}.`,
+    );
+  }
+  return epochMs("runAt", Math.round(at));
+}
+
+export function idempotencyKey(key: unknown): string | null {
+  if (key === undefined || key === null) return null;
+  if (typeof key !== "string" || key.length === 0 || key.length > MAX_KEY_LENGTH) {
+    throw invalidType(`idempotencyKey must be a string of 1 to ${MAX_KEY_LENGTH} characters.`);
+  }
+  return wellFormed("idempotencyKey", key);
+}
+
+/** The task an insert created, built from what was inserted rather than read back. */
+export function createdTask(id: number, task: NewTask, now: number): Task {
+  return {
+    id,
+    type: task.type,
+    payload: JSON.parse(task.payload),
+    status: "queued",
+    priority: task.priority,
+    attempts: 0,
+    maxAttempts: task.maxAttempts,
+    errorMessage: null,
+    idempotencyKey: task.idempotencyKey,
+    lockedBy: null,
+    timeoutMs: task.timeoutMs,
+    runAfter: task.runAfter,
+    leaseUntil: null,
+    createdAt: now,
+    updatedAt: now,
+    startedAt: null,
+    finishedAt: null,
+    retryPolicy: task.retryPolicy === null ? null : JSON.parse(task.retryPolicy),
+    result: null,
+    progress: null,
+    queue: task.queue,
+  };
+}
+
+const DEFAULT_PRIORITY = 100;
+const DEFAULT_MAX_ATTEMPTS = 5;
+const encoder = new TextEncoder();
+
+/**
+ * The payload as the JSON text to store.
+ *
+ * @throws {TypeError} when it cannot be written as JSON, or holds a lone surrogate
+ * @throws {PayloadTooLargeError} when its JSON is over `maxBytes` bytes of UTF-8
+ */
+export function payloadJson(type: string, payload: unknown, maxBytes: number): string {
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(payload);
+  } catch (error) {
+    throw invalidType(
+      `The payload for task type '${type}' cannot be written as JSON: ${(error as Error).message}`,
+    );
+  }
+  if (json === undefined) {
+    throw invalidType(
+      `The payload for task type '${type}' cannot be written as JSON (got ${typeof payload}).`,
+    );
+  }
+  if (jsonHasLoneSurrogate(json)) {
+    throw invalidType(
+      `The payload for task type '${type}' is not well-formed Unicode: a string in it holds a lone ` +
+        `surrogate, which has no UTF-8 form. Pass text that can be written as UTF-8.`,
+    );
+  }
+  // Most payloads are far below the limit in UTF-16 units already; only encode when it could matter.
+  if (json.length * 3 > maxBytes) {
+    const size = encoder.encode(json).length;
+    if (size > maxBytes) throw new PayloadTooLargeError(type, size, maxBytes);
+  }
+  return json;
+}
+
+/**
+ * The row to insert for a task of `type` with this payload JSON and these options, each checked.
+ *
+ * @param handlerMaxAttempts the handler's `maxAttempts`, when the queue knows the handler: the default for a task that sets none
+ * @param defaultQueue its handler's queue, when the definition names one
+ */
+export function newTask(
+  type: string,
+  payload: string,
+  options: EnqueueOptions,
+  now: number,
+  handlerMaxAttempts?: number,
+  defaultQueue: string = DEFAULT_QUEUE,
+): NewTask {
+  // The defaults need no check, and are what most tasks have.
+  const priority = options.priority ?? DEFAULT_PRIORITY;
+  const maxAttempts = options.maxAttempts ?? handlerMaxAttempts ?? DEFAULT_MAX_ATTEMPTS;
+  const retry = options.retry === undefined ? null : retryOverrides("retry", options.retry);
+  return {
+    type,
+    payload,
+    priority: priority === DEFAULT_PRIORITY
+      ? priority
+      : wholeNumber("priority", priority, -Number.MAX_SAFE_INTEGER),
+    maxAttempts: maxAttempts === DEFAULT_MAX_ATTEMPTS
+      ? maxAttempts
+      : wholeNumber("maxAttempts", maxAttempts, 1),
+    runAfter: runAfter(options, now),
+    idempotencyKey: idempotencyKey(options.idempotencyKey),
+    timeoutMs: options.timeoutMs === undefined ? null : duration("timeoutMs", options.timeoutMs, 1),
+    retryPolicy: retry === null ? null : JSON.stringify(retry),
+    queue: options.queue === undefined ? defaultQueue : queueName(options.queue),
+  };
+}

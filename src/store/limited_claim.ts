@@ -1,0 +1,172 @@
+/**
+ * Claims from queues with fleet-wide limits, written once for every store. A store claims from the other
+ * queues as it always has (one statement that leaves paused and limited queues out); only when the worker
+ * serves a limited queue does it run {@link claimWithLimits} instead, in one transaction, through a few
+ * small operations in its own SQL: lock the limited queues' rows (so that their claims are made one at a
+ * time, on PostgreSQL too), count their running tasks after the lock, claim what the limits leave, and
+ * count the claims in the rate limit's window. Unlimited queues never wait for a lock.
+ *
+ * @module
+ */
+import type { ClaimParams } from "./types.ts";
+
+/** A limited queue's settings and rate window, as a claim reads them under its lock. */
+export interface LimitedQueue {
+  name: string;
+  concurrencyLimit: number | null;
+  rateLimit: number | null;
+  rateIntervalMs: number | null;
+  windowStart: number | null;
+  windowCount: number;
+}
+
+/** What a store does, in its own SQL, inside the claim's transaction. */
+export interface LimitedClaimOps<Rows> {
+  /** Claims from every queue (of `params.queues`) that is neither paused nor limited. */
+  claimFree(params: ClaimParams): Promise<Rows>;
+  /**
+   * Locks the rows of the limited queues that are not paused (of `queues`, when given) until the
+   * transaction ends, waiting for any other claim that holds them, and returns them as they are then; a
+   * store whose claims run one at a time anyway (SQLite's write lock) only reads them.
+   */
+  lockLimited(queues: readonly string[] | undefined): Promise<LimitedQueue[]>;
+  /** How many tasks of each of these queues are `running` now, as seen after the lock was taken. */
+  countRunning(queues: readonly string[]): Promise<Map<string, number>>;
+  /** Claims from this one queue alone: at most `params.limit`, the first `params.start` starting now. */
+  claimFrom(queue: string, params: ClaimParams): Promise<Rows>;
+  /** Writes a queue's rate window: when it started and how many claims it has counted. */
+  saveWindow(queue: string, start: number, count: number): Promise<void>;
+  /** How many tasks a claim's rows hold. */
+  size(rows: Rows): number;
+}
+
+/**
+ * The rate window `now` falls in (aligned to epoch time), and the claims it has counted so far. Never one
+ * before the window the queue has: a claim reads its time before it waits for the lock (or on a host whose
+ * clock is behind), so it may arrive after a later claim opened a newer window; it counts in that one,
+ * rather than reopening an older window with a count of 0 (which let 3N through in 3 ms).
+ */
+export function currentWindow(queue: LimitedQueue, now: number): { start: number; count: number } {
+  const interval = queue.rateIntervalMs ?? 1;
+  const start = Math.floor(now / interval) * interval;
+  if (queue.windowStart !== null && start <= queue.windowStart) {
+    return { start: queue.windowStart, count: queue.windowCount };
+  }
+  return { start, count: 0 };
+}
+
+/**
+ * How many tasks a claim may take from `queue` now: what its concurrency limit leaves beside its running
+ * tasks, and what its rate limit leaves in the current window, at most `wanted`.
+ */
+export function allowance(queue: LimitedQueue, running: number, now: number, wanted: number): number {
+  let n = wanted;
+  if (queue.concurrencyLimit !== null) n = Math.min(n, queue.concurrencyLimit - running);
+  if (queue.rateLimit !== null) n = Math.min(n, queue.rateLimit - currentWindow(queue, now).count);
+  return Math.max(0, n);
+}
+
+/**
+ * A claim across limited and free queues, inside one transaction the caller holds: first each limited queue,
+ * in name order, for what its limits leave, then the free queues for the rest. Limited queues first, since
+ * the free claim walks the claim index past every queued task of a held queue: a worker draining a limited
+ * queue with a large backlog then rarely needs it. Returns each part's rows; the tasks that start at once
+ * are the first `params.start` taken.
+ *
+ * @param skipFree when every queue the worker serves is limited, so that the free claim would find nothing
+ */
+export async function claimWithLimits<Rows>(
+  params: ClaimParams,
+  ops: LimitedClaimOps<Rows>,
+  skipFree: boolean,
+): Promise<Rows[]> {
+  const parts: Rows[] = [];
+  let limit = params.limit;
+  let start = params.start ?? params.limit;
+  const took = (rows: Rows) => {
+    parts.push(rows);
+    const n = ops.size(rows);
+    limit -= n;
+    start -= Math.min(start, n);
+    return n;
+  };
+  const limited = await ops.lockLimited(params.queues);
+  if (limited.length > 0) {
+    const running = await ops.countRunning(limited.map((queue) => queue.name));
+    for (const queue of limited) {
+      if (limit <= 0) break;
+      const n = allowance(queue, running.get(queue.name) ?? 0, params.now, limit);
+      if (n === 0) continue;
+      const claimed = took(
+        await ops.claimFrom(queue.name, { ...params, limit: n, start: Math.min(start, n) }),
+      );
+      if (queue.rateLimit !== null && claimed > 0) {
+        const window = currentWindow(queue, params.now);
+        await ops.saveWindow(queue.name, window.start, window.count + claimed);
+      }
+    }
+  }
+  if (!skipFree && limit > 0) took(await ops.claimFree({ ...params, limit, start }));
+  return parts;
+}
+
+/** The queues a plain claim leaves out (`held`: paused or limited), and of those the limited, unpaused ones. */
+export interface HeldQueues {
+  held: readonly string[];
+  limited: ReadonlySet<string>;
+}
+
+/**
+ * The held queues, read at most once per `ttlMs` (and at once after this process changed a queue's
+ * settings): a store asks it before each claim whether the limited path is needed at all. A stale answer
+ * costs only time, never a limit: the free claim also leaves out, in the statement itself, every queue
+ * held at the moment it runs, so a queue limited or paused since the last read is not claimed from freely,
+ * and a queue limited since then waits for the next read to be claimed from under its limits.
+ */
+export class HeldQueueNames {
+  readonly #read: () => Promise<{ name: string; limited: boolean }[]>;
+  readonly #ttlMs: number;
+  #names: HeldQueues = { held: [], limited: new Set() };
+  #readAt = -Infinity;
+  #reading: Promise<HeldQueues> | null = null;
+
+  constructor(read: () => Promise<{ name: string; limited: boolean }[]>, ttlMs: number) {
+    this.#read = read;
+    this.#ttlMs = ttlMs;
+  }
+
+  /** The names, from the last read when it is recent enough. */
+  get(): HeldQueues | Promise<HeldQueues> {
+    if (performance.now() - this.#readAt < this.#ttlMs) return this.#names;
+    return this.#reading ??= this.#read().then((rows) => {
+      this.#names = {
+        held: rows.map((row) => row.name),
+        limited: new Set(rows.filter((row) => row.limited).map((row) => row.name)),
+      };
+      this.#readAt = performance.now();
+      return this.#names;
+    }).finally(() => {
+      this.#reading = null;
+    });
+  }
+
+  /** Reads again at the next claim. */
+  invalidate(): void {
+    this.#readAt = -Infinity;
+  }
+}
+
+/**
+ * Which of `limited` a claim of `params` must take from under limits (none: the plain claim does it all),
+ * and whether every queue it serves is among them.
+ */
+export function limitedScope(
+  params: ClaimParams,
+  limited: ReadonlySet<string>,
+): { limited: boolean; skipFree: boolean } {
+  if (limited.size === 0) return { limited: false, skipFree: false };
+  const { queues } = params;
+  if (queues === undefined) return { limited: true, skipFree: false };
+  const served = queues.filter((queue) => limited.has(queue)).length;
+  return { limited: served > 0, skipFree: served === queues.length };
+}

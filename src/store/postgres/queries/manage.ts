@@ -1,0 +1,70 @@
+/**
+ * What an operator does to tasks: cancel one, retry one or every failed one, and purge finished ones. Each
+ * change is one conditional UPDATE or DELETE that allows only the transitions in `TRANSITIONS`; a refused
+ * one says why.
+ *
+ * @module
+ */
+import { sql } from "drizzle-orm";
+import type { Task, TaskStatus } from "../../../task.ts";
+import { refusalOf } from "../../refusal.ts";
+import { TASK_SELECT, type TaskTextRow, toTask } from "../columns.ts";
+import type { PgConnection } from "../connection.ts";
+import { literalStatuses, statusAllows } from "../sql.ts";
+import { getTask } from "./read.ts";
+
+/** Cancels a queued or running task and returns it. */
+export async function cancel(conn: PgConnection, id: number, now: number): Promise<Task> {
+  const [row] = await conn.rows<TaskTextRow>(sql`
+    UPDATE task_queue SET status = 'cancelled', finished_at = ${now}::bigint, updated_at = ${now}::bigint,
+      lease_until = NULL, lease_token = NULL
+    WHERE id = ${id}::bigint AND ${statusAllows("cancel")}
+    RETURNING ${TASK_SELECT}`);
+  if (row) return toTask(row);
+  throw refusalOf(id, await getTask(conn, id), "cancel");
+}
+
+/** Queues a failed or cancelled task again, due now, with its attempts reset, and returns it. */
+export async function requeue(conn: PgConnection, id: number, now: number): Promise<Task> {
+  const [row] = await conn.rows<TaskTextRow>(sql`
+    UPDATE task_queue SET status = 'queued', attempts = 0, run_after = ${now}::bigint, finished_at = NULL,
+      updated_at = ${now}::bigint
+    WHERE id = ${id}::bigint AND ${statusAllows("requeue")}
+    RETURNING ${TASK_SELECT}`);
+  if (row) return toTask(row);
+  throw refusalOf(id, await getTask(conn, id), "requeue");
+}
+
+/** Queues every failed task (of `type`, when given) again; returns how many. */
+export async function requeueFailed(
+  conn: PgConnection,
+  type: string | undefined,
+  now: number,
+): Promise<number> {
+  const ofType = type === undefined ? sql`` : sql`AND type = ${type}::text`;
+  const rows = await conn.rows(sql`
+    UPDATE task_queue SET status = 'queued', attempts = 0, run_after = ${now}::bigint, finished_at = NULL,
+      updated_at = ${now}::bigint
+    WHERE status = 'failed' ${ofType}
+    RETURNING id`);
+  return rows.length;
+}
+
+/**
+ * Deletes the tasks of `statuses` that finished before `finishedBefore`, but the newest task of all; returns
+ * how many. Ids come from a sequence that never goes back, so PostgreSQL would not need the newest task to
+ * keep them unique as SQLite does; it stays all the same, so that purge means one thing on every store.
+ */
+export async function purge(
+  conn: PgConnection,
+  statuses: readonly TaskStatus[],
+  finishedBefore: number,
+): Promise<number> {
+  if (statuses.length === 0) return 0;
+  const rows = await conn.rows(sql`
+    DELETE FROM task_queue
+    WHERE finished_at < ${finishedBefore}::bigint AND status IN ${literalStatuses(statuses)}
+      AND id < (SELECT max(id) FROM task_queue)
+    RETURNING id`);
+  return rows.length;
+}

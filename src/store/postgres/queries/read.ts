@@ -1,0 +1,138 @@
+/**
+ * Reads: one task, a page of tasks, the queue's counts, the two questions a worker asks when it finds
+ * nothing to claim (is anything runnable or running, and when is the next task due), and the server's clock.
+ *
+ * @module
+ */
+import { sql } from "drizzle-orm";
+import { type Task, TASK_STATUSES, type TaskStatus } from "../../../task.ts";
+import type { ListFilter, QueueStats, WaitingTasks } from "../../store.ts";
+import { TASK_SELECT, type TaskTextRow, toTask } from "../columns.ts";
+import type { PgConnection } from "../connection.ts";
+import { array, literalStatuses } from "../sql.ts";
+
+export async function getTask(conn: PgConnection, id: number): Promise<Task | undefined> {
+  const [row] = await conn.rows<TaskTextRow>(
+    sql`SELECT ${TASK_SELECT} FROM task_queue WHERE id = ${id}::bigint`,
+  );
+  return row && toTask(row);
+}
+
+/** The tasks with these ids. */
+export async function getTasks(conn: PgConnection, ids: readonly number[]): Promise<Task[]> {
+  const rows = await conn.rows<TaskTextRow>(
+    sql`SELECT ${TASK_SELECT} FROM task_queue WHERE id = ANY(${array(ids)}::bigint[])`,
+  );
+  return rows.map(toTask);
+}
+
+/** A page of tasks, the newest first. */
+export async function listTasks(conn: PgConnection, filter: ListFilter): Promise<Task[]> {
+  const conditions = [
+    filter.status ? sql`status IN ${literalStatuses([filter.status])}` : undefined,
+    filter.type ? sql`type = ${filter.type}::text` : undefined,
+    filter.queue ? sql`queue = ${filter.queue}::text` : undefined,
+  ].filter((condition) => condition !== undefined);
+  const where = conditions.length ? sql`WHERE ${sql.join(conditions, sql` AND `)}` : sql``;
+  const rows = await conn.rows<TaskTextRow>(sql`
+    SELECT ${TASK_SELECT} FROM task_queue ${where}
+    ORDER BY id DESC LIMIT ${filter.limit}::bigint OFFSET ${filter.offset}::bigint`);
+  return rows.map(toTask);
+}
+
+/**
+ * Counts by status and type, the age of the oldest runnable task, and what finished in the last minute: one
+ * statement, so one snapshot. Read apart (three statements, even on one connection under READ COMMITTED),
+ * a drain under way made them disagree: more completed in the last minute than completed at all.
+ */
+export async function stats(conn: PgConnection, now: number): Promise<QueueStats> {
+  const [row] = await conn.rows<{
+    groups: [type: string, status: TaskStatus, n: number][];
+    runAfter: number | null;
+    completed: number;
+    failed: number;
+  }>(sql`
+    SELECT
+      (SELECT coalesce(json_agg(json_build_array(type, status, n)), '[]'::json)
+        FROM (SELECT type, status, count(*) AS n FROM task_queue GROUP BY type, status) AS g) AS groups,
+      (SELECT min(run_after) FROM task_queue
+        WHERE status = 'queued' AND run_after <= ${now}::bigint) AS "runAfter",
+      r.completed, r.failed
+    FROM (SELECT count(*) FILTER (WHERE status = 'completed') AS completed,
+        count(*) FILTER (WHERE status = 'failed') AS failed
+      FROM task_queue
+      WHERE finished_at >= ${now - 60_000}::bigint AND status IN ('completed', 'failed')) AS r`);
+  const { groups, runAfter: oldestRunAfter, completed, failed } = row!;
+  const zero = () => Object.fromEntries(TASK_STATUSES.map((s) => [s, 0])) as Record<TaskStatus, number>;
+  const counts = zero();
+  const byType: Record<string, Record<TaskStatus, number>> = {};
+  for (const [type, status, n] of groups) {
+    counts[status] += n;
+    (byType[type] ??= zero())[status] = n;
+  }
+  const lastMinute = { completed, failed };
+  return {
+    counts,
+    byType,
+    oldestQueuedAgeMs: oldestRunAfter == null ? null : Math.max(0, now - oldestRunAfter),
+    lastMinute,
+  };
+}
+
+/** `AND type = ANY(types)`, or nothing. */
+function ofTypes(types: readonly string[] | undefined) {
+  return types ? sql`AND type = ANY(${array(types)}::text[])` : sql``;
+}
+
+/** `AND queue = ANY(queues)`, or nothing. */
+function ofQueues(queues: readonly string[] | undefined) {
+  return queues ? sql`AND queue = ANY(${array(queues)}::text[])` : sql``;
+}
+
+/**
+ * Whether any task (of `types`, in `queues`) is runnable now, in a queue not paused, and whether any is
+ * running: 1 or 0 each.
+ */
+export async function pending(
+  conn: PgConnection,
+  now: number,
+  types?: readonly string[],
+  queues?: readonly string[],
+): Promise<{ runnable: number; running: number }> {
+  const [row] = await conn.rows<{ runnable: boolean; running: boolean }>(sql`
+    SELECT
+      EXISTS (
+        SELECT 1 FROM task_queue WHERE status = 'queued' AND run_after <= ${now}::bigint ${ofTypes(types)}
+          ${ofQueues(queues)} AND queue <> ALL(ARRAY(SELECT name FROM queues WHERE paused))
+      ) AS runnable,
+      EXISTS (SELECT 1 FROM task_queue WHERE status = 'running' ${ofTypes(types)} ${
+    ofQueues(queues)
+  }) AS running`);
+  return { runnable: Number(row!.runnable), running: Number(row!.running) };
+}
+
+/** How many queued tasks (of `types`, in `queues`) are not due yet, and when the first of them is. */
+export async function waiting(
+  conn: PgConnection,
+  now: number,
+  types?: readonly string[],
+  queues?: readonly string[],
+): Promise<WaitingTasks> {
+  const [row] = await conn.rows<{ count: number; nextRunAfter: number | null }>(sql`
+    SELECT count(*) AS count, min(run_after) AS "nextRunAfter" FROM task_queue
+    WHERE status = 'queued' AND run_after > ${now}::bigint ${ofTypes(types)} ${ofQueues(queues)}`);
+  // An aggregate without GROUP BY: always one row.
+  return { count: row!.count, nextRunAfter: row!.nextRunAfter };
+}
+
+/**
+ * The server's clock, in whole epoch milliseconds, rounded down as `Date.now()` is: a reading rounded to
+ * the nearest would put the server half a millisecond ahead of a host sharing its clock, and such hosts'
+ * offsets would come out 0 or 1 at random.
+ */
+export async function serverTime(conn: PgConnection): Promise<number> {
+  const [row] = await conn.rows<{ now: number }>(
+    sql`SELECT floor(extract(epoch from clock_timestamp()) * 1000)::bigint AS now`,
+  );
+  return row!.now;
+}

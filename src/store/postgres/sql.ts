@@ -1,0 +1,76 @@
+/**
+ * The few tools every query file of the PostgreSQL store uses: Drizzle SQL compiled to text with `$n`
+ * parameters (once, for the hot path), statuses as literals, and arrays passed as one parameter each.
+ *
+ * Queries are written with Drizzle's `sql` tag rather than its builder, as in the SQLite store: statuses
+ * must be literals for PostgreSQL to use the partial indexes (a bound parameter hides them from the
+ * planner of a generic plan), and many-row writes pass each column as one array read with `unnest`, one
+ * statement for any number of tasks.
+ *
+ * @module
+ */
+import { fillPlaceholders, Param, type SQL, sql } from "drizzle-orm";
+import { PgDialect } from "drizzle-orm/pg-core";
+import { TASK_STATUSES, type TaskEvent, type TaskStatus, TRANSITIONS } from "../../task.ts";
+
+const dialect = new PgDialect();
+
+/** SQL text and its parameters, as the driver takes them. */
+export interface Statement {
+  text: string;
+  params: unknown[];
+}
+
+/** A named parameter of a {@link PreparedSql}, filled in by {@link PreparedSql.bind}. */
+export const p = sql.placeholder;
+
+/** Drizzle SQL as text and positional parameters. */
+export function compile(query: SQL): Statement {
+  const { sql: text, params } = dialect.sqlToQuery(query);
+  return { text, params };
+}
+
+/**
+ * A query compiled once, for the hot path: each use only fills in its placeholders, and the driver reuses
+ * its prepared statement, since the text never changes.
+ */
+export class PreparedSql {
+  readonly #text: string;
+  readonly #params: unknown[];
+
+  constructor(query: SQL) {
+    const { sql: text, params } = dialect.sqlToQuery(query);
+    this.#text = text;
+    this.#params = params;
+  }
+
+  bind(values: Record<string, unknown>): Statement {
+    return { text: this.#text, params: fillPlaceholders(this.#params, values) };
+  }
+}
+
+/**
+ * An array as one parameter (Drizzle's `sql` tag would spread it into a list), for `unnest` or `= ANY`.
+ * Its type is the cast written after it, such as `${array(ids)}::bigint[]`.
+ */
+export function array(values: readonly unknown[]): SQL {
+  return sql`${new Param(values)}`;
+}
+
+/** A status list as SQL literals, so that PostgreSQL can match partial indexes. */
+export function literalStatuses(statuses: readonly TaskStatus[]): SQL {
+  for (const status of statuses) {
+    if (!TASK_STATUSES.includes(status)) throw new TypeError(`bad status ${status}`);
+  }
+  return sql.raw(`(${statuses.map((status) => `'${status}'`).join(", ")})`);
+}
+
+/** The statuses an event may start from: the store's side of `TRANSITIONS`. */
+export function statusAllows(event: TaskEvent): SQL {
+  return sql`status IN ${literalStatuses(TRANSITIONS[event].from)}`;
+}
+
+/** Fences as two parallel arrays, ids and lease tokens, for `unnest`. */
+export function fenceArrays(fences: readonly { id: number; leaseToken: string }[]): [number[], string[]] {
+  return [fences.map((fence) => fence.id), fences.map((fence) => fence.leaseToken)];
+}

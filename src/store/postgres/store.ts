@@ -1,0 +1,462 @@
+/**
+ * The Store on PostgreSQL, written with Drizzle's `pg-core` and the `postgres` driver: the `Store` contract
+ * wired to the query files in `queries/`, one per concern, on a bounded pool of connections. Claims lock
+ * with `FOR UPDATE SKIP LOCKED`, so workers on many hosts claim at once without waiting for each other; the
+ * writes of one call that must commit together go as one batch (one round trip, one transaction). Times are
+ * compared on the server's clock (`serverTime`), which every host shares. Each call outlives a restart of
+ * the server or a lost connection as `reconnect.ts` says: `#again` marks the calls that may be made twice,
+ * `#once` those that may not. Over 400 lines: one short method per operation of the contract, each wiring a
+ * query file; split, the contract would be spread over files that each hold a part of it.
+ *
+ * @module
+ */
+import type { Task, TaskStatus } from "../../task.ts";
+import type {
+  ClaimParams,
+  CommitTopic,
+  ExpiredLease,
+  Fence,
+  InsertedTask,
+  LeaderBid,
+  LeasedTask,
+  ListFilter,
+  LostLease,
+  NewTask,
+  Progress,
+  QueueChange,
+  QueueInfo,
+  QueueSettings,
+  QueueStats,
+  Recorded,
+  ScheduleFire,
+  ScheduleState,
+  SqlTransaction,
+  Store,
+  TaskLog,
+  TaskLogEntry,
+  WaitingTasks,
+  WorkerInfo,
+} from "../store.ts";
+import { adoptTransaction, ownTransaction } from "./app_transaction.ts";
+import { PgConnection, type PostgresStoreOptions } from "./connection.ts";
+import { migrate } from "./migrate.ts";
+import { FINISHED_CHANNEL } from "./migrations.ts";
+import { Notifications } from "./notifications.ts";
+import { Reconnect } from "./reconnect.ts";
+import { claimStatement, leasedFrom } from "./queries/claim.ts";
+import { claimWithLimits, HeldQueueNames, limitedScope } from "../limited_claim.ts";
+import { heldQueueRows, limitedClaimOps, listQueues, updateQueue } from "./queries/queues.ts";
+import { insertMany, insertOne } from "./queries/insert.ts";
+import { expiredLeases, extendLease, heartbeat, reapExpired, releaseMany } from "./queries/leases.ts";
+import { electLeader, resignLeader } from "./queries/leaders.ts";
+import { appendLogs, listLogs } from "./queries/logs.ts";
+import { cancel, purge, requeue, requeueFailed } from "./queries/manage.ts";
+import { progressStatements, recordedFrom } from "./queries/outcomes.ts";
+import { ownOutcomes } from "./queries/recorded.ts";
+import { setProgress } from "./queries/progress.ts";
+import { getTask, getTasks, listTasks, pending, serverTime, stats, waiting } from "./queries/read.ts";
+import { ensureSchedules, fireSchedule, listSchedules } from "./queries/schedules.ts";
+import { deleteWorker, listWorkers, pruneWorkers } from "./queries/workers.ts";
+
+export class PostgresStore implements Store {
+  readonly #conn: PgConnection;
+  readonly #notifications: Notifications;
+  /** Finished tasks' notifications, for `Queue.waitFor`: their own channel, so idle workers are not woken. */
+  readonly #finished: Notifications;
+  readonly #reconnect: Reconnect;
+  readonly serverTime: () => Promise<number>;
+  readonly kind = "a PostgreSQL server";
+  #closed: Promise<void> | undefined = undefined;
+  /**
+   * Which queues are paused or limited, read at most once a second: claims from limited ones take the
+   * limited path (see `limited_claim.ts`). A queue limited by another process is claimed from, under its
+   * limits, within a second; it is never claimed from beyond them, since the plain claim leaves out every
+   * held queue, as it is at that moment.
+   */
+  readonly #heldNames = new HeldQueueNames(() => heldQueueRows(this.#conn), 1000);
+
+  /**
+   * Nothing is opened yet: the first call connects.
+   *
+   * @param url `postgres://user:password@host:port/database` (or `postgresql://`); unset parts come from the
+   *   `PGHOST`, `PGUSER`, `PGPASSWORD`, … environment variables, as in `psql`
+   * @throws {DatabaseError} for a URL that is not one (its password left out of the message)
+   */
+  constructor(url: string, options: PostgresStoreOptions = {}) {
+    this.#conn = new PgConnection(url, options);
+    this.#notifications = new Notifications(this.#conn);
+    this.#finished = new Notifications(this.#conn, FINISHED_CHANNEL);
+    this.#reconnect = new Reconnect(this.#conn);
+    // Not made again: a reading that waited out a restart would be off by half the wait. A clock that
+    // cannot be read keeps its last offset and tries later.
+    this.serverTime = () => serverTime(this.#conn);
+  }
+
+  /**
+   * A call that changes nothing more when made twice: made again even after its connection was lost. When
+   * made again, `call` is given how late it is, in milliseconds, to add to the times it writes.
+   */
+  #again<T>(call: (late: number) => Promise<T>): Promise<T> {
+    if (this.#closed) return Promise.reject(this.#conn.closedError());
+    return this.#reconnect.run(true, call);
+  }
+
+  /** A call that may not be made twice: made again only when it never reached the server. */
+  #once<T>(call: (late: number) => Promise<T>): Promise<T> {
+    if (this.#closed) return Promise.reject(this.#conn.closedError());
+    return this.#reconnect.run(false, call);
+  }
+
+  /** The URL, without its password. */
+  get location(): string {
+    return this.#conn.location;
+  }
+
+  migrate(now: number): Promise<number[]> {
+    // Under an advisory lock, each migration once: a repeat applies none.
+    return this.#again(() => migrate(this.#conn, now));
+  }
+
+  transaction<T>(fn: (tx: SqlTransaction) => Promise<T>): Promise<T> {
+    // Made again only when it failed before `fn` began: `fn` is the application's, and its side effects
+    // must not happen twice, whatever it throws (an ECONNREFUSED of its own payments API, say).
+    let entered = false;
+    const run = () =>
+      ownTransaction(this.#conn, (tx) => {
+        entered = true;
+        return fn(tx);
+      }).catch((error) => Promise.reject(entered ? new FromCallback(error) : error));
+    return this.#once(run).catch((error) =>
+      Promise.reject(error instanceof FromCallback ? error.error : error)
+    );
+  }
+
+  // ---- Enqueue ----
+
+  taskInsertMany(tasks: readonly NewTask[], now: number): Promise<InsertedTask[]> {
+    const keyed = tasks.length > 1 && tasks.some((task) => task.idempotencyKey !== null);
+    // Keyed tasks are inserted, then their keys' holders read, in one transaction.
+    const insert = keyed
+      ? (late: number) =>
+        this.#conn.begin((tx) => insertMany((query) => this.#conn.rows(query, tx), tasks, now + late))
+      : (late: number) => insertMany((query) => this.#conn.rows(query), tasks, now + late);
+    // Made twice, tasks whose keys are all given are inserted once (the repeat finds them: created false).
+    return tasks.every((task) => task.idempotencyKey !== null) ? this.#again(insert) : this.#once(insert);
+  }
+
+  taskInsertOne(task: NewTask, now: number): Promise<InsertedTask> {
+    const insert = (late: number) => insertOne((query) => this.#conn.rows(query), task, now + late);
+    return task.idempotencyKey !== null ? this.#again(insert) : this.#once(insert);
+  }
+
+  async taskInsertManyWithin(
+    tx: unknown,
+    tasks: readonly NewTask[],
+    now: number,
+    sync: boolean,
+  ): Promise<InsertedTask[]> {
+    const run = await adoptTransaction(tx, this.#conn, sync);
+    try {
+      return await insertMany(run, tasks, now);
+    } catch (error) {
+      throw this.#conn.error(error);
+    }
+  }
+
+  // ---- Claims and outcomes: the hot path ----
+  // Made again after a lost connection: a write under a fence that held once holds no more, so an outcome
+  // made again is checked against what its row holds (#ownRecorded); a claim whose answer was lost leaves
+  // its tasks to be reaped when their leases expire.
+
+  async taskClaim(params: ClaimParams): Promise<LeasedTask[]> {
+    const { held, limited } = await this.#held(params);
+    if (limited) return (await this.#claimLimited(null, params, limited.skipFree, held)).leased;
+    return this.#again(async (late) => {
+      // The claim's own times: what it set is not read back.
+      const at = late === 0 ? params : { ...params, now: params.now + late };
+      return leasedFrom(await this.#conn.rows(claimStatement(at, undefined, held)), at);
+    });
+  }
+
+  /**
+   * The held queues, and whether a claim of `params` must take from limited queues (and from those alone).
+   */
+  async #held(
+    params: ClaimParams,
+  ): Promise<{ held: readonly string[]; limited: { skipFree: boolean } | undefined }> {
+    const pending = this.#heldNames.get();
+    const names = pending instanceof Promise ? await pending : pending;
+    const scope = limitedScope(params, names.limited);
+    return { held: names.held, limited: scope.limited ? scope : undefined };
+  }
+
+  /**
+   * A record's statements (pipelined), then a claim from free and limited queues, in one transaction; made
+   * again after a lost connection, as every claim is.
+   */
+  #claimLimited(
+    progress: Progress | null,
+    params: ClaimParams,
+    skipFree: boolean,
+    held: readonly string[],
+  ): Promise<{ results: Record<string, unknown>[][]; leased: LeasedTask[]; tried: number[] }> {
+    const tried: number[] = [];
+    return this.#again((late) => {
+      const at = late === 0 ? params : { ...params, now: params.now + late };
+      tried.push(at.now);
+      return this.#conn.begin(async (tx) => {
+        const statements = progress ? progressStatements(progress, at.now) : [];
+        const results = await Promise.all(statements.map((statement) => this.#conn.rows(statement, tx)));
+        const parts = await claimWithLimits(at, limitedClaimOps(this.#conn, tx, held), skipFree);
+        return { results, leased: leasedFrom(parts.flat(), at), tried };
+      });
+    });
+  }
+
+  async taskRecord(progress: Progress, now: number): Promise<Recorded> {
+    if (progress.starts.length === 0 && progress.finishes.length === 0) {
+      return { started: new Set(), finished: new Set() };
+    }
+    const tried: number[] = [];
+    const results = await this.#again((late) => {
+      tried.push(now + late);
+      return this.#conn.batch(progressStatements(progress, now + late));
+    });
+    return await this.#ownRecorded(progress, recordedFrom(progress, results), tried);
+  }
+
+  /** {@link taskRecord} then {@link taskClaim}, in one transaction and one round trip. */
+  async taskRecordAndClaim(
+    progress: Progress,
+    params: ClaimParams,
+  ): Promise<Recorded & { leased: LeasedTask[] }> {
+    if (progress.starts.length === 0 && progress.finishes.length === 0) {
+      return { started: new Set(), finished: new Set(), leased: await this.taskClaim(params) };
+    }
+    const { held, limited } = await this.#held(params);
+    if (limited) {
+      const { results, leased, tried } = await this.#claimLimited(progress, params, limited.skipFree, held);
+      return { ...await this.#ownRecorded(progress, recordedFrom(progress, results), tried), leased };
+    }
+    const tried: number[] = [];
+    let at = params;
+    const results = await this.#again((late) => {
+      at = late === 0 ? params : { ...params, now: params.now + late };
+      tried.push(at.now);
+      return this.#conn.batch([...progressStatements(progress, at.now), claimStatement(at, undefined, held)]);
+    });
+    const claimed = results.pop()!;
+    const recorded = await this.#ownRecorded(progress, recordedFrom(progress, results), tried);
+    return { ...recorded, leased: leasedFrom(claimed, at) };
+  }
+
+  /**
+   * `recorded`, with the outcomes an earlier try of a call made again (`tried` holds the times of its tries)
+   * had written: the last try found their leases ended by it (see `queries/recorded.ts`).
+   */
+  async #ownRecorded(progress: Progress, recorded: Recorded, tried: readonly number[]): Promise<Recorded> {
+    if (tried.length === 1) return recorded;
+    const unfenced = progress.finishes.filter((finish) => !recorded.finished.has(finish.id));
+    const own = await this.#again(() => ownOutcomes(this.#conn, unfenced, tried));
+    if (own.size === 0) return recorded;
+    const finished = new Set([...recorded.finished, ...own]);
+    const started = new Set(recorded.started);
+    // A start written through its task's outcome held exactly when the outcome did.
+    const finishing = new Set(progress.finishes.filter((f) => own.has(f.id)).map((f) => f.leaseToken));
+    for (const start of progress.starts) if (finishing.has(start.leaseToken)) started.add(start.id);
+    return { started, finished };
+  }
+
+  // ---- Leases ----
+
+  taskReleaseMany(fences: readonly Fence[], now: number): Promise<Set<number>> {
+    return this.#again((late) => releaseMany(this.#conn, fences, now + late));
+  }
+
+  taskExtendLease(fence: Fence, leaseUntil: number, _now: number): Promise<boolean> {
+    return this.#again((late) => extendLease(this.#conn, fence, leaseUntil + late));
+  }
+
+  taskSetProgress(fence: Fence, progress: string, now: number): Promise<boolean> {
+    return this.#again((late) => setProgress(this.#conn, fence, progress, now + late));
+  }
+
+  taskExpiredLeases(now: number, limit: number): Promise<ExpiredLease[]> {
+    return this.#again((late) => expiredLeases(this.#conn, now + late, limit));
+  }
+
+  taskReapExpired(
+    now: number,
+    only?: readonly ExpiredLease[],
+  ): Promise<{ requeued: number; failed: number }> {
+    // Conditional on each lease's claim and deadline (or on its being expired): a repeat reaps none twice.
+    return this.#again((late) => reapExpired(this.#conn, now + late, only));
+  }
+
+  workerHeartbeat(
+    worker: WorkerInfo | null,
+    fences: readonly Fence[],
+    leaseUntil: number,
+  ): Promise<LostLease[]> {
+    return this.#again((late) =>
+      heartbeat(
+        this.#conn,
+        worker && late > 0 ? { ...worker, heartbeatAt: worker.heartbeatAt + late } : worker,
+        fences,
+        leaseUntil + late,
+      )
+    );
+  }
+
+  // ---- Operators ----
+  // Made once: after a lost connection, a repeat would answer differently (a cancelled task cannot be
+  // cancelled again), so the error says the call may or may not have been applied.
+
+  taskCancel(id: number, now: number): Promise<Task> {
+    return this.#once((late) => cancel(this.#conn, id, now + late));
+  }
+
+  taskRequeue(id: number, now: number): Promise<Task> {
+    return this.#once((late) => requeue(this.#conn, id, now + late));
+  }
+
+  taskRequeueFailed(type: string | undefined, now: number): Promise<number> {
+    return this.#once((late) => requeueFailed(this.#conn, type, now + late));
+  }
+
+  taskPurge(statuses: readonly TaskStatus[], finishedBefore: number): Promise<number> {
+    return this.#once(() => purge(this.#conn, statuses, finishedBefore));
+  }
+
+  // ---- Reads ----
+
+  taskGet(id: number): Promise<Task | undefined> {
+    return this.#again(() => getTask(this.#conn, id));
+  }
+
+  taskGetMany(ids: readonly number[]): Promise<Task[]> {
+    return this.#again(() => getTasks(this.#conn, ids));
+  }
+
+  taskList(filter: ListFilter): Promise<Task[]> {
+    return this.#again(() => listTasks(this.#conn, filter));
+  }
+
+  taskStats(now: number): Promise<QueueStats> {
+    return this.#again((late) => stats(this.#conn, now + late));
+  }
+
+  taskPending(
+    now: number,
+    types?: readonly string[],
+    queues?: readonly string[],
+  ): Promise<{ runnable: number; running: number }> {
+    return this.#again((late) => pending(this.#conn, now + late, types, queues));
+  }
+
+  taskWaiting(now: number, types?: readonly string[], queues?: readonly string[]): Promise<WaitingTasks> {
+    return this.#again((late) => waiting(this.#conn, now + late, types, queues));
+  }
+
+  // ---- Named queues ----
+
+  async queueUpdate(name: string, change: QueueChange, now: number): Promise<QueueSettings> {
+    // Made again after a lost connection: setting the same values twice changes nothing more (but a new
+    // rate's window, which starts again).
+    try {
+      return await this.#again((late) => updateQueue(this.#conn, name, change, now + late));
+    } finally {
+      this.#heldNames.invalidate();
+    }
+  }
+
+  queueList(now: number): Promise<QueueInfo[]> {
+    return this.#again((late) => listQueues(this.#conn, now + late));
+  }
+
+  // ---- Workers and logs ----
+
+  workerDelete(id: string): Promise<void> {
+    return this.#again(() => deleteWorker(this.#conn, id));
+  }
+
+  workerPrune(heartbeatBefore: number): Promise<string[]> {
+    return this.#once(() => pruneWorkers(this.#conn, heartbeatBefore));
+  }
+
+  workerList(): Promise<WorkerInfo[]> {
+    return this.#again(() => listWorkers(this.#conn));
+  }
+
+  taskLogAppend(entries: readonly TaskLogEntry[]): Promise<void> {
+    // Made twice, a line would be logged twice.
+    return this.#once(() => appendLogs(this.#conn, entries));
+  }
+
+  taskLogList(taskId: number): Promise<TaskLog[]> {
+    return this.#again(() => listLogs(this.#conn, taskId));
+  }
+
+  // ---- Schedules: made again after a lost connection, since a repeated fire fails its compare-and-set ----
+
+  scheduleEnsure(names: readonly string[], now: number): Promise<ScheduleState[]> {
+    return this.#again((late) => ensureSchedules(this.#conn, names, now + late));
+  }
+
+  scheduleFire(fire: ScheduleFire): Promise<{ fired: true; taskId: number } | { fired: false }> {
+    return this.#again((late) => fireSchedule(this.#conn, { ...fire, now: fire.now + late }));
+  }
+
+  scheduleList(): Promise<ScheduleState[]> {
+    return this.#again(() => listSchedules(this.#conn));
+  }
+
+  // ---- Leaders of the fleet's maintenance ----
+
+  /** Takes or renews the lease of `bid.name` (see `Store.leaderElect`); made twice, it answers the same. */
+  leaderElect(bid: LeaderBid): Promise<boolean> {
+    return this.#again((late) => electLeader(this.#conn, { ...bid, now: bid.now + late }));
+  }
+
+  leaderResign(name: string, leaderId: string): Promise<boolean> {
+    return this.#again(() => resignLeader(this.#conn, name, leaderId));
+  }
+
+  // ---- The database ----
+
+  // No backupTo: a PostgreSQL server's backups are made with its own tools (pg_dump, or a base backup).
+
+  /**
+   * Calls `listener` soon after a transaction that queued tasks commits, on any connection (LISTEN/NOTIFY):
+   * inserts, retries, releases, reaps and operators' retries; not claims nor completions. For `"finished"`,
+   * after one that completed, failed or cancelled tasks, on a channel of its own.
+   */
+  watchCommits(topic: CommitTopic, listener: () => void): () => void {
+    return (topic === "finished" ? this.#finished : this.#notifications).watch(listener);
+  }
+
+  /** Closes the pool, letting queries under way finish (for at most five seconds). */
+  close(): Promise<void> {
+    this.#reconnect.close();
+    this.#notifications.close();
+    this.#finished.close();
+    return this.#closed ??= this.#conn.end();
+  }
+}
+
+/**
+ * Opens a store on the PostgreSQL database at `url`; nothing connects until its first call.
+ *
+ * @param url `postgres://user:password@host:port/database` or `postgresql://…`
+ * @param options the pool's size and deadlines
+ * @returns the store; `migrate()` it before first use
+ * @throws {DatabaseError} with code `DATABASE_URL_INVALID` for a URL that is not one (without its password)
+ */
+export function openPostgresStore(url: string, options: PostgresStoreOptions = {}): PostgresStore {
+  return new PostgresStore(url, options);
+}
+
+/** A failure once an application's transaction callback began: never a reason to make the call again. */
+class FromCallback {
+  constructor(readonly error: unknown) {}
+}

@@ -1,0 +1,19 @@
+/**
+ * Why an operator's action changed nothing, the same on every store: there is no such task, or its status
+ * does not allow the action.
+ *
+ * @module
+ */
+import { TaskNotFoundError, TaskStateError } from "../errors.ts";
+import { type Task, TRANSITIONS } from "../task.ts";
+
+/** The error for a cancel or requeue of task `id` that changed nothing; `task` is the task as it is now. */
+export function refusalOf(id: number, task: Task | undefined, event: "cancel" | "requeue"): Error {
+  if (!task) return new TaskNotFoundError(id);
+  return new TaskStateError(
+    id,
+    task.status,
+    event === "cancel" ? "cancel" : "retry",
+    TRANSITIONS[event].from,
+  );
+}

@@ -1,0 +1,264 @@
+/**
+ * The types the `Store` contract (`store.ts`) speaks in: tasks to insert, claims and their fences,
+ * outcomes, leases, workers, logs, reads. Nothing here belongs to one database.
+ *
+ * @module
+ */
+import type { QueueLimits, RateLimit } from "../queue_name.ts";
+import type { Task, TaskStatus } from "../task.ts";
+
+/** A task to insert, already validated. */
+export interface NewTask {
+  type: string;
+  /** JSON text. */
+  payload: string;
+  priority: number;
+  maxAttempts: number;
+  runAfter: number;
+  idempotencyKey: string | null;
+  timeoutMs: number | null;
+  /** The task's own backoff fields as JSON text (an object), or null. */
+  retryPolicy: string | null;
+  /** The queue it belongs to: a checked name (see `queue_name.ts`). */
+  queue: string;
+}
+
+/**
+ * What an insert did with one task: created it, or found the task that already held its idempotency key.
+ * A created task is not read back: its caller knows what it inserted (see `Queue`).
+ */
+export interface InsertedTask {
+  id: number;
+  created: boolean;
+  /** The task that held the key, when the insert found one. */
+  existing?: Task;
+}
+
+/** How a worker picks among runnable tasks. */
+export type ClaimStrategy = "priority" | "fifo" | "lifo" | "weighted_random";
+
+export const CLAIM_STRATEGIES: readonly ClaimStrategy[] = ["priority", "fifo", "lifo", "weighted_random"];
+
+export interface ClaimParams {
+  workerId: string;
+  limit: number;
+  /**
+   * How many of the claimed tasks start at once: their attempt is counted by the claim. The others are
+   * claimed ahead of free slots, with their attempts untouched until a {@link Start} records that they
+   * started. @default limit
+   */
+  start?: number;
+  leaseMs: number;
+  now: number;
+  strategy: ClaimStrategy;
+  /** Only claim these types; all types when absent. */
+  types?: readonly string[] | undefined;
+  /** Only claim from these queues; every queue when absent. Paused queues are never claimed from. */
+  queues?: readonly string[] | undefined;
+}
+
+/**
+ * A claimed task and the token that proves this claim still holds its lease. A task claimed to start at
+ * once has its attempt counted and `startedAt` set; one claimed ahead has `startedAt` null.
+ */
+export interface LeasedTask {
+  task: Task;
+  leaseToken: string;
+  /**
+   * Claimed ahead, and its start must be recorded before its handler runs: a worker died holding it claimed
+   * ahead since its last recorded outcome, so that worker may have started it without the attempt being
+   * recorded (and it may kill this worker too).
+   */
+  recordStartFirst: boolean;
+  /** The size of the task's payload as stored (JSON text), where the store knows it cheaply. */
+  payloadLength?: number;
+}
+
+/** Identifies one claim of one task. */
+export interface Fence {
+  id: number;
+  leaseToken: string;
+}
+
+/** That a task claimed ahead has started, at `at`: its attempt counts from now on. */
+export interface Start extends Fence {
+  at: number;
+}
+
+/**
+ * The outcome of one attempt, applied only while its fence still holds: `completed` (with the handler's
+ * result as JSON text, when it returned one), `queued` again at `runAfter` to retry, `failed` for good, or
+ * `snoozed`: queued again at `runAfter` with the attempt given back (a recorded start is uncounted, as a
+ * release does) and the error message left as it was.
+ */
+export type Finish =
+  & Fence
+  & (
+    | { status: "completed"; result?: string | undefined }
+    | { status: "queued"; runAfter: number; errorMessage: string }
+    | { status: "failed"; errorMessage: string }
+    | { status: "snoozed"; runAfter: number }
+  );
+
+/**
+ * What a worker records in one write: tasks claimed ahead that have started, and outcomes. A finish of a
+ * task whose start is not recorded yet counts its attempt too.
+ */
+export interface Progress {
+  starts: readonly Start[];
+  finishes: readonly Finish[];
+}
+
+/** The ids whose fence held, for the starts and the finishes of a {@link Progress}. */
+export interface Recorded {
+  started: Set<number>;
+  finished: Set<number>;
+}
+
+/** A lease found past its deadline: which claim, and the deadline it had. */
+export interface ExpiredLease extends Fence {
+  leaseUntil: number;
+}
+
+/** A task whose lease a heartbeat could not extend, and what it is now. */
+export interface LostLease {
+  id: number;
+  status: TaskStatus | "deleted";
+}
+
+export interface WorkerInfo {
+  id: string;
+  host: string | null;
+  pid: number | null;
+  startedAt: number;
+  heartbeatAt: number;
+  concurrency: number;
+  handlerTypes: string[];
+}
+
+/**
+ * A bid to lead one kind of work that the fleet does once (`Store.leaderElect`): reaping expired leases
+ * now, schedules later. The lease lasts until `now + ttlMs` unless its holder renews it.
+ */
+export interface LeaderBid {
+  /** The work led: `"maintenance"`. */
+  name: string;
+  /** The worker bidding. */
+  leaderId: string;
+  now: number;
+  ttlMs: number;
+}
+
+export type LogLevel = "debug" | "info" | "warn" | "error";
+
+export interface TaskLogEntry {
+  taskId: number;
+  at: number;
+  level: LogLevel;
+  message: string;
+  details?: unknown;
+}
+
+export interface TaskLog extends TaskLogEntry {
+  id: number;
+}
+
+export interface ListFilter {
+  status?: TaskStatus | undefined;
+  type?: string | undefined;
+  queue?: string | undefined;
+  limit: number;
+  offset: number;
+}
+
+/** A queue's settings as stored: its fleet-wide limits and whether it is paused. */
+export interface QueueSettings extends QueueLimits {
+  name: string;
+  paused: boolean;
+}
+
+/** What `Store.queueUpdate` changes: each field given is set; the others keep their value. */
+export interface QueueChange {
+  concurrency?: number | null | undefined;
+  rate?: RateLimit | null | undefined;
+  paused?: boolean | undefined;
+}
+
+/** One queue as `prismq queues` shows it: its settings and what it holds now. */
+export interface QueueInfo extends QueueSettings {
+  /** Tasks queued: runnable now, or waiting for a later time. */
+  queued: number;
+  /** Tasks running (claimed, claimed ahead included, until their outcome or reap). */
+  running: number;
+  /** How long the longest-waiting runnable task has waited, or null when none is runnable. */
+  oldestWaitMs: number | null;
+}
+
+/** Counts by status, per type, and what the queue has done lately. */
+export interface QueueStats {
+  counts: Record<TaskStatus, number>;
+  byType: Record<string, Record<TaskStatus, number>>;
+  /** How long the longest-waiting runnable task has waited, or null when none is runnable. */
+  oldestQueuedAgeMs: number | null;
+  /** Tasks that finished in the last 60 seconds. */
+  lastMinute: { completed: number; failed: number };
+}
+
+/** Queued tasks that wait for a later time: scheduled ones, and ones backing off after a failed attempt. */
+export interface WaitingTasks {
+  count: number;
+  /** When the soonest of them becomes runnable (epoch ms), or null when none waits. */
+  nextRunAfter: number | null;
+}
+
+/**
+ * Raw SQL inside a write transaction (`QueueDatabase.transaction`). The SQL is the store's own dialect,
+ * placeholders included: SQLite's for the SQLite store (`?`, with an array of values). Read a new row's id
+ * with `RETURNING id`, which SQLite and PostgreSQL both understand.
+ */
+export interface SqlTransaction {
+  execute(sql: string, args?: readonly unknown[]): Promise<SqlResult>;
+}
+
+/** What a statement of a {@link SqlTransaction} gave: its rows, keyed by column, and how many it changed. */
+export interface SqlResult {
+  rows: Record<string, unknown>[];
+  rowsAffected: number;
+}
+
+/**
+ * What `Store.watchCommits` can watch. `"tasks"`: tasks were added or became runnable, for idle workers.
+ * `"finished"`: tasks finished (completed, failed, cancelled), for `Queue.waitFor`. A store may call a
+ * listener of either for any commit.
+ */
+export type CommitTopic = "tasks" | "finished";
+
+/** What a backup wrote. */
+export interface BackupResult {
+  /** The absolute path of the copy. */
+  path: string;
+  bytes: number;
+}
+
+/** What the database keeps of one schedule (`Store.scheduleEnsure`, `Store.scheduleList`). */
+export interface ScheduleState {
+  name: string;
+  /** When a worker first saw the schedule: slots up to this time never fire. */
+  since: number;
+  /** The latest slot fired, or null before the first. */
+  lastSlot: number | null;
+  /** The task that slot enqueued (it may have been purged since). */
+  lastTaskId: number | null;
+  /** When that slot was fired. */
+  firedAt: number | null;
+}
+
+/** One slot to fire (`Store.scheduleFire`): its task goes in only if the schedule's state is `expectedSlot`. */
+export interface ScheduleFire {
+  name: string;
+  slot: number;
+  /** The schedule's `lastSlot` as the caller read it (null: none fired yet). */
+  expectedSlot: number | null;
+  task: NewTask;
+  now: number;
+}

@@ -1,0 +1,150 @@
+/**
+ * The fetcher: claims tasks (only of the worker's `types`, from its `queues`) and holds those claimed ahead of free slots in a
+ * buffer, judging how far ahead is worth it from how long handlers have been taking and how large payloads
+ * have been.
+ *
+ * @module
+ */
+import type { Clock } from "../clock.ts";
+import type { ClaimStrategy, LeasedTask, Store, WaitingTasks } from "../store/store.ts";
+import type { Completer } from "./completer.ts";
+import type { WorkerEvents } from "./events.ts";
+import type { ResolvedWorkerOptions } from "./options.ts";
+
+/** Claimed-ahead tasks should start within about this long. */
+const PREFETCH_HORIZON_MS = 10;
+/** And their payloads should take no more memory than this, in UTF-16 code units of JSON. */
+const PREFETCH_PAYLOAD_LENGTH = 16 * 1024 * 1024;
+
+type FetcherStore = Pick<Store, "taskRecordAndClaim" | "taskPending" | "taskWaiting">;
+
+export class Fetcher {
+  readonly #store: FetcherStore;
+  readonly #completer: Completer;
+  readonly #events: WorkerEvents;
+  readonly #clock: Clock;
+  readonly #workerId: string;
+  readonly #strategy: ClaimStrategy;
+  readonly #leaseMs: number;
+  readonly #types: readonly string[] | undefined;
+  readonly #queues: readonly string[] | undefined;
+  readonly #prefetch: number;
+  readonly #concurrency: number;
+  /** Claimed, not started yet: their leases are held (and renewed) like those of running tasks. */
+  #buffer: LeasedTask[] = [];
+  /** Moving average of how long a handler takes, in ms; NaN until one has run. */
+  #averageRunMs = NaN;
+  /** Moving average of the payload length of claimed tasks. */
+  #averagePayloadLength = NaN;
+
+  constructor(
+    store: FetcherStore,
+    completer: Completer,
+    events: WorkerEvents,
+    options: ResolvedWorkerOptions,
+  ) {
+    this.#store = store;
+    this.#completer = completer;
+    this.#events = events;
+    this.#clock = options.clock;
+    this.#workerId = options.workerId;
+    this.#strategy = options.strategy;
+    this.#leaseMs = options.leaseMs;
+    this.#types = options.types;
+    this.#queues = options.queues;
+    this.#prefetch = options.prefetch;
+    this.#concurrency = options.concurrency;
+  }
+
+  /** The tasks claimed ahead, oldest first. */
+  get buffered(): readonly LeasedTask[] {
+    return this.#buffer;
+  }
+
+  /** Adds claimed tasks to the buffer, to start as slots free up. */
+  hold(claimed: readonly LeasedTask[]): void {
+    this.#buffer.push(...claimed);
+  }
+
+  /** The next claimed-ahead task to start, taken from the buffer. */
+  next(): LeasedTask | undefined {
+    return this.#buffer.shift();
+  }
+
+  /** Empties the buffer, returning what it held. */
+  takeBuffered(): LeasedTask[] {
+    const buffered = this.#buffer;
+    this.#buffer = [];
+    return buffered;
+  }
+
+  /** Removes tasks from the buffer: this worker no longer holds them. */
+  drop(gone: readonly LeasedTask[]): void {
+    this.#buffer = this.#buffer.filter((leased) => !gone.includes(leased));
+  }
+
+  /** The loop is on its way to {@link claim}: outcomes wait for it until the returned function is called. */
+  claimComing(): () => void {
+    return this.#completer.holdForClaim();
+  }
+
+  /**
+   * Claims up to `limit` tasks, of which the first `start` start at once (the rest are claimed ahead),
+   * recording in the same transaction any starts and outcomes waiting to be written.
+   */
+  async claim(limit: number, start: number): Promise<LeasedTask[]> {
+    const waiting = this.#completer.take();
+    let leased: LeasedTask[];
+    try {
+      const result = await this.#store.taskRecordAndClaim(waiting.progress, {
+        workerId: this.#workerId,
+        limit,
+        start,
+        leaseMs: this.#leaseMs,
+        now: this.#clock.now(),
+        strategy: this.#strategy,
+        types: this.#types,
+        queues: this.#queues,
+      });
+      waiting.settle(result);
+      leased = result.leased;
+    } catch (error) {
+      waiting.settle(error);
+      throw error;
+    }
+    for (const { payloadLength } of leased) {
+      if (payloadLength === undefined) continue;
+      this.#averagePayloadLength = movingAverage(this.#averagePayloadLength, payloadLength);
+    }
+    this.#events.claimed(leased);
+    return leased;
+  }
+
+  /** How many tasks to claim beyond the free slots: about {@link PREFETCH_HORIZON_MS} of work. */
+  prefetchTarget(): number {
+    if (this.#prefetch === 0 || !(this.#averageRunMs >= 0)) return 0;
+    const perSlot = PREFETCH_HORIZON_MS / Math.max(this.#averageRunMs, 0.001);
+    const fitting = PREFETCH_PAYLOAD_LENGTH / Math.max(this.#averagePayloadLength || 0, 1);
+    return Math.floor(Math.min(this.#prefetch, perSlot * this.#concurrency, fitting));
+  }
+
+  /** Counts how long a handler took, for {@link prefetchTarget}. */
+  recordRunTime(ms: number): void {
+    this.#averageRunMs = movingAverage(this.#averageRunMs, ms);
+  }
+
+  /** How many tasks this worker could claim now, and how many of its types are running anywhere. */
+  pending(now: number): Promise<{ runnable: number; running: number }> {
+    return this.#store.taskPending(now, this.#types, this.#queues);
+  }
+
+  /** The tasks of this worker's types that wait for a later time, and when the soonest is due. */
+  waiting(now: number): Promise<WaitingTasks> {
+    return this.#store.taskWaiting(now, this.#types, this.#queues);
+  }
+}
+
+/** An exponential moving average that starts at the first value. */
+function movingAverage(average: number, value: number): number {
+  return Number.isNaN(average) ? value : average * 0.9 + value * 0.1;
+}

@@ -1,0 +1,68 @@
+/**
+ * The completer's grouped writes: outcomes queued while the loop is on its way to a claim wait for that
+ * claim, which records them in its own transaction; without a claim coming they are written by themselves.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { systemClock } from "../src/clock.ts";
+import type { Progress, Recorded } from "../src/store/store.ts";
+import { Completer } from "../src/worker/completer.ts";
+
+/** A store whose grouped writes are counted, every fence holding. */
+function countingStore() {
+  const writes: Progress[] = [];
+  return {
+    writes,
+    taskRecord(progress: Progress): Promise<Recorded> {
+      writes.push(progress);
+      return Promise.resolve({
+        started: new Set(progress.starts.map((start) => start.id)),
+        finished: new Set(progress.finishes.map((finish) => finish.id)),
+      });
+    },
+  };
+}
+
+/** The ids of each write's outcomes. */
+const written = (store: { writes: Progress[] }) =>
+  store.writes.map((write) => write.finishes.map((f) => f.id));
+const completed = (id: number) => ({ id, leaseToken: `t${id}`, status: "completed" as const });
+const turns = async (n: number) => {
+  for (let i = 0; i < n; i++) await new Promise((resolve) => setImmediate(resolve));
+};
+
+test("an outcome is written by itself when no claim is coming", async () => {
+  const store = countingStore();
+  const completer = new Completer(store, systemClock);
+  assert.equal(await completer.finish(completed(1)), true);
+  assert.deepEqual(written(store), [[1]]);
+});
+
+test("outcomes queued while a claim is coming wait for it, and the claim takes them into its write", async () => {
+  const store = countingStore();
+  const completer = new Completer(store, systemClock);
+  const claimMade = completer.holdForClaim();
+  const held = [completer.finish(completed(1)), completer.finish(completed(2))];
+  await turns(5);
+  assert.deepEqual(written(store), [], "nothing written while the claim is coming");
+  // The claim takes them, and tells their waiters what its transaction recorded.
+  const taken = completer.take();
+  assert.deepEqual(taken.progress.finishes.map((finish) => finish.id), [1, 2]);
+  taken.settle({ started: new Set(), finished: new Set([1, 2]) });
+  claimMade();
+  assert.deepEqual(await Promise.all(held), [true, true]);
+  await completer.flushing;
+  assert.deepEqual(written(store), [], "no write of their own");
+});
+
+test("outcomes that wait for a claim not made after all are written once the loop gives it up", async () => {
+  const store = countingStore();
+  const completer = new Completer(store, systemClock);
+  const claimMade = completer.holdForClaim();
+  const held = completer.finish(completed(3));
+  await turns(5);
+  assert.deepEqual(written(store), []);
+  claimMade();
+  assert.equal(await held, true);
+  assert.deepEqual(written(store), [[3]]);
+});

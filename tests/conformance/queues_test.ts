@@ -1,0 +1,189 @@
+/**
+ * Conformance: named queues. Tasks belong to a queue; claims take from the queues asked for and never from
+ * a paused one; a queue's concurrency and rate limits hold across every claimer, claimed-ahead tasks and
+ * unreaped expired leases included; the listing shows each queue's depth, running tasks and settings.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import type { Store } from "../../src/store/store.ts";
+import { describeEachStore } from "./_harness.ts";
+import { claim, fenceOf, finish, get, insert, LEASE_MS, newTask, sorted, T0 } from "./_fixtures.ts";
+
+/** Inserts `n` tasks into `queue`; returns their ids. */
+function fill(store: Store, queue: string, n: number, now = T0): Promise<number[]> {
+  return insert(store, Array.from({ length: n }, () => newTask({ queue })), now);
+}
+
+/** How many tasks of `queue` are running, as the listing says. */
+async function runningIn(store: Store, queue: string, now = T0): Promise<number> {
+  return (await store.queueList(now)).find((q) => q.name === queue)?.running ?? 0;
+}
+
+const complete = (store: Store, leased: Awaited<ReturnType<typeof claim>>, now: number) =>
+  finish(store, leased.map((l) => ({ ...fenceOf(l), status: "completed" as const })), now);
+
+describeEachStore("named queues", (it) => {
+  it("a task keeps the queue it was inserted into, and reads filter by queue", async ({ store }) => {
+    const [a] = await fill(store, "emails", 1);
+    const [b] = await insert(store, [newTask()]);
+    assert.equal((await get(store, a!)).queue, "emails");
+    assert.equal((await get(store, b!)).queue, "default");
+    const listed = await store.taskList({ queue: "emails", limit: 10, offset: 0 });
+    assert.deepEqual(listed.map((t) => t.id), [a]);
+  });
+
+  it("a claim takes only from the queues asked for, and from all when none are named", async ({ store }) => {
+    const emails = await fill(store, "emails", 2);
+    const reports = await fill(store, "reports", 2);
+    const defaults = await fill(store, "default", 1);
+    const only = await claim(store, { queues: ["reports"], limit: 10 });
+    assert.deepEqual(sorted(only.map((l) => l.task.id)), reports);
+    assert.ok(only.every((l) => l.task.queue === "reports"), "the claimed task carries its queue");
+    const rest = await claim(store, { limit: 10 });
+    assert.deepEqual(sorted(rest.map((l) => l.task.id)), sorted([...emails, ...defaults]));
+  });
+
+  it("a paused queue is not claimed from, nor runnable; its running tasks finish; resumed, it is", async ({ store }) => {
+    await fill(store, "slow", 3);
+    const [running] = await claim(store, { queues: ["slow"] });
+    await store.queueUpdate("slow", { paused: true }, T0);
+    assert.deepEqual(await claim(store, { limit: 10 }), [], "nothing claimed from a paused queue");
+    assert.deepEqual(await claim(store, { queues: ["slow"], limit: 10 }), []);
+    assert.deepEqual(await store.taskPending(T0, undefined, ["slow"]), { runnable: 0, running: 1 });
+    assert.deepEqual(await complete(store, [running!], T0 + 1), new Set([running!.task.id]));
+    await store.queueUpdate("slow", { paused: false }, T0 + 2);
+    assert.equal((await claim(store, { limit: 10, now: T0 + 2 })).length, 2);
+  });
+
+  it("a concurrency limit caps running tasks, claimed-ahead and expired ones included", async ({ store }) => {
+    await fill(store, "api", 6);
+    await fill(store, "default", 2);
+    await store.queueUpdate("api", { concurrency: 2 }, T0);
+    // One claim of everything: the free queue whole, the limited one up to its limit.
+    const first = await claim(store, { limit: 10, start: 1 });
+    assert.equal(first.filter((l) => l.task.queue === "default").length, 2);
+    const api = first.filter((l) => l.task.queue === "api");
+    assert.equal(api.length, 2, "two of api, one of them claimed ahead or not, both count");
+    assert.deepEqual(await claim(store, { queues: ["api"], limit: 10 }), []);
+    // A lease past its deadline still counts until it is reaped.
+    const later = T0 + LEASE_MS * 10;
+    assert.deepEqual(await claim(store, { queues: ["api"], limit: 10, now: later }), []);
+    await complete(store, [api[0]!], later);
+    const next = await claim(store, { queues: ["api"], limit: 10, now: later });
+    assert.equal(next.length, 1, "a finished task frees one place");
+    await store.taskReapExpired(later + 1);
+    assert.equal(await runningIn(store, "api", later + 1), 1, "the reaped task no longer runs");
+    assert.equal((await claim(store, { queues: ["api"], limit: 10, now: later + 1 })).length, 1);
+  });
+
+  it("lowering a limit below the running tasks claims nothing until they finish; none removes it", async ({ store }) => {
+    await fill(store, "api", 5);
+    const leased = await claim(store, { queues: ["api"], limit: 3 });
+    await store.queueUpdate("api", { concurrency: 1 }, T0);
+    assert.deepEqual(await claim(store, { limit: 10 }), []);
+    await complete(store, leased.slice(0, 2), T0 + 1);
+    assert.deepEqual(await claim(store, { limit: 10, now: T0 + 1 }), [], "still one running: the limit");
+    await store.queueUpdate("api", { concurrency: null }, T0 + 2);
+    assert.equal((await claim(store, { limit: 10, now: T0 + 2 })).length, 2);
+  });
+
+  it("a rate limit counts claims per window, aligned to epoch time", async ({ store }) => {
+    const window = Math.ceil(T0 / 1000) * 1000 + 1000;
+    await fill(store, "mail", 10, window - 5000);
+    await store.queueUpdate("mail", { rate: { limit: 3, intervalMs: 1000 } }, window - 5000);
+    assert.equal((await claim(store, { limit: 10, now: window + 100 })).length, 3);
+    assert.equal((await claim(store, { limit: 10, now: window + 999 })).length, 0, "the window is full");
+    assert.equal((await claim(store, { limit: 2, now: window + 1000 })).length, 2, "a new window");
+    assert.equal((await claim(store, { limit: 10, now: window + 1500 })).length, 1);
+    assert.equal((await claim(store, { limit: 10, now: window + 3000 })).length, 3);
+  });
+
+  it("a claim whose time is before the rate window another claim opened counts in that window", async ({ store }) => {
+    await insert(store, Array.from({ length: 40 }, () => newTask({ queue: "mail" })));
+    const edge = Math.ceil((T0 + 10_000) / 500) * 500;
+    await store.queueUpdate("mail", { rate: { limit: 8, intervalMs: 500 } }, T0);
+    // The second claim read its time 2 ms before the first (it waited for the lock, or its host is behind).
+    const first = await claim(store, { queues: ["mail"], limit: 40, now: edge + 1 });
+    const late = await claim(store, { queues: ["mail"], limit: 40, now: edge - 1 });
+    const third = await claim(store, { queues: ["mail"], limit: 40, now: edge + 2 });
+    assert.deepEqual([first.length, late.length, third.length], [8, 0, 0]);
+    assert.equal((await claim(store, { queues: ["mail"], limit: 40, now: edge + 500 })).length, 8);
+  });
+
+  it("limits combine: the smaller of what each leaves", async ({ store }) => {
+    await fill(store, "q", 10);
+    await store.queueUpdate("q", { concurrency: 4, rate: { limit: 3, intervalMs: 60_000 } }, T0);
+    assert.equal((await claim(store, { limit: 10 })).length, 3);
+    await store.queueUpdate("q", { rate: null }, T0);
+    assert.equal((await claim(store, { limit: 10 })).length, 1, "the concurrency limit, with 3 running");
+  });
+
+  it("settings change field by field, and the listing shows depth, running, limits, pause and wait", async ({ store }) => {
+    await insert(store, Array.from({ length: 3 }, () => newTask({ queue: "a", runAfter: T0 - 500 })));
+    await insert(store, [newTask({ queue: "a", runAfter: T0 + 60_000 })]);
+    await claim(store, { queues: ["a"] });
+    assert.deepEqual(await store.queueUpdate("b", { concurrency: 5 }, T0), {
+      name: "b",
+      concurrency: 5,
+      rate: null,
+      paused: false,
+    });
+    await store.queueUpdate("b", { rate: { limit: 100, intervalMs: 1000 } }, T0);
+    assert.deepEqual(await store.queueUpdate("b", { paused: true }, T0), {
+      name: "b",
+      concurrency: 5,
+      rate: { limit: 100, intervalMs: 1000 },
+      paused: true,
+    });
+    assert.deepEqual(await store.queueList(T0), [
+      { name: "a", concurrency: null, rate: null, paused: false, queued: 3, running: 1, oldestWaitMs: 500 },
+      {
+        name: "b",
+        concurrency: 5,
+        rate: { limit: 100, intervalMs: 1000 },
+        paused: true,
+        queued: 0,
+        running: 0,
+        oldestWaitMs: null,
+      },
+    ]);
+  });
+
+  it("a queue paused or limited through another handle is not claimed from freely, at once", {
+    needs: ["secondHandle"],
+  }, async ({ store, reopen }) => {
+    await fill(store, "p", 4);
+    await fill(store, "l", 4);
+    const other = await reopen();
+    // The other handle has claimed before, so it knows of no held queue.
+    assert.equal((await claim(other, { queues: ["p"] })).length, 1);
+    await store.queueUpdate("p", { paused: true }, T0);
+    await store.queueUpdate("l", { concurrency: 1 }, T0);
+    assert.deepEqual(await claim(other, { limit: 10 }), [], "neither the paused nor the limited queue");
+  });
+
+  it("claimers on many handles at once never run more of a limited queue than its limit", {
+    needs: ["secondHandle"],
+  }, async ({ store, reopen }) => {
+    const LIMIT = 3;
+    await fill(store, "api", 60);
+    await store.queueUpdate("api", { concurrency: LIMIT }, T0);
+    const handles = [store, ...await Promise.all([1, 2, 3, 4].map(() => reopen()))];
+    const held: Awaited<ReturnType<typeof claim>> = [];
+    let claimed = 0;
+    for (let round = 0; claimed < 60 && round < 200; round++) {
+      const now = T0 + round;
+      const batches = await Promise.all(
+        handles.map((handle, i) => claim(handle, { workerId: `w${i}`, queues: ["api"], limit: 2, now })),
+      );
+      held.push(...batches.flat());
+      claimed += batches.flat().length;
+      assert.ok(held.length <= LIMIT, `round ${round}: ${held.length} running, over the limit of ${LIMIT}`);
+      assert.equal(await runningIn(store, "api", now), held.length);
+      // Finish one or two, so that the next round's claimers race for the places freed.
+      await complete(store, held.splice(0, 1 + (round % 2)), now);
+    }
+    assert.equal(claimed, 60, "every task was claimed in the end");
+  });
+});
