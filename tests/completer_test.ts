@@ -66,3 +66,51 @@ test("outcomes that wait for a claim not made after all are written once the loo
   assert.equal(await held, true);
   assert.deepEqual(written(store), [[3]]);
 });
+
+const start = (id: number) => ({ id, leaseToken: `t${id}`, at: 1 });
+const startsOf = (store: { writes: Progress[] }) =>
+  store.writes.map((write) => write.starts.map((s) => s.id));
+
+test("a start nobody waits for calls for no write of its own: it rides with the next outcome", async () => {
+  const store = countingStore();
+  const completer = new Completer(store, systemClock);
+  completer.start(start(1));
+  completer.start(start(2));
+  await turns(5);
+  assert.deepEqual(store.writes, [], "no write for the starts alone");
+  assert.equal(await completer.finish(completed(1)), true);
+  assert.deepEqual(startsOf(store), [[1, 2]]);
+  assert.deepEqual(written(store), [[1]], "one write held the starts and the outcome");
+});
+
+test("a start nothing else comes to take is written by itself in the end", async () => {
+  const store = countingStore();
+  const completer = new Completer(store, systemClock);
+  completer.start(start(4));
+  const deadline = Date.now() + 60_000;
+  while (store.writes.length === 0) {
+    assert.ok(Date.now() < deadline, "the start was never written");
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  await completer.flushing;
+  assert.deepEqual(startsOf(store), [[4]]);
+});
+
+test("writeDeferred writes the waiting starts at once, as a stopping worker asks", async () => {
+  const store = countingStore();
+  const completer = new Completer(store, systemClock);
+  completer.start(start(5));
+  completer.writeDeferred();
+  await completer.flushing;
+  assert.deepEqual(startsOf(store), [[5]]);
+  // Nothing is left to fire later.
+  completer.writeDeferred();
+  assert.equal(completer.flushing, null);
+});
+
+test("a start someone waits for (a task that killed its worker before) is written at once", async () => {
+  const store = countingStore();
+  const completer = new Completer(store, systemClock);
+  assert.equal(await completer.startAndWait(start(6)), true);
+  assert.deepEqual(startsOf(store), [[6]]);
+});

@@ -3,13 +3,22 @@
  * whether its lease still held. Quick handlers finish hundreds at a time; one write records them all, and
  * the next claim takes what is still waiting into its own transaction. While the loop is on its way to a
  * claim, the write waits for it: the claim then records the outcomes in its own round trip and commit,
- * rather than a write of their own just before.
+ * rather than a write of their own just before. A start nobody waits for does not call for a write of its
+ * own at once: it rides with the next outcome or claim, or is written after {@link START_DEFER_MS} when
+ * neither comes (a worker that dies first gives the task back uncharged, which a claimed-ahead task's start
+ * already allows; see the dispatcher's recordStart).
  *
  * @module
  */
-import { setImmediate } from "node:timers";
+import { clearTimeout, setImmediate, setTimeout } from "node:timers";
 import type { Clock } from "../clock.ts";
 import type { Finish, Progress, Recorded, Start, Store } from "../store/store.ts";
+
+/**
+ * How long a start may wait for an outcome or a claim to ride with. Quick handlers finish long before it,
+ * so a drain writes no start on its own; a long handler's start is durable within this.
+ */
+export const START_DEFER_MS = 100;
 
 /** An outcome waiting for the next grouped write, and whoever waits for it. */
 interface PendingFinish {
@@ -63,6 +72,8 @@ export class Completer {
   #flushing: Promise<void> | null = null;
   /** Set while the loop is on its way to a claim; resolves when it has claimed (or given up). */
   #claimComing: Promise<void> | null = null;
+  /** Writes the starts nobody waits for, should no outcome or claim take them first. */
+  #deferredStarts: ReturnType<typeof setTimeout> | null = null;
 
   constructor(store: Pick<Store, "taskRecord">, clock: Clock) {
     this.#store = store;
@@ -77,7 +88,13 @@ export class Completer {
   /** Queues the start of a task claimed ahead for the next grouped write, without waiting for it. */
   start(start: Start): void {
     this.#starts.push({ start });
-    this.#flushing ??= this.#flush();
+    if (!this.#flushing) this.#deferStarts();
+  }
+
+  /** Writes the starts waiting to ride with something else, now (the worker is stopping, or time is up). */
+  writeDeferred(): void {
+    this.#cancelDeferred();
+    if (this.#starts.length > 0) this.#flushing ??= this.#flush(true);
   }
 
   /** Queues the start of a task claimed ahead; resolves once written, with whether the lease still held. */
@@ -112,18 +129,37 @@ export class Completer {
 
   /** Takes the starts and outcomes waiting to be written, for a write made elsewhere (a claim's). */
   take(): PendingWrite {
+    this.#cancelDeferred();
     const write = new PendingWrite(this.#starts, this.#finishes);
     this.#starts = [];
     this.#finishes = [];
     return write;
   }
 
-  async #flush(): Promise<void> {
+  #deferStarts(): void {
+    if (this.#deferredStarts) return;
+    this.#deferredStarts = setTimeout(() => this.writeDeferred(), START_DEFER_MS);
+    // A pending start never keeps a process alive: shutdown writes it (writeDeferred) or gives it back.
+    this.#deferredStarts.unref?.();
+  }
+
+  #cancelDeferred(): void {
+    if (this.#deferredStarts === null) return;
+    clearTimeout(this.#deferredStarts);
+    this.#deferredStarts = null;
+  }
+
+  /** Whether anything waiting calls for a write now: an outcome, a start someone waits for, or `all`. */
+  #due(all: boolean): boolean {
+    return this.#finishes.length > 0 || this.#starts.some((item) => all || item.resolve);
+  }
+
+  async #flush(all = false): Promise<void> {
     // Let every handler that is starting or finishing in this turn of the event loop join the write: quick
     // handlers finish hundreds at a time, and one statement records them all.
     await new Promise((resolve) => setImmediate(resolve));
     while (this.#claimComing) await this.#claimComing;
-    while (this.#finishes.length > 0 || this.#starts.length > 0) {
+    while (this.#due(all)) {
       const write = this.take();
       try {
         write.settle(await this.#store.taskRecord(write.progress, this.#clock.now()));
@@ -132,5 +168,6 @@ export class Completer {
       }
     }
     this.#flushing = null;
+    if (this.#starts.length > 0) this.#deferStarts();
   }
 }

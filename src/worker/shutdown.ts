@@ -93,6 +93,7 @@ export class Shutdown {
     clearLongTimeout(this.#graceTimer);
     await this.#releaseRunning().catch((error) => (failure ??= error));
     await dispatcher.idle();
+    completer.writeDeferred();
     await completer.flushing;
     keeper.stop();
     await keeper.beating;
