@@ -70,9 +70,11 @@ export { CLAIM_STRATEGIES } from "./src/store/store.ts";
 export type {
   ClaimStrategy,
   LogLevel,
+  PayloadMatch,
   QueueInfo,
   QueueSettings,
   QueueStats,
+  RequeueFilter,
   ScheduleState,
   TaskLog,
   WaitingTasks,
