@@ -9,7 +9,9 @@ import { start } from "./_binary.ts";
 import { cli } from "./_cli.ts";
 import { PROCESS_DATABASES } from "./_databases.ts";
 import { makeTempDir } from "./_helpers.ts";
-import { listenHttp } from "../src/cli/http_listen.ts";
+import { listenHttp, listenNode } from "../src/cli/http_listen.ts";
+import { QueueDatabase } from "../mod.ts";
+import { createHttpHandler } from "../src/server/app.ts";
 import { type Runner, serveAndDrain, workerServes } from "./_serve_scenarios.ts";
 
 const PRISMQ = new URL("../scripts/prismq.ts", import.meta.url).pathname;
@@ -116,4 +118,40 @@ describe("prismq serve refuses at start, before it listens", () => {
   });
 
   after(() => remove());
+});
+
+test("the node:http adapter (Node's listener) carries methods, headers, bodies and statuses both ways", async () => {
+  const { dir, remove } = makeTempDir("prismq-node-listener-");
+  const db = new QueueDatabase(`${dir}/queue.db`);
+  await db.initializeSchema();
+  const listener = await listenNode(createHttpHandler(db, { maxBodyBytes: 2048 }), "127.0.0.1", 0);
+  const url = `http://127.0.0.1:${listener.port}`;
+  try {
+    const created = await fetch(`${url}/api/tasks`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ type: "work", payload: { text: "héllo" } }),
+    });
+    assert.equal(created.status, 201);
+    const { task } = await created.json() as { task: { id: number; payload: unknown } };
+    assert.deepEqual(task.payload, { text: "héllo" });
+    const got = await fetch(`${url}/api/tasks/${task.id}`);
+    assert.equal(got.headers.get("content-type"), "application/json");
+    assert.equal(got.headers.get("cache-control"), "no-store");
+    assert.deepEqual((await got.json() as { payload: unknown }).payload, { text: "héllo" });
+    const large = await fetch(`${url}/api/tasks`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ type: "work", payload: { text: "x".repeat(4096) } }),
+    });
+    assert.equal(large.status, 413);
+    await large.body?.cancel();
+    const deleted = await fetch(`${url}/api/tasks/${task.id}`, { method: "DELETE" });
+    assert.equal(deleted.status, 409, "the newest task is kept");
+    await deleted.body?.cancel();
+  } finally {
+    await listener.close();
+    await db.close();
+    remove();
+  }
 });
