@@ -172,6 +172,68 @@ describeEachStore("requeueing tasks", (it) => {
   });
 });
 
+describeEachStore("retrying tasks that match a filter", (it) => {
+  it("every task of one status, type and queue goes back at once, as a retry of each would; others stay", async ({ store }) => {
+    const [a1, a2, b1, c1, a3] = await insert(store, [
+      newTask({ type: "a" }),
+      newTask({ type: "a", queue: "q" }),
+      newTask({ type: "b", queue: "q" }),
+      newTask({ type: "c" }),
+      newTask({ type: "a" }),
+    ]);
+    const leased = await claim(store, { limit: 4 });
+    await finish(
+      store,
+      leased.map((l) => ({ ...fenceOf(l), status: "failed" as const, errorMessage: "x" })),
+      T0 + 1,
+    );
+    await store.taskCancel(a3!, T0 + 1);
+    const statuses = () =>
+      Promise.all([a1, a2, b1, c1, a3].map(async (id) => (await get(store, id!)).status));
+
+    assert.equal(await store.taskRequeueWhere({ status: "failed", type: "a", queue: "q" }, T0 + 2), 1);
+    assert.deepEqual(await statuses(), ["failed", "queued", "failed", "failed", "cancelled"]);
+    const requeued = await get(store, a2!);
+    assert.deepEqual([requeued.attempts, requeued.runAfter, requeued.finishedAt], [0, T0 + 2, null]);
+
+    assert.equal(await store.taskRequeueWhere({ status: "failed", queue: "q" }, T0 + 3), 1, "b1 only");
+    assert.equal(await store.taskRequeueWhere({ status: "cancelled", type: "b" }, T0 + 3), 0);
+    assert.equal(await store.taskRequeueWhere({ status: "cancelled" }, T0 + 3), 1, "a3 only");
+    assert.deepEqual(await statuses(), ["failed", "queued", "queued", "failed", "queued"]);
+    assert.equal(await store.taskRequeueWhere({ status: "failed" }, T0 + 4), 2);
+    assert.equal(await store.taskRequeueWhere({ status: "failed" }, T0 + 4), 0);
+    assert.deepEqual(await statuses(), ["queued", "queued", "queued", "queued", "queued"]);
+  });
+});
+
+describeEachStore("deleting one task", (it) => {
+  it("a finished task goes with its logs; a queued or running one is refused; the newest task is kept", async ({ store }) => {
+    const ids = await oneOfEach(store);
+    await insert(store, 1); // newer than them all
+    await store.taskLogAppend([{ taskId: ids.failed, at: T0, level: "info", message: "x" }]);
+    for (const status of ["completed", "failed", "cancelled"] as const) {
+      assert.equal(await store.taskDelete(ids[status]), true, status);
+      assert.equal(await store.taskGet(ids[status]), undefined);
+    }
+    assert.deepEqual(await store.taskLogList(ids.failed), []);
+    for (const status of ["queued", "running"] as const) {
+      const before = await get(store, ids[status]);
+      const error = await rejection(store.taskDelete(ids[status]), TaskStateError);
+      assert.equal(error.status, status);
+      assert.match(error.message, /only 'completed' or 'failed' or 'cancelled' tasks can be deleted/);
+      assert.deepEqual(await get(store, ids[status]), before);
+    }
+    assert.equal((await rejection(store.taskDelete(ids.completed), TaskNotFoundError)).taskId, ids.completed);
+
+    const [newest] = await insert(store, 1);
+    await store.taskCancel(newest!, T0 + 2);
+    assert.equal(await store.taskDelete(newest!), false, "the newest task is kept");
+    assert.equal((await get(store, newest!)).status, "cancelled");
+    await insert(store, 1);
+    assert.equal(await store.taskDelete(newest!), true, "once a newer task exists");
+  });
+});
+
 describeEachStore("purging tasks", (it) => {
   it("deletes finished tasks of the statuses given that finished before the time given, with their logs", async ({ store }) => {
     const ids = await oneOfEach(store); // all finished at T0 + 1

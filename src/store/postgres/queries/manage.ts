@@ -6,8 +6,9 @@
  * @module
  */
 import { sql } from "drizzle-orm";
-import type { Task, TaskStatus } from "../../../task.ts";
-import { refusalOf } from "../../refusal.ts";
+import { type Task, type TaskStatus, TERMINAL_STATUSES } from "../../../task.ts";
+import type { RequeueFilter } from "../../store.ts";
+import { deleteRefused, refusalOf } from "../../refusal.ts";
 import { TASK_SELECT, type TaskTextRow, toTask } from "../columns.ts";
 import type { PgConnection } from "../connection.ts";
 import { literalStatuses, statusAllows } from "../sql.ts";
@@ -48,6 +49,29 @@ export async function requeueFailed(
     WHERE status = 'failed' ${ofType}
     RETURNING id`);
   return rows.length;
+}
+
+/** Queues every task of `filter.status` (of its type and queue, when given) again; returns how many. */
+export async function requeueWhere(conn: PgConnection, filter: RequeueFilter, now: number): Promise<number> {
+  const ofType = filter.type === undefined ? sql`` : sql`AND type = ${filter.type}::text`;
+  const ofQueue = filter.queue === undefined ? sql`` : sql`AND queue = ${filter.queue}::text`;
+  const rows = await conn.rows(sql`
+    UPDATE task_queue SET status = 'queued', attempts = 0, run_after = ${now}::bigint, finished_at = NULL,
+      updated_at = ${now}::bigint
+    WHERE status IN ${literalStatuses([filter.status])} AND ${statusAllows("requeue")} ${ofType} ${ofQueue}
+    RETURNING id`);
+  return rows.length;
+}
+
+/** Deletes a finished task (but the newest of all, as purge keeps it) and its logs. */
+export async function deleteTask(conn: PgConnection, id: number): Promise<boolean> {
+  const rows = await conn.rows(sql`
+    DELETE FROM task_queue
+    WHERE id = ${id}::bigint AND status IN ${literalStatuses(TERMINAL_STATUSES)}
+      AND id < (SELECT max(id) FROM task_queue)
+    RETURNING id`);
+  if (rows.length > 0) return true;
+  return deleteRefused(id, await getTask(conn, id));
 }
 
 /**

@@ -6,8 +6,9 @@
  * @module
  */
 import { sql } from "drizzle-orm";
-import type { Task, TaskStatus } from "../../../task.ts";
-import { refusalOf } from "../../refusal.ts";
+import { type Task, type TaskStatus, TERMINAL_STATUSES } from "../../../task.ts";
+import type { RequeueFilter } from "../../store.ts";
+import { deleteRefused, refusalOf } from "../../refusal.ts";
 import { TASK_JSON, type TaskJsonRow, toTask } from "../columns.ts";
 import type { Connection } from "../connection.ts";
 import { all, literalStatuses, statusAllows } from "../sql.ts";
@@ -57,6 +58,35 @@ export async function requeueFailed(
       RETURNING id`,
   );
   return rows.length;
+}
+
+/** Queues every task of `filter.status` (of its type and queue, when given) again; returns how many. */
+export async function requeueWhere(conn: Connection, filter: RequeueFilter, now: number): Promise<number> {
+  const ofType = filter.type === undefined ? sql`` : sql`AND type = ${filter.type}`;
+  const ofQueue = filter.queue === undefined ? sql`` : sql`AND queue = ${filter.queue}`;
+  const rows = await all<{ id: number }>(
+    conn,
+    sql`
+      UPDATE task_queue SET status = 'queued', attempts = 0, run_after = ${now}, finished_at = NULL,
+        updated_at = ${now}
+      WHERE status IN ${literalStatuses([filter.status])} AND ${statusAllows("requeue")} ${ofType} ${ofQueue}
+      RETURNING id`,
+  );
+  return rows.length;
+}
+
+/** Deletes a finished task (but the newest of all, which keeps ids unique) and its logs. */
+export async function deleteTask(conn: Connection, id: number): Promise<boolean> {
+  const rows = await all<{ id: number }>(
+    conn,
+    sql`
+      DELETE FROM task_queue
+      WHERE id = ${id} AND status IN ${literalStatuses(TERMINAL_STATUSES)}
+        AND id < (SELECT max(id) FROM task_queue)
+      RETURNING id`,
+  );
+  if (rows.length > 0) return true;
+  return deleteRefused(id, await getTask(conn, id));
 }
 
 /** Deletes the tasks of `statuses` that finished before `finishedBefore`; returns how many. */
