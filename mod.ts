@@ -82,6 +82,7 @@ export type {
 export {
   BackupRefusedError,
   DatabaseError,
+  DependencyError,
   INVALID_ARGUMENT,
   isInvalidArgument,
   LeaseLostError,

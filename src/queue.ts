@@ -7,7 +7,7 @@
 import { type Clock, systemClock } from "./clock.ts";
 import { DatabaseClock } from "./database_clock.ts";
 import type { QueueDatabase } from "./database.ts";
-import { invalidType, TaskHandlerNotRegisteredError } from "./errors.ts";
+import { invalidRange, invalidType, TaskHandlerNotRegisteredError } from "./errors.ts";
 import { clockOption, MAX_EPOCH_MS, registryOption, wellFormed, wholeNumber } from "./checks.ts";
 import { assertTaskType, parsePayloadNow } from "./handler.ts";
 import type { TaskHandlerRegistry } from "./registry.ts";
@@ -24,7 +24,7 @@ import type {
   WorkerInfo,
 } from "./store/store.ts";
 import { storeOf } from "./store/store_of.ts";
-import { isTaskStatus, type Task, type TaskStatus, TERMINAL_STATUSES } from "./task.ts";
+import { isTaskStatus, type Task, TASK_STATUSES, type TaskStatus, TERMINAL_STATUSES } from "./task.ts";
 import { type WaitForOptions, waitForTask } from "./wait_for.ts";
 import {
   createdTask,
@@ -126,12 +126,12 @@ export class Queue {
     const row = prepared instanceof Promise ? await prepared : prepared;
     if (options.tx !== undefined) {
       const [inserted] = await this.#write([row], now, options.tx);
-      return inserted!.existing ?? createdTask(inserted!.id, row, now);
+      return inserted!.existing ?? createdTask(inserted!.id, row, now, inserted!.settled);
     }
     const pending = this.#store.taskInsertOne(row, now);
     const inserted = pending instanceof Promise ? await pending : pending;
     if (inserted.created) this.db.notifyTasksAvailable();
-    return inserted.existing ?? createdTask(inserted.id, row, now);
+    return inserted.existing ?? createdTask(inserted.id, row, now, inserted.settled);
   }
 
   /**
@@ -223,8 +223,8 @@ export class Queue {
   }
 
   #created(rows: NewTask[], now: number, inserted: InsertedTask[]): { task: Task; created: boolean }[] {
-    return inserted.map(({ id, created, existing }, i) => ({
-      task: existing ?? createdTask(id, rows[i]!, now),
+    return inserted.map(({ id, created, existing, settled }, i) => ({
+      task: existing ?? createdTask(id, rows[i]!, now, settled),
       created,
     }));
   }
@@ -310,11 +310,40 @@ export class Queue {
     return this.#store.taskGet(taskId(id));
   }
 
+  /**
+   * The tasks with these ids (at most 1,000), in the order given; `undefined` for an id no task has. A
+   * fan-in task reads the results of the tasks it depends on with it.
+   *
+   * @example
+   * ```ts
+   * import { Queue, QueueDatabase } from "prismq";
+   * const db = new QueueDatabase(":memory:");
+   * await db.initializeSchema();
+   * const queue = new Queue(db);
+   * const a = await queue.enqueue("part", { n: 1 });
+   * const b = await queue.enqueue("part", { n: 2 });
+   * const [first, second, none] = await queue.getMany([a.id, b.id, 999]);
+   * if (first?.id !== a.id || second?.id !== b.id || none !== undefined) throw new Error("unexpected");
+   * await db.close();
+   * ```
+   */
+  async getMany(ids: readonly number[]): Promise<(Task | undefined)[]> {
+    if (!Array.isArray(ids)) throw invalidType("getMany takes an array of task ids.");
+    const checked = ids.map((id) => taskId(id));
+    if (checked.length > 1000) {
+      throw invalidRange(`getMany reads at most 1,000 tasks, got ${checked.length}.`);
+    }
+    const byId = new Map(
+      (await this.#store.taskGetMany([...new Set(checked)])).map((task) => [task.id, task]),
+    );
+    return checked.map((id) => byId.get(id));
+  }
+
   /** Tasks, newest first. */
   list(options: ListOptions = {}): Promise<Task[]> {
     if (options.status !== undefined && !isTaskStatus(options.status)) {
       throw invalidType(
-        `Unknown status '${options.status}'. Use queued, running, completed, failed or cancelled.`,
+        `Unknown status '${options.status}'. Use ${TASK_STATUSES.join(", ")}.`,
       );
     }
     return this.#store.taskList({
