@@ -134,7 +134,7 @@ export class TaskStateError extends PrismqError {
   ) {
     super(
       `Cannot ${operation} task ${taskId}: it is '${status}', and only ${
-        allowed.map((s) => `'${s}'`).join(" or ")
+        allowed.map((s) => `'${s}'`).join(", ").replace(/, ([^,]*)$/, " or $1")
       } tasks can be ${operation === "cancel" ? "cancelled" : "retried"}.`,
     );
   }

@@ -652,7 +652,7 @@ describe("Queue.cancel", () => {
       const error = await rejectsWith(() => queue.cancel(done.id), TaskStateError);
       assert.equal(
         error.message,
-        `Cannot cancel task ${done.id}: it is 'completed', and only 'queued' or 'running' tasks can be cancelled.`,
+        `Cannot cancel task ${done.id}: it is 'completed', and only 'waiting', 'queued' or 'running' tasks can be cancelled.`,
       );
       assert.equal((error as TaskStateError).status, "completed");
       assert.equal((await queue.get(done.id))?.status, "completed");

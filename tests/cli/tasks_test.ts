@@ -233,7 +233,7 @@ describe("prismq retry, cancel and purge", () => {
       assertOneLine(
         refused.stderr,
         new RegExp(
-          `^prismq cancel: Cannot cancel task ${done.id}: it is 'completed', and only 'queued' or 'running' tasks can be cancelled\\.\\n$`,
+          `^prismq cancel: Cannot cancel task ${done.id}: it is 'completed', and only 'waiting', 'queued' or 'running' tasks can be cancelled\\.\\n$`,
         ),
       );
       const again = await q(["cancel", String(queued.id)]);

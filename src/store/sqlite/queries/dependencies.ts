@@ -39,7 +39,8 @@ export function releaseDependents(ids: readonly number[], now: number): SqlState
 
 /**
  * Cancels every task waiting, directly or down a chain, on one of `roots` that failed or was cancelled.
- * Each is told why: the dependency it waited on (`via`) and the task whose end doomed the chain (`root`).
+ * Each is told why: the dependency it waited on (`via`) and the task whose end doomed the chain (`root`),
+ * the lowest ids of those, when there are several.
  * The recursion follows waiting tasks only, and ends: dependencies exist before their dependents, so there
  * is no cycle.
  */
@@ -61,7 +62,11 @@ function cancelDependentsOf(roots: SQL, now: number): SQL {
     UPDATE task_queue SET status = 'cancelled', finished_at = ${now}, updated_at = ${now},
       error_message = CASE WHEN m.via = m.root THEN 'Dependency task ' || m.root || ' ' || ${why}
         ELSE 'Dependency task ' || m.via || ' was cancelled because task ' || m.root || ' ' || ${why} END
-    FROM (SELECT id, min(via) AS via, root FROM doomed GROUP BY id) AS m
+    FROM (
+      SELECT id, via, root FROM (
+        SELECT id, via, root, row_number() OVER (PARTITION BY id ORDER BY via, root) AS n FROM doomed
+      ) WHERE n = 1
+    ) AS m
       JOIN task_queue AS r ON r.id = m.root
     WHERE task_queue.id = m.id AND task_queue.status = 'waiting'
     RETURNING task_queue.id AS id`;
