@@ -302,3 +302,49 @@ test("a database made before migration 2 gets the claim index with the due time,
     remove();
   }
 });
+
+test("migration 10 (dependencies) rebuilds the tasks table keeping every task, log line and log id", async () => {
+  const { dir, remove } = makeTempDir();
+  const path = join(dir, "before_dependencies.db");
+  try {
+    // The schema as migrations 1 to 8 left it: a task, three log lines of which the last was deleted.
+    const old = new Database(path);
+    old.exec(
+      "CREATE TABLE prismq_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
+    );
+    for (const migration of MIGRATIONS.filter((m) => m.version <= 8)) {
+      old.exec(migration.sql);
+      old.prepare("INSERT INTO prismq_migrations VALUES (?, ?, 0)").run(migration.version, migration.name);
+    }
+    old.exec(
+      "INSERT INTO task_queue (type, payload, run_after, queue, result) VALUES ('a', '{\"n\":1}', 0, 'q', '7')",
+    );
+    old.exec(
+      "INSERT INTO task_logs (task_id, at, level, message) VALUES (1, 1, 'info', 'one'), (1, 2, 'warn', 'two')",
+    );
+    old.exec("INSERT INTO task_logs (task_id, at, level, message) VALUES (1, 3, 'info', 'three')");
+    old.exec("DELETE FROM task_logs WHERE message = 'three'");
+    old.close();
+
+    const db = new QueueDatabase(path);
+    try {
+      await db.initializeSchema();
+      const queue = new Queue(db);
+      const [task] = await queue.list();
+      assert.deepEqual([task?.type, task?.payload, task?.queue, task?.result], ["a", { n: 1 }, "q", 7]);
+      assert.deepEqual((await queue.logs(1)).map((log) => [log.id, log.message]), [[1, "one"], [2, "two"]]);
+      // A log line deleted before keeps its id from being given again.
+      const next = await db.transaction(async (tx) => {
+        await tx.execute("INSERT INTO task_logs (task_id, at, level, message) VALUES (1, 4, 'info', 'four')");
+        return (await tx.execute("SELECT max(id) AS id FROM task_logs")).rows[0]!.id;
+      });
+      assert.equal(Number(next), 4);
+      const waiting = await queue.enqueue("b", {}, { dependsOn: [1] });
+      assert.equal(waiting.status, "waiting", "the new status is allowed");
+    } finally {
+      await db.close();
+    }
+  } finally {
+    remove();
+  }
+});
