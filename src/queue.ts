@@ -106,9 +106,23 @@ export class Queue {
    * await db.close();
    * ```
    *
+   * @example Fan out, then fan in: a task that waits for others (see `dependsOn`)
+   * ```ts
+   * import { Queue, QueueDatabase } from "prismq";
+   * const db = new QueueDatabase(":memory:");
+   * await db.initializeSchema();
+   * const queue = new Queue(db);
+   * const parts = await queue.enqueueMany([1, 2, 3].map((n) => ({ type: "part", payload: { n } })));
+   * const ids = parts.map((part) => part.id);
+   * const total = await queue.enqueue("total", { ids }, { dependsOn: ids });
+   * if (total.status !== "waiting") throw new Error("it waits until every part has completed");
+   * await db.close();
+   * ```
+   *
    * @throws {TaskHandlerNotRegisteredError} when the queue has a registry that lacks the type
    * @throws {PayloadValidationError} when the payload fails the handler's schema
    * @throws {PayloadTooLargeError} when the payload is over `maxPayloadBytes`
+   * @throws {DependencyError} when `dependsOn` names a task that does not exist
    * @throws {TypeError | RangeError} for an option that makes no sense, or a `tx` that cannot be used
    */
   async enqueue(
@@ -356,8 +370,9 @@ export class Queue {
   }
 
   /**
-   * Cancels a queued or running task. A running task's handler sees its signal abort, and whatever it
-   * returns is discarded.
+   * Cancels a waiting, queued or running task, and the tasks waiting on it, down the chain (each told
+   * why in its `errorMessage`). A running task's handler sees its signal abort, and whatever it returns is
+   * discarded.
    *
    * @throws {TaskNotFoundError | TaskStateError}
    */
@@ -405,9 +420,11 @@ export class Queue {
   }
 
   /**
-   * Puts a failed or cancelled task back in the queue, runnable now, with its attempts reset.
+   * Puts a failed or cancelled task back in the queue, runnable now, with its attempts reset; `waiting`
+   * instead while some of its dependencies have not completed.
    *
    * @throws {TaskNotFoundError | TaskStateError}
+   * @throws {DependencyError} while one of its dependencies is failed or cancelled: retry that one first
    */
   async retry(id: number): Promise<Task> {
     const checkedId = taskId(id);
