@@ -248,7 +248,7 @@ describe("the compiled prismq binary, from an empty folder", () => {
       assert.equal(text.code, 0);
       assert.match(
         text.stdout,
-        /^Database: \.\/prismq\.db\nTasks: queued 0 · running 0 · completed 6 · failed 1/,
+        /^Database: \.\/prismq\.db\nTasks: waiting 0 · queued 0 · running 0 · completed 6 · failed 1/,
       );
     });
 
