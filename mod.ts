@@ -87,6 +87,7 @@ export type {
 export {
   BackupRefusedError,
   DatabaseError,
+  DependencyError,
   INVALID_ARGUMENT,
   isInvalidArgument,
   LeaseLostError,

@@ -12,7 +12,7 @@ import { DEFAULT_QUEUE, queueName } from "./queue_name.ts";
 import type { Clock } from "./clock.ts";
 import type { TaskHandlerRegistry } from "./registry.ts";
 import { retryOverrides, type RetryPolicy } from "./retry.ts";
-import type { NewTask, PayloadMatch, SqlTransaction } from "./store/store.ts";
+import type { InsertedTask, NewTask, PayloadMatch, SqlTransaction } from "./store/store.ts";
 import type { Task, TaskStatus } from "./task.ts";
 
 const MAX_KEY_LENGTH = 1024;
@@ -42,6 +42,14 @@ export interface EnqueueOptions {
    * digits, `_`, `-` or `.`. @default the handler definition's `queue`, else "default"
    */
   queue?: string | undefined;
+  /**
+   * Ids of tasks that must all complete before this one runs (at most 10,000; repeats count once). Until
+   * then it is `waiting`; when one of them fails for good or is cancelled, it is cancelled, its
+   * `errorMessage` naming that task and why. Each must exist already (`DependencyError` otherwise, so
+   * dependencies never form a cycle); one completed already counts as done, and one failed or cancelled
+   * already cancels the new task at once. @default none: the task is queued at once
+   */
+  dependsOn?: readonly number[] | undefined;
 }
 
 /**
@@ -139,17 +147,20 @@ export function idempotencyKey(key: unknown): string | null {
   return wellFormed("idempotencyKey", key);
 }
 
-/** The task an insert created, built from what was inserted rather than read back. */
-export function createdTask(id: number, task: NewTask, now: number): Task {
+/**
+ * The task an insert created, built from what was inserted rather than read back (`settled`: where its
+ * dependencies left it).
+ */
+export function createdTask(id: number, task: NewTask, now: number, settled?: InsertedTask["settled"]): Task {
   return {
     id,
     type: task.type,
     payload: JSON.parse(task.payload),
-    status: "queued",
+    status: settled?.status ?? "queued",
     priority: task.priority,
     attempts: 0,
     maxAttempts: task.maxAttempts,
-    errorMessage: null,
+    errorMessage: settled?.errorMessage ?? null,
     idempotencyKey: task.idempotencyKey,
     lockedBy: null,
     timeoutMs: task.timeoutMs,
@@ -158,7 +169,7 @@ export function createdTask(id: number, task: NewTask, now: number): Task {
     createdAt: now,
     updatedAt: now,
     startedAt: null,
-    finishedAt: null,
+    finishedAt: settled?.finishedAt ?? null,
     retryPolicy: task.retryPolicy === null ? null : JSON.parse(task.retryPolicy),
     result: null,
     progress: null,
@@ -236,5 +247,28 @@ export function newTask(
     timeoutMs: options.timeoutMs === undefined ? null : duration("timeoutMs", options.timeoutMs, 1),
     retryPolicy: retry === null ? null : JSON.stringify(retry),
     queue: options.queue === undefined ? defaultQueue : queueName(options.queue),
+    ...(options.dependsOn === undefined ? {} : { dependsOn: dependencyIds(options.dependsOn) }),
   };
+}
+
+/** Most dependencies one task may have. */
+export const MAX_DEPENDENCIES = 10_000;
+
+/** The `dependsOn` option, checked: task ids, each once. */
+export function dependencyIds(value: unknown): number[] {
+  if (!Array.isArray(value)) {
+    throw invalidType(
+      `dependsOn must be an array of task ids, got ${JSON.stringify(value) ?? typeof value}.`,
+    );
+  }
+  const ids = [...new Set(value)];
+  if (ids.length > MAX_DEPENDENCIES) {
+    throw invalidRange(`dependsOn may name at most ${MAX_DEPENDENCIES} tasks, got ${ids.length}.`);
+  }
+  for (const id of ids) {
+    if (typeof id !== "number" || !Number.isSafeInteger(id) || id < 1) {
+      throw invalidType(`dependsOn must hold task ids (whole numbers from 1), got ${JSON.stringify(id)}.`);
+    }
+  }
+  return ids as number[];
 }

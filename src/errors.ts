@@ -134,10 +134,51 @@ export class TaskStateError extends PrismqError {
   ) {
     super(
       `Cannot ${operation} task ${taskId}: it is '${status}', and only ${
-        allowed.map((s) => `'${s}'`).join(" or ")
+        allowed.map((s) => `'${s}'`).join(", ").replace(/, ([^,]*)$/, " or $1")
       } tasks can be ${
         operation === "cancel" ? "cancelled" : operation === "delete" ? "deleted" : "retried"
       }.`,
+    );
+  }
+}
+
+/**
+ * A task's dependencies (`dependsOn`) stand in the way: an enqueue names a task that does not exist (it
+ * must be enqueued first, which is also why dependencies can never form a cycle), or a retry of a task one
+ * of whose dependencies failed or was cancelled (retry that one first).
+ *
+ * @example
+ * ```ts
+ * import { DependencyError, Queue, QueueDatabase } from "prismq";
+ * const db = new QueueDatabase(":memory:");
+ * await db.initializeSchema();
+ * const error = await new Queue(db).enqueue("report", {}, { dependsOn: [404] }).catch((e) => e);
+ * if (!(error instanceof DependencyError) || error.dependencyId !== 404) throw new Error("expected it");
+ * await db.close();
+ * ```
+ */
+export class DependencyError extends PrismqError {
+  override name = "DependencyError";
+  override readonly code = "DEPENDENCY";
+  constructor(readonly dependencyId: number, message: string) {
+    super(message);
+  }
+
+  /** No task has the id `dependencyId`. */
+  static missing(dependencyId: number): DependencyError {
+    return new DependencyError(
+      dependencyId,
+      `Cannot enqueue a task that depends on task ${dependencyId}: no task has that id. Enqueue the ` +
+        `dependency first and pass the id it gets.`,
+    );
+  }
+
+  /** Task `taskId` cannot be retried: its dependency `dependencyId` is `status` (failed or cancelled). */
+  static lost(taskId: number, dependencyId: number, status: string): DependencyError {
+    return new DependencyError(
+      dependencyId,
+      `Cannot retry task ${taskId}: its dependency, task ${dependencyId}, is '${status}', so it could never ` +
+        `run. Retry task ${dependencyId} first.`,
     );
   }
 }

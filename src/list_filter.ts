@@ -10,7 +10,7 @@ import type { ListOptions } from "./enqueue_item.ts";
 import { parseIsoTime } from "./iso_time.ts";
 import { queueName } from "./queue_name.ts";
 import type { ListFilter, PayloadMatch } from "./store/store.ts";
-import { isTaskStatus } from "./task.ts";
+import { isTaskStatus, TASK_STATUSES } from "./task.ts";
 
 /** Most payload values one list may match: each is a condition the database evaluates per row. */
 export const MAX_PAYLOAD_MATCHES = 8;
@@ -24,7 +24,7 @@ export function listFilter(options: ListOptions): ListFilter {
   }
   if (options.status !== undefined && !isTaskStatus(options.status)) {
     throw invalidType(
-      `Unknown status '${options.status}'. Use queued, running, completed, failed or cancelled.`,
+      `Unknown status '${options.status}'. Use ${TASK_STATUSES.join(", ")}.`,
     );
   }
   return {

@@ -7,7 +7,7 @@
 import { type Clock, systemClock } from "./clock.ts";
 import { DatabaseClock } from "./database_clock.ts";
 import type { QueueDatabase } from "./database.ts";
-import { invalidType, TaskHandlerNotRegisteredError } from "./errors.ts";
+import { invalidRange, invalidType, TaskHandlerNotRegisteredError } from "./errors.ts";
 import { clockOption, MAX_EPOCH_MS, registryOption, wellFormed, wholeNumber } from "./checks.ts";
 import { assertTaskType, parsePayloadNow } from "./handler.ts";
 import type { TaskHandlerRegistry } from "./registry.ts";
@@ -108,9 +108,23 @@ export class Queue {
    * await db.close();
    * ```
    *
+   * @example Fan out, then fan in: a task that waits for others (see `dependsOn`)
+   * ```ts
+   * import { Queue, QueueDatabase } from "prismq";
+   * const db = new QueueDatabase(":memory:");
+   * await db.initializeSchema();
+   * const queue = new Queue(db);
+   * const parts = await queue.enqueueMany([1, 2, 3].map((n) => ({ type: "part", payload: { n } })));
+   * const ids = parts.map((part) => part.id);
+   * const total = await queue.enqueue("total", { ids }, { dependsOn: ids });
+   * if (total.status !== "waiting") throw new Error("it waits until every part has completed");
+   * await db.close();
+   * ```
+   *
    * @throws {TaskHandlerNotRegisteredError} when the queue has a registry that lacks the type
    * @throws {PayloadValidationError} when the payload fails the handler's schema
    * @throws {PayloadTooLargeError} when the payload is over `maxPayloadBytes`
+   * @throws {DependencyError} when `dependsOn` names a task that does not exist
    * @throws {TypeError | RangeError} for an option that makes no sense, or a `tx` that cannot be used
    */
   async enqueue(
@@ -128,12 +142,12 @@ export class Queue {
     const row = prepared instanceof Promise ? await prepared : prepared;
     if (options.tx !== undefined) {
       const [inserted] = await this.#write([row], now, options.tx);
-      return inserted!.existing ?? createdTask(inserted!.id, row, now);
+      return inserted!.existing ?? createdTask(inserted!.id, row, now, inserted!.settled);
     }
     const pending = this.#store.taskInsertOne(row, now);
     const inserted = pending instanceof Promise ? await pending : pending;
     if (inserted.created) this.db.notifyTasksAvailable();
-    return inserted.existing ?? createdTask(inserted.id, row, now);
+    return inserted.existing ?? createdTask(inserted.id, row, now, inserted.settled);
   }
 
   /**
@@ -225,8 +239,8 @@ export class Queue {
   }
 
   #created(rows: NewTask[], now: number, inserted: InsertedTask[]): { task: Task; created: boolean }[] {
-    return inserted.map(({ id, created, existing }, i) => ({
-      task: existing ?? createdTask(id, rows[i]!, now),
+    return inserted.map(({ id, created, existing, settled }, i) => ({
+      task: existing ?? createdTask(id, rows[i]!, now, settled),
       created,
     }));
   }
@@ -313,6 +327,35 @@ export class Queue {
   }
 
   /**
+   * The tasks with these ids (at most 1,000), in the order given; `undefined` for an id no task has. A
+   * fan-in task reads the results of the tasks it depends on with it.
+   *
+   * @example
+   * ```ts
+   * import { Queue, QueueDatabase } from "prismq";
+   * const db = new QueueDatabase(":memory:");
+   * await db.initializeSchema();
+   * const queue = new Queue(db);
+   * const a = await queue.enqueue("part", { n: 1 });
+   * const b = await queue.enqueue("part", { n: 2 });
+   * const [first, second, none] = await queue.getMany([a.id, b.id, 999]);
+   * if (first?.id !== a.id || second?.id !== b.id || none !== undefined) throw new Error("unexpected");
+   * await db.close();
+   * ```
+   */
+  async getMany(ids: readonly number[]): Promise<(Task | undefined)[]> {
+    if (!Array.isArray(ids)) throw invalidType("getMany takes an array of task ids.");
+    const checked = ids.map((id) => taskId(id));
+    if (checked.length > 1000) {
+      throw invalidRange(`getMany reads at most 1,000 tasks, got ${checked.length}.`);
+    }
+    const byId = new Map(
+      (await this.#store.taskGetMany([...new Set(checked)])).map((task) => [task.id, task]),
+    );
+    return checked.map((id) => byId.get(id));
+  }
+
+  /**
    * Tasks, newest first: filtered by status, type, queue, creation time and payload values; paged by
    * `limit` and `offset`, or, for long lists, by `beforeId` (the last id of the previous page), which
    * costs the same on every page.
@@ -322,8 +365,9 @@ export class Queue {
   }
 
   /**
-   * Cancels a queued or running task. A running task's handler sees its signal abort, and whatever it
-   * returns is discarded.
+   * Cancels a waiting, queued or running task, and the tasks waiting on it, down the chain (each told
+   * why in its `errorMessage`). A running task's handler sees its signal abort, and whatever it returns is
+   * discarded.
    *
    * @throws {TaskNotFoundError | TaskStateError}
    */
@@ -371,9 +415,11 @@ export class Queue {
   }
 
   /**
-   * Puts a failed or cancelled task back in the queue, runnable now, with its attempts reset.
+   * Puts a failed or cancelled task back in the queue, runnable now, with its attempts reset; `waiting`
+   * instead while some of its dependencies have not completed.
    *
    * @throws {TaskNotFoundError | TaskStateError}
+   * @throws {DependencyError} while one of its dependencies is failed or cancelled: retry that one first
    */
   async retry(id: number): Promise<Task> {
     const checkedId = taskId(id);

@@ -6,8 +6,11 @@
  */
 import type { RetryPolicy } from "./retry.ts";
 
-/** Every status a task can have. Exactly these five are ever written. */
-export const TASK_STATUSES = ["queued", "running", "completed", "failed", "cancelled"] as const;
+/**
+ * Every status a task can have. Exactly these six are ever written. `waiting`: enqueued with dependencies
+ * (`dependsOn`) not all completed yet; it is queued when the last of them completes.
+ */
+export const TASK_STATUSES = ["waiting", "queued", "running", "completed", "failed", "cancelled"] as const;
 
 /** The status of a task. */
 export type TaskStatus = typeof TASK_STATUSES[number];
@@ -66,7 +69,10 @@ export type TaskEvent =
   | "release" // handed back at shutdown, the attempt not counted
   | "snooze" // its handler asked to run again later (SnoozeError), the attempt not counted
   | "cancel" // an operator cancelled it
-  | "requeue"; // an operator retried a failed or cancelled task
+  | "requeue" // an operator retried a failed or cancelled task whose dependencies have all completed
+  | "requeue_waiting" // an operator retried a failed or cancelled task with dependencies still unfinished
+  | "dependencies_done" // the last of its dependencies completed
+  | "dependency_lost"; // one of its dependencies failed or was cancelled: it can never run
 
 /** Which status each event moves a task to, from which statuses. */
 export const TRANSITIONS: Readonly<Record<TaskEvent, { from: readonly TaskStatus[]; to: TaskStatus }>> = {
@@ -78,8 +84,11 @@ export const TRANSITIONS: Readonly<Record<TaskEvent, { from: readonly TaskStatus
   expire_final: { from: ["running"], to: "failed" },
   release: { from: ["running"], to: "queued" },
   snooze: { from: ["running"], to: "queued" },
-  cancel: { from: ["queued", "running"], to: "cancelled" },
+  cancel: { from: ["waiting", "queued", "running"], to: "cancelled" },
   requeue: { from: ["failed", "cancelled"], to: "queued" },
+  requeue_waiting: { from: ["failed", "cancelled"], to: "waiting" },
+  dependencies_done: { from: ["waiting"], to: "queued" },
+  dependency_lost: { from: ["waiting"], to: "cancelled" },
 };
 
 /**
@@ -91,7 +100,7 @@ export function nextStatus(status: TaskStatus, event: TaskEvent): TaskStatus | u
   return transition.from.includes(status) ? transition.to : undefined;
 }
 
-/** Whether `value` is one of the five statuses. */
+/** Whether `value` is one of the six statuses. */
 export function isTaskStatus(value: unknown): value is TaskStatus {
   return typeof value === "string" && (TASK_STATUSES as readonly string[]).includes(value);
 }

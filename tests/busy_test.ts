@@ -195,6 +195,7 @@ test("four processes enqueueing and working one file at full speed see no busy e
     const stats = await new Queue(check).stats();
     await check.close();
     assert.deepEqual(stats.counts, {
+      waiting: 0,
       queued: 0,
       running: 0,
       completed: 4 * perProcess,

@@ -229,10 +229,17 @@ describe("the compiled prismq binary, from an empty folder", () => {
         "oldestQueuedAgeMs",
         "workers",
       ]);
-      assert.deepEqual(status.counts, { queued: 0, running: 0, completed: 6, failed: 1, cancelled: 0 });
+      assert.deepEqual(status.counts, {
+        waiting: 0,
+        queued: 0,
+        running: 0,
+        completed: 6,
+        failed: 1,
+        cancelled: 0,
+      });
       assert.deepEqual(status.byType, {
-        noop: { queued: 0, running: 0, completed: 6, failed: 0, cancelled: 0 },
-        retired_type: { queued: 0, running: 0, completed: 0, failed: 1, cancelled: 0 },
+        noop: { waiting: 0, queued: 0, running: 0, completed: 6, failed: 0, cancelled: 0 },
+        retired_type: { waiting: 0, queued: 0, running: 0, completed: 0, failed: 1, cancelled: 0 },
       });
       assert.equal(status.oldestQueuedAgeMs, null);
       assert.deepEqual(status.lastMinute, { completed: 6, failed: 1 });
@@ -241,7 +248,7 @@ describe("the compiled prismq binary, from an empty folder", () => {
       assert.equal(text.code, 0);
       assert.match(
         text.stdout,
-        /^Database: \.\/prismq\.db\nTasks: queued 0 · running 0 · completed 6 · failed 1/,
+        /^Database: \.\/prismq\.db\nTasks: waiting 0 · queued 0 · running 0 · completed 6 · failed 1/,
       );
     });
 
@@ -285,7 +292,7 @@ describe("the compiled prismq binary, from an empty folder", () => {
         new RegExp(`^prismq cancel: Cannot cancel task ${completedId}: it is 'completed'`),
       );
       const counts = (await prismqJson<{ counts: Record<string, number> }>(cwd, ["status"])).counts;
-      assert.deepEqual(counts, { queued: 0, running: 0, completed: 6, failed: 0, cancelled: 1 });
+      assert.deepEqual(counts, { waiting: 0, queued: 0, running: 0, completed: 6, failed: 0, cancelled: 1 });
     });
 
     test("purge", async () => {
@@ -446,6 +453,7 @@ describe("the compiled prismq binary, from an empty folder", () => {
         const status = await prismq(cwd, ["status", "--json"], { env });
         assert.equal(status.code, 0, status.stderr);
         assert.deepEqual(JSON.parse(status.stdout).counts, {
+          waiting: 0,
           queued: 0,
           running: 0,
           completed: 1000,

@@ -19,10 +19,12 @@ import { BaseSQLiteDatabase, integer, SQLiteSyncDialect, sqliteTable, text } fro
 import * as v from "valibot";
 import {
   defineHandler,
+  DependencyError,
   PayloadTooLargeError,
   PayloadValidationError,
   Queue,
   QueueDatabase,
+  type Task,
   TaskHandlerNotRegisteredError,
   TaskHandlerRegistry,
 } from "../mod.ts";
@@ -299,4 +301,30 @@ test("a tx that is not a transaction on the queue's database is refused, naming 
     await db.close();
     remove();
   }
+});
+
+test("enqueueSync with dependsOn inside a synchronous Drizzle transaction: waits, or refuses a missing one and rolls back", async () => {
+  await withAppConnection((path) => new Database(path), async (db, connection) => {
+    const queue = new Queue(db, { registry: registry() });
+    const first = await queue.enqueue("welcome", { email: "ada@example.com" });
+    const app = drizzleSync(connection);
+    app.run(CREATE_USERS);
+    let waiting!: Task;
+    app.transaction((tx) => {
+      tx.insert(users).values({ email: "bob@example.com" }).run();
+      waiting = queue.enqueueSync("welcome", { email: "bob@example.com" }, { tx, dependsOn: [first.id] });
+    });
+    assert.equal(waiting.status, "waiting");
+    assert.equal((await queue.get(waiting.id))?.status, "waiting");
+    assert.throws(
+      () =>
+        app.transaction((tx) => {
+          tx.insert(users).values({ email: "cy@example.com" }).run();
+          queue.enqueueSync("welcome", { email: "cy@example.com" }, { tx, dependsOn: [424242] });
+        }),
+      DependencyError,
+    );
+    assert.deepEqual(app.select().from(users).all().map((row) => row.email), ["bob@example.com"]);
+    assert.equal((await queue.list()).length, 2);
+  });
 });

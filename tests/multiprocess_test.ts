@@ -104,7 +104,14 @@ for (const database of PROCESS_DATABASES) {
         const check = new QueueDatabase(location);
         const stats = await new Queue(check).stats();
         await check.close();
-        assert.deepEqual(stats.counts, { queued: 0, running: 0, completed: 2000, failed: 0, cancelled: 0 });
+        assert.deepEqual(stats.counts, {
+          waiting: 0,
+          queued: 0,
+          running: 0,
+          completed: 2000,
+          failed: 0,
+          cancelled: 0,
+        });
       } finally {
         for (const w of workers) {
           if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill("SIGKILL");

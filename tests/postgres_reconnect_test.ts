@@ -149,6 +149,16 @@ for (
     },
     async () => {
       await withProxiedStore(async ({ store, proxy, app }) => {
+        // One outcome first, as a worker's connection has recorded before: its statements are prepared, so
+        // the next write goes in one flight. (A statement the connection has never prepared waits for the
+        // server's description of it before it is sent: with the answers held, it would not be applied.)
+        const { id: warm } = await store.taskInsertOne(TASK, 1);
+        const claim0 = { workerId: "w", limit: 1, leaseMs: 60_000, now: 2, strategy: "fifo" } as const;
+        const [w0] = await store.taskClaim(claim0);
+        await store.taskRecord({
+          starts: [],
+          finishes: [{ id: warm, leaseToken: w0!.leaseToken, ...outcome }],
+        }, 3);
         const { id } = await store.taskInsertOne(TASK, 1);
         const claim = { workerId: "w", limit: 1, leaseMs: 60_000, now: 2, strategy: "fifo" } as const;
         const [leased] = await store.taskClaim(claim);

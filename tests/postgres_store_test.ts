@@ -20,6 +20,7 @@ import {
   migrationsTable,
   queues,
   schedules,
+  taskDependencies,
   taskLogs,
   taskQueue,
   workers,
@@ -58,7 +59,16 @@ async function withStore(
 test("every table has the columns, keys, checks and indexes of the Drizzle schema", { skip }, async () => {
   await withStore(async (_store, _url, app) => {
     for (
-      const table of [taskQueue, workers, taskLogs, leaders, schedules, queues, migrationsTable] as PgTable[]
+      const table of [
+        taskQueue,
+        workers,
+        taskLogs,
+        leaders,
+        schedules,
+        queues,
+        taskDependencies,
+        migrationsTable,
+      ] as PgTable[]
     ) {
       const config = getTableConfig(table);
       const columns = await app`

@@ -51,7 +51,14 @@ async function countRows(db: QueueDatabase, table: "task_queue" | "task_logs"): 
 async function assertNothingWritten(queue: Queue): Promise<void> {
   assert.deepEqual(await queue.list(), []);
   const stats = await queue.stats();
-  assert.deepEqual(stats.counts, { queued: 0, running: 0, completed: 0, failed: 0, cancelled: 0 });
+  assert.deepEqual(stats.counts, {
+    waiting: 0,
+    queued: 0,
+    running: 0,
+    completed: 0,
+    failed: 0,
+    cancelled: 0,
+  });
   assert.equal(await countRows(queue.db, "task_queue"), 0);
 }
 
@@ -652,7 +659,7 @@ describe("Queue.cancel", () => {
       const error = await rejectsWith(() => queue.cancel(done.id), TaskStateError);
       assert.equal(
         error.message,
-        `Cannot cancel task ${done.id}: it is 'completed', and only 'queued' or 'running' tasks can be cancelled.`,
+        `Cannot cancel task ${done.id}: it is 'completed', and only 'waiting', 'queued' or 'running' tasks can be cancelled.`,
       );
       assert.equal((error as TaskStateError).status, "completed");
       assert.equal((await queue.get(done.id))?.status, "completed");
@@ -804,11 +811,11 @@ describe("Queue.purge", () => {
 });
 
 describe("Queue.stats", () => {
-  test("always reports all five counts, also on an empty queue", async () => {
+  test("always reports all six counts, also on an empty queue", async () => {
     await withDb(async (db) => {
       const queue = new Queue(db);
       assert.deepEqual(await queue.stats(), {
-        counts: { queued: 0, running: 0, completed: 0, failed: 0, cancelled: 0 },
+        counts: { waiting: 0, queued: 0, running: 0, completed: 0, failed: 0, cancelled: 0 },
         byType: {},
         oldestQueuedAgeMs: null,
         lastMinute: { completed: 0, failed: 0 },
@@ -830,10 +837,17 @@ describe("Queue.stats", () => {
       assert.equal(await runOne(db, failForGood), true); // tasks[1]
       await queue.cancel(tasks[2].id);
       const stats = await queue.stats();
-      assert.deepEqual(stats.counts, { queued: 2, running: 0, completed: 1, failed: 1, cancelled: 1 });
+      assert.deepEqual(stats.counts, {
+        waiting: 0,
+        queued: 2,
+        running: 0,
+        completed: 1,
+        failed: 1,
+        cancelled: 1,
+      });
       assert.deepEqual(stats.byType, {
-        a: { queued: 0, running: 0, completed: 1, failed: 1, cancelled: 0 },
-        b: { queued: 2, running: 0, completed: 0, failed: 0, cancelled: 1 },
+        a: { waiting: 0, queued: 0, running: 0, completed: 1, failed: 1, cancelled: 0 },
+        b: { waiting: 0, queued: 2, running: 0, completed: 0, failed: 0, cancelled: 1 },
       });
       await storeOf(db).taskClaim({
         workerId: "w",

@@ -17,6 +17,7 @@ import {
   queues,
   schedules,
   STRICT_TABLES,
+  taskDependencies,
   taskLogs,
   taskQueue,
   workers,
@@ -28,7 +29,15 @@ import { Queue, QueueDatabase } from "../mod.ts";
 import { makeTempDir, withDb } from "./_helpers.ts";
 import type { SqlTransaction } from "../src/store/store.ts";
 
-const TABLES: SQLiteTable[] = [taskQueue, workers, taskLogs, schedules, queues, migrationsTable];
+const TABLES: SQLiteTable[] = [
+  taskQueue,
+  workers,
+  taskLogs,
+  schedules,
+  queues,
+  taskDependencies,
+  migrationsTable,
+];
 
 test("every table's columns match the Drizzle schema: names, types, NOT NULL, primary keys", async () => {
   await withDb(async (db) => {
@@ -242,8 +251,11 @@ test("the migrated database is the Drizzle schema, column by column: defaults, r
   });
 });
 
-test("migrations are numbered from 1 without gaps and recorded once applied", async () => {
-  assert.deepEqual(MIGRATIONS.map((m) => m.version), MIGRATIONS.map((_, i) => i + 1));
+test("migrations are numbered from 1 without gaps (9 is another branch's) and recorded once applied", async () => {
+  // Version 9 belongs to a branch developed alongside this one (uniqueness); when both are merged, the
+  // numbers run from 1 without a gap again, and this goes back to `MIGRATIONS.map((_, i) => i + 1)`.
+  const expected = MIGRATIONS.map((_, i) => i + 1).map((n) => n >= 9 ? n + 1 : n);
+  assert.deepEqual(MIGRATIONS.map((m) => m.version), expected);
   await withDb(async (db) => {
     await db.initializeSchema();
     const rows = await db.transaction(async (tx) =>
@@ -283,6 +295,52 @@ test("a database made before migration 2 gets the claim index with the due time,
       const [task] = await new Queue(db).list();
       assert.equal(task?.type, "a");
       assert.equal(task?.queue, "default", "a task made before named queues is in the default queue");
+    } finally {
+      await db.close();
+    }
+  } finally {
+    remove();
+  }
+});
+
+test("migration 10 (dependencies) rebuilds the tasks table keeping every task, log line and log id", async () => {
+  const { dir, remove } = makeTempDir();
+  const path = join(dir, "before_dependencies.db");
+  try {
+    // The schema as migrations 1 to 8 left it: a task, three log lines of which the last was deleted.
+    const old = new Database(path);
+    old.exec(
+      "CREATE TABLE prismq_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
+    );
+    for (const migration of MIGRATIONS.filter((m) => m.version <= 8)) {
+      old.exec(migration.sql);
+      old.prepare("INSERT INTO prismq_migrations VALUES (?, ?, 0)").run(migration.version, migration.name);
+    }
+    old.exec(
+      "INSERT INTO task_queue (type, payload, run_after, queue, result) VALUES ('a', '{\"n\":1}', 0, 'q', '7')",
+    );
+    old.exec(
+      "INSERT INTO task_logs (task_id, at, level, message) VALUES (1, 1, 'info', 'one'), (1, 2, 'warn', 'two')",
+    );
+    old.exec("INSERT INTO task_logs (task_id, at, level, message) VALUES (1, 3, 'info', 'three')");
+    old.exec("DELETE FROM task_logs WHERE message = 'three'");
+    old.close();
+
+    const db = new QueueDatabase(path);
+    try {
+      await db.initializeSchema();
+      const queue = new Queue(db);
+      const [task] = await queue.list();
+      assert.deepEqual([task?.type, task?.payload, task?.queue, task?.result], ["a", { n: 1 }, "q", 7]);
+      assert.deepEqual((await queue.logs(1)).map((log) => [log.id, log.message]), [[1, "one"], [2, "two"]]);
+      // A log line deleted before keeps its id from being given again.
+      const next = await db.transaction(async (tx) => {
+        await tx.execute("INSERT INTO task_logs (task_id, at, level, message) VALUES (1, 4, 'info', 'four')");
+        return (await tx.execute("SELECT max(id) AS id FROM task_logs")).rows[0]!.id;
+      });
+      assert.equal(Number(next), 4);
+      const waiting = await queue.enqueue("b", {}, { dependsOn: [1] });
+      assert.equal(waiting.status, "waiting", "the new status is allowed");
     } finally {
       await db.close();
     }

@@ -51,6 +51,8 @@ export function styleStatus(style: Style, status: string): string {
       return style.cyan(status);
     case "cancelled":
       return style.dim(status);
+    case "waiting":
+      return style.yellow(status);
     default:
       return status;
   }

@@ -88,6 +88,13 @@ export interface Store {
    * found, when another task holds its idempotency key (that task, `created: false`). Of several tasks in
    * one call with the same key, the first creates it. Ids grow in insertion order. `now` is their
    * `createdAt` and `updatedAt`.
+   *
+   * A task with `dependsOn` is linked to those tasks in the same transaction, and answers where it stands
+   * (`settled`): `waiting` while some have not completed, `queued` when all have, `cancelled` (at `now`,
+   * its error message naming which and why) when one has failed or was cancelled. No task may complete,
+   * fail or be cancelled unseen between that look and the commit.
+   *
+   * @throws {DependencyError} before writing anything, for a dependency id no task has
    */
   taskInsertMany(tasks: readonly NewTask[], now: number): Promise<InsertedTask[]>;
   /**
@@ -144,6 +151,12 @@ export interface Store {
    * result. A snooze (`snoozed`) queues the task again at `runAfter` with its attempt given back, as
    * {@link taskReleaseMany} does, and its error message kept. `now` is `updatedAt`, and `finishedAt` of a
    * finished task.
+   *
+   * In the same transaction, dependencies: every `waiting` task that depends on a task completed here, and
+   * whose dependencies have now all completed, becomes `queued` (due at `now` at the earliest); every task
+   * waiting on a task failed here, directly or down a chain, is cancelled at `now`, its error message
+   * naming the dependency it waited on and the failure. Two such writes at once, on any connections, never
+   * leave a task waiting whose dependencies have all completed.
    */
   taskRecord(progress: Progress, now: number): Promise<Recorded>;
   /**
@@ -170,11 +183,13 @@ export interface Store {
    * them, or only those of `only` that still have the claim and deadline given there (not renewed since).
    * A task claimed ahead whose start was never recorded goes back with its attempts untouched and never
    * fails this way; until an outcome of it is recorded, each of its starts is recorded before its handler
-   * runs ({@link LeasedTask.recordStartFirst}). One transaction; returns how many of each.
+   * runs ({@link LeasedTask.recordStartFirst}). One transaction, which also cancels what waits on the
+   * tasks it failed (as {@link taskRecord} does); returns how many of each.
    */
   taskReapExpired(now: number, only?: readonly ExpiredLease[]): Promise<{ requeued: number; failed: number }>;
   /**
-   * Cancels a queued or running task (ending any lease it has) and returns it as it is now.
+   * Cancels a waiting, queued or running task (ending any lease it has) and returns it as it is now; the
+   * tasks waiting on it, directly or down a chain, are cancelled in the same transaction.
    *
    * @throws {TaskNotFoundError} when no task has this id
    * @throws {TaskStateError} when its status does not allow it
@@ -182,10 +197,11 @@ export interface Store {
   taskCancel(id: number, now: number): Promise<Task>;
   /**
    * Moves a failed or cancelled task back to the queue, runnable at `now`, with its attempts reset, and
-   * returns it as it is now.
+   * returns it as it is now: `waiting` instead while some of its dependencies have not completed.
    *
    * @throws {TaskNotFoundError} when no task has this id
    * @throws {TaskStateError} when its status does not allow it
+   * @throws {DependencyError} when one of its dependencies is failed or cancelled (retry that one first)
    */
   taskRequeue(id: number, now: number): Promise<Task>;
   /**

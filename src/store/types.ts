@@ -21,6 +21,11 @@ export interface NewTask {
   retryPolicy: string | null;
   /** The queue it belongs to: a checked name (see `queue_name.ts`). */
   queue: string;
+  /**
+   * Ids of tasks that must complete before this one runs (checked: whole, positive, no repeats). Absent or
+   * empty: none, and the task is queued at once.
+   */
+  dependsOn?: readonly number[] | undefined;
 }
 
 /**
@@ -32,6 +37,12 @@ export interface InsertedTask {
   created: boolean;
   /** The task that held the key, when the insert found one. */
   existing?: Task;
+  /**
+   * Where a created task with dependencies stands after the insert: `waiting`, `queued` (they had all
+   * completed) or `cancelled` (one had failed or was cancelled, which its error message names). Absent
+   * for a task without dependencies, which is `queued`.
+   */
+  settled?: { status: TaskStatus; errorMessage: string | null; finishedAt: number | null };
 }
 
 /** How a worker picks among runnable tasks. */

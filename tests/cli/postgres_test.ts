@@ -124,7 +124,14 @@ describe("prismq on a PostgreSQL server", () => {
       assert.deepEqual([shownJson.status, shownJson.errorMessage], ["failed", "kaboom"]);
 
       const status = await qJson<{ counts: Record<string, number> }>(["status"]);
-      assert.deepEqual(status.counts, { queued: 1, running: 0, completed: 3, failed: 1, cancelled: 0 });
+      assert.deepEqual(status.counts, {
+        waiting: 0,
+        queued: 1,
+        running: 0,
+        completed: 3,
+        failed: 1,
+        cancelled: 0,
+      });
       // The worker's row is gone once it stopped.
       assert.deepEqual(await qJson(["workers"]), []);
     });

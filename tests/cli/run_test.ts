@@ -45,7 +45,14 @@ describe("prismq run", () => {
         "Worker w-test stopped: 5 completed, 0 failed, 0 retried, 0 snoozed, 0 cancelled, 0 lost their lease, 0 handed back.",
       );
       const status = await qJson<{ counts: Record<string, number> }>(["status"]);
-      assert.deepEqual(status.counts, { queued: 0, running: 0, completed: 5, failed: 0, cancelled: 0 });
+      assert.deepEqual(status.counts, {
+        waiting: 0,
+        queued: 0,
+        running: 0,
+        completed: 5,
+        failed: 0,
+        cancelled: 0,
+      });
       assert.deepEqual(await qJson(["workers"]), [], "the worker unregisters when it stops");
     });
   });

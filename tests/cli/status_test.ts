@@ -10,11 +10,11 @@ import { ANY_ESCAPE, assertOneLine } from "../_helpers.ts";
 import { TEST_HANDLERS, withFixture } from "./_fixture.ts";
 
 describe("prismq status", () => {
-  test("an empty database: all five counts, empty byType, null oldest wait, no workers", async () => {
+  test("an empty database: all six counts, empty byType, null oldest wait, no workers", async () => {
     await withFixture(async ({ qJson }) => {
       const status = await qJson(["status"]);
       assert.deepEqual(status, {
-        counts: { queued: 0, running: 0, completed: 0, failed: 0, cancelled: 0 },
+        counts: { waiting: 0, queued: 0, running: 0, completed: 0, failed: 0, cancelled: 0 },
         byType: {},
         oldestQueuedAgeMs: null,
         lastMinute: { completed: 0, failed: 0 },
@@ -27,7 +27,9 @@ describe("prismq status", () => {
     await withFixture(async ({ q, qJson, dbPath }) => {
       const opts = { handlers: TEST_HANDLERS };
       await q(["enqueue", "noop"], opts);
-      await q(["enqueue", "noop", "--delay", "1h"], opts);
+      const delayed = await qJson<Task>(["enqueue", "noop", "--delay", "1h"], opts);
+      // Waits for the delayed one, so stays waiting.
+      await q(["enqueue", "noop", "--depends-on", String(delayed.id)], opts);
       await q(["enqueue", "boom", "--max-attempts", "1"], opts);
       const cancelled = await qJson<Task>(["enqueue", "chatty", '{"word": "x"}', "--delay", "1h"], opts);
       await q(["cancel", String(cancelled.id)]);
@@ -41,13 +43,20 @@ describe("prismq status", () => {
         workers: unknown[];
       };
       const before = await qJson<Status>(["status"]);
-      assert.deepEqual(before.counts, { queued: 1, running: 0, completed: 1, failed: 1, cancelled: 1 });
+      assert.deepEqual(before.counts, {
+        waiting: 1,
+        queued: 1,
+        running: 0,
+        completed: 1,
+        failed: 1,
+        cancelled: 1,
+      });
       assert.equal(before.oldestQueuedAgeMs, null, "a task delayed by an hour is not waiting yet");
       assert.deepEqual(before.lastMinute, { completed: 1, failed: 1 });
       assert.deepEqual(before.byType, {
-        noop: { queued: 1, running: 0, completed: 1, failed: 0, cancelled: 0 },
-        boom: { queued: 0, running: 0, completed: 0, failed: 1, cancelled: 0 },
-        chatty: { queued: 0, running: 0, completed: 0, failed: 0, cancelled: 1 },
+        noop: { waiting: 1, queued: 1, running: 0, completed: 1, failed: 0, cancelled: 0 },
+        boom: { waiting: 0, queued: 0, running: 0, completed: 0, failed: 1, cancelled: 0 },
+        chatty: { waiting: 0, queued: 0, running: 0, completed: 0, failed: 0, cancelled: 1 },
       });
       assert.deepEqual(before.workers, []);
 
@@ -67,12 +76,15 @@ describe("prismq status", () => {
       assert.doesNotMatch(text.stdout, ANY_ESCAPE);
       const lines = text.stdout.split("\n");
       assert.equal(lines[0], `Database: ${dbPath}`);
-      assert.equal(lines[1], "Tasks: queued 2 · running 0 · completed 1 · failed 1 · cancelled 1");
+      assert.equal(
+        lines[1],
+        "Tasks: waiting 1 · queued 2 · running 0 · completed 1 · failed 1 · cancelled 1",
+      );
       assert.match(lines[2], /^Oldest runnable task has waited: \d+ ms$/);
       assert.equal(lines[3], "Last minute: 1 completed (0.0/s), 1 failed");
-      assert.match(text.stdout, /\nTYPE +QUEUED +RUNNING +COMPLETED +FAILED +CANCELLED\n/);
-      assert.match(text.stdout, /\nboom +0 +0 +0 +1 +0\n/);
-      assert.match(text.stdout, /\nnoop +2 +0 +1 +0 +0\n/);
+      assert.match(text.stdout, /\nTYPE +WAITING +QUEUED +RUNNING +COMPLETED +FAILED +CANCELLED\n/);
+      assert.match(text.stdout, /\nboom +0 +0 +0 +0 +1 +0\n/);
+      assert.match(text.stdout, /\nnoop +1 +2 +0 +1 +0 +0\n/);
       assert.match(text.stdout, /\nWorkers: 0 live\n$/);
     });
   });

@@ -88,7 +88,10 @@ describe("prismq list and show", () => {
   test("list: a bad --status, --limit or --offset exits 2", async () => {
     await withFixture(async ({ q }) => {
       const cases: [string[], RegExp][] = [
-        [["--status", "done"], /Unknown status 'done'\. Use queued, running, completed, failed or cancelled/],
+        [
+          ["--status", "done"],
+          /Unknown status 'done'\. Use waiting, queued, running, completed, failed, cancelled/,
+        ],
         [["--limit", "0"], /--limit/],
         [["--limit", "ten"], /--limit/],
         [["--offset", "-1"], /--offset/],
@@ -233,7 +236,7 @@ describe("prismq retry, cancel and purge", () => {
       assertOneLine(
         refused.stderr,
         new RegExp(
-          `^prismq cancel: Cannot cancel task ${done.id}: it is 'completed', and only 'queued' or 'running' tasks can be cancelled\\.\\n$`,
+          `^prismq cancel: Cannot cancel task ${done.id}: it is 'completed', and only 'waiting', 'queued' or 'running' tasks can be cancelled\\.\\n$`,
         ),
       );
       const again = await q(["cancel", String(queued.id)]);

@@ -1,5 +1,5 @@
 /**
- * Conformance: an operator's state changes. Cancelling a queued or running task, putting failed and
+ * Conformance: an operator's state changes. Cancelling a waiting, queued or running task, putting failed and
  * cancelled tasks back in the queue, and purging finished ones; each refused, with the named error, from a
  * status the transitions table does not allow.
  *
@@ -23,7 +23,10 @@ import {
   T0,
 } from "./_fixtures.ts";
 
-/** One task in each of the five statuses, each finished one at T0 + 1, ids in the order of the statuses. */
+/**
+ * One task in each of the six statuses, each finished one at T0 + 1; the waiting one, inserted last,
+ * depends on the running one.
+ */
 async function oneOfEach(store: Store): Promise<Record<TaskStatus, number>> {
   const [queued, running, completed, failed, cancelled] = await insert(store, 5);
   await store.taskCancel(cancelled!, T0 + 1);
@@ -35,7 +38,9 @@ async function oneOfEach(store: Store): Promise<Record<TaskStatus, number>> {
   const toFail = await claimOne(store, { now: T0 + 1, strategy: "lifo" });
   assert.equal(toFail.task.id, failed, "lifo takes the newest queued task");
   await finish(store, [{ ...fenceOf(toFail), status: "failed", errorMessage: "broken" }], T0 + 1);
+  const [waiting] = await insert(store, [newTask({ dependsOn: [running!] })], T0 + 1);
   return {
+    waiting: waiting!,
     queued: queued!,
     running: running!,
     completed: completed!,
@@ -90,7 +95,7 @@ describeEachStore("cancelling tasks", (it) => {
         error.message,
         `Cannot cancel task ${
           ids[status]
-        }: it is '${status}', and only 'queued' or 'running' tasks can be cancelled.`,
+        }: it is '${status}', and only 'waiting', 'queued' or 'running' tasks can be cancelled.`,
       );
       assert.deepEqual(await get(store, ids[status]), before);
     }
@@ -132,9 +137,9 @@ describeEachStore("requeueing tasks", (it) => {
     );
   });
 
-  it("a queued, running or completed task cannot be requeued: TaskStateError; a missing one: TaskNotFoundError", async ({ store }) => {
+  it("a waiting, queued, running or completed task cannot be requeued: TaskStateError; a missing one: TaskNotFoundError", async ({ store }) => {
     const ids = await oneOfEach(store);
-    for (const status of ["queued", "running", "completed"] as const) {
+    for (const status of ["waiting", "queued", "running", "completed"] as const) {
       const before = await get(store, ids[status]);
       const error = await rejection(store.taskRequeue(ids[status], T0 + 50), TaskStateError);
       assert.equal(error.taskId, ids[status]);
@@ -220,7 +225,7 @@ describeEachStore("deleting one task", (it) => {
       const before = await get(store, ids[status]);
       const error = await rejection(store.taskDelete(ids[status]), TaskStateError);
       assert.equal(error.status, status);
-      assert.match(error.message, /only 'completed' or 'failed' or 'cancelled' tasks can be deleted/);
+      assert.match(error.message, /only 'completed', 'failed' or 'cancelled' tasks can be deleted/);
       assert.deepEqual(await get(store, ids[status]), before);
     }
     assert.equal((await rejection(store.taskDelete(ids.completed), TaskNotFoundError)).taskId, ids.completed);
@@ -265,10 +270,11 @@ describeEachStore("purging tasks", (it) => {
     assert.equal(await store.taskGet(newer!), undefined);
   });
 
-  it("never deletes a queued or running task, whatever statuses and time it is given", async ({ store }) => {
+  it("never deletes a waiting, queued or running task, whatever statuses and time it is given", async ({ store }) => {
     const ids = await oneOfEach(store);
     await insert(store, 1, T0 + 2); // newest
-    assert.equal(await store.taskPurge(["queued", "running"], T0 + 1_000_000), 0);
+    assert.equal(await store.taskPurge(["waiting", "queued", "running"], T0 + 1_000_000), 0);
+    assert.equal((await get(store, ids.waiting)).status, "waiting");
     assert.equal((await get(store, ids.queued)).status, "queued");
     assert.equal((await get(store, ids.running)).status, "running");
   });

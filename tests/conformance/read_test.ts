@@ -10,7 +10,7 @@ import type { Task } from "../../src/task.ts";
 import { describeEachStore } from "./_harness.ts";
 import { claim, claimOne, fenceOf, finish, insert, newTask, T0 } from "./_fixtures.ts";
 
-const ZERO = { queued: 0, running: 0, completed: 0, failed: 0, cancelled: 0 };
+const ZERO = { waiting: 0, queued: 0, running: 0, completed: 0, failed: 0, cancelled: 0 };
 const ids = (tasks: Task[]) => tasks.map((task) => task.id);
 
 describeEachStore("getting and listing tasks", (it) => {
@@ -115,7 +115,7 @@ describeEachStore("getting and listing tasks", (it) => {
 });
 
 describeEachStore("statistics", (it) => {
-  it("an empty queue has all five counts at zero, no types, no oldest task and nothing recent", async ({ store }) => {
+  it("an empty queue has all six counts at zero, no types, no oldest task and nothing recent", async ({ store }) => {
     assert.deepEqual(await store.taskStats(T0), {
       counts: ZERO,
       byType: {},
@@ -135,7 +135,14 @@ describeEachStore("statistics", (it) => {
     await store.taskCancel(b1!, T0 + 1);
     await claimOne(store, { now: T0 + 2 });
     const stats = await store.taskStats(T0 + 3);
-    assert.deepEqual(stats.counts, { queued: 1, running: 1, completed: 1, failed: 1, cancelled: 1 });
+    assert.deepEqual(stats.counts, {
+      waiting: 0,
+      queued: 1,
+      running: 1,
+      completed: 1,
+      failed: 1,
+      cancelled: 1,
+    });
     assert.deepEqual(stats.byType, {
       a: { ...ZERO, completed: 1, failed: 1 },
       b: { ...ZERO, queued: 1, running: 1, cancelled: 1 },

@@ -3,7 +3,9 @@
  * enqueues, claims by a few workers, outcomes (results and snoozes among them), progress, heartbeats and
  * releases with remembered (possibly stale)
  * lease tokens, time steps, reaps, cancels, requeues and purges run against the store and a small in-memory
- * model that follows `TRANSITIONS` and the fencing rules. After every step every task must match the model
+ * model that follows `TRANSITIONS` and the fencing rules. Enqueued tasks may depend on earlier ones (or on
+ * ids that do not exist, which is refused): the model waits, releases and cancels down the chain as the
+ * store must, with the same messages. After every step every task must match the model
  * exactly, and the structural invariants must hold. Each run starts on a fresh store.
  *
  * @module
@@ -12,6 +14,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import {
   type ClaimStrategy,
+  DependencyError,
   nextStatus,
   type Task,
   TASK_STATUSES,
@@ -37,7 +40,10 @@ const MAX_STEPS = 40;
 type Outcome = "completed" | "result" | "retry" | "snooze" | "failed";
 
 type Op =
-  | { kind: "enqueue"; tasks: { type: string; maxAttempts: number; priority: number; delay: number }[] }
+  | {
+    kind: "enqueue";
+    tasks: { type: string; maxAttempts: number; priority: number; delay: number; deps: number[] }[];
+  }
   | { kind: "claim"; worker: number; limit: number; start: number; leaseMs: number; strategy: ClaimStrategy }
   | { kind: "start"; tokens: number[] }
   | { kind: "finish"; picks: { token: number; outcome: Outcome; delay: number; started: boolean }[] }
@@ -60,6 +66,12 @@ const enqueueArb: fc.Arbitrary<Op> = fc.record({
       maxAttempts: fc.integer({ min: 1, max: 4 }),
       priority: fc.integer({ min: 0, max: 3 }),
       delay: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 2000 })),
+      // Picks among the tasks enqueued so far (see Model.idAt): none mostly, and now and then one that
+      // does not exist.
+      deps: fc.oneof(
+        { arbitrary: fc.constant<number[]>([]), weight: 2 },
+        { arbitrary: fc.array(fc.nat({ max: MAX_TASKS }), { minLength: 1, maxLength: 2 }), weight: 3 },
+      ),
     }),
     { minLength: 1, maxLength: 3 },
   ),
@@ -198,6 +210,8 @@ interface ModelTask {
   progress: unknown;
   /** Whether a worker died holding it claimed ahead since its last outcome (not part of a Task: the claim reports it). */
   unconfirmedStart: boolean;
+  /** The ids it depends on (not part of a Task: the store keeps them in a table of their own). */
+  deps: number[];
 }
 
 /** One remembered claim: what the worker was handed, as a worker keeps it. */
@@ -251,6 +265,71 @@ function move(task: ModelTask, event: Parameters<typeof nextStatus>[1]): void {
   const to = nextStatus(task.status, event);
   assert.ok(to !== undefined, `model bug: ${event} from ${task.status}`);
   task.status = to;
+}
+
+/**
+ * The waiting tasks whose dependencies (those not purged) have all completed, among the dependents of
+ * `ids`: queued, due no earlier than now.
+ */
+function releaseModel(model: Model, ids: Iterable<number>): void {
+  const done = new Set(ids);
+  for (const m of model.tasks.values()) {
+    if (m.status !== "waiting" || !m.deps.some((dep) => done.has(dep))) continue;
+    const alive = m.deps.flatMap((dep) => model.tasks.get(dep) ?? []);
+    if (alive.every((dep) => dep.status === "completed")) {
+      move(m, "dependencies_done");
+      m.runAfter = Math.max(m.runAfter, model.now);
+    }
+  }
+}
+
+/**
+ * Cancels every task waiting, directly or down a chain, on one of `roots` that failed or was cancelled.
+ * Each names the dependency it waited on (the lowest id of those that doom it) and the task that doomed
+ * the chain (the lowest id, for that dependency).
+ */
+function cascadeModel(model: Model, roots: Iterable<number>): void {
+  const dependents = (id: number) =>
+    [...model.tasks.values()].filter((t) => t.status === "waiting" && t.deps.includes(id));
+  const reasons = new Map<number, { via: number; root: number }[]>();
+  const seen = new Set<string>();
+  const frontier: { id: number; root: number }[] = [];
+  const add = (id: number, via: number, root: number) => {
+    const key = `${id} ${via} ${root}`;
+    if (seen.has(key)) return;
+    seen.add(key);
+    reasons.set(id, [...(reasons.get(id) ?? []), { via, root }]);
+    frontier.push({ id, root });
+  };
+  for (const root of new Set(roots)) {
+    const r = model.tasks.get(root);
+    if (!r || (r.status !== "failed" && r.status !== "cancelled")) continue;
+    for (const w of dependents(root)) add(w.id, root, root);
+  }
+  while (frontier.length > 0) {
+    const { id, root } = frontier.shift()!;
+    for (const w of dependents(id)) add(w.id, id, root);
+  }
+  const why = (root: number) => {
+    const r = model.tasks.get(root)!;
+    return r.status === "failed" ? `failed: ${r.errorMessage}` : "was cancelled";
+  };
+  const messages = new Map<number, string>();
+  for (const [id, list] of reasons) {
+    const { via, root } = list.sort((a, b) => a.via - b.via || a.root - b.root)[0]!;
+    messages.set(
+      id,
+      via === root
+        ? `Dependency task ${root} ${why(root)}`
+        : `Dependency task ${via} was cancelled because task ${root} ${why(root)}`,
+    );
+  }
+  for (const [id, message] of messages) {
+    const m = model.tasks.get(id)!;
+    move(m, "dependency_lost");
+    m.errorMessage = message;
+    m.finishedAt = model.now;
+  }
 }
 
 function leaseExpiredMessage(lockedBy: string | null): string {
@@ -313,22 +392,33 @@ async function apply(store: Store, model: Model, op: Op): Promise<void> {
   switch (op.kind) {
     case "enqueue": {
       const room = MAX_TASKS - model.enqueued.length;
-      const tasks = op.tasks.slice(0, Math.max(0, room));
+      const tasks = op.tasks.slice(0, Math.max(0, room)).map((t) => ({
+        ...t,
+        deps: [...new Set(t.deps.map((pick) => model.idAt(pick)))],
+      }));
       if (tasks.length === 0) return;
-      const inserted = await store.taskInsertMany(
-        tasks.map((t) => ({
-          type: t.type,
-          payload: "{}",
-          priority: t.priority,
-          maxAttempts: t.maxAttempts,
-          runAfter: now + t.delay,
-          idempotencyKey: null,
-          timeoutMs: null,
-          retryPolicy: null,
-          queue: "default",
-        })),
-        now,
-      );
+      const rows = tasks.map((t) => ({
+        type: t.type,
+        payload: "{}",
+        priority: t.priority,
+        maxAttempts: t.maxAttempts,
+        runAfter: now + t.delay,
+        idempotencyKey: null,
+        timeoutMs: null,
+        retryPolicy: null,
+        queue: "default",
+        dependsOn: t.deps,
+      }));
+      const missing = tasks.flatMap((t) => t.deps).find((id) => !model.tasks.has(id));
+      if (missing !== undefined) {
+        await assert.rejects(store.taskInsertMany(rows, now), (error: unknown) => {
+          assert.ok(error instanceof DependencyError, `expected a DependencyError, got ${error}`);
+          assert.equal(error.dependencyId, missing);
+          return true;
+        });
+        return;
+      }
+      const inserted = await store.taskInsertMany(rows, now);
       assert.equal(inserted.length, tasks.length);
       for (const [i, { id, created, existing }] of inserted.entries()) {
         assert.equal(existing, undefined);
@@ -352,12 +442,18 @@ async function apply(store: Store, model: Model, op: Op): Promise<void> {
           result: null,
           progress: null,
           unconfirmedStart: false,
+          deps: t.deps,
         };
+        if (t.deps.some((dep) => model.tasks.get(dep)!.status !== "completed")) m.status = "waiting";
         model.tasks.set(id, m);
         model.enqueued.push(id);
+      }
+      // A dependency failed or cancelled already cancels the new task at once.
+      cascadeModel(model, tasks.flatMap((t) => t.deps));
+      for (const { id } of inserted) {
         const stored = await store.taskGet(id);
         assert.ok(stored, `task ${id} was not stored`);
-        checkReturnedTask(stored, m, "inserted task");
+        checkReturnedTask(stored, model.tasks.get(id)!, "inserted task");
       }
       return;
     }
@@ -485,6 +581,9 @@ async function apply(store: Store, model: Model, op: Op): Promise<void> {
           m.finishedAt = now;
         }
       }
+      // Every completion and failure given, whether or not its fence held: the store's are idempotent.
+      releaseModel(model, finishes.flatMap((f) => f.status === "completed" ? [f.id] : []));
+      cascadeModel(model, finishes.flatMap((f) => f.status === "failed" ? [f.id] : []));
       assert.deepEqual(sortedIds(held), sortedIds(expectedHeld), "ids whose fence held on finish");
       const startsHeld = new Set(
         starts.filter((start) => expectedHeld.has(start.id)).map((start) => start.id),
@@ -627,6 +726,12 @@ async function apply(store: Store, model: Model, op: Op): Promise<void> {
           expected.requeued++;
         }
       }
+      cascadeModel(
+        model,
+        [...model.tasks.values()].flatMap((m) =>
+          m.finishedAt === now && (m.status === "failed" || m.status === "cancelled") ? [m.id] : []
+        ),
+      );
       assert.deepEqual(result, expected, "reap counts");
       return;
     }
@@ -641,6 +746,7 @@ async function apply(store: Store, model: Model, op: Op): Promise<void> {
         m.leaseToken = null;
         m.leaseUntil = null;
         checkReturnedTask(task, m, "cancelled task");
+        cascadeModel(model, [id]);
       } else {
         await expectRefusal(() => store.taskCancel(id, now), model, id, `cancel ${id}`);
       }
@@ -650,9 +756,18 @@ async function apply(store: Store, model: Model, op: Op): Promise<void> {
     case "requeue": {
       const id = model.idAt(op.task);
       const m = model.tasks.get(id);
-      if (m && nextStatus(m.status, "requeue") !== undefined) {
+      const deps = m ? m.deps.flatMap((dep) => model.tasks.get(dep) ?? []) : [];
+      const lost = deps.filter((dep) => dep.status === "failed" || dep.status === "cancelled");
+      if (m && nextStatus(m.status, "requeue") !== undefined && lost.length > 0) {
+        await assert.rejects(store.taskRequeue(id, now), (error: unknown) => {
+          assert.ok(error instanceof DependencyError, `expected a DependencyError, got ${error}`);
+          assert.equal(error.dependencyId, Math.min(...lost.map((dep) => dep.id)));
+          return true;
+        });
+      } else if (m && nextStatus(m.status, "requeue") !== undefined) {
         const task = await store.taskRequeue(id, now);
-        requeueModel(m, now);
+        const waits = deps.some((dep) => dep.status !== "completed");
+        requeueModel(m, now, waits ? "requeue_waiting" : "requeue");
         checkReturnedTask(task, m, "requeued task");
       } else {
         await expectRefusal(() => store.taskRequeue(id, now), model, id, `requeue ${id}`);
@@ -694,8 +809,8 @@ async function apply(store: Store, model: Model, op: Op): Promise<void> {
   }
 }
 
-function requeueModel(m: ModelTask, now: number): void {
-  move(m, "requeue");
+function requeueModel(m: ModelTask, now: number, event: "requeue" | "requeue_waiting" = "requeue"): void {
+  move(m, event);
   m.attempts = 0;
   m.runAfter = now;
   m.finishedAt = null;
@@ -725,7 +840,7 @@ function pick(task: Task) {
 }
 
 function pickModel(m: ModelTask): ReturnType<typeof pick> {
-  const { leaseToken: _, unconfirmedStart: _unconfirmed, ...rest } = m;
+  const { leaseToken: _, unconfirmedStart: _unconfirmed, deps: _deps, ...rest } = m;
   return { ...rest };
 }
 
@@ -756,6 +871,16 @@ async function checkInvariants(
     const terminal = TERMINAL_STATUSES.includes(task.status);
     assert.equal(task.finishedAt !== null, terminal, `${at}: finishedAt set exactly when terminal`);
     assert.equal(token, model.tasks.get(task.id)?.leaseToken, `${at}: lease token`);
+  }
+  // A waiting task waits on something that may still complete, and on nothing that never will.
+  for (const m of model.tasks.values()) {
+    if (m.status !== "waiting") continue;
+    const deps = m.deps.flatMap((dep) => model.tasks.get(dep) ?? []);
+    assert.ok(deps.some((dep) => dep.status !== "completed"), `${where}: task ${m.id} waits on nothing`);
+    assert.ok(
+      deps.every((dep) => dep.status !== "failed" && dep.status !== "cancelled"),
+      `${where}: task ${m.id} waits on a task that ended without completing`,
+    );
   }
 
   assert.deepEqual(

@@ -15,6 +15,7 @@ const REFUSED = newTask({ payload: "not json" });
 async function assertEmpty(store: Store): Promise<void> {
   assert.deepEqual(await store.taskList({ limit: 10, offset: 0 }), [], "no task was stored");
   assert.deepEqual((await store.taskStats(T0)).counts, {
+    waiting: 0,
     queued: 0,
     running: 0,
     completed: 0,

@@ -6,7 +6,7 @@
 import { isDeepStrictEqual } from "node:util";
 import { DEFAULT_MAX_PAYLOAD_BYTES, type EnqueueOptions, type Task } from "../../../mod.ts";
 import { queueName } from "../../queue_name.ts";
-import { parseCommand, parseDuration, parseInteger, parseTime, UsageError } from "../args.ts";
+import { parseCommand, parseDuration, parseInteger, parseList, parseTime, UsageError } from "../args.ts";
 import { type Command, COMMON_HELP, COMMON_OPTIONS, linkedRegistry, withQueue } from "../context.ts";
 import { formatDuration, formatTime, json, styleFor } from "../format.ts";
 import { inexactIntegerProblem } from "../../exact_numbers.ts";
@@ -33,6 +33,8 @@ Options:
   --timeout <duration>   Time limit per attempt (default: the handler's, or none)
   --queue <name>         The named queue (default: the handler's, else 'default'); workers serving it
                          run it, under its limits (see 'prismq queue --help')
+  --depends-on <ids>     Run only after these tasks (comma-separated ids) have all completed; it waits
+                         until then (status 'waiting'), and is cancelled if one fails or is cancelled
                          Payloads over $PRISMQ_MAX_PAYLOAD_BYTES (default 1048576) are refused.
   --ndjson <file | ->    Bulk: one JSON object per line, {"type", "payload", "priority"?, "delayMs"?,
                          "runAt"?, "maxAttempts"?, "idempotencyKey"?, "timeoutMs"?, "queue"?}. Good lines go in,
@@ -45,6 +47,7 @@ ${COMMON_HELP}
 Examples:
   prismq enqueue send_email '{"to": "ada@example.com", "subject": "Hi", "body": "Hello"}'
   prismq enqueue noop --delay 10m --key nightly-check
+  prismq enqueue noop --depends-on 12,13
   prismq enqueue --ndjson tasks.ndjson`;
 
 export const enqueueCommand: Command = {
@@ -62,6 +65,7 @@ export const enqueueCommand: Command = {
       key: { type: "string" },
       timeout: { type: "string" },
       queue: { type: "string" },
+      "depends-on": { type: "string" },
       ndjson: { type: "string" },
     });
     // Checked before anything is opened: a bad limit is a usage error that creates no database.
@@ -77,6 +81,7 @@ export const enqueueCommand: Command = {
         "key",
         "timeout",
         "queue",
+        "depends-on",
       ] as const;
       const clash = single.find((name) => values[name] !== undefined);
       if (positionals.length > 0 || clash) {
@@ -154,6 +159,11 @@ function singleTaskOptions(values: Record<string, string | boolean | undefined>)
     if (options.timeoutMs === 0) throw new UsageError("--timeout must be longer than 0.");
   }
   if (text("queue") !== undefined) options.queue = queueName(text("queue"), "--queue");
+  if (text("depends-on") !== undefined) {
+    options.dependsOn = parseList("--depends-on", text("depends-on")!).map((id) =>
+      parseInteger("a task id in --depends-on", id, 1)
+    );
+  }
   return options;
 }
 
@@ -214,6 +224,14 @@ function describeEnqueued(task: Task, created: boolean, style: ReturnType<typeof
   if (!created) {
     return `Task ${task.id} (${task.type}) already exists with key '${task.idempotencyKey}'; it is ` +
       `${task.status}. Nothing was added.`;
+  }
+  if (task.status === "waiting") {
+    return `Enqueued task ${style.bold(String(task.id))} (${task.type}), waiting for its dependencies.`;
+  }
+  if (task.status === "cancelled") {
+    return `Enqueued task ${
+      style.bold(String(task.id))
+    } (${task.type}), cancelled at once: ${task.errorMessage}.`;
   }
   const wait = task.runAfter - Date.now();
   const when = wait > 500

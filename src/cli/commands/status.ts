@@ -66,7 +66,12 @@ export const statusCommand: Command = {
       io.stdout.write("\n");
       const rows = types.map((type) => [type, ...TASK_STATUSES.map((s) => count(stats.byType[type][s]))]);
       io.stdout.write(
-        table(["TYPE", ...TASK_STATUSES.map((s) => s.toUpperCase())], rows, style, [1, 2, 3, 4, 5]),
+        table(
+          ["TYPE", ...TASK_STATUSES.map((s) => s.toUpperCase())],
+          rows,
+          style,
+          TASK_STATUSES.map((_, i) => i + 1),
+        ),
       );
     }
     const live = workers.filter((w) => !w.stale);

@@ -6,6 +6,7 @@
 import {
   isTaskStatus,
   type Task,
+  TASK_STATUSES,
   TaskNotFoundError,
   type TaskStatus,
   TERMINAL_STATUSES,
@@ -34,7 +35,7 @@ import {
 function statusFlag(text: string | undefined): TaskStatus | undefined {
   if (text === undefined) return undefined;
   if (!isTaskStatus(text)) {
-    throw new UsageError(`Unknown status '${text}'.`, "Use queued, running, completed, failed or cancelled.");
+    throw new UsageError(`Unknown status '${text}'.`, `Use ${TASK_STATUSES.join(", ")}.`);
   }
   return text;
 }
@@ -47,7 +48,7 @@ Lists tasks, newest first. DUE says when a queued task may run: "now", or "in 5 
 --json prints the tasks as they are stored (runAfter, attempts and errorMessage say the same).
 
 Options:
-  --status <status>  queued, running, completed, failed or cancelled
+  --status <status>  waiting (for dependencies), queued, running, completed, failed or cancelled
   --type <type>      Only this task type
   --queue <name>     Only tasks of this named queue
   --limit <n>        At most this many (default 50)
@@ -117,8 +118,12 @@ function waitReason(task: Task, now: number): "scheduled" | "backing off" | unde
   return task.attempts > 0 ? "backing off" : "scheduled";
 }
 
-/** When a queued task may run: "now", or "in 5 min 0 s · scheduled"; "-" for any other status. */
+/**
+ * When a queued task may run: "now", or "in 5 min 0 s · scheduled"; a waiting one, once its dependencies
+ * complete; "-" for any other status.
+ */
 function describeDue(task: Task, now: number, style: ReturnType<typeof styleFor>): string {
+  if (task.status === "waiting") return style.yellow("after its dependencies");
   if (task.status !== "queued") return "-";
   const reason = waitReason(task, now);
   if (reason === undefined) return "now";

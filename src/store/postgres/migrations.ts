@@ -190,4 +190,24 @@ CREATE TABLE queues (
 );
 `,
   },
+  {
+    version: 8,
+    name: "task dependencies",
+    // A task may wait for others (`dependsOn`): the new status 'waiting', which the status CHECK must allow
+    // (replaced in place: the check of the existing rows reads the table once, under this migration's
+    // lock), and a table of dependencies, one row per dependency, looked up both ways.
+    sql: `
+ALTER TABLE task_queue DROP CONSTRAINT status;
+ALTER TABLE task_queue ADD CONSTRAINT status
+  CHECK (status IN ('waiting', 'queued', 'running', 'completed', 'failed', 'cancelled'));
+CREATE TABLE task_dependencies (
+  task_id bigint NOT NULL,
+  depends_on bigint NOT NULL,
+  CONSTRAINT task_dependencies_dependency FOREIGN KEY (depends_on) REFERENCES task_queue (id) ON DELETE CASCADE,
+  CONSTRAINT task_dependencies_dependent FOREIGN KEY (task_id) REFERENCES task_queue (id) ON DELETE CASCADE
+);
+CREATE UNIQUE INDEX task_dependencies_pair ON task_dependencies (task_id, depends_on);
+CREATE INDEX task_dependencies_depends_on ON task_dependencies (depends_on);
+`,
+  },
 ];

@@ -11,7 +11,17 @@
  * @module
  */
 import { sql } from "drizzle-orm";
-import { bigint, boolean, check, index, json, pgTable, text, uniqueIndex } from "drizzle-orm/pg-core";
+import {
+  bigint,
+  boolean,
+  check,
+  foreignKey,
+  index,
+  json,
+  pgTable,
+  text,
+  uniqueIndex,
+} from "drizzle-orm/pg-core";
 import type { TaskStatus } from "../../task.ts";
 
 /** SQL for "now" in epoch milliseconds on the server's clock, for rows written by plain SQL. */
@@ -68,7 +78,7 @@ export const taskQueue = pgTable("task_queue", {
   queue: text("queue").notNull().default("default"),
 }, (t) => [
   columnCheck("type", "length(trim(type)) > 0"),
-  columnCheck("status", "status IN ('queued', 'running', 'completed', 'failed', 'cancelled')"),
+  columnCheck("status", "status IN ('waiting', 'queued', 'running', 'completed', 'failed', 'cancelled')"),
   columnCheck("attempts", "attempts >= 0"),
   columnCheck("max_attempts", "max_attempts >= 1"),
   columnCheck("timeout_ms", "timeout_ms > 0"),
@@ -116,6 +126,23 @@ export const taskLogs = pgTable("task_logs", {
   timeCheck("at"),
   columnCheck("level", "level IN ('debug', 'info', 'warn', 'error')"),
   index("task_logs_task").on(t.taskId, t.id),
+]);
+
+/**
+ * One row per dependency (migration 8): task `task_id` runs only once task `depends_on` has completed.
+ * Written when the dependent is enqueued, never changed; deleting either task deletes the row.
+ */
+export const taskDependencies = pgTable("task_dependencies", {
+  taskId: number("task_id").notNull(),
+  dependsOn: number("depends_on").notNull(),
+}, (t) => [
+  // Named so that their alphabetical order is this one, which the schema test compares.
+  foreignKey({ name: "task_dependencies_dependency", columns: [t.dependsOn], foreignColumns: [taskQueue.id] })
+    .onDelete("cascade"),
+  foreignKey({ name: "task_dependencies_dependent", columns: [t.taskId], foreignColumns: [taskQueue.id] })
+    .onDelete("cascade"),
+  uniqueIndex("task_dependencies_pair").on(t.taskId, t.dependsOn),
+  index("task_dependencies_depends_on").on(t.dependsOn),
 ]);
 
 /** One row per kind of work the fleet does once, naming the worker that leads it and until when. */

@@ -38,7 +38,7 @@ import type {
   WaitingTasks,
   WorkerInfo,
 } from "../store.ts";
-import { adoptTransaction, ownTransaction } from "./app_transaction.ts";
+import { adoptTransaction, ownTransaction, type SqlRunner } from "./app_transaction.ts";
 import { PgConnection, type PostgresStoreOptions } from "./connection.ts";
 import { migrate } from "./migrate.ts";
 import { FINISHED_CHANNEL } from "./migrations.ts";
@@ -47,6 +47,7 @@ import { Reconnect } from "./reconnect.ts";
 import { claimStatement, leasedFrom } from "./queries/claim.ts";
 import { claimWithLimits, HeldQueueNames, limitedScope } from "../limited_claim.ts";
 import { heldQueueRows, limitedClaimOps, listQueues, updateQueue } from "./queries/queues.ts";
+import { hasDependencies, insertWithDependencies } from "./queries/dependencies.ts";
 import { insertMany, insertOne } from "./queries/insert.ts";
 import { expiredLeases, extendLease, heartbeat, reapExpired, releaseMany } from "./queries/leases.ts";
 import { electLeader, resignLeader } from "./queries/leaders.ts";
@@ -135,6 +136,15 @@ export class PostgresStore implements Store {
   // ---- Enqueue ----
 
   taskInsertMany(tasks: readonly NewTask[], now: number): Promise<InsertedTask[]> {
+    if (tasks.some(hasDependencies)) {
+      // Checked, inserted and linked in one transaction, the tasks depended on locked meanwhile.
+      return this.#once((late) =>
+        this.#conn.begin((tx) => {
+          const run: SqlRunner = (query) => this.#conn.rows(query, tx);
+          return insertWithDependencies(run, tasks, now + late, () => insertMany(run, tasks, now + late));
+        })
+      );
+    }
     const keyed = tasks.length > 1 && tasks.some((task) => task.idempotencyKey !== null);
     // Keyed tasks are inserted, then their keys' holders read, in one transaction.
     const insert = keyed
@@ -146,6 +156,7 @@ export class PostgresStore implements Store {
   }
 
   taskInsertOne(task: NewTask, now: number): Promise<InsertedTask> {
+    if (hasDependencies(task)) return this.taskInsertMany([task], now).then(([inserted]) => inserted!);
     const insert = (late: number) => insertOne((query) => this.#conn.rows(query), task, now + late);
     return task.idempotencyKey !== null ? this.#again(insert) : this.#once(insert);
   }
@@ -158,7 +169,7 @@ export class PostgresStore implements Store {
   ): Promise<InsertedTask[]> {
     const run = await adoptTransaction(tx, this.#conn, sync);
     try {
-      return await insertMany(run, tasks, now);
+      return await insertWithDependencies(run, tasks, now, () => insertMany(run, tasks, now));
     } catch (error) {
       throw this.#conn.error(error);
     }

@@ -17,7 +17,7 @@ import type { Task } from "../../task.ts";
 import type { InsertedTask, NewTask, SqlTransaction } from "../store.ts";
 import { insertRow, TASK_JSON } from "./columns.ts";
 import type { Connection } from "./connection.ts";
-import type { SqlValue } from "./driver.ts";
+import type { DriverTransaction, SqlValue } from "./driver.ts";
 import { keyedInsert } from "./queries/insert.ts";
 import { compile } from "./sql.ts";
 
@@ -61,13 +61,15 @@ export function ownTransaction<T>(conn: Connection, fn: (tx: SqlTransaction) => 
           sql: text,
           args: args.map((arg) => typeof arg === "boolean" ? Number(arg) : arg) as SqlValue[],
         }),
-      [OWN_TRANSACTION]: {
-        owner: conn,
-        values: async (query) => (await tx.execute({ ...compile(query), raw: true })).values ?? [],
-      },
+      [OWN_TRANSACTION]: { owner: conn, values: rowsRunnerOf(tx) },
     };
     return fn(handle);
   });
+}
+
+/** A runner of statements inside the transaction `tx` of PrismQ's own connection; rows as arrays. */
+export function rowsRunnerOf(tx: DriverTransaction): (query: SQL) => Promise<unknown[][]> {
+  return async (query) => (await tx.execute({ ...compile(query), raw: true })).values ?? [];
 }
 
 // deno-lint-ignore no-explicit-any

@@ -177,5 +177,6 @@ type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 const _taskKeys: Same<keyof Task, Exclude<TaskKey, InternalKey>> = true;
 const _taskTypes: Same<Omit<Task, JsonKey>, Omit<TaskRow, InternalKey | JsonKey>> = true;
 /** A `NewTask` is exactly what an insert takes, each of the column's type. */
-const _newTaskKeys: Same<keyof NewTask, InsertKey> = true;
-const _newTaskTypes: Same<NewTask, Pick<TaskRow, InsertKey>> = true;
+// Its dependencies (`dependsOn`) go in a table of their own.
+const _newTaskKeys: Same<Exclude<keyof NewTask, "dependsOn">, InsertKey> = true;
+const _newTaskTypes: Same<Omit<NewTask, "dependsOn">, Pick<TaskRow, InsertKey>> = true;

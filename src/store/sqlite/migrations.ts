@@ -284,4 +284,86 @@ CREATE TABLE queues (
 );
 `,
   },
+  {
+    version: 10,
+    name: "task dependencies",
+    // A task may wait for others (`dependsOn`): the new status 'waiting', which the status CHECK must allow.
+    // SQLite cannot change a CHECK, so task_queue is rebuilt, as migration 4 did, in the one migration
+    // transaction (another process starting meanwhile waits for it, then finds it applied). Foreign keys are
+    // on, and dropping task_queue would delete every log line through their cascade, so the logs are set
+    // aside first, with their id sequence, and put back in a task_logs made anew. The fifo/lifo index a
+    // worker makes (task_queue_queued_id) goes with the old table; the next such worker makes it again.
+    // The dependencies get a table of their own, one row per dependency.
+    sql: `
+CREATE TABLE task_logs_v10 AS SELECT id, task_id, at, level, message, details FROM task_logs;
+CREATE TABLE task_logs_seq_v10 AS SELECT seq FROM sqlite_sequence WHERE name = 'task_logs';
+DROP TABLE task_logs;
+CREATE TABLE task_queue_v10 (
+  id INTEGER PRIMARY KEY CHECK (id BETWEEN 1 AND 9007199254740991),
+  type TEXT NOT NULL CHECK (length(trim(type)) > 0),
+  priority INTEGER NOT NULL DEFAULT 100,
+  payload TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(payload)),
+  status TEXT NOT NULL DEFAULT 'queued' CHECK (
+    status = 'waiting' OR status = 'queued' OR status = 'running' OR status = 'completed' OR
+    status = 'failed' OR status = 'cancelled'
+  ),
+  attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+  max_attempts INTEGER NOT NULL DEFAULT 5 CHECK (max_attempts >= 1),
+  error_message TEXT,
+  idempotency_key TEXT,
+  locked_by TEXT,
+  timeout_ms INTEGER CHECK (timeout_ms > 0),
+  run_after INTEGER NOT NULL DEFAULT ${PORTABLE_NOW_MS} ${timeCheck("run_after")},
+  lease_until INTEGER ${timeCheck("lease_until")},
+  lease_token TEXT,
+  created_at INTEGER NOT NULL DEFAULT ${PORTABLE_NOW_MS} ${timeCheck("created_at")},
+  updated_at INTEGER NOT NULL DEFAULT ${PORTABLE_NOW_MS} ${timeCheck("updated_at")},
+  started_at INTEGER ${timeCheck("started_at")},
+  finished_at INTEGER ${timeCheck("finished_at")},
+  unconfirmed_start INTEGER NOT NULL DEFAULT 0 CHECK (unconfirmed_start = 0 OR unconfirmed_start = 1),
+  retry_policy TEXT CHECK (retry_policy IS NULL OR json_valid(retry_policy)),
+  result TEXT CHECK (result IS NULL OR json_valid(result)),
+  progress TEXT CHECK (progress IS NULL OR json_valid(progress)),
+  queue TEXT NOT NULL DEFAULT 'default' CHECK (length(queue) BETWEEN 1 AND 128),
+  CHECK (status <> 'running' OR (lease_until IS NOT NULL AND lease_token IS NOT NULL))
+) STRICT;
+INSERT INTO task_queue_v10 (
+  id, type, priority, payload, status, attempts, max_attempts, error_message, idempotency_key, locked_by,
+  timeout_ms, run_after, lease_until, lease_token, created_at, updated_at, started_at, finished_at,
+  unconfirmed_start, retry_policy, result, progress, queue
+)
+SELECT
+  id, type, priority, payload, status, attempts, max_attempts, error_message, idempotency_key, locked_by,
+  timeout_ms, run_after, lease_until, lease_token, created_at, updated_at, started_at, finished_at,
+  unconfirmed_start, retry_policy, result, progress, queue
+FROM task_queue;
+DROP TABLE task_queue;
+ALTER TABLE task_queue_v10 RENAME TO task_queue;
+CREATE UNIQUE INDEX task_queue_idempotency_key ON task_queue (idempotency_key)
+  WHERE idempotency_key IS NOT NULL;
+CREATE INDEX task_queue_queued_priority ON task_queue (priority, run_after, id, queue) WHERE status = 'queued';
+CREATE INDEX task_queue_running_lease ON task_queue (lease_until, queue) WHERE status = 'running';
+CREATE INDEX task_queue_finished ON task_queue (finished_at) WHERE finished_at IS NOT NULL;
+CREATE TABLE task_logs (
+  id INTEGER PRIMARY KEY AUTOINCREMENT CHECK (id BETWEEN 1 AND 9007199254740991),
+  task_id INTEGER NOT NULL REFERENCES task_queue (id) ON DELETE CASCADE,
+  at INTEGER NOT NULL ${timeCheck("at")},
+  level TEXT NOT NULL CHECK (level IN ('debug', 'info', 'warn', 'error')),
+  message TEXT NOT NULL,
+  details TEXT CHECK (details IS NULL OR json_valid(details))
+) STRICT;
+INSERT INTO sqlite_sequence (name, seq) SELECT 'task_logs', seq FROM task_logs_seq_v10;
+INSERT INTO task_logs (id, task_id, at, level, message, details)
+  SELECT id, task_id, at, level, message, details FROM task_logs_v10;
+DROP TABLE task_logs_v10;
+DROP TABLE task_logs_seq_v10;
+CREATE INDEX task_logs_task ON task_logs (task_id, id);
+CREATE TABLE task_dependencies (
+  task_id INTEGER NOT NULL REFERENCES task_queue (id) ON DELETE CASCADE,
+  depends_on INTEGER NOT NULL REFERENCES task_queue (id) ON DELETE CASCADE
+) STRICT;
+CREATE UNIQUE INDEX task_dependencies_pair ON task_dependencies (task_id, depends_on);
+CREATE INDEX task_dependencies_depends_on ON task_dependencies (depends_on);
+`,
+  },
 ];

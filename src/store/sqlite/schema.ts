@@ -147,6 +147,19 @@ export const taskLogs = sqliteTable("task_logs", {
   index("task_logs_task").on(t.taskId, t.id),
 ]);
 
+/**
+ * One row per dependency (migration 10): task `task_id` runs only once task `depends_on` has completed.
+ * Written when the dependent is enqueued, never changed; deleting either task deletes the row. Looked up
+ * both ways: a task's dependencies (the unique index), and a finished task's dependents (`depends_on`).
+ */
+export const taskDependencies = sqliteTable("task_dependencies", {
+  taskId: integer("task_id").notNull().references(() => taskQueue.id, { onDelete: "cascade" }),
+  dependsOn: integer("depends_on").notNull().references(() => taskQueue.id, { onDelete: "cascade" }),
+}, (t) => [
+  uniqueIndex("task_dependencies_pair").on(t.taskId, t.dependsOn),
+  index("task_dependencies_depends_on").on(t.dependsOn),
+]);
+
 /** Per schedule, the latest slot fired: advanced by compare-and-set with each fire (queries/schedules.ts). */
 export const schedules = sqliteTable("schedules", {
   name: text("name").primaryKey(),
@@ -189,7 +202,7 @@ export const migrationsTable = sqliteTable("prismq_migrations", {
  * The tables created STRICT (SQLite 3.37+: each column holds its declared type only), which Drizzle's
  * table definitions cannot say.
  */
-export const STRICT_TABLES: readonly SQLiteTable[] = [taskQueue, taskLogs];
+export const STRICT_TABLES: readonly SQLiteTable[] = [taskQueue, taskLogs, taskDependencies];
 
 export type TaskRow = typeof taskQueue.$inferSelect;
 export type WorkerRow = typeof workers.$inferSelect;

@@ -40,6 +40,7 @@ import {
   insertWithin,
   type MaybePromise,
   ownTransaction,
+  rowsRunnerOf,
 } from "./app_transaction.ts";
 import { backupDatabase } from "./backup.ts";
 import type { Connection } from "./connection.ts";
@@ -48,6 +49,7 @@ import { claimWithLimits, HeldQueueNames, limitedScope } from "../limited_claim.
 import { heldQueueRows, limitedClaimOps, listQueues, updateQueue } from "./queries/queues.ts";
 import { migrate } from "./migrate.ts";
 import { claimStatement, leasedFrom, needsOrderIndex, ORDER_INDEX } from "./queries/claim.ts";
+import { insertWithDependencies } from "./queries/dependencies.ts";
 import { insertMany, insertOne } from "./queries/insert.ts";
 import { expiredLeases, extendLease, heartbeat, reapExpired, releaseMany } from "./queries/leases.ts";
 import { appendLogs, listLogs } from "./queries/logs.ts";
@@ -114,10 +116,16 @@ export class SqliteStore implements Store {
   // ---- Enqueue ----
 
   taskInsertMany(tasks: readonly NewTask[], now: number): Promise<InsertedTask[]> {
-    return insertMany(this.#conn, tasks, now);
+    if (!tasks.some(hasDependencies)) return insertMany(this.#conn, tasks, now);
+    // Checked, inserted and linked in one write transaction: no dependency can finish in between.
+    return this.#conn.transaction(async (tx) => {
+      const run = rowsRunnerOf(tx);
+      return await insertWithDependencies(run, tasks, now, () => insertWithin(run, tasks, now));
+    });
   }
 
   taskInsertOne(task: NewTask, now: number): InsertedTask | Promise<InsertedTask> {
+    if (hasDependencies(task)) return this.taskInsertMany([task], now).then(([inserted]) => inserted!);
     return insertOne(this.#conn, task, now);
   }
 
@@ -128,7 +136,10 @@ export class SqliteStore implements Store {
     sync: boolean,
   ): MaybePromise<InsertedTask[]> {
     const location = { owner: this.#conn, filePath: this.#conn.filePath };
-    return after(adoptTransaction(tx, location, sync), (run) => insertWithin(run, tasks, now));
+    return after(
+      adoptTransaction(tx, location, sync),
+      (run) => insertWithDependencies(run, tasks, now, () => insertWithin(run, tasks, now)),
+    );
   }
 
   // ---- Claims and outcomes: the hot path ----
@@ -347,4 +358,9 @@ export class SqliteStore implements Store {
     }
     return this.#closed;
   }
+}
+
+/** Whether `task` depends on others. */
+function hasDependencies(task: NewTask): boolean {
+  return task.dependsOn !== undefined && task.dependsOn.length > 0;
 }

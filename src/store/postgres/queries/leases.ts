@@ -6,6 +6,7 @@
  * @module
  */
 import { sql } from "drizzle-orm";
+import { cancelDependentsOfFinishedAt } from "./dependencies.ts";
 import type { TaskStatus } from "../../../task.ts";
 import type { ExpiredLease, Fence, LostLease, WorkerInfo } from "../../store.ts";
 import type { PgConnection } from "../connection.ts";
@@ -113,6 +114,7 @@ export async function reapExpired(
   // A task claimed ahead whose start was never recorded keeps its attempts and never fails here; it may
   // have started in the moment its worker died, so from now until an outcome of it is recorded, each of
   // its starts is recorded before its handler runs.
+  // The tasks failed here cancel what waits on them, in the same transaction.
   const [failed, requeued] = await conn.batch([
     sql`
       UPDATE task_queue SET status = 'failed', error_message = ${reason}, finished_at = ${now}::bigint,
@@ -126,6 +128,7 @@ export async function reapExpired(
         lease_until = NULL, lease_token = NULL, updated_at = ${now}::bigint
       WHERE ${expired}
       RETURNING id`,
+    ...cancelDependentsOfFinishedAt(now),
   ]);
   return { requeued: requeued!.length, failed: failed!.length };
 }

@@ -6,34 +6,67 @@
  * @module
  */
 import { sql } from "drizzle-orm";
-import { type Task, type TaskStatus, TERMINAL_STATUSES } from "../../../task.ts";
+import { DependencyError } from "../../../errors.ts";
+import { type Task, type TaskStatus, TERMINAL_STATUSES, TRANSITIONS } from "../../../task.ts";
 import type { RequeueFilter } from "../../store.ts";
 import { deleteRefused, refusalOf } from "../../refusal.ts";
 import { TASK_SELECT, type TaskTextRow, toTask } from "../columns.ts";
 import type { PgConnection } from "../connection.ts";
 import { literalStatuses, statusAllows } from "../sql.ts";
+import { cancelDependents } from "./dependencies.ts";
 import { getTask } from "./read.ts";
 
-/** Cancels a queued or running task and returns it. */
+/**
+ * Cancels a waiting, queued or running task and returns it; the tasks waiting on it, down the chain, are
+ * cancelled in the same transaction.
+ */
 export async function cancel(conn: PgConnection, id: number, now: number): Promise<Task> {
-  const [row] = await conn.rows<TaskTextRow>(sql`
-    UPDATE task_queue SET status = 'cancelled', finished_at = ${now}::bigint, updated_at = ${now}::bigint,
-      lease_until = NULL, lease_token = NULL
-    WHERE id = ${id}::bigint AND ${statusAllows("cancel")}
-    RETURNING ${TASK_SELECT}`);
+  const [rows] = await conn.batch([
+    sql`
+      UPDATE task_queue SET status = 'cancelled', finished_at = ${now}::bigint, updated_at = ${now}::bigint,
+        lease_until = NULL, lease_token = NULL
+      WHERE id = ${id}::bigint AND ${statusAllows("cancel")}
+      RETURNING ${TASK_SELECT}`,
+    ...cancelDependents([id], now),
+  ]);
+  const row = rows![0] as TaskTextRow | undefined;
   if (row) return toTask(row);
   throw refusalOf(id, await getTask(conn, id), "cancel");
 }
 
-/** Queues a failed or cancelled task again, due now, with its attempts reset, and returns it. */
+/**
+ * Queues a failed or cancelled task again, due now, with its attempts reset, and returns it: `waiting`
+ * instead when some of its dependencies have not completed yet. Refused while one of them is failed or
+ * cancelled: the task could never run. Its dependencies are locked first (`FOR SHARE`), so that none
+ * finishes unseen between the look at them and the commit.
+ */
 export async function requeue(conn: PgConnection, id: number, now: number): Promise<Task> {
-  const [row] = await conn.rows<TaskTextRow>(sql`
-    UPDATE task_queue SET status = 'queued', attempts = 0, run_after = ${now}::bigint, finished_at = NULL,
-      updated_at = ${now}::bigint
-    WHERE id = ${id}::bigint AND ${statusAllows("requeue")}
-    RETURNING ${TASK_SELECT}`);
+  const [row, lost] = await conn.begin(async (tx) => {
+    const dependencies = await conn.rows<{ id: number; status: string }>(
+      sql`
+        SELECT r.id, r.status FROM task_dependencies d JOIN task_queue r ON r.id = d.depends_on
+        WHERE d.task_id = ${id}::bigint ORDER BY r.id FOR SHARE OF r`,
+      tx,
+    );
+    const lost = dependencies.find((dependency) => ["failed", "cancelled"].includes(dependency.status));
+    if (lost) return [undefined, lost] as const;
+    const waits = dependencies.some((dependency) => dependency.status !== "completed");
+    const [row] = await conn.rows<TaskTextRow>(
+      sql`
+        UPDATE task_queue SET status = ${waits ? "waiting" : "queued"}::text, attempts = 0,
+          run_after = ${now}::bigint, finished_at = NULL, updated_at = ${now}::bigint
+        WHERE id = ${id}::bigint AND ${statusAllows("requeue")}
+        RETURNING ${TASK_SELECT}`,
+      tx,
+    );
+    return [row, undefined] as const;
+  });
   if (row) return toTask(row);
-  throw refusalOf(id, await getTask(conn, id), "requeue");
+  const task = await getTask(conn, id);
+  if (lost && task && (TRANSITIONS.requeue.from as readonly string[]).includes(task.status)) {
+    throw DependencyError.lost(id, Number(lost.id), lost.status);
+  }
+  throw refusalOf(id, task, "requeue");
 }
 
 /** Queues every failed task (of `type`, when given) again; returns how many. */
@@ -51,14 +84,30 @@ export async function requeueFailed(
   return rows.length;
 }
 
-/** Queues every task of `filter.status` (of its type and queue, when given) again; returns how many. */
+/**
+ * Queues every task of `filter.status` (of its type and queue, when given) again, as {@link requeue} does
+ * one: `waiting` while some of its dependencies have not completed, and left alone while one of them is
+ * failed or cancelled. The dependencies are locked first (`FOR SHARE`), so that none finishes unseen.
+ * Returns how many were queued again.
+ */
 export async function requeueWhere(conn: PgConnection, filter: RequeueFilter, now: number): Promise<number> {
   const ofType = filter.type === undefined ? sql`` : sql`AND type = ${filter.type}::text`;
   const ofQueue = filter.queue === undefined ? sql`` : sql`AND queue = ${filter.queue}::text`;
+  const targets = sql`
+    SELECT id FROM task_queue
+    WHERE status IN ${literalStatuses([filter.status])} AND ${statusAllows("requeue")} ${ofType} ${ofQueue}`;
   const rows = await conn.rows(sql`
-    UPDATE task_queue SET status = 'queued', attempts = 0, run_after = ${now}::bigint, finished_at = NULL,
-      updated_at = ${now}::bigint
-    WHERE status IN ${literalStatuses([filter.status])} AND ${statusAllows("requeue")} ${ofType} ${ofQueue}
+    WITH dependency AS (
+      SELECT d.task_id, r.status FROM task_dependencies d JOIN task_queue r ON r.id = d.depends_on
+      WHERE d.task_id IN (${targets}) FOR SHARE OF r)
+    UPDATE task_queue SET
+      status = CASE WHEN EXISTS (
+        SELECT 1 FROM dependency WHERE dependency.task_id = task_queue.id AND dependency.status <> 'completed'
+      ) THEN 'waiting' ELSE 'queued' END,
+      attempts = 0, run_after = ${now}::bigint, finished_at = NULL, updated_at = ${now}::bigint
+    WHERE id IN (${targets}) AND NOT EXISTS (
+      SELECT 1 FROM dependency
+      WHERE dependency.task_id = task_queue.id AND dependency.status IN ('failed', 'cancelled'))
     RETURNING id`);
   return rows.length;
 }

@@ -12,6 +12,7 @@
 import { sql } from "drizzle-orm";
 import type { Finish, Progress, Recorded } from "../../store.ts";
 import { p, PreparedSql, type Statement } from "../sql.ts";
+import { cancelDependents, releaseDependents } from "./dependencies.ts";
 import { lockInIdOrder } from "./lock_order.ts";
 import { snoozeMany } from "./snooze.ts";
 
@@ -136,12 +137,27 @@ export function progressStatements(progress: Progress, now: number): Statement[]
       messages: others.map((finish) => finish.errorMessage),
     }));
   }
-  return statements;
+  return [...statements, ...dependencyStatements(progress.finishes, now)];
+}
+
+/**
+ * What the outcomes `finishes` do to the tasks that depend on theirs, in the same transaction, after them:
+ * the completed release their waiting dependents whose dependencies are all done; the failed cancel theirs.
+ * Given every finish of its kind, whether or not its fence will hold: both are idempotent.
+ */
+function dependencyStatements(finishes: readonly Finish[], now: number): Statement[] {
+  const completed = finishes.flatMap((finish) => finish.status === "completed" ? [finish.id] : []);
+  const failed = finishes.flatMap((finish) => finish.status === "failed" ? [finish.id] : []);
+  return [
+    ...(completed.length > 0 ? releaseDependents(completed, now) : []),
+    ...(failed.length > 0 ? cancelDependents(failed, now) : []),
+  ];
 }
 
 /** What {@link progressStatements} did: whose fence held, from each statement's rows in order. */
 export function recordedFrom(progress: Progress, written: readonly Record<string, unknown>[][]): Recorded {
-  const results = partsOf(progress).lockFirst ? written.slice(1) : written;
+  const outcomes = written.slice(0, written.length - dependencyStatements(progress.finishes, 0).length);
+  const results = partsOf(progress).lockFirst ? outcomes.slice(1) : outcomes;
   const finishing = new Set(progress.finishes.map((finish) => finish.leaseToken));
   const startWritten = progress.starts.some((start) => !finishing.has(start.leaseToken));
   const ids = (rows: readonly Record<string, unknown>[][]) =>

@@ -10,6 +10,7 @@ import type { TaskStatus } from "../../../task.ts";
 import type { ExpiredLease, Fence, LostLease, WorkerInfo } from "../../store.ts";
 import type { Connection } from "../connection.ts";
 import { all, batch, bound, fencesJson } from "../sql.ts";
+import { cancelDependentsOfFinishedAt } from "./dependencies.ts";
 import { workerUpsert } from "./workers.ts";
 
 /** Hands `fences`' tasks back to the queue, due now, their attempts not counted; returns whose fence held. */
@@ -113,6 +114,7 @@ export async function reapExpired(
   // have started in the moment its worker died, so from now until an outcome of it is recorded, each of
   // its starts is recorded before its handler runs: a task that kills its worker every time is charged
   // for every death but this one.
+  // The tasks failed here cancel what waits on them, in the same transaction.
   const [failed, requeued] = await batch(conn, [
     sql`
       UPDATE task_queue SET status = 'failed', error_message = ${reason}, finished_at = ${now},
@@ -126,6 +128,7 @@ export async function reapExpired(
         lease_until = NULL, lease_token = NULL, updated_at = ${now}
       WHERE ${expired}
       RETURNING id`,
+    cancelDependentsOfFinishedAt(now),
   ]);
   return { requeued: requeued!.length, failed: failed!.length };
 }

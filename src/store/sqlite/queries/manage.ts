@@ -5,41 +5,71 @@
  *
  * @module
  */
-import { sql } from "drizzle-orm";
-import { type Task, type TaskStatus, TERMINAL_STATUSES } from "../../../task.ts";
+import { type SQL, sql } from "drizzle-orm";
+import { DependencyError } from "../../../errors.ts";
+import { type Task, type TaskStatus, TERMINAL_STATUSES, TRANSITIONS } from "../../../task.ts";
 import type { RequeueFilter } from "../../store.ts";
 import { deleteRefused, refusalOf } from "../../refusal.ts";
 import { TASK_JSON, type TaskJsonRow, toTask } from "../columns.ts";
 import type { Connection } from "../connection.ts";
-import { all, literalStatuses, statusAllows } from "../sql.ts";
+import { all, compile, literalStatuses, statusAllows } from "../sql.ts";
+import { cancelDependents } from "./dependencies.ts";
 import { getTask } from "./read.ts";
 
-/** Cancels a queued or running task and returns it. */
+/**
+ * Cancels a waiting, queued or running task and returns it; the tasks waiting on it, down the chain, are
+ * cancelled in the same transaction.
+ */
 export async function cancel(conn: Connection, id: number, now: number): Promise<Task> {
-  const rows = await all<TaskJsonRow>(
-    conn,
-    sql`
+  const [rows] = await conn.batch([
+    compile(sql`
       UPDATE task_queue SET status = 'cancelled', finished_at = ${now}, updated_at = ${now},
         lease_until = NULL, lease_token = NULL
       WHERE id = ${id} AND ${statusAllows("cancel")}
-      RETURNING ${TASK_JSON}`,
-  );
-  if (rows[0]) return toTask(rows[0]);
+      RETURNING ${TASK_JSON}`),
+    cancelDependents([id], now),
+  ]);
+  const row = rows!.rows[0] as TaskJsonRow | undefined;
+  if (row) return toTask(row);
   throw refusalOf(id, await getTask(conn, id), "cancel");
 }
 
-/** Queues a failed or cancelled task again, due now, with its attempts reset, and returns it. */
+/**
+ * Queues a failed or cancelled task again, due now, with its attempts reset, and returns it: `waiting`
+ * instead when some of its dependencies have not completed yet. Refused while one of them is failed or
+ * cancelled: the task could never run.
+ */
 export async function requeue(conn: Connection, id: number, now: number): Promise<Task> {
   const rows = await all<TaskJsonRow>(
     conn,
     sql`
-      UPDATE task_queue SET status = 'queued', attempts = 0, run_after = ${now}, finished_at = NULL,
-        updated_at = ${now}
+      UPDATE task_queue SET
+        status = CASE WHEN EXISTS (${dependencies(sql`r.status <> 'completed'`)}) THEN 'waiting'
+          ELSE 'queued' END,
+        attempts = 0, run_after = ${now}, finished_at = NULL, updated_at = ${now}
       WHERE id = ${id} AND ${statusAllows("requeue")}
+        AND NOT EXISTS (${dependencies(sql`r.status IN ('failed', 'cancelled')`)})
       RETURNING ${TASK_JSON}`,
   );
   if (rows[0]) return toTask(rows[0]);
-  throw refusalOf(id, await getTask(conn, id), "requeue");
+  const [lost] = await all<{ id: number; status: string }>(
+    conn,
+    sql`
+      SELECT r.id AS id, r.status AS status FROM task_dependencies AS d JOIN task_queue AS r ON r.id = d.depends_on
+      WHERE d.task_id = ${id} AND r.status IN ('failed', 'cancelled') ORDER BY r.id LIMIT 1`,
+  );
+  const task = await getTask(conn, id);
+  if (lost && task && (TRANSITIONS.requeue.from as readonly string[]).includes(task.status)) {
+    throw DependencyError.lost(id, Number(lost.id), lost.status);
+  }
+  throw refusalOf(id, task, "requeue");
+}
+
+/** The dependencies of the task being updated whose row `r` meets `condition`, as a subquery. */
+function dependencies(condition: SQL): SQL {
+  return sql`
+    SELECT 1 FROM task_dependencies AS d JOIN task_queue AS r ON r.id = d.depends_on
+    WHERE d.task_id = task_queue.id AND ${condition}`;
 }
 
 /** Queues every failed task (of `type`, when given) again; returns how many. */
@@ -60,16 +90,23 @@ export async function requeueFailed(
   return rows.length;
 }
 
-/** Queues every task of `filter.status` (of its type and queue, when given) again; returns how many. */
+/**
+ * Queues every task of `filter.status` (of its type and queue, when given) again, as {@link requeue} does
+ * one: `waiting` while some of its dependencies have not completed, and left alone while one of them is
+ * failed or cancelled. Returns how many were queued again.
+ */
 export async function requeueWhere(conn: Connection, filter: RequeueFilter, now: number): Promise<number> {
   const ofType = filter.type === undefined ? sql`` : sql`AND type = ${filter.type}`;
   const ofQueue = filter.queue === undefined ? sql`` : sql`AND queue = ${filter.queue}`;
   const rows = await all<{ id: number }>(
     conn,
     sql`
-      UPDATE task_queue SET status = 'queued', attempts = 0, run_after = ${now}, finished_at = NULL,
-        updated_at = ${now}
+      UPDATE task_queue SET
+        status = CASE WHEN EXISTS (${dependencies(sql`r.status <> 'completed'`)}) THEN 'waiting'
+          ELSE 'queued' END,
+        attempts = 0, run_after = ${now}, finished_at = NULL, updated_at = ${now}
       WHERE status IN ${literalStatuses([filter.status])} AND ${statusAllows("requeue")} ${ofType} ${ofQueue}
+        AND NOT EXISTS (${dependencies(sql`r.status IN ('failed', 'cancelled')`)})
       RETURNING id`,
   );
   return rows.length;

@@ -11,6 +11,7 @@ import type { Finish, Progress, Recorded, Start } from "../../store.ts";
 import type { Connection } from "../connection.ts";
 import type { SqlStatement, StatementResult } from "../driver.ts";
 import { p, PreparedSql } from "../sql.ts";
+import { cancelDependents, releaseDependents } from "./dependencies.ts";
 import { snoozeMany } from "./snooze.ts";
 
 /**
@@ -79,11 +80,26 @@ export function progressStatements({ starts, finishes }: Progress, now: number):
       starts: JSON.stringify(unfinished.map((start: Start) => [start.id, start.leaseToken, start.at])),
     }),
   ];
-  return [...statements, ...finishStatements(finishes, now)];
+  return [...statements, ...finishStatements(finishes, now), ...dependencyStatements(finishes, now)];
+}
+
+/**
+ * What the outcomes `finishes` do to the tasks that depend on theirs, in the same transaction: the
+ * completed release their waiting dependents whose dependencies are all done; the failed cancel theirs.
+ * Given every finish of its kind, whether or not its fence will hold: both statements are idempotent.
+ */
+function dependencyStatements(finishes: readonly Finish[], now: number): SqlStatement[] {
+  const completed = finishes.flatMap((finish) => finish.status === "completed" ? [finish.id] : []);
+  const failed = finishes.flatMap((finish) => finish.status === "failed" ? [finish.id] : []);
+  return [
+    ...(completed.length > 0 ? [releaseDependents(completed, now)] : []),
+    ...(failed.length > 0 ? [cancelDependents(failed, now)] : []),
+  ];
 }
 
 /** What {@link progressStatements} did: whose fence held, from their results in order. */
-export function recordedFrom(progress: Progress, results: readonly StatementResult[]): Recorded {
+export function recordedFrom(progress: Progress, written: readonly StatementResult[]): Recorded {
+  const results = written.slice(0, written.length - dependencyStatements(progress.finishes, 0).length);
   const finishing = new Set(progress.finishes.map((finish) => finish.leaseToken));
   const startWritten = progress.starts.some((start) => !finishing.has(start.leaseToken));
   const finished = heldIds(startWritten ? results.slice(1) : results);
