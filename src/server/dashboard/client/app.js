@@ -1,0 +1,103 @@
+// The dashboard's entry: a router over the location's hash (#/, #/tasks, #/tasks/12, #/queues,
+// #/schedules), and a poll that refreshes the page shown every few seconds without reloading it.
+
+import { fill, h, when } from "./dom.js";
+import { forgetToken, hasToken } from "./api.js";
+import { overviewPage } from "./overview.js";
+import { tasksPage } from "./tasks.js";
+import { taskPage } from "./task.js";
+import { queuesPage } from "./queues.js";
+import { schedulesPage } from "./schedules.js";
+
+const POLL_MS = 2000;
+
+const ROUTES = [
+  { pattern: /^\/?$/, nav: "overview", page: overviewPage },
+  { pattern: /^\/tasks$/, nav: "tasks", page: tasksPage },
+  { pattern: /^\/tasks\/(\d+)$/, nav: "tasks", page: taskPage },
+  { pattern: /^\/queues$/, nav: "queues", page: queuesPage },
+  { pattern: /^\/schedules$/, nav: "schedules", page: schedulesPage },
+];
+
+const main = document.getElementById("main");
+const status = document.getElementById("status");
+const notice = document.getElementById("notice");
+
+let current = null;
+let generation = 0;
+let timer = 0;
+
+/** Shows what an action did (or why it failed) above the page, until the next one. */
+function notify(message, kind = "ok") {
+  notice.className = `notice notice-${kind}`;
+  notice.hidden = false;
+  notice.textContent = message;
+}
+
+/** Refreshes the current page now, then keeps polling. */
+async function refresh() {
+  clearTimeout(timer);
+  const mine = generation;
+  if (!current) return;
+  document.getElementById("forget-token").hidden = !hasToken();
+  try {
+    await current.refresh();
+    if (mine !== generation) return;
+    status.textContent = `Updated ${when(Date.now())}`;
+    status.className = "status";
+  } catch (error) {
+    if (mine !== generation) return;
+    status.textContent = `Not updated: ${error.message}`;
+    status.className = "status status-error";
+  }
+  if (mine === generation) timer = setTimeout(poll, POLL_MS);
+}
+
+function poll() {
+  if (document.hidden) timer = setTimeout(poll, POLL_MS);
+  else refresh();
+}
+
+/** The hash's path and query: "#/tasks?status=failed" is ["/tasks", URLSearchParams]. */
+function location_() {
+  const hash = decodeURI(location.hash.slice(1));
+  const at = hash.indexOf("?");
+  const path = at === -1 ? hash : hash.slice(0, at);
+  const query = new URLSearchParams(at === -1 ? "" : location.hash.slice(1).slice(at + 1));
+  return { path, query };
+}
+
+function route() {
+  generation++;
+  clearTimeout(timer);
+  notice.hidden = true;
+  const { path, query } = location_();
+  const match = ROUTES.map((r) => ({ r, m: r.pattern.exec(path) })).find((x) => x.m);
+  for (const link of document.querySelectorAll("nav a")) {
+    if (match && link.dataset.nav === match.r.nav) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+  if (!match) {
+    current = null;
+    fill(
+      main,
+      h("h1", { text: "Not found" }),
+      h("p", {}, "No page is at this address. ", h("a", { href: "#/", text: "Overview" })),
+    );
+    return;
+  }
+  fill(main);
+  current = match.r.page(main, { id: match.m[1], query }, { notify, refresh });
+  refresh();
+}
+
+document.getElementById("forget-token").addEventListener("click", () => {
+  forgetToken();
+  notify("The token is forgotten; the next request asks for one.");
+  refresh();
+});
+document.addEventListener("visibilitychange", () => {
+  if (!document.hidden) refresh();
+});
+addEventListener("hashchange", route);
+route();
