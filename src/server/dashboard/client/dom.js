@@ -1,6 +1,6 @@
 // DOM helpers for the dashboard. Everything the API returns reaches the page through textContent or
-// setAttribute on a fixed list of harmless attributes: never innerHTML, so a payload, error or log that holds
-// markup stays text (the browser test checks this on every page).
+// setAttribute on a fixed list of harmless attributes, never through a setter that parses HTML: a payload,
+// error or log that holds markup stays text (the browser test checks this on every page).
 
 const SVG_NS = "http://www.w3.org/2000/svg";
 

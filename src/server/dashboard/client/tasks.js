@@ -26,6 +26,11 @@ function local(ms) {
   }`;
 }
 
+/** `text` cut to `n` characters, with an ellipsis when cut. */
+function clip(text, n) {
+  return text.length > n ? `${text.slice(0, n - 1)}…` : text;
+}
+
 function input(name, placeholder, value) {
   return h("input", { name, id: `filter-${name}`, placeholder, value: value ?? "", autocomplete: "off" });
 }
@@ -158,12 +163,13 @@ export function tasksPage(main, { query }, ctx) {
       `${task.attempts}/${task.maxAttempts}`,
       when(task.createdAt),
       when(task.finishedAt ?? task.startedAt ?? null),
-      h("span", { class: "error-text", text: task.errorMessage ? task.errorMessage.slice(0, 120) : "" }),
+      h("code", { class: "payload-text", text: clip(JSON.stringify(task.payload), 80) }),
+      h("span", { class: "error-text", text: clip(task.errorMessage ?? "", 120) }),
     ]);
     fill(
       list,
       table(
-        ["Task", "Type", "Queue", "Status", "Attempts", "Created", "Started/finished", "Error"],
+        ["Task", "Type", "Queue", "Status", "Attempts", "Created", "Started/finished", "Payload", "Error"],
         rows,
         "No task matches these filters.",
       ),
