@@ -1,4 +1,5 @@
-// Schedules: each schedule the server knows, its next run and the slot it fired last.
+// Schedules: each schedule the server declares, with its next run and the slot it fired last; and those
+// the database still keeps that it no longer declares.
 
 import { get } from "./api.js";
 import { fill, h, table, when } from "./dom.js";
@@ -10,11 +11,13 @@ export function schedulesPage(main) {
   async function refresh() {
     const answer = await get("/api/schedules");
     const rows = (answer.schedules ?? []).map((s) => [
-      s.name,
+      s.linked === false
+        ? h("span", {}, s.name, h("span", { class: "muted", text: " (no longer declared by this server)" }))
+        : s.name,
       s.type ?? "—",
       s.cron ?? "—",
-      s.timezone ?? s.timeZone ?? "—",
-      when(s.nextRunAt ?? s.nextRun ?? null),
+      s.timeZone ?? "—",
+      when(s.nextRun ?? null),
       when(s.lastSlot ?? null),
       s.lastTaskId ? h("a", { href: `#/tasks/${s.lastTaskId}`, text: `#${s.lastTaskId}` }) : "—",
       when(s.firedAt ?? null),
