@@ -24,6 +24,8 @@ const status = document.getElementById("status");
 const notice = document.getElementById("notice");
 
 let current = null;
+// Set when an action moves to another page: its notice stays on the page it lands on.
+let carryNotice = false;
 let generation = 0;
 let timer = 0;
 
@@ -32,6 +34,12 @@ function notify(message, kind = "ok") {
   notice.className = `notice notice-${kind}`;
   notice.hidden = false;
   notice.textContent = message;
+}
+
+/** Moves to another page, keeping the notice of the action that moved there. */
+function go(hash) {
+  carryNotice = true;
+  location.hash = hash;
 }
 
 /** Refreshes the current page now, then keeps polling. */
@@ -70,7 +78,8 @@ function location_() {
 function route() {
   generation++;
   clearTimeout(timer);
-  notice.hidden = true;
+  if (!carryNotice) notice.hidden = true;
+  carryNotice = false;
   const { path, query } = location_();
   const match = ROUTES.map((r) => ({ r, m: r.pattern.exec(path) })).find((x) => x.m);
   for (const link of document.querySelectorAll("nav a")) {
@@ -87,7 +96,7 @@ function route() {
     return;
   }
   fill(main);
-  current = match.r.page(main, { id: match.m[1], query }, { notify, refresh });
+  current = match.r.page(main, { id: match.m[1], query }, { notify, refresh, go });
   refresh();
 }
 

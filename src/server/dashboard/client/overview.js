@@ -7,6 +7,8 @@ import { noChartData, throughputChart } from "./chart.js";
 
 const STATUSES = ["queued", "running", "completed", "failed", "cancelled"];
 const CHART_MINUTES = 60;
+// As `prismq status`: a worker without a heartbeat for this long has died or hangs.
+const STALE_AFTER_MS = 30_000;
 
 /** The throughput chart, or its "no data" state when the server has no such route or it failed. */
 async function chart() {
@@ -29,7 +31,7 @@ export function overviewPage(main) {
   const wait = h("div", { class: "cards" });
   const chartPlace = h("section", {}, h("h2", { text: "Finished per minute, last hour" }));
   const queues = h("section", {}, h("h2", { text: "Queues" }));
-  const workers = h("section", {}, h("h2", { text: "Live workers" }));
+  const workers = h("section", {}, h("h2", { text: "Workers" }));
   fill(main, h("h1", { text: "Overview" }), cards, wait, chartPlace, queues, workers);
   let chartBody = null;
 
@@ -51,7 +53,9 @@ export function overviewPage(main) {
         )
       ),
     );
-    const live = workerList.workers ?? [];
+    const workersSeen = workerList.workers ?? [];
+    const now = Date.now();
+    const live = workersSeen.filter((w) => now - w.heartbeatAt <= STALE_AFTER_MS);
     fill(
       wait,
       h(
@@ -70,40 +74,38 @@ export function overviewPage(main) {
     if (chartBody) chartBody.replaceWith(chartNode);
     else chartPlace.append(chartNode);
     chartBody = chartNode;
-    const byQueue = stats.byQueue ?? {};
     const rows = (queueList.queues ?? []).map((q) => [
       h("a", { href: `#/tasks?queue=${encodeURIComponent(q.name)}`, text: q.name }),
-      q.paused ? badge("paused") : "running",
-      ...STATUSES.map((status) =>
-        String(
-          (byQueue[q.name] ?? {})[status] ??
-            (status === "queued" ? q.queued ?? 0 : status === "running" ? q.running ?? 0 : "—"),
-        )
-      ),
+      badge(q.paused ? "paused" : "active"),
+      h("a", { href: `#/tasks?queue=${encodeURIComponent(q.name)}&status=queued`, text: q.queued ?? 0 }),
+      h("a", { href: `#/tasks?queue=${encodeURIComponent(q.name)}&status=running`, text: q.running ?? 0 }),
       duration(q.oldestWaitMs ?? null),
     ]);
     fill(
       queues,
       h("h2", { text: "Queues" }),
-      table(["Queue", "State", ...STATUSES, "Oldest wait"], rows, "No queue holds a task yet."),
+      table(
+        ["Queue", "State", "Queued", "Running", "Oldest wait"],
+        rows,
+        "No queue holds a task or a setting now.",
+      ),
     );
     fill(
       workers,
-      h("h2", { text: "Live workers" }),
+      h("h2", { text: "Workers" }),
       table(
-        ["Worker", "Host", "PID", "Slots", "Handlers", "Started", "Last heartbeat"],
-        live.map((
-          w,
-        ) => [
+        ["Worker", "State", "Host", "PID", "Slots", "Handlers", "Started", "Last heartbeat"],
+        workersSeen.map((w) => [
           w.id,
+          live.includes(w) ? badge("live") : badge("stale"),
           w.host ?? "—",
           w.pid ?? "—",
           w.concurrency,
           (w.handlerTypes ?? []).join(", "),
           when(w.startedAt),
-          when(w.heartbeatAt),
+          `${when(w.heartbeatAt)} (${duration(Math.max(0, now - w.heartbeatAt))} ago)`,
         ]),
-        "No worker is running.",
+        "No worker has registered.",
       ),
     );
   }

@@ -69,7 +69,7 @@ export function taskPage(main, { id }, ctx) {
       "Delete",
       async () => {
         await remove(`/api/tasks/${id}`);
-        location.hash = "#/tasks";
+        ctx.go("#/tasks");
         return `Task #${id} is deleted.`;
       },
       ctx,
