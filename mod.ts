@@ -51,6 +51,9 @@ export type {
   WriteOptions,
 } from "./src/queue.ts";
 
+export { createHttpHandler, DEFAULT_MAX_BODY_BYTES } from "./src/server/app.ts";
+export type { HttpServerOptions } from "./src/server/app.ts";
+
 export { WorkerEngine } from "./src/worker/engine.ts";
 export type { RunLoopOptions, RunSummary, WorkerEngineOptions, WorkerEvent } from "./src/worker/engine.ts";
 
@@ -70,9 +73,11 @@ export { CLAIM_STRATEGIES } from "./src/store/store.ts";
 export type {
   ClaimStrategy,
   LogLevel,
+  PayloadMatch,
   QueueInfo,
   QueueSettings,
   QueueStats,
+  RequeueFilter,
   ScheduleState,
   TaskLog,
   WaitingTasks,

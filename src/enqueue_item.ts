@@ -12,7 +12,7 @@ import { DEFAULT_QUEUE, queueName } from "./queue_name.ts";
 import type { Clock } from "./clock.ts";
 import type { TaskHandlerRegistry } from "./registry.ts";
 import { retryOverrides, type RetryPolicy } from "./retry.ts";
-import type { NewTask, SqlTransaction } from "./store/store.ts";
+import type { NewTask, PayloadMatch, SqlTransaction } from "./store/store.ts";
 import type { Task, TaskStatus } from "./task.ts";
 
 const MAX_KEY_LENGTH = 1024;
@@ -80,6 +80,17 @@ export interface ListOptions {
   status?: TaskStatus | undefined;
   type?: string | undefined;
   queue?: string | undefined;
+  /** Only tasks created strictly after this time: a Date, epoch milliseconds, or ISO-8601 with a zone. */
+  createdAfter?: Date | number | string | undefined;
+  /** Only tasks created strictly before this time. */
+  createdBefore?: Date | number | string | undefined;
+  /**
+   * Only tasks whose payload holds each of these values (of the same JSON type) at its path of keys:
+   * `[{ path: ["account"], value: 42 }]`. Scalars only.
+   */
+  payload?: readonly PayloadMatch[] | undefined;
+  /** Keyset paging: only tasks with an id below this one, the last id of the previous page. */
+  beforeId?: number | undefined;
   /** @default 100 */
   limit?: number | undefined;
   /** @default 0 */

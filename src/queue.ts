@@ -18,13 +18,15 @@ import type {
   QueueInfo,
   QueueSettings,
   QueueStats,
+  RequeueFilter,
   ScheduleState,
   Store,
   TaskLog,
   WorkerInfo,
 } from "./store/store.ts";
 import { storeOf } from "./store/store_of.ts";
-import { isTaskStatus, type Task, type TaskStatus, TERMINAL_STATUSES } from "./task.ts";
+import { listFilter } from "./list_filter.ts";
+import { type Task, type TaskStatus, TERMINAL_STATUSES } from "./task.ts";
 import { type WaitForOptions, waitForTask } from "./wait_for.ts";
 import {
   createdTask,
@@ -310,20 +312,13 @@ export class Queue {
     return this.#store.taskGet(taskId(id));
   }
 
-  /** Tasks, newest first. */
+  /**
+   * Tasks, newest first: filtered by status, type, queue, creation time and payload values; paged by
+   * `limit` and `offset`, or, for long lists, by `beforeId` (the last id of the previous page), which
+   * costs the same on every page.
+   */
   list(options: ListOptions = {}): Promise<Task[]> {
-    if (options.status !== undefined && !isTaskStatus(options.status)) {
-      throw invalidType(
-        `Unknown status '${options.status}'. Use queued, running, completed, failed or cancelled.`,
-      );
-    }
-    return this.#store.taskList({
-      status: options.status,
-      type: options.type,
-      queue: options.queue === undefined ? undefined : queueName(options.queue),
-      limit: wholeNumber("limit", options.limit ?? 100, 1),
-      offset: wholeNumber("offset", options.offset ?? 0, 0),
-    });
+    return this.#store.taskList(listFilter(options));
   }
 
   /**
@@ -390,6 +385,25 @@ export class Queue {
   /** Puts every failed task (of one type, when given) back in the queue; returns how many. */
   async retryFailed(options: { type?: string } = {}): Promise<number> {
     const n = await this.#atNow((now) => this.#store.taskRequeueFailed(options.type, now));
+    if (n > 0) this.db.notifyTasksAvailable();
+    return n;
+  }
+
+  /**
+   * Puts every task of `status` (failed or cancelled; of one type and queue, when given) back in the
+   * queue, as {@link retry} would each; returns how many.
+   */
+  async retryWhere(filter: RequeueFilter): Promise<number> {
+    if (typeof filter !== "object" || filter === null) throw invalidType("The filter must be an object.");
+    if (filter.status !== "failed" && filter.status !== "cancelled") {
+      throw invalidType(`Cannot retry '${filter.status}' tasks: only failed or cancelled ones.`);
+    }
+    const checked: RequeueFilter = {
+      status: filter.status,
+      type: filter.type === undefined ? undefined : wellFormed("type", String(filter.type)),
+      queue: filter.queue === undefined ? undefined : queueName(filter.queue),
+    };
+    const n = await this.#atNow((now) => this.#store.taskRequeueWhere(checked, now));
     if (n > 0) this.db.notifyTasksAvailable();
     return n;
   }

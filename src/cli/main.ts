@@ -15,6 +15,7 @@ import { demoCommand, migrateCommand } from "./commands/maintenance.ts";
 import { queueCommand, queuesCommand } from "./commands/queues.ts";
 import { runCommand } from "./commands/run.ts";
 import { schedulesCommand } from "./commands/schedules.ts";
+import { serveCommand } from "./commands/serve.ts";
 import { statusCommand } from "./commands/status.ts";
 import { cancelCommand, listCommand, purgeCommand, retryCommand, showCommand } from "./commands/tasks.ts";
 import { workersCommand } from "./commands/workers.ts";
@@ -34,6 +35,7 @@ export const COMMANDS: readonly Command[] = [
   schedulesCommand,
   queuesCommand,
   queueCommand,
+  serveCommand,
   migrateCommand,
   demoCommand,
 ];

@@ -50,6 +50,7 @@ import type {
   QueueSettings,
   QueueStats,
   Recorded,
+  RequeueFilter,
   ScheduleFire,
   ScheduleState,
   SqlTransaction,
@@ -111,7 +112,10 @@ export interface Store {
   taskGet(id: number): Promise<Task | undefined>;
   /** The tasks with these ids, in any order; an id no task has is left out. At most 1,000 ids. */
   taskGetMany(ids: readonly number[]): Promise<Task[]>;
-  /** A page of tasks (of one status, type and queue, when given), the newest (highest id) first. */
+  /**
+   * A page of tasks, the newest (highest id) first: of one status, type and queue, created in a time range,
+   * with payload values, when given; below `beforeId` for keyset paging (then `offset` is usually 0).
+   */
   taskList(filter: ListFilter): Promise<Task[]>;
   /**
    * Claims up to `limit` tasks runnable at `now` (`queued`, `runAfter <= now`, of `types` and in `queues`
@@ -189,6 +193,11 @@ export interface Store {
    * how many.
    */
   taskRequeueFailed(type: string | undefined, now: number): Promise<number>;
+  /**
+   * Moves every task of `filter.status` (failed or cancelled; of its type and queue, when given) back to the
+   * queue, as {@link taskRequeue} does, in one statement; returns how many.
+   */
+  taskRequeueWhere(filter: RequeueFilter, now: number): Promise<number>;
   /** Deletes tasks of these statuses that finished before `finishedBefore`; returns how many. */
   taskPurge(statuses: readonly TaskStatus[], finishedBefore: number): Promise<number>;
   /** Counts by status and by type, the oldest runnable task's wait at `now`, the last minute's outcomes. */

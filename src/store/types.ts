@@ -167,8 +167,33 @@ export interface ListFilter {
   status?: TaskStatus | undefined;
   type?: string | undefined;
   queue?: string | undefined;
+  /** Only tasks created strictly after this time (epoch ms). */
+  createdAfter?: number | undefined;
+  /** Only tasks created strictly before this time (epoch ms). */
+  createdBefore?: number | undefined;
+  /** Only tasks whose payload has each of these values at its path (all must match). */
+  payload?: readonly PayloadMatch[] | undefined;
+  /** Keyset paging: only tasks with an id below this one (the last id of the previous page). */
+  beforeId?: number | undefined;
   limit: number;
   offset: number;
+}
+
+/**
+ * A value a task's payload must hold at a path: `{ path: ["account"], value: 42 }` matches a payload
+ * `{ "account": 42 }` (a number equal to 42, not the string "42"). Scalars only: a string, a number, a
+ * boolean or null; each path segment is 1 to 64 letters, digits or `_`.
+ */
+export interface PayloadMatch {
+  path: readonly string[];
+  value: string | number | boolean | null;
+}
+
+/** Which finished tasks `Store.taskRequeueWhere` queues again: those of one status, type and queue. */
+export interface RequeueFilter {
+  status: "failed" | "cancelled";
+  type?: string | undefined;
+  queue?: string | undefined;
 }
 
 /** A queue's settings as stored: its fleet-wide limits and whether it is paused. */

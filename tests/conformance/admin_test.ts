@@ -172,6 +172,40 @@ describeEachStore("requeueing tasks", (it) => {
   });
 });
 
+describeEachStore("retrying tasks that match a filter", (it) => {
+  it("every task of one status, type and queue goes back at once, as a retry of each would; others stay", async ({ store }) => {
+    const [a1, a2, b1, c1, a3] = await insert(store, [
+      newTask({ type: "a" }),
+      newTask({ type: "a", queue: "q" }),
+      newTask({ type: "b", queue: "q" }),
+      newTask({ type: "c" }),
+      newTask({ type: "a" }),
+    ]);
+    const leased = await claim(store, { limit: 4 });
+    await finish(
+      store,
+      leased.map((l) => ({ ...fenceOf(l), status: "failed" as const, errorMessage: "x" })),
+      T0 + 1,
+    );
+    await store.taskCancel(a3!, T0 + 1);
+    const statuses = () =>
+      Promise.all([a1, a2, b1, c1, a3].map(async (id) => (await get(store, id!)).status));
+
+    assert.equal(await store.taskRequeueWhere({ status: "failed", type: "a", queue: "q" }, T0 + 2), 1);
+    assert.deepEqual(await statuses(), ["failed", "queued", "failed", "failed", "cancelled"]);
+    const requeued = await get(store, a2!);
+    assert.deepEqual([requeued.attempts, requeued.runAfter, requeued.finishedAt], [0, T0 + 2, null]);
+
+    assert.equal(await store.taskRequeueWhere({ status: "failed", queue: "q" }, T0 + 3), 1, "b1 only");
+    assert.equal(await store.taskRequeueWhere({ status: "cancelled", type: "b" }, T0 + 3), 0);
+    assert.equal(await store.taskRequeueWhere({ status: "cancelled" }, T0 + 3), 1, "a3 only");
+    assert.deepEqual(await statuses(), ["failed", "queued", "queued", "failed", "queued"]);
+    assert.equal(await store.taskRequeueWhere({ status: "failed" }, T0 + 4), 2);
+    assert.equal(await store.taskRequeueWhere({ status: "failed" }, T0 + 4), 0);
+    assert.deepEqual(await statuses(), ["queued", "queued", "queued", "queued", "queued"]);
+  });
+});
+
 describeEachStore("purging tasks", (it) => {
   it("deletes finished tasks of the statuses given that finished before the time given, with their logs", async ({ store }) => {
     const ids = await oneOfEach(store); // all finished at T0 + 1

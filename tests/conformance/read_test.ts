@@ -48,6 +48,61 @@ describeEachStore("getting and listing tasks", (it) => {
     assert.deepEqual(await list({ offset: 5 }), []);
   });
 
+  it("a list pages by id (below the last id seen) and filters by creation time", async ({ store }) => {
+    const ids1 = await insert(store, 3, T0);
+    const ids2 = await insert(store, 3, T0 + 10);
+    const list = (filter: Partial<Parameters<typeof store.taskList>[0]>) =>
+      store.taskList({ limit: 100, offset: 0, ...filter }).then(ids);
+    const all = [...ids1, ...ids2].reverse();
+    assert.deepEqual(await list({ limit: 2 }), all.slice(0, 2));
+    assert.deepEqual(await list({ limit: 2, beforeId: all[1] }), all.slice(2, 4));
+    assert.deepEqual(await list({ limit: 2, beforeId: all[5] }), []);
+    assert.deepEqual(await list({ createdAfter: T0 }), [...ids2].reverse(), "strictly after");
+    assert.deepEqual(await list({ createdBefore: T0 + 10 }), [...ids1].reverse(), "strictly before");
+    assert.deepEqual(await list({ createdAfter: T0 - 1, createdBefore: T0 + 1 }), [...ids1].reverse());
+    assert.deepEqual(await list({ createdAfter: T0 + 10 }), []);
+    assert.deepEqual(await list({ createdAfter: T0 - 1, beforeId: ids2[1], limit: 2 }), [ids2[0], ids1[2]]);
+  });
+
+  it("a list filters by payload values: of the same JSON type, at a nested path, all of them", async ({ store }) => {
+    const payloads = [
+      { account: 42, user: { name: "ada" } },
+      { account: "42", user: { name: "ada" } },
+      { account: 42.0, flag: true, user: { name: "bob" } },
+      { account: 43, flag: false, none: null },
+      { other: 1 },
+      { account: [42] },
+    ];
+    const [p0, p1, p2, p3, , p5] = await insert(
+      store,
+      payloads.map((payload) => newTask({ payload: JSON.stringify(payload) })),
+    );
+    const list = (...payload: { path: string[]; value: string | number | boolean | null }[]) =>
+      store.taskList({ limit: 100, offset: 0, payload }).then(ids);
+    assert.deepEqual(await list({ path: ["account"], value: 42 }), [p2, p0], "numbers, not the string");
+    assert.deepEqual(await list({ path: ["account"], value: "42" }), [p1], "the string, not numbers");
+    assert.deepEqual(await list({ path: ["user", "name"], value: "ada" }), [p1, p0]);
+    assert.deepEqual(
+      await list({ path: ["user", "name"], value: "ada" }, { path: ["account"], value: 42 }),
+      [p0],
+    );
+    assert.deepEqual(await list({ path: ["flag"], value: true }), [p2]);
+    assert.deepEqual(await list({ path: ["flag"], value: false }), [p3]);
+    assert.deepEqual(await list({ path: ["none"], value: null }), [p3], "JSON null, not a missing field");
+    assert.deepEqual(await list({ path: ["account"], value: 41 }), []);
+    assert.deepEqual(await list({ path: ["missing"], value: "x" }), []);
+    assert.equal(
+      (await list({ path: ["account", "0"], value: 42 })).includes(p5!),
+      false,
+      "keys, not indexes",
+    );
+    assert.deepEqual(
+      await store.taskList({ limit: 1, offset: 0, beforeId: p2, payload: [{ path: ["account"], value: 42 }] })
+        .then(ids),
+      [p0],
+    );
+  });
+
   it("a listed task is the same, field for field, as the task got by its id", async ({ store }) => {
     await insert(store, [newTask({ payload: '{"x":[1,2]}', idempotencyKey: "k", timeoutMs: 9 }), newTask()]);
     await claimOne(store);

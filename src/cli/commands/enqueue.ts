@@ -9,7 +9,7 @@ import { queueName } from "../../queue_name.ts";
 import { parseCommand, parseDuration, parseInteger, parseTime, UsageError } from "../args.ts";
 import { type Command, COMMON_HELP, COMMON_OPTIONS, linkedRegistry, withQueue } from "../context.ts";
 import { formatDuration, formatTime, json, styleFor } from "../format.ts";
-import { inexactIntegerProblem } from "../exact_numbers.ts";
+import { inexactIntegerProblem } from "../../exact_numbers.ts";
 import { decodeUtf8 } from "../io.ts";
 import { BATCH_TEXT, enqueueNdjson, LINE_ROOM } from "./enqueue_ndjson.ts";
 

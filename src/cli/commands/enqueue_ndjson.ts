@@ -4,11 +4,11 @@
  *
  * @module
  */
-import * as v from "valibot";
 import { DatabaseError, type EnqueueItem, type Queue } from "../../../mod.ts";
 import { UsageError } from "../args.ts";
 import { count, json } from "../format.ts";
-import { inexactIntegerProblem } from "../exact_numbers.ts";
+import { inexactIntegerProblem } from "../../exact_numbers.ts";
+import { taskItemShape } from "../../task_item.ts";
 import { type CliIo, decodeUtf8, type Signal } from "../io.ts";
 import { bar, StatusLine } from "../progress.ts";
 
@@ -20,19 +20,6 @@ export const BATCH_TEXT = count(BATCH_SIZE);
 const MAX_REPORTED_LINES = 1000;
 /** Room on an NDJSON line for the fields other than the payload (type, key, times), beyond the payload limit. */
 export const LINE_ROOM = 64 * 1024;
-
-/** What one NDJSON line may hold. Strict, so that a misspelt field is reported instead of ignored. */
-const NdjsonLine = v.strictObject({
-  type: v.string(),
-  payload: v.optional(v.unknown()),
-  priority: v.optional(v.number()),
-  delayMs: v.optional(v.number()),
-  runAt: v.optional(v.union([v.string(), v.number()])),
-  maxAttempts: v.optional(v.number()),
-  idempotencyKey: v.optional(v.string()),
-  timeoutMs: v.optional(v.number()),
-  queue: v.optional(v.string()),
-});
 
 interface BadLine {
   line: number;
@@ -230,19 +217,6 @@ export async function enqueueNdjson(
   }
 }
 
-/**
- * Whether a parsed line is the usual `{"type": "…", "payload": …}`, which {@link NdjsonLine} accepts as it
- * is: checked here directly, since valibot would cost about as much as parsing the line. Anything else
- * goes through the schema, which also words the errors.
- */
-function isPlainLine(parsed: unknown): parsed is EnqueueItem {
-  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) return false;
-  for (const key in parsed) {
-    if (key !== "type" && key !== "payload") return false;
-  }
-  return typeof (parsed as { type?: unknown }).type === "string";
-}
-
 /** The task a line describes, checked for its shape only: the queue checks the rest when it writes. */
 function checkLine(text: string): { task: EnqueueItem } | { error: string } {
   let parsed: unknown;
@@ -253,19 +227,7 @@ function checkLine(text: string): { task: EnqueueItem } | { error: string } {
   }
   const inexact = inexactIntegerProblem(text);
   if (inexact) return { error: inexact };
-  if (isPlainLine(parsed)) return { task: parsed };
-  const shape = v.safeParse(NdjsonLine, parsed);
-  if (!shape.success) {
-    const issue = shape.issues[0];
-    const path = v.getDotPath(issue);
-    if (!path) return { error: `expected a JSON object with a "type", got ${describeJson(parsed)}` };
-    // Valibot reports a missing and an unknown key alike; "never" marks the unknown one.
-    if (issue.type === "strict_object") {
-      return { error: issue.expected === "never" ? `unknown field '${path}'` : `missing field '${path}'` };
-    }
-    return { error: `${path}: ${issue.message}` };
-  }
-  return { task: shape.output as EnqueueItem };
+  return taskItemShape(parsed);
 }
 
 /** Why the queue would refuse `task`, or undefined when it would take it. */
@@ -276,12 +238,6 @@ async function validationError(queue: Queue, task: EnqueueItem): Promise<string 
   } catch (error) {
     return error instanceof Error ? error.message : String(error);
   }
-}
-
-function describeJson(value: unknown): string {
-  if (value === null) return "null";
-  if (Array.isArray(value)) return "an array";
-  return typeof value === "object" ? "an object" : `a ${typeof value}`;
 }
 
 /**

@@ -25,6 +25,7 @@ import type {
   QueueSettings,
   QueueStats,
   Recorded,
+  RequeueFilter,
   ScheduleFire,
   ScheduleState,
   SqlTransaction,
@@ -172,6 +173,10 @@ export class LazyPostgresStore implements Store {
 
   taskRequeueFailed(type: string | undefined, now: number): Promise<number> {
     return this.#call((s) => s.taskRequeueFailed(type, now));
+  }
+
+  taskRequeueWhere(filter: RequeueFilter, now: number): Promise<number> {
+    return this.#call((s) => s.taskRequeueWhere(filter, now));
   }
 
   taskPurge(statuses: readonly TaskStatus[], finishedBefore: number): Promise<number> {

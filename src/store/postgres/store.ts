@@ -28,6 +28,7 @@ import type {
   QueueSettings,
   QueueStats,
   Recorded,
+  RequeueFilter,
   ScheduleFire,
   ScheduleState,
   SqlTransaction,
@@ -50,7 +51,7 @@ import { insertMany, insertOne } from "./queries/insert.ts";
 import { expiredLeases, extendLease, heartbeat, reapExpired, releaseMany } from "./queries/leases.ts";
 import { electLeader, resignLeader } from "./queries/leaders.ts";
 import { appendLogs, listLogs } from "./queries/logs.ts";
-import { cancel, purge, requeue, requeueFailed } from "./queries/manage.ts";
+import { cancel, purge, requeue, requeueFailed, requeueWhere } from "./queries/manage.ts";
 import { progressStatements, recordedFrom } from "./queries/outcomes.ts";
 import { ownOutcomes } from "./queries/recorded.ts";
 import { setProgress } from "./queries/progress.ts";
@@ -322,6 +323,10 @@ export class PostgresStore implements Store {
 
   taskRequeueFailed(type: string | undefined, now: number): Promise<number> {
     return this.#once((late) => requeueFailed(this.#conn, type, now + late));
+  }
+
+  taskRequeueWhere(filter: RequeueFilter, now: number): Promise<number> {
+    return this.#once((late) => requeueWhere(this.#conn, filter, now + late));
   }
 
   taskPurge(statuses: readonly TaskStatus[], finishedBefore: number): Promise<number> {

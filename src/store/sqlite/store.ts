@@ -24,6 +24,7 @@ import type {
   QueueSettings,
   QueueStats,
   Recorded,
+  RequeueFilter,
   ScheduleFire,
   ScheduleState,
   SqlTransaction,
@@ -50,7 +51,7 @@ import { claimStatement, leasedFrom, needsOrderIndex, ORDER_INDEX } from "./quer
 import { insertMany, insertOne } from "./queries/insert.ts";
 import { expiredLeases, extendLease, heartbeat, reapExpired, releaseMany } from "./queries/leases.ts";
 import { appendLogs, listLogs } from "./queries/logs.ts";
-import { cancel, purge, requeue, requeueFailed } from "./queries/manage.ts";
+import { cancel, purge, requeue, requeueFailed, requeueWhere } from "./queries/manage.ts";
 import { progressStatements, record, recordedFrom } from "./queries/outcomes.ts";
 import { setProgress } from "./queries/progress.ts";
 import { getTask, getTasks, listTasks, pending, serverTime, stats, waiting } from "./queries/read.ts";
@@ -240,6 +241,10 @@ export class SqliteStore implements Store {
 
   taskRequeueFailed(type: string | undefined, now: number): Promise<number> {
     return requeueFailed(this.#conn, type, now);
+  }
+
+  taskRequeueWhere(filter: RequeueFilter, now: number): Promise<number> {
+    return requeueWhere(this.#conn, filter, now);
   }
 
   taskPurge(statuses: readonly TaskStatus[], finishedBefore: number): Promise<number> {

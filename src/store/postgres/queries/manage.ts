@@ -7,6 +7,7 @@
  */
 import { sql } from "drizzle-orm";
 import type { Task, TaskStatus } from "../../../task.ts";
+import type { RequeueFilter } from "../../store.ts";
 import { refusalOf } from "../../refusal.ts";
 import { TASK_SELECT, type TaskTextRow, toTask } from "../columns.ts";
 import type { PgConnection } from "../connection.ts";
@@ -46,6 +47,18 @@ export async function requeueFailed(
     UPDATE task_queue SET status = 'queued', attempts = 0, run_after = ${now}::bigint, finished_at = NULL,
       updated_at = ${now}::bigint
     WHERE status = 'failed' ${ofType}
+    RETURNING id`);
+  return rows.length;
+}
+
+/** Queues every task of `filter.status` (of its type and queue, when given) again; returns how many. */
+export async function requeueWhere(conn: PgConnection, filter: RequeueFilter, now: number): Promise<number> {
+  const ofType = filter.type === undefined ? sql`` : sql`AND type = ${filter.type}::text`;
+  const ofQueue = filter.queue === undefined ? sql`` : sql`AND queue = ${filter.queue}::text`;
+  const rows = await conn.rows(sql`
+    UPDATE task_queue SET status = 'queued', attempts = 0, run_after = ${now}::bigint, finished_at = NULL,
+      updated_at = ${now}::bigint
+    WHERE status IN ${literalStatuses([filter.status])} AND ${statusAllows("requeue")} ${ofType} ${ofQueue}
     RETURNING id`);
   return rows.length;
 }

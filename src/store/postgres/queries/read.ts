@@ -4,9 +4,9 @@
  *
  * @module
  */
-import { sql } from "drizzle-orm";
+import { type SQL, sql } from "drizzle-orm";
 import { type Task, TASK_STATUSES, type TaskStatus } from "../../../task.ts";
-import type { ListFilter, QueueStats, WaitingTasks } from "../../store.ts";
+import type { ListFilter, PayloadMatch, QueueStats, WaitingTasks } from "../../store.ts";
 import { TASK_SELECT, type TaskTextRow, toTask } from "../columns.ts";
 import type { PgConnection } from "../connection.ts";
 import { array, literalStatuses } from "../sql.ts";
@@ -32,12 +32,27 @@ export async function listTasks(conn: PgConnection, filter: ListFilter): Promise
     filter.status ? sql`status IN ${literalStatuses([filter.status])}` : undefined,
     filter.type ? sql`type = ${filter.type}::text` : undefined,
     filter.queue ? sql`queue = ${filter.queue}::text` : undefined,
+    filter.createdAfter !== undefined ? sql`created_at > ${filter.createdAfter}::bigint` : undefined,
+    filter.createdBefore !== undefined ? sql`created_at < ${filter.createdBefore}::bigint` : undefined,
+    filter.beforeId !== undefined ? sql`id < ${filter.beforeId}::bigint` : undefined,
+    ...(filter.payload ?? []).map(payloadCondition),
   ].filter((condition) => condition !== undefined);
   const where = conditions.length ? sql`WHERE ${sql.join(conditions, sql` AND `)}` : sql``;
   const rows = await conn.rows<TaskTextRow>(sql`
     SELECT ${TASK_SELECT} FROM task_queue ${where}
     ORDER BY id DESC LIMIT ${filter.limit}::bigint OFFSET ${filter.offset}::bigint`);
   return rows.map(toTask);
+}
+
+/**
+ * The payload holds `match.value` at `match.path`. Keys go one `->` each, with a text operand, so that a
+ * segment "0" names a key and never an array's element (as `#>` would); jsonb equality compares JSON
+ * values: the number 42 equals 42.0 and not the string "42". The value goes as text, cast: sent as jsonb,
+ * the driver would encode it as JSON a second time.
+ */
+function payloadCondition(match: PayloadMatch): SQL {
+  const keys = match.path.map((segment) => sql` -> ${segment}::text`);
+  return sql`(payload::jsonb${sql.join(keys, sql``)}) = ${JSON.stringify(match.value)}::text::jsonb`;
 }
 
 /**

@@ -7,6 +7,7 @@
  */
 import { sql } from "drizzle-orm";
 import type { Task, TaskStatus } from "../../../task.ts";
+import type { RequeueFilter } from "../../store.ts";
 import { refusalOf } from "../../refusal.ts";
 import { TASK_JSON, type TaskJsonRow, toTask } from "../columns.ts";
 import type { Connection } from "../connection.ts";
@@ -54,6 +55,21 @@ export async function requeueFailed(
       UPDATE task_queue SET status = 'queued', attempts = 0, run_after = ${now}, finished_at = NULL,
         updated_at = ${now}
       WHERE status = 'failed' ${ofType}
+      RETURNING id`,
+  );
+  return rows.length;
+}
+
+/** Queues every task of `filter.status` (of its type and queue, when given) again; returns how many. */
+export async function requeueWhere(conn: Connection, filter: RequeueFilter, now: number): Promise<number> {
+  const ofType = filter.type === undefined ? sql`` : sql`AND type = ${filter.type}`;
+  const ofQueue = filter.queue === undefined ? sql`` : sql`AND queue = ${filter.queue}`;
+  const rows = await all<{ id: number }>(
+    conn,
+    sql`
+      UPDATE task_queue SET status = 'queued', attempts = 0, run_after = ${now}, finished_at = NULL,
+        updated_at = ${now}
+      WHERE status IN ${literalStatuses([filter.status])} AND ${statusAllows("requeue")} ${ofType} ${ofQueue}
       RETURNING id`,
   );
   return rows.length;

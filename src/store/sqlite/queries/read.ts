@@ -5,9 +5,9 @@
  *
  * @module
  */
-import { sql } from "drizzle-orm";
+import { type SQL, sql } from "drizzle-orm";
 import { type Task, TASK_STATUSES, type TaskStatus } from "../../../task.ts";
-import type { ListFilter, QueueStats, WaitingTasks } from "../../store.ts";
+import type { ListFilter, PayloadMatch, QueueStats, WaitingTasks } from "../../store.ts";
 import { TASK_JSON, type TaskJsonRow, toTask } from "../columns.ts";
 import type { Connection } from "../connection.ts";
 import { all, batch, bound, literalStatuses, p, PreparedSql } from "../sql.ts";
@@ -34,6 +34,10 @@ export async function listTasks(conn: Connection, filter: ListFilter): Promise<T
     filter.status ? sql`status IN ${literalStatuses([filter.status])}` : undefined,
     filter.type ? sql`type = ${filter.type}` : undefined,
     filter.queue ? sql`queue = ${filter.queue}` : undefined,
+    filter.createdAfter !== undefined ? sql`created_at > ${filter.createdAfter}` : undefined,
+    filter.createdBefore !== undefined ? sql`created_at < ${filter.createdBefore}` : undefined,
+    filter.beforeId !== undefined ? sql`id < ${filter.beforeId}` : undefined,
+    ...(filter.payload ?? []).map(payloadCondition),
   ].filter((condition) => condition !== undefined);
   const where = conditions.length ? sql`WHERE ${sql.join(conditions, sql` AND `)}` : sql``;
   const rows = await all<TaskJsonRow>(
@@ -43,6 +47,22 @@ export async function listTasks(conn: Connection, filter: ListFilter): Promise<T
       ORDER BY id DESC LIMIT ${bound(filter.limit)} OFFSET ${bound(filter.offset)}`,
   );
   return rows.map(toTask);
+}
+
+/**
+ * The payload holds `match.value` at `match.path`, of the same JSON type: json_type tells the number 42
+ * from the string "42", which json_extract alone gives as equal-looking SQL values.
+ */
+function payloadCondition(match: PayloadMatch): SQL {
+  // Segments are letters, digits and '_' (checked by the caller); quoted all the same.
+  const path = "$" + match.path.map((segment) => `."${segment}"`).join("");
+  const { value } = match;
+  if (value === null) return sql`json_type(payload, ${path}) = 'null'`;
+  if (typeof value === "boolean") return sql`json_type(payload, ${path}) = ${value ? "true" : "false"}`;
+  if (typeof value === "number") {
+    return sql`(json_type(payload, ${path}) IN ('integer', 'real') AND json_extract(payload, ${path}) = ${value})`;
+  }
+  return sql`(json_type(payload, ${path}) = 'text' AND json_extract(payload, ${path}) = ${value})`;
 }
 
 /** Counts by status and type, the age of the oldest runnable task, and what finished in the last minute. */

@@ -1,0 +1,105 @@
+/**
+ * The checks every API request passes before its route runs: who it is (a bearer token, when tokens are
+ * configured), whether it may act (admin), whether an action comes from another site, and whether its
+ * body is JSON and small enough to read.
+ *
+ * @module
+ */
+import type { MiddlewareHandler } from "hono";
+import { ApiError } from "./errors.ts";
+import { hasTokens, type Role, type ServerTokens, TokenChecker } from "./tokens.ts";
+
+/** What the routes know of the request's sender. */
+export type SecurityEnv = { Variables: { role: Role } };
+
+/** Methods that only read: every other method is an action. */
+const READS = new Set(["GET", "HEAD", "OPTIONS"]);
+
+/**
+ * The middleware that checks each `/api/` request (but the OpenAPI document, public by design) in this
+ * order: its token (401), an action's origin (403), its role (403), an action's body type and declared
+ * size (415, 413).
+ */
+export function securityChecks(tokens: ServerTokens, maxBodyBytes: number): MiddlewareHandler<SecurityEnv> {
+  const checker = hasTokens(tokens) ? new TokenChecker(tokens) : undefined;
+  return async (c, next) => {
+    const request = c.req.raw;
+    const role = checker ? await roleOf(checker, request.headers.get("authorization")) : "admin";
+    if (!READS.has(request.method)) {
+      assertSameSite(request);
+      if (role !== "admin") {
+        throw new ApiError(
+          403,
+          "READ_ONLY_TOKEN",
+          "This token may only read; actions need a token from PRISMQ_ADMIN_TOKENS.",
+        );
+      }
+      assertBodyHeaders(request, maxBodyBytes);
+    }
+    c.set("role", role);
+    await next();
+  };
+}
+
+async function roleOf(checker: TokenChecker, header: string | null): Promise<Role> {
+  if (header === null) {
+    throw new ApiError(
+      401,
+      "UNAUTHORIZED",
+      "This server needs a token: send 'Authorization: Bearer <token>'.",
+    );
+  }
+  const match = /^Bearer +(\S+) *$/i.exec(header);
+  if (!match) {
+    throw new ApiError(401, "UNAUTHORIZED", "The Authorization header must be 'Bearer <token>'.");
+  }
+  const role = await checker.roleOf(match[1]!);
+  // The token is never repeated in the answer: it may be someone's real token mistyped.
+  if (role === undefined) {
+    throw new ApiError(401, "UNAUTHORIZED", "The token given is not one of this server's.");
+  }
+  return role;
+}
+
+/**
+ * Refuses an action sent by a page of another site: a browser says so in `Sec-Fetch-Site`, and in `Origin`,
+ * which must then be this server's own. Tools (curl, other services) send neither and pass.
+ */
+function assertSameSite(request: Request): void {
+  const site = request.headers.get("sec-fetch-site");
+  const origin = request.headers.get("origin");
+  const own = new URL(request.url).origin;
+  if (site === "cross-site" || site === "same-site" || (origin !== null && origin !== own)) {
+    throw new ApiError(
+      403,
+      "CROSS_SITE",
+      "Actions are refused from pages of other sites; send them from the dashboard on this server, or " +
+        "without an Origin header (curl, another service).",
+    );
+  }
+}
+
+/** An action with a body must declare it JSON, and not declare more bytes than the limit. */
+function assertBodyHeaders(request: Request, maxBodyBytes: number): void {
+  const length = request.headers.get("content-length");
+  const hasBody = (length !== null && length !== "0") || request.headers.has("transfer-encoding");
+  if (!hasBody) return;
+  const type = request.headers.get("content-type") ?? "";
+  if (!/^application\/json\s*(;|$)/i.test(type)) {
+    throw new ApiError(
+      415,
+      "UNSUPPORTED_MEDIA_TYPE",
+      "Send the body as JSON, with 'Content-Type: application/json'.",
+    );
+  }
+  if (length !== null && Number(length) > maxBodyBytes) throw tooLarge(maxBodyBytes);
+}
+
+/** The refusal of a body over the limit. */
+export function tooLarge(maxBodyBytes: number): ApiError {
+  return new ApiError(
+    413,
+    "BODY_TOO_LARGE",
+    `The request body is over this server's limit of ${maxBodyBytes} bytes (prismq serve --max-body).`,
+  );
+}
