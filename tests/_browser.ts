@@ -7,6 +7,7 @@ import { existsSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Browser, chromium, type Page } from "playwright-core";
+import { type FetchHandler, listenHttp } from "../src/cli/http_listen.ts";
 
 /** Where Debian's `chromium` package puts the browser (`.ci/run` installs it). */
 export const CHROMIUM = "/usr/bin/chromium";
@@ -38,23 +39,16 @@ export async function screenshot(page: Page, name: string): Promise<void> {
   await page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
 }
 
-/** A server of `handler` on 127.0.0.1, on a port the system picks. */
+/** A server of `handler` on 127.0.0.1, on a port the system picks, as `prismq serve` listens. */
 export interface LoopbackServer {
   url: string;
   close(): Promise<void>;
 }
 
 /** Serves `handler` on 127.0.0.1 on a free port. */
-export function serveOnLoopback(
-  handler: (request: Request) => Response | Promise<Response>,
-): Promise<LoopbackServer> {
-  return new Promise((resolve) => {
-    const server = Deno.serve({
-      hostname: "127.0.0.1",
-      port: 0,
-      onListen: ({ port }) => resolve({ url: `http://127.0.0.1:${port}`, close: () => server.shutdown() }),
-    }, handler);
-  });
+export async function serveOnLoopback(handler: FetchHandler): Promise<LoopbackServer> {
+  const listener = await listenHttp(handler, "127.0.0.1", 0);
+  return { url: `http://127.0.0.1:${listener.port}`, close: () => listener.close() };
 }
 
 /** The text of `selector` once it equals `expected` (fails with what it was after the deadline). */

@@ -11,7 +11,10 @@ import { join } from "node:path";
 import process from "node:process";
 import { DASHBOARD_CSP, DASHBOARD_PATHS, dashboardResponse } from "../src/server/dashboard/mod.ts";
 import { DASHBOARD_ASSETS } from "../src/server/dashboard/assets.ts";
-import { REPO } from "./_helpers.ts";
+import { makeTempDir, REPO, waitFor } from "./_helpers.ts";
+import { fakeIo } from "./_cli.ts";
+import { main } from "../src/cli/main.ts";
+import { handlers, schedules } from "../handlers/mod.ts";
 
 const CLIENT = join(REPO, "src/server/dashboard/client");
 const BASE = "http://127.0.0.1:7420";
@@ -110,4 +113,36 @@ test("assets.ts is what scripts/gen_dashboard.ts makes of client/ (deno task das
     encoding: "utf8",
   });
   assert.equal(result.status, 0, result.stderr);
+});
+
+test("prismq serve serves the dashboard at / and /assets/, without a token, beside the API", async () => {
+  const { dir, remove } = makeTempDir();
+  const io = fakeIo({ env: { PRISMQ_ADMIN_TOKENS: "dashboard-test-admin-token-01" } });
+  const exit = main(
+    ["serve", "--listen", "127.0.0.1:0", "--db", join(dir, "queue.db")],
+    io,
+    handlers,
+    schedules,
+  );
+  try {
+    await waitFor(() => /http:\/\/127\.0\.0\.1:\d+/.test(io.out), 30_000, "prismq serve to listen");
+    const url = /http:\/\/127\.0\.0\.1:\d+/.exec(io.out)![0];
+    const page = await fetch(`${url}/`);
+    assert.equal(page.status, 200);
+    assert.equal(page.headers.get("content-security-policy"), DASHBOARD_CSP);
+    assert.equal(await page.text(), DASHBOARD_ASSETS["/"]!.body);
+    const script = await fetch(`${url}/assets/app.js`);
+    assert.match(script.headers.get("content-type")!, /^text\/javascript/);
+    assert.equal(await script.text(), DASHBOARD_ASSETS["/assets/app.js"]!.body);
+    const api = await fetch(`${url}/api/stats`);
+    await api.body?.cancel();
+    assert.equal(api.status, 401, "the API still wants its token");
+    const missing = await fetch(`${url}/assets/nothing.js`);
+    await missing.body?.cancel();
+    assert.equal(missing.status, 404);
+  } finally {
+    io.fire("SIGTERM");
+    assert.equal(await exit, 0, io.err);
+    remove();
+  }
 });

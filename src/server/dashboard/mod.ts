@@ -15,7 +15,7 @@ import { DASHBOARD_ASSETS } from "./assets.ts";
  * The Content-Security-Policy of the dashboard's responses: only the server's own scripts, styles and API;
  * no inline script or style attribute, no plugin, no framing, no form posted elsewhere.
  */
-export const DASHBOARD_CSP = [
+export const DASHBOARD_CSP: string = [
   "default-src 'none'",
   "script-src 'self'",
   "style-src 'self'",
