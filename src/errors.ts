@@ -135,7 +135,9 @@ export class TaskStateError extends PrismqError {
     super(
       `Cannot ${operation} task ${taskId}: it is '${status}', and only ${
         allowed.map((s) => `'${s}'`).join(" or ")
-      } tasks can be ${operation === "cancel" ? "cancelled" : "retried"}.`,
+      } tasks can be ${
+        operation === "cancel" ? "cancelled" : operation === "delete" ? "deleted" : "retried"
+      }.`,
     );
   }
 }

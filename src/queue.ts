@@ -408,6 +408,17 @@ export class Queue {
     return n;
   }
 
+  /**
+   * Deletes one finished task (completed, failed or cancelled) and its logs; true when deleted. The newest
+   * task of all is kept (false), as {@link purge} keeps it: on SQLite its id would go to the next task.
+   *
+   * @throws {TaskNotFoundError} when no task has this id
+   * @throws {TaskStateError} when it is queued or running: cancel it first
+   */
+  delete(id: number): Promise<boolean> {
+    return this.#store.taskDelete(taskId(id));
+  }
+
   /** Deletes tasks that finished with one of `statuses` more than `olderThanMs` ago, and their logs. */
   purge(options: { statuses: readonly TaskStatus[]; olderThanMs: number }): Promise<number> {
     for (const status of options.statuses) {

@@ -50,6 +50,8 @@ export async function withServer<T>(
       registry: testRegistry(),
       adminTokens: [ADMIN_TOKEN],
       readTokens: [READ_TOKEN],
+      // Under the body limit: the queue's payload limit is what refuses a large payload.
+      maxPayloadBytes: 500_000,
       ...options,
     });
     const listener = await listenHttp(handler, "127.0.0.1", 0);

@@ -15,6 +15,8 @@ import { openApiDocument } from "./openapi.ts";
 import { honoPath, type Route, type RouteContext } from "./route.ts";
 import { OVERVIEW_ROUTES } from "./routes_overview.ts";
 import { TASK_READ_ROUTES } from "./routes_tasks.ts";
+import { TASK_ACTION_ROUTES } from "./routes_actions.ts";
+import { QUEUE_ACTION_ROUTES } from "./routes_queues.ts";
 import { securityChecks, type SecurityEnv } from "./security.ts";
 import { parseTokenList } from "./tokens.ts";
 
@@ -46,7 +48,12 @@ export interface HttpServerOptions {
 }
 
 /** Every route of the API, but the OpenAPI document's own. */
-export const API_ROUTES: readonly Route[] = [...OVERVIEW_ROUTES, ...TASK_READ_ROUTES];
+export const API_ROUTES: readonly Route[] = [
+  ...OVERVIEW_ROUTES,
+  ...TASK_READ_ROUTES,
+  ...TASK_ACTION_ROUTES,
+  ...QUEUE_ACTION_ROUTES,
+];
 
 /**
  * The Hono app of the server, with the table of its API routes (the OpenAPI document's included).

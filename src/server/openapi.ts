@@ -47,7 +47,7 @@ function operation(route: Route): Record<string, unknown> {
       name,
       in: "path",
       required: true,
-      schema: { type: "string", pattern: "^[1-9][0-9]*$" },
+      schema: name === "id" ? { type: "string", pattern: "^[1-9][0-9]*$" } : { type: "string" },
     })),
     ...(route.query ?? []).map(({ name, description, schema }) => ({
       name,

@@ -5,7 +5,7 @@
  * @module
  */
 import { TaskNotFoundError, TaskStateError } from "../errors.ts";
-import { type Task, TRANSITIONS } from "../task.ts";
+import { type Task, TERMINAL_STATUSES, TRANSITIONS } from "../task.ts";
 
 /** The error for a cancel or requeue of task `id` that changed nothing; `task` is the task as it is now. */
 export function refusalOf(id: number, task: Task | undefined, event: "cancel" | "requeue"): Error {
@@ -16,4 +16,16 @@ export function refusalOf(id: number, task: Task | undefined, event: "cancel" | 
     event === "cancel" ? "cancel" : "retry",
     TRANSITIONS[event].from,
   );
+}
+
+/**
+ * Why a delete of task `id` deleted nothing: there is no such task, or it has not finished; or false, for a
+ * finished task kept as the newest of all.
+ */
+export function deleteRefused(id: number, task: Task | undefined): false {
+  if (!task) throw new TaskNotFoundError(id);
+  if (!TERMINAL_STATUSES.includes(task.status)) {
+    throw new TaskStateError(id, task.status, "delete", TERMINAL_STATUSES);
+  }
+  return false;
 }

@@ -198,6 +198,14 @@ export interface Store {
    * queue, as {@link taskRequeue} does, in one statement; returns how many.
    */
   taskRequeueWhere(filter: RequeueFilter, now: number): Promise<number>;
+  /**
+   * Deletes one finished task (completed, failed or cancelled) and its logs; true when deleted. The newest
+   * task of all is kept, as {@link taskPurge} keeps it (SQLite would give its id to the next task): false.
+   *
+   * @throws {TaskNotFoundError} when no task has this id
+   * @throws {TaskStateError} when it is queued or running
+   */
+  taskDelete(id: number): Promise<boolean>;
   /** Deletes tasks of these statuses that finished before `finishedBefore`; returns how many. */
   taskPurge(statuses: readonly TaskStatus[], finishedBefore: number): Promise<number>;
   /** Counts by status and by type, the oldest runnable task's wait at `now`, the last minute's outcomes. */

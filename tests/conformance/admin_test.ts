@@ -206,6 +206,34 @@ describeEachStore("retrying tasks that match a filter", (it) => {
   });
 });
 
+describeEachStore("deleting one task", (it) => {
+  it("a finished task goes with its logs; a queued or running one is refused; the newest task is kept", async ({ store }) => {
+    const ids = await oneOfEach(store);
+    await insert(store, 1); // newer than them all
+    await store.taskLogAppend([{ taskId: ids.failed, at: T0, level: "info", message: "x" }]);
+    for (const status of ["completed", "failed", "cancelled"] as const) {
+      assert.equal(await store.taskDelete(ids[status]), true, status);
+      assert.equal(await store.taskGet(ids[status]), undefined);
+    }
+    assert.deepEqual(await store.taskLogList(ids.failed), []);
+    for (const status of ["queued", "running"] as const) {
+      const before = await get(store, ids[status]);
+      const error = await rejection(store.taskDelete(ids[status]), TaskStateError);
+      assert.equal(error.status, status);
+      assert.match(error.message, /only 'completed' or 'failed' or 'cancelled' tasks can be deleted/);
+      assert.deepEqual(await get(store, ids[status]), before);
+    }
+    assert.equal((await rejection(store.taskDelete(ids.completed), TaskNotFoundError)).taskId, ids.completed);
+
+    const [newest] = await insert(store, 1);
+    await store.taskCancel(newest!, T0 + 2);
+    assert.equal(await store.taskDelete(newest!), false, "the newest task is kept");
+    assert.equal((await get(store, newest!)).status, "cancelled");
+    await insert(store, 1);
+    assert.equal(await store.taskDelete(newest!), true, "once a newer task exists");
+  });
+});
+
 describeEachStore("purging tasks", (it) => {
   it("deletes finished tasks of the statuses given that finished before the time given, with their logs", async ({ store }) => {
     const ids = await oneOfEach(store); // all finished at T0 + 1

@@ -179,6 +179,10 @@ export class LazyPostgresStore implements Store {
     return this.#call((s) => s.taskRequeueWhere(filter, now));
   }
 
+  taskDelete(id: number): Promise<boolean> {
+    return this.#call((s) => s.taskDelete(id));
+  }
+
   taskPurge(statuses: readonly TaskStatus[], finishedBefore: number): Promise<number> {
     return this.#call((s) => s.taskPurge(statuses, finishedBefore));
   }

@@ -51,7 +51,7 @@ import { insertMany, insertOne } from "./queries/insert.ts";
 import { expiredLeases, extendLease, heartbeat, reapExpired, releaseMany } from "./queries/leases.ts";
 import { electLeader, resignLeader } from "./queries/leaders.ts";
 import { appendLogs, listLogs } from "./queries/logs.ts";
-import { cancel, purge, requeue, requeueFailed, requeueWhere } from "./queries/manage.ts";
+import { cancel, deleteTask, purge, requeue, requeueFailed, requeueWhere } from "./queries/manage.ts";
 import { progressStatements, recordedFrom } from "./queries/outcomes.ts";
 import { ownOutcomes } from "./queries/recorded.ts";
 import { setProgress } from "./queries/progress.ts";
@@ -327,6 +327,10 @@ export class PostgresStore implements Store {
 
   taskRequeueWhere(filter: RequeueFilter, now: number): Promise<number> {
     return this.#once((late) => requeueWhere(this.#conn, filter, now + late));
+  }
+
+  taskDelete(id: number): Promise<boolean> {
+    return this.#once(() => deleteTask(this.#conn, id));
   }
 
   taskPurge(statuses: readonly TaskStatus[], finishedBefore: number): Promise<number> {

@@ -51,7 +51,7 @@ import { claimStatement, leasedFrom, needsOrderIndex, ORDER_INDEX } from "./quer
 import { insertMany, insertOne } from "./queries/insert.ts";
 import { expiredLeases, extendLease, heartbeat, reapExpired, releaseMany } from "./queries/leases.ts";
 import { appendLogs, listLogs } from "./queries/logs.ts";
-import { cancel, purge, requeue, requeueFailed, requeueWhere } from "./queries/manage.ts";
+import { cancel, deleteTask, purge, requeue, requeueFailed, requeueWhere } from "./queries/manage.ts";
 import { progressStatements, record, recordedFrom } from "./queries/outcomes.ts";
 import { setProgress } from "./queries/progress.ts";
 import { getTask, getTasks, listTasks, pending, serverTime, stats, waiting } from "./queries/read.ts";
@@ -245,6 +245,10 @@ export class SqliteStore implements Store {
 
   taskRequeueWhere(filter: RequeueFilter, now: number): Promise<number> {
     return requeueWhere(this.#conn, filter, now);
+  }
+
+  taskDelete(id: number): Promise<boolean> {
+    return deleteTask(this.#conn, id);
   }
 
   taskPurge(statuses: readonly TaskStatus[], finishedBefore: number): Promise<number> {

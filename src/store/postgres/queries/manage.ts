@@ -6,9 +6,9 @@
  * @module
  */
 import { sql } from "drizzle-orm";
-import type { Task, TaskStatus } from "../../../task.ts";
+import { type Task, type TaskStatus, TERMINAL_STATUSES } from "../../../task.ts";
 import type { RequeueFilter } from "../../store.ts";
-import { refusalOf } from "../../refusal.ts";
+import { deleteRefused, refusalOf } from "../../refusal.ts";
 import { TASK_SELECT, type TaskTextRow, toTask } from "../columns.ts";
 import type { PgConnection } from "../connection.ts";
 import { literalStatuses, statusAllows } from "../sql.ts";
@@ -61,6 +61,17 @@ export async function requeueWhere(conn: PgConnection, filter: RequeueFilter, no
     WHERE status IN ${literalStatuses([filter.status])} AND ${statusAllows("requeue")} ${ofType} ${ofQueue}
     RETURNING id`);
   return rows.length;
+}
+
+/** Deletes a finished task (but the newest of all, as purge keeps it) and its logs. */
+export async function deleteTask(conn: PgConnection, id: number): Promise<boolean> {
+  const rows = await conn.rows(sql`
+    DELETE FROM task_queue
+    WHERE id = ${id}::bigint AND status IN ${literalStatuses(TERMINAL_STATUSES)}
+      AND id < (SELECT max(id) FROM task_queue)
+    RETURNING id`);
+  if (rows.length > 0) return true;
+  return deleteRefused(id, await getTask(conn, id));
 }
 
 /**

@@ -6,9 +6,9 @@
  * @module
  */
 import { sql } from "drizzle-orm";
-import type { Task, TaskStatus } from "../../../task.ts";
+import { type Task, type TaskStatus, TERMINAL_STATUSES } from "../../../task.ts";
 import type { RequeueFilter } from "../../store.ts";
-import { refusalOf } from "../../refusal.ts";
+import { deleteRefused, refusalOf } from "../../refusal.ts";
 import { TASK_JSON, type TaskJsonRow, toTask } from "../columns.ts";
 import type { Connection } from "../connection.ts";
 import { all, literalStatuses, statusAllows } from "../sql.ts";
@@ -73,6 +73,20 @@ export async function requeueWhere(conn: Connection, filter: RequeueFilter, now:
       RETURNING id`,
   );
   return rows.length;
+}
+
+/** Deletes a finished task (but the newest of all, which keeps ids unique) and its logs. */
+export async function deleteTask(conn: Connection, id: number): Promise<boolean> {
+  const rows = await all<{ id: number }>(
+    conn,
+    sql`
+      DELETE FROM task_queue
+      WHERE id = ${id} AND status IN ${literalStatuses(TERMINAL_STATUSES)}
+        AND id < (SELECT max(id) FROM task_queue)
+      RETURNING id`,
+  );
+  if (rows.length > 0) return true;
+  return deleteRefused(id, await getTask(conn, id));
 }
 
 /** Deletes the tasks of `statuses` that finished before `finishedBefore`; returns how many. */
