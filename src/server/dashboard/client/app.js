@@ -42,8 +42,8 @@ function go(hash) {
   location.hash = hash;
 }
 
-/** Refreshes the current page now, then keeps polling. */
-async function refresh() {
+/** One refresh of the current page, then the next poll. */
+async function refreshOnce() {
   clearTimeout(timer);
   const mine = generation;
   if (!current) return;
@@ -58,7 +58,34 @@ async function refresh() {
     status.textContent = `Not updated: ${error.message}`;
     status.className = "status status-error";
   }
-  if (mine === generation) timer = setTimeout(poll, POLL_MS);
+  if (mine === generation) {
+    clearTimeout(timer);
+    timer = setTimeout(poll, POLL_MS);
+  }
+}
+
+// Refreshes never overlap: one asked for while another runs follows it, so that an answer read before an
+// action can never be drawn after one read since.
+let inFlight = null;
+let again = false;
+
+/** Refreshes the current page now (after the refresh under way, if any), then keeps polling. */
+function refresh() {
+  if (inFlight) {
+    again = true;
+    return inFlight;
+  }
+  inFlight = (async () => {
+    try {
+      do {
+        again = false;
+        await refreshOnce();
+      } while (again);
+    } finally {
+      inFlight = null;
+    }
+  })();
+  return inFlight;
 }
 
 function poll() {

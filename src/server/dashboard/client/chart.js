@@ -10,10 +10,15 @@ const BOTTOM = 24;
 const TOP = 10;
 const MINUTE = 60_000;
 
-/** The last `minutes` whole minutes up to `now`, each with its counts from `points` (zero when absent). */
+/**
+ * The last `minutes` whole minutes, each with its counts from `points` (zero when absent). They end at the
+ * server's last minute when it gave every minute (its clock, not this browser's), else at `now`.
+ */
 export function denseMinutes(points, minutes, now) {
   const byMinute = new Map(points.map((p) => [p.minute, p]));
-  const last = Math.floor(now / MINUTE) * MINUTE;
+  const last = points.length === minutes
+    ? Math.max(...points.map((p) => p.minute))
+    : Math.floor(now / MINUTE) * MINUTE;
   const out = [];
   for (let i = minutes - 1; i >= 0; i--) {
     const minute = last - i * MINUTE;
@@ -85,14 +90,16 @@ export function throughputChart(points, minutes, now) {
     group.append(s("rect", { class: "bar-hover", x, width, y: TOP, height: plotHeight }));
     svg.append(group);
   });
-  for (const i of [0, Math.floor(data.length / 2), data.length - 1]) {
-    svg.append(s("text", {
-      class: "axis",
-      x: LEFT + i * slot + slot / 2,
-      y: HEIGHT - 6,
-      "text-anchor": "middle",
-      text: clock(data[i].minute),
-    }));
+  const labels = [[0, "start"], [Math.floor(data.length / 2), "middle"], [data.length - 1, "end"]];
+  for (const [i, anchor] of labels) {
+    const x = anchor === "start"
+      ? LEFT + i * slot
+      : anchor === "end"
+      ? LEFT + (i + 1) * slot
+      : LEFT + (i + 0.5) * slot;
+    svg.append(
+      s("text", { class: "axis", x, y: HEIGHT - 6, "text-anchor": anchor, text: clock(data[i].minute) }),
+    );
   }
   const legend = h(
     "p",

@@ -14,7 +14,9 @@ const STALE_AFTER_MS = 30_000;
 async function chart() {
   try {
     const answer = await get(`/api/throughput?minutes=${CHART_MINUTES}`);
-    const points = Array.isArray(answer) ? answer : answer.minutes ?? answer.points ?? [];
+    const points = Array.isArray(answer)
+      ? answer
+      : answer.minutes ?? answer.throughput ?? answer.points ?? [];
     return throughputChart(points, CHART_MINUTES, Date.now());
   } catch (error) {
     if (error.status === 404) {
