@@ -4,8 +4,8 @@
 import { get } from "./api.js";
 import { badge, duration, fill, h, table, when } from "./dom.js";
 import { noChartData, throughputChart } from "./chart.js";
+import { statusesOf } from "./statuses.js";
 
-const STATUSES = ["queued", "running", "completed", "failed", "cancelled"];
 const CHART_MINUTES = 60;
 // As `prismq status`: a worker without a heartbeat for this long has died or hangs.
 const STALE_AFTER_MS = 30_000;
@@ -46,7 +46,7 @@ export function overviewPage(main) {
     ]);
     fill(
       cards,
-      STATUSES.map((status) =>
+      statusesOf(stats.counts).map((status) =>
         h(
           "a",
           { class: "card", href: `#/tasks?status=${status}`, "data-testid": `count-${status}` },

@@ -4,6 +4,7 @@
 import { get, post, remove } from "./api.js";
 import { badge, duration, fill, h, pretty, table, when } from "./dom.js";
 import { actionButton } from "./actions.js";
+import { cancellable, retryable } from "./statuses.js";
 
 function block(title, testid, content) {
   return h("section", { "data-testid": testid }, h("h2", { text: title }), content);
@@ -43,7 +44,7 @@ export function taskPage(main, { id }, ctx) {
 
   function drawActions(task) {
     const buttons = [];
-    if (task.status === "failed" || task.status === "cancelled") {
+    if (retryable(task.status)) {
       buttons.push(actionButton(
         "Retry",
         async () => {
@@ -54,7 +55,7 @@ export function taskPage(main, { id }, ctx) {
         { testid: "retry" },
       ));
     }
-    if (task.status === "queued" || task.status === "running") {
+    if (cancellable(task.status)) {
       buttons.push(actionButton(
         "Cancel",
         async () => {

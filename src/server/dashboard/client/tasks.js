@@ -5,8 +5,8 @@
 import { get, post } from "./api.js";
 import { badge, fill, h, table, when } from "./dom.js";
 import { actionButton } from "./actions.js";
+import { statusesOf } from "./statuses.js";
 
-const STATUSES = ["queued", "running", "completed", "failed", "cancelled"];
 const PAGE_SIZES = ["25", "50", "100"];
 
 /** A datetime-local input's value as epoch ms, or undefined when empty. */
@@ -41,12 +41,20 @@ function labelled(text, control) {
 
 export function tasksPage(main, { query }, ctx) {
   const filters = Object.fromEntries(query);
-  const status = h(
-    "select",
-    { name: "status", id: "filter-status" },
-    h("option", { value: "", text: "any" }),
-    STATUSES.map((s) => h("option", { value: s, selected: filters.status === s, text: s })),
-  );
+  const status = h("select", { name: "status", id: "filter-status" });
+  /** The status choices: the server's statuses, once known, and the one in the address in any case. */
+  function statusOptions(statuses) {
+    const chosen = status.value || filters.status || "";
+    const all = chosen && !statuses.includes(chosen) ? [...statuses, chosen] : statuses;
+    fill(
+      status,
+      h("option", { value: "", text: "any" }),
+      all.map((s) => h("option", { value: s, text: s })),
+    );
+    status.value = chosen;
+  }
+  statusOptions(statusesOf(null));
+  get("/api/stats").then((stats) => statusOptions(statusesOf(stats.counts)), () => {});
   const type = input("type", "any type", filters.type);
   const queue = input("queue", "any queue", filters.queue);
   const after = h("input", {
