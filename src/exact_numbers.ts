@@ -15,7 +15,7 @@ export function firstInexactInteger(text: string): string | undefined {
   if (!/\d{16}/.test(text)) return undefined;
   let inString = false;
   for (let i = 0; i < text.length; i++) {
-    const c = text[i];
+    const c = text[i]!;
     if (inString) {
       if (c === "\\") i++;
       else if (c === '"') inString = false;

@@ -62,11 +62,19 @@ export async function listenHttp(
   }
 }
 
-function listenNode(handler: FetchHandler, hostname: string, port: number): Promise<HttpListener> {
+/** Serves `handler` with `node:http`: on Node, and in tests of this adapter on any runtime. */
+export function listenNode(handler: FetchHandler, hostname: string, port: number): Promise<HttpListener> {
+  let active = 0;
+  let closing = false;
   const server = createServer((incoming, outgoing) => {
-    answer(handler, incoming, outgoing).catch((error) => {
-      outgoing.destroy(error as Error);
-    });
+    active++;
+    answer(handler, incoming, outgoing)
+      .catch((error) => outgoing.destroy(error as Error))
+      .finally(() => {
+        active--;
+        // Kept-alive connections would hold close() open: once no request is under way, they go.
+        if (closing && active === 0) server.closeAllConnections();
+      });
   });
   return new Promise((resolve, reject) => {
     server.once("error", reject);
@@ -77,8 +85,9 @@ function listenNode(handler: FetchHandler, hostname: string, port: number): Prom
         port: typeof address === "object" && address ? address.port : port,
         close: () =>
           new Promise<void>((done) => {
+            closing = true;
             server.close(() => done());
-            server.closeIdleConnections();
+            if (active === 0) server.closeAllConnections();
           }),
       });
     });

@@ -109,3 +109,42 @@ export async function startHttpServer(
 function describe(error: unknown): string {
   return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }
+
+/** The settings of `prismq run --serve`, or undefined without it. @throws {UsageError} */
+export function workerServeSettings(
+  serve: string | undefined,
+  maxBody: string | undefined,
+  env: CliIo["env"],
+): ServeSettings | undefined {
+  if (serve !== undefined) return serveSettings("--serve", serve, maxBody, env);
+  if (maxBody !== undefined) {
+    throw new UsageError("--max-body is an option of --serve; add --serve <host:port>.");
+  }
+  return undefined;
+}
+
+/**
+ * Runs `work` (a worker's loop) with the API served beside it when `settings` say so: the server starts
+ * first, and stops once `work` has settled, after the requests under way (before the database closes).
+ */
+export async function servingWhile<T>(
+  server: {
+    io: CliIo;
+    db: QueueDatabase;
+    handlers: readonly HandlerDefinition[];
+    schedules: readonly ScheduleDefinition[];
+    settings: ServeSettings | undefined;
+    note: (text: string) => void;
+  },
+  work: () => Promise<T>,
+): Promise<T> {
+  const { io, db, handlers, schedules, settings, note } = server;
+  if (!settings) return await work();
+  const { listener, describe } = await startHttpServer(io, db, settings, handlers, schedules);
+  note(`Serving the ${describe}.`);
+  try {
+    return await work();
+  } finally {
+    await listener.close();
+  }
+}

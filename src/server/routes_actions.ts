@@ -7,7 +7,7 @@
 import type { EnqueueItem } from "../enqueue_item.ts";
 import { describeJson, TASK_ITEM_FIELDS, taskItemShape } from "../task_item.ts";
 import { TERMINAL_STATUSES } from "../task.ts";
-import type { TaskStatus } from "../task.ts";
+import type { Task, TaskStatus } from "../task.ts";
 import { onlyFields, readJsonObject } from "./body.ts";
 import { ApiError } from "./errors.ts";
 import type { Route } from "./route.ts";
@@ -51,7 +51,9 @@ export const TASK_ACTION_ROUTES: Route[] = [
     },
     async handle(c, { queue, maxBodyBytes }) {
       const item = taskItem(await readJsonObject(c.req.raw, maxBodyBytes), "The task");
-      const [{ task, created }] = await queue.enqueueManyDetailed([item]);
+      const [{ task, created }] = (await queue.enqueueManyDetailed([item])) as [
+        { task: Task; created: boolean },
+      ];
       return c.json({ task, created }, created ? 201 : 200);
     },
   },

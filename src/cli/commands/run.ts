@@ -20,6 +20,7 @@ import {
   UsageError,
 } from "../args.ts";
 import { type Command, COMMON_HELP, COMMON_OPTIONS, linkedRegistry, withDatabase } from "../context.ts";
+import { SERVE_HELP, servingWhile, workerServeSettings } from "../serve_http.ts";
 import { queueName } from "../../queue_name.ts";
 import { count, formatDuration, formatTime, styleFor } from "../format.ts";
 import { StatusLine } from "../progress.ts";
@@ -58,6 +59,8 @@ Options:
                        later time (scheduled, or backing off after a failed attempt) and when the next
                        is due
   --worker-id <id>     Name shown by 'prismq workers' (default <host>-<pid>)
+  --serve <host:port>  Serve the HTTP API from this worker too, until it stops ('prismq serve --help')
+${SERVE_HELP}
 ${COMMON_HELP}  (--json prints one JSON event per line)`;
 
 export const runCommand: Command = {
@@ -77,6 +80,8 @@ export const runCommand: Command = {
       grace: { type: "string" },
       "until-empty": { type: "boolean", default: false },
       "worker-id": { type: "string" },
+      serve: { type: "string" },
+      "max-body": { type: "string" },
     });
     expectArguments(positionals, 0);
     const linked = handlers.map((handler) => handler.type);
@@ -110,6 +115,7 @@ export const runCommand: Command = {
     const graceMs = parseDuration("--grace", values.grace ?? DEFAULT_GRACE);
     const workerId = values["worker-id"] ?? `${io.hostname}-${io.pid}`;
     if (workerId.trim() === "") throw new UsageError("--worker-id is empty.");
+    const serving = workerServeSettings(values.serve, values["max-body"], io.env);
 
     return await withDatabase(io, values, async (db) => {
       const report = reporter(io, values.json, workerId);
@@ -154,7 +160,10 @@ export const runCommand: Command = {
           `strategy ${strategy}, queues ${describeQueues(queues)}, types ${types?.join(", ") ?? "all"}.`,
       );
       try {
-        const summary = await worker.runLoop({ untilEmpty: values["until-empty"] });
+        const summary = await servingWhile(
+          { io, db, handlers, schedules, settings: serving, note: (text) => report.note(text) },
+          () => worker.runLoop({ untilEmpty: values["until-empty"] }),
+        );
         report.finish(
           `Worker ${workerId} stopped: ${count(summary.completed)} completed, ${
             count(summary.failed)
