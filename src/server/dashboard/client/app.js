@@ -93,13 +93,14 @@ function poll() {
   else refresh();
 }
 
-/** The hash's path and query: "#/tasks?status=failed" is ["/tasks", URLSearchParams]. */
-function location_() {
-  const hash = decodeURI(location.hash.slice(1));
+/** The hash's path and query: "#/tasks?status=failed" is "/tasks" and its URLSearchParams. */
+function place() {
+  const hash = location.hash.slice(1);
   const at = hash.indexOf("?");
-  const path = at === -1 ? hash : hash.slice(0, at);
-  const query = new URLSearchParams(at === -1 ? "" : location.hash.slice(1).slice(at + 1));
-  return { path, query };
+  return {
+    path: at === -1 ? hash : hash.slice(0, at),
+    query: new URLSearchParams(at === -1 ? "" : hash.slice(at + 1)),
+  };
 }
 
 function route() {
@@ -107,7 +108,7 @@ function route() {
   clearTimeout(timer);
   if (!carryNotice) notice.hidden = true;
   carryNotice = false;
-  const { path, query } = location_();
+  const { path, query } = place();
   const match = ROUTES.map((r) => ({ r, m: r.pattern.exec(path) })).find((x) => x.m);
   for (const link of document.querySelectorAll("nav a")) {
     if (match && link.dataset.nav === match.r.nav) link.setAttribute("aria-current", "page");
