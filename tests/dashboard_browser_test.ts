@@ -390,10 +390,12 @@ describe("the dashboard in Chromium", { skip: browserSkip }, () => {
 
       test("with tokens, the page asks for one, keeps it in sessionStorage and sends it as a bearer", async () => {
         const admin = "dashboard-admin-token-0123456789";
+        const reader = "dashboard-read-token-0123456789";
         const guarded = await serveOnLoopback(
           createHttpHandler(fx.db, {
             registry: fx.handlers,
             adminTokens: [admin],
+            readTokens: [reader],
             dashboard: dashboardResponse,
           }),
         );
@@ -418,6 +420,18 @@ describe("the dashboard in Chromium", { skip: browserSkip }, () => {
           await page.click("#forget-token");
           await waitForText(page, "#token-reason", "This server needs a token to be read.");
           assert.equal(await page.evaluate(() => sessionStorage.getItem("prismq.token")), null);
+
+          // A read-only token shows the pages; an action is refused, with the server's reason shown.
+          await page.fill("#token-input", reader);
+          await page.click("#token-form button[type=submit]");
+          await page.goto(`${guarded.url}/#/queues`);
+          await page.getByTestId("pause-bulk").click();
+          await waitForText(
+            page,
+            "#notice",
+            /This token may only read; actions need a token from PRISMQ_ADMIN_TOKENS\./,
+          );
+          assert.equal((await fx.queue.listQueues()).find((q) => q.name === "bulk")?.paused, false);
         } finally {
           await context.close();
           await guarded.close();
