@@ -91,6 +91,8 @@ export interface ListOptions {
   payload?: readonly PayloadMatch[] | undefined;
   /** Keyset paging: only tasks with an id below this one, the last id of the previous page. */
   beforeId?: number | undefined;
+  /** Only tasks with an id of at least this: with `beforeId`, a window of ids, so a scan has a bound. */
+  fromId?: number | undefined;
   /** @default 100 */
   limit?: number | undefined;
   /** @default 0 */

@@ -35,6 +35,7 @@ export function listFilter(options: ListOptions): ListFilter {
     createdBefore: listTime("createdBefore", options.createdBefore),
     payload: options.payload === undefined ? undefined : payloadMatches(options.payload),
     beforeId: options.beforeId === undefined ? undefined : wholeNumber("beforeId", options.beforeId, 1),
+    fromId: options.fromId === undefined ? undefined : wholeNumber("fromId", options.fromId, 1),
     limit: wholeNumber("limit", options.limit ?? 100, 1),
     offset: wholeNumber("offset", options.offset ?? 0, 0),
   };

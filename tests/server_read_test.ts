@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { type Task, WorkerEngine } from "../mod.ts";
 import { PROCESS_DATABASES } from "./_databases.ts";
 import { json, READ_TOKEN, testRegistry, withServer } from "./_server.ts";
+import { scanPage } from "../src/server/list_scan.ts";
 
 type Page = { tasks: Task[]; next: string | null };
 
@@ -151,3 +152,33 @@ for (const database of PROCESS_DATABASES) {
     });
   });
 }
+
+describe("a page's scan is bounded", () => {
+  it("a rare filter gives short or empty pages whose next goes on below what was looked at; every match once", async () => {
+    await withServer(PROCESS_DATABASES[0]!, async ({ queue }) => {
+      const created = await queue.enqueueMany(
+        Array.from({ length: 1000 }, (_, i) => ({ type: "work", payload: { rare: i % 150 === 7 } })),
+      );
+      const bounds = { window: 100, maxScanned: 300 };
+      const filter = { payload: [{ path: ["rare"], value: true }], limit: 2 };
+      const seen: number[] = [];
+      const sizes: number[] = [];
+      let cursor: number | undefined;
+      for (let requests = 0; requests < 100; requests++) {
+        const page = await scanPage(queue, { ...filter, beforeId: cursor }, bounds);
+        seen.push(...page.tasks.map((task) => task.id));
+        sizes.push(page.tasks.length);
+        if (page.next === null) break;
+        cursor = Number(page.next);
+      }
+      const expected = created.filter((_, i) => i % 150 === 7).map((task) => task.id).reverse();
+      assert.deepEqual(seen, expected);
+      assert.ok(sizes.some((size) => size < 2), `some pages came back short: ${sizes}`);
+      assert.ok(sizes.length <= Math.ceil(1000 / 300) + expected.length, `${sizes.length} requests`);
+      // A common filter fills its page from the first window.
+      const common = await scanPage(queue, { type: "work", limit: 50 }, bounds);
+      assert.equal(common.tasks.length, 50);
+      assert.equal(common.next, String(common.tasks[49]!.id));
+    });
+  });
+});

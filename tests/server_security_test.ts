@@ -175,6 +175,14 @@ function hostileRequests(id: number): Hostile[] {
       code: "CROSS_SITE",
     },
     {
+      name: "an Origin of another host on this server's port",
+      method: "POST",
+      path: "/api/queues/default/pause",
+      headers: { ...admin, origin: "https://evil.example:PORT" },
+      status: 403,
+      code: "CROSS_SITE",
+    },
+    {
       name: "Sec-Fetch-Site: cross-site",
       method: "DELETE",
       path: `/api/tasks/${id}`,
@@ -281,9 +289,13 @@ for (const database of PROCESS_DATABASES) {
         const before = await snapshot(queue);
         const cases = hostileRequests(finished.id);
         for (const hostile of cases) {
+          const port = new URL(url).port;
+          const headers = Object.fromEntries(
+            Object.entries(hostile.headers ?? {}).map(([name, value]) => [name, value.replace("PORT", port)]),
+          );
           const response = await fetch(url + hostile.path, {
             method: hostile.method,
-            headers: hostile.headers,
+            headers,
             body: hostile.body,
             // @ts-ignore: a streamed body needs it; the DOM types lack it.
             duplex: "half",
@@ -318,7 +330,15 @@ for (const database of PROCESS_DATABASES) {
           body: task,
         });
         assert.equal(created.status, 201, await created.text());
-        assert.equal((await queue.list()).length, 1);
+        // Behind a proxy that ends TLS: the page is https, the request forwarded to the server http.
+        const proxied = await fetch(`${url}/api/tasks`, {
+          method: "POST",
+          headers: { ...admin, ...json, origin: url.replace("http:", "https:") },
+          body: task,
+        });
+        assert.equal(proxied.status, 201);
+        await proxied.body?.cancel();
+        assert.equal((await queue.list()).length, 2);
       });
     });
 

@@ -71,6 +71,7 @@ function operation(route: Route): Record<string, unknown> {
   }
   return {
     summary: route.summary,
+    ...(route.description ? { description: route.description } : {}),
     operationId: `${route.method.toLowerCase()}${
       route.path.replace(/[{}]/g, "").replace(/\/(\w)/g, (_, c) => c.toUpperCase())
     }`,

@@ -26,6 +26,8 @@ export interface Route {
   /** OpenAPI's form, `/api/tasks/{id}`; registered with Hono as `/api/tasks/:id`. */
   path: string;
   summary: string;
+  /** More than the summary says, when there is more to say. */
+  description?: string;
   /** `public`: no token needed; `read`: a read-only or admin token; `admin`: an admin token. */
   access: "public" | "read" | "admin";
   /** The query parameters, each with its schema and what it does. */

@@ -6,6 +6,7 @@
 import { TASK_STATUSES } from "../task.ts";
 import { ApiError } from "./errors.ts";
 import { DEFAULT_PAGE, listQuery, MAX_PAGE } from "./list_query.ts";
+import { MAX_SCANNED_IDS, scanPage } from "./list_scan.ts";
 import type { Route } from "./route.ts";
 import { object, ref, TASK } from "./schemas.ts";
 import { taskIdParam } from "./task_id.ts";
@@ -15,6 +16,10 @@ export const TASK_READ_ROUTES: Route[] = [
     method: "GET",
     path: "/api/tasks",
     summary: "Tasks, newest first, filtered; pass `next` back as `cursor` for the next page",
+    description:
+      `Each request looks at ${MAX_SCANNED_IDS.toLocaleString("en")} task ids at most, so that a ` +
+      "rare filter costs no more than a common one: a page may then hold fewer tasks than the limit, or " +
+      "none, with a `next` that goes on from where it stopped. Follow `next` until it is null.",
     access: "read",
     query: [
       { name: "status", description: "One status", schema: { enum: [...TASK_STATUSES] } },
@@ -47,12 +52,7 @@ export const TASK_READ_ROUTES: Route[] = [
     },
     refusals: [400],
     async handle(c, { queue }) {
-      const options = listQuery(new URL(c.req.url).searchParams);
-      // One more than the page: whether a next page exists is then known, not guessed.
-      const tasks = await queue.list({ ...options, limit: options.limit + 1 });
-      const page = tasks.slice(0, options.limit);
-      const next = tasks.length > options.limit ? String(page[page.length - 1]!.id) : null;
-      return c.json({ tasks: page, next });
+      return c.json(await scanPage(queue, listQuery(new URL(c.req.url).searchParams)));
     },
   },
   {

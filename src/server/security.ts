@@ -63,19 +63,33 @@ async function roleOf(checker: TokenChecker, header: string | null): Promise<Rol
 
 /**
  * Refuses an action sent by a page of another site: a browser says so in `Sec-Fetch-Site`, and in `Origin`,
- * which must then be this server's own. Tools (curl, other services) send neither and pass.
+ * whose host and port must then be this server's own. Tools (curl, other services) send neither and pass.
+ * The scheme is not compared: behind a proxy that ends TLS, the page is https and the request it forwards
+ * http.
  */
 function assertSameSite(request: Request): void {
   const site = request.headers.get("sec-fetch-site");
   const origin = request.headers.get("origin");
-  const own = new URL(request.url).origin;
-  if (site === "cross-site" || site === "same-site" || (origin !== null && origin !== own)) {
+  if (
+    site === "cross-site" || site === "same-site" ||
+    (origin !== null && hostOf(origin) !== new URL(request.url).host)
+  ) {
     throw new ApiError(
       403,
       "CROSS_SITE",
       "Actions are refused from pages of other sites; send them from the dashboard on this server, or " +
         "without an Origin header (curl, another service).",
     );
+  }
+}
+
+/** The host and port of an Origin header, or undefined for one that is no URL (`null`, say). */
+function hostOf(origin: string): string | undefined {
+  try {
+    const url = new URL(origin);
+    return url.protocol === "http:" || url.protocol === "https:" ? url.host : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -175,6 +175,8 @@ export interface ListFilter {
   payload?: readonly PayloadMatch[] | undefined;
   /** Keyset paging: only tasks with an id below this one (the last id of the previous page). */
   beforeId?: number | undefined;
+  /** Only tasks with an id of at least this: with `beforeId`, a window of ids that bounds the scan. */
+  fromId?: number | undefined;
   limit: number;
   offset: number;
 }

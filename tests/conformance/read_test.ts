@@ -62,6 +62,8 @@ describeEachStore("getting and listing tasks", (it) => {
     assert.deepEqual(await list({ createdAfter: T0 - 1, createdBefore: T0 + 1 }), [...ids1].reverse());
     assert.deepEqual(await list({ createdAfter: T0 + 10 }), []);
     assert.deepEqual(await list({ createdAfter: T0 - 1, beforeId: ids2[1], limit: 2 }), [ids2[0], ids1[2]]);
+    assert.deepEqual(await list({ fromId: all[3], beforeId: all[0] }), all.slice(1, 4), "a window of ids");
+    assert.deepEqual(await list({ fromId: all[0] }), [all[0]]);
   });
 
   it("a list filters by payload values: of the same JSON type, at a nested path, all of them", async ({ store }) => {

@@ -35,6 +35,7 @@ export async function listTasks(conn: PgConnection, filter: ListFilter): Promise
     filter.createdAfter !== undefined ? sql`created_at > ${filter.createdAfter}::bigint` : undefined,
     filter.createdBefore !== undefined ? sql`created_at < ${filter.createdBefore}::bigint` : undefined,
     filter.beforeId !== undefined ? sql`id < ${filter.beforeId}::bigint` : undefined,
+    filter.fromId !== undefined ? sql`id >= ${filter.fromId}::bigint` : undefined,
     ...(filter.payload ?? []).map(payloadCondition),
   ].filter((condition) => condition !== undefined);
   const where = conditions.length ? sql`WHERE ${sql.join(conditions, sql` AND `)}` : sql``;

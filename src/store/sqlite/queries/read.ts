@@ -37,6 +37,7 @@ export async function listTasks(conn: Connection, filter: ListFilter): Promise<T
     filter.createdAfter !== undefined ? sql`created_at > ${filter.createdAfter}` : undefined,
     filter.createdBefore !== undefined ? sql`created_at < ${filter.createdBefore}` : undefined,
     filter.beforeId !== undefined ? sql`id < ${filter.beforeId}` : undefined,
+    filter.fromId !== undefined ? sql`id >= ${filter.fromId}` : undefined,
     ...(filter.payload ?? []).map(payloadCondition),
   ].filter((condition) => condition !== undefined);
   const where = conditions.length ? sql`WHERE ${sql.join(conditions, sql` AND `)}` : sql``;
