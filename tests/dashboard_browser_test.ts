@@ -9,7 +9,10 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import type { Browser } from "playwright-core";
+import { join } from "node:path";
+import { Queue, QueueDatabase } from "../mod.ts";
 import { PROCESS_DATABASES } from "./_databases.ts";
+import { makeTempDir } from "./_helpers.ts";
 import {
   BROWSER_WAIT_MS,
   chromiumMissing,
@@ -32,6 +35,37 @@ describe("the dashboard in Chromium", { skip: browserSkip }, () => {
   });
   after(async () => {
     await browser?.close();
+  });
+
+  test("a rare filter: the list follows next past the server's bounded scans until the page fills", async () => {
+    const { dir, remove } = makeTempDir("prismq-dashboard-");
+    const db = new QueueDatabase(join(dir, "queue.db"));
+    await db.initializeSchema();
+    const queue = new Queue(db);
+    const server = await serveOnLoopback(createHttpHandler(db, { dashboard: dashboardResponse }));
+    const context = await browser!.newContext();
+    try {
+      const old = await queue.enqueueManyIds([1, 2, 3].map((n) => ({ type: "report", payload: { n } })));
+      // More newer tasks than one request of the server looks at (100,000 ids): its first answer is empty.
+      for (let i = 0; i < 11; i++) {
+        await queue.enqueueManyIds(Array.from({ length: 10_000 }, () => ({ type: "noop", payload: {} })));
+      }
+      const first = await (await fetch(`${server.url}/api/tasks?type=report&limit=25`)).json();
+      assert.equal(first.tasks.length, 0, "the server's first answer is empty, with a next");
+      assert.ok(first.next);
+      const page = await context.newPage();
+      page.setDefaultTimeout(BROWSER_WAIT_MS);
+      await page.goto(`${server.url}/#/tasks?type=report&limit=25`);
+      await waitForText(page, "#status", /^Updated /);
+      const ids = await page.locator("[data-testid=task-list] tbody tr td:first-child").allTextContents();
+      assert.deepEqual(ids, old.map((t) => `#${t.id}`).reverse());
+      assert.ok(await page.getByRole("button", { name: "Older →" }).isDisabled());
+    } finally {
+      await context.close();
+      await server.close();
+      await db.close();
+      remove();
+    }
   });
 
   for (const database of PROCESS_DATABASES) {

@@ -8,6 +8,9 @@ import { actionButton } from "./actions.js";
 import { statusesOf } from "./statuses.js";
 
 const PAGE_SIZES = ["25", "50", "100"];
+// Requests one page may make while a rare filter's answers come back short (each looks at a bounded
+// number of tasks on the server).
+const MAX_HOPS = 10;
 
 /** A datetime-local input's value as epoch ms, or undefined when empty. */
 function epoch(value) {
@@ -148,21 +151,38 @@ export function tasksPage(main, { query }, ctx) {
     setTimeout(() => form.requestSubmit());
   });
 
-  /** The API's query for the current filters and page. */
-  function apiQuery() {
+  /** The API's query for the current filters, from `cursor` (none: the newest), for `limit` tasks. */
+  function apiQuery(cursor, limit) {
     const params = new URLSearchParams();
     for (const key of ["status", "type", "queue", "createdAfter", "createdBefore"]) {
       if (filters[key]) params.set(key, filters[key]);
     }
     if (filters.payloadField) params.set(`payload.${filters.payloadField}`, filters.payloadValue ?? "");
-    params.set("limit", filters.limit ?? "50");
-    const cursor = cursors[cursors.length - 1];
+    params.set("limit", String(limit));
     if (cursor) params.set("cursor", cursor);
     return params;
   }
 
+  /**
+   * A page of matching tasks. The server looks at a bounded number of tasks per request, so a rare filter's
+   * answer may be short, or empty, with a `next` that goes on further back: follow it until the page is full,
+   * the list ends, or MAX_HOPS requests were made (then the page says so, and Older goes on from there).
+   */
+  async function page() {
+    const size = Number(filters.limit ?? "50");
+    let cursor = cursors[cursors.length - 1];
+    const tasks = [];
+    for (let hop = 0; hop < MAX_HOPS; hop++) {
+      const answer = await get(`/api/tasks?${apiQuery(cursor, size - tasks.length)}`);
+      tasks.push(...answer.tasks);
+      cursor = answer.next;
+      if (!cursor || tasks.length >= size) return { tasks, next: cursor, stoppedEarly: false };
+    }
+    return { tasks, next: cursor, stoppedEarly: true };
+  }
+
   async function refresh() {
-    const answer = await get(`/api/tasks?${apiQuery()}`);
+    const answer = await page();
     const rows = answer.tasks.map((task) => [
       h("a", { href: `#/tasks/${task.id}`, text: `#${task.id}` }),
       task.type,
@@ -179,8 +199,17 @@ export function tasksPage(main, { query }, ctx) {
       table(
         ["Task", "Type", "Queue", "Status", "Attempts", "Created", "Started/finished", "Payload", "Error"],
         rows,
-        "No task matches these filters.",
+        answer.stoppedEarly ? "No match among the tasks looked at so far." : "No task matches these filters.",
       ),
+      answer.stoppedEarly
+        ? h("p", {
+          class: "muted",
+          "data-testid": "stopped-early",
+          text: "This filter is rare: the server was asked " + MAX_HOPS +
+            " times and looked that far back. " +
+            "Older → looks further.",
+        })
+        : null,
     );
     const newer = h("button", { type: "button", disabled: cursors.length === 1, text: "← Newer" });
     const older = h("button", { type: "button", disabled: !answer.next, text: "Older →" });
