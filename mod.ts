@@ -53,6 +53,7 @@ export type {
 
 export { createHttpHandler, DEFAULT_MAX_BODY_BYTES } from "./src/server/app.ts";
 export type { HttpServerOptions } from "./src/server/app.ts";
+export { DASHBOARD_CSP, dashboardResponse } from "./src/server/dashboard/mod.ts";
 
 export { WorkerEngine } from "./src/worker/engine.ts";
 export type { RunLoopOptions, RunSummary, WorkerEngineOptions, WorkerEvent } from "./src/worker/engine.ts";

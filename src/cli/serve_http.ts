@@ -7,6 +7,7 @@
  */
 import type { HandlerDefinition, QueueDatabase, ScheduleDefinition } from "../../mod.ts";
 import { createHttpHandler, DEFAULT_MAX_BODY_BYTES } from "../server/app.ts";
+import { dashboardResponse } from "../server/dashboard/mod.ts";
 import { parseTokenList, type ServerTokens } from "../server/tokens.ts";
 import { parseInteger, UsageError } from "./args.ts";
 import { linkedRegistry } from "./context.ts";
@@ -82,6 +83,7 @@ export async function startHttpServer(
     adminTokens: settings.tokens.admin,
     readTokens: settings.tokens.read,
     maxBodyBytes: settings.maxBodyBytes,
+    dashboard: dashboardResponse,
     maxPayloadBytes: maxPayload === undefined || maxPayload === ""
       ? undefined
       : parseInteger("PRISMQ_MAX_PAYLOAD_BYTES", maxPayload, 1),
