@@ -17,6 +17,8 @@ import { openPostgresStore, type PostgresStore } from "../src/store/postgres/mod
 import { MIGRATIONS, NOTIFY_CHANNEL } from "../src/store/postgres/migrations.ts";
 import {
   leaders,
+  metricCounts,
+  metricRollup,
   migrationsTable,
   queues,
   schedules,
@@ -58,7 +60,17 @@ async function withStore(
 test("every table has the columns, keys, checks and indexes of the Drizzle schema", { skip }, async () => {
   await withStore(async (_store, _url, app) => {
     for (
-      const table of [taskQueue, workers, taskLogs, leaders, schedules, queues, migrationsTable] as PgTable[]
+      const table of [
+        taskQueue,
+        workers,
+        taskLogs,
+        leaders,
+        schedules,
+        queues,
+        metricCounts,
+        metricRollup,
+        migrationsTable,
+      ] as PgTable[]
     ) {
       const config = getTableConfig(table);
       const columns = await app`

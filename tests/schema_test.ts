@@ -13,6 +13,8 @@ import {
   type SQLiteTable,
 } from "drizzle-orm/sqlite-core";
 import {
+  metricCounts,
+  metricRollup,
   migrationsTable,
   queues,
   schedules,
@@ -28,7 +30,16 @@ import { Queue, QueueDatabase } from "../mod.ts";
 import { makeTempDir, withDb } from "./_helpers.ts";
 import type { SqlTransaction } from "../src/store/store.ts";
 
-const TABLES: SQLiteTable[] = [taskQueue, workers, taskLogs, schedules, queues, migrationsTable];
+const TABLES: SQLiteTable[] = [
+  taskQueue,
+  workers,
+  taskLogs,
+  schedules,
+  queues,
+  metricCounts,
+  metricRollup,
+  migrationsTable,
+];
 
 test("every table's columns match the Drizzle schema: names, types, NOT NULL, primary keys", async () => {
   await withDb(async (db) => {

@@ -21,6 +21,7 @@ import type {
   LeasedTask,
   ListFilter,
   LostLease,
+  MetricsQuery,
   NewTask,
   Progress,
   QueueChange,
@@ -32,8 +33,10 @@ import type {
   ScheduleState,
   SqlTransaction,
   Store,
+  StoreMetrics,
   TaskLog,
   TaskLogEntry,
+  ThroughputMinute,
   WaitingTasks,
   WorkerInfo,
 } from "../store.ts";
@@ -50,6 +53,7 @@ import { insertMany, insertOne } from "./queries/insert.ts";
 import { expiredLeases, extendLease, heartbeat, reapExpired, releaseMany } from "./queries/leases.ts";
 import { electLeader, resignLeader } from "./queries/leaders.ts";
 import { appendLogs, listLogs } from "./queries/logs.ts";
+import { collectMetrics, throughput } from "./queries/metrics.ts";
 import { cancel, purge, requeue, requeueFailed } from "./queries/manage.ts";
 import { progressStatements, recordedFrom } from "./queries/outcomes.ts";
 import { ownOutcomes } from "./queries/recorded.ts";
@@ -409,6 +413,16 @@ export class PostgresStore implements Store {
 
   scheduleList(): Promise<ScheduleState[]> {
     return this.#again(() => listSchedules(this.#conn));
+  }
+
+  // ---- Metrics: a fold made twice folds nothing more ----
+
+  metricsCollect(query: MetricsQuery): Promise<StoreMetrics> {
+    return this.#again((late) => collectMetrics(this.#conn, { ...query, now: query.now + late }));
+  }
+
+  metricsThroughput(since: number, until: number): Promise<ThroughputMinute[]> {
+    return this.#again(() => throughput(this.#conn, since, until));
   }
 
   // ---- Leaders of the fleet's maintenance ----

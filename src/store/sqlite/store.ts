@@ -17,6 +17,7 @@ import type {
   LeasedTask,
   ListFilter,
   LostLease,
+  MetricsQuery,
   NewTask,
   Progress,
   QueueChange,
@@ -28,8 +29,10 @@ import type {
   ScheduleState,
   SqlTransaction,
   Store,
+  StoreMetrics,
   TaskLog,
   TaskLogEntry,
+  ThroughputMinute,
   WaitingTasks,
   WorkerInfo,
 } from "../store.ts";
@@ -50,6 +53,7 @@ import { claimStatement, leasedFrom, needsOrderIndex, ORDER_INDEX } from "./quer
 import { insertMany, insertOne } from "./queries/insert.ts";
 import { expiredLeases, extendLease, heartbeat, reapExpired, releaseMany } from "./queries/leases.ts";
 import { appendLogs, listLogs } from "./queries/logs.ts";
+import { collectMetrics, throughput } from "./queries/metrics.ts";
 import { cancel, purge, requeue, requeueFailed } from "./queries/manage.ts";
 import { progressStatements, record, recordedFrom } from "./queries/outcomes.ts";
 import { setProgress } from "./queries/progress.ts";
@@ -274,6 +278,14 @@ export class SqliteStore implements Store {
 
   taskWaiting(now: number, types?: readonly string[], queues?: readonly string[]): Promise<WaitingTasks> {
     return waiting(this.#conn, now, types, queues);
+  }
+
+  metricsCollect(query: MetricsQuery): Promise<StoreMetrics> {
+    return collectMetrics(this.#conn, query);
+  }
+
+  metricsThroughput(since: number, until: number): Promise<ThroughputMinute[]> {
+    return throughput(this.#conn, since, until);
   }
 
   // ---- Named queues ----

@@ -10,7 +10,9 @@ import type { Task, TaskStatus } from "../../../task.ts";
 import { refusalOf } from "../../refusal.ts";
 import { TASK_SELECT, type TaskTextRow, toTask } from "../columns.ts";
 import type { PgConnection } from "../connection.ts";
+import { FINISHED_COLUMNS, keepCountsOf } from "../../metrics_sql.ts";
 import { literalStatuses, statusAllows } from "../sql.ts";
+import { POSTGRES_METRICS } from "./metrics.ts";
 import { getTask } from "./read.ts";
 
 /** Cancels a queued or running task and returns it. */
@@ -53,7 +55,9 @@ export async function requeueFailed(
 /**
  * Deletes the tasks of `statuses` that finished before `finishedBefore`, but the newest task of all; returns
  * how many. Ids come from a sequence that never goes back, so PostgreSQL would not need the newest task to
- * keep them unique as SQLite does; it stays all the same, so that purge means one thing on every store.
+ * keep them unique as SQLite does; it stays all the same, so that purge means one thing on every store. The
+ * metrics' counters keep counting them: one statement deletes them and adds their events not folded yet to
+ * the stored counters, under a share lock on the watermark row, which a fold takes for update.
  */
 export async function purge(
   conn: PgConnection,
@@ -61,10 +65,19 @@ export async function purge(
   finishedBefore: number,
 ): Promise<number> {
   if (statuses.length === 0) return 0;
-  const rows = await conn.rows(sql`
-    DELETE FROM task_queue
-    WHERE finished_at < ${finishedBefore}::bigint AND status IN ${literalStatuses(statuses)}
-      AND id < (SELECT max(id) FROM task_queue)
-    RETURNING id`);
-  return rows.length;
+  return await conn.begin(async (tx) => {
+    await conn.rows(sql`SELECT 1 FROM metric_rollup FOR SHARE`, tx);
+    const [row] = await conn.rows<{ n: number }>(
+      sql`
+      WITH deleted AS (
+        DELETE FROM task_queue
+        WHERE finished_at < ${finishedBefore}::bigint AND status IN ${literalStatuses(statuses)}
+          AND id < (SELECT max(id) FROM task_queue)
+        RETURNING id, ${FINISHED_COLUMNS}
+      ), kept AS (${keepCountsOf(sql`SELECT * FROM deleted`, POSTGRES_METRICS)})
+      SELECT count(*) AS n FROM deleted`,
+      tx,
+    );
+    return Number(row!.n);
+  });
 }

@@ -10,7 +10,9 @@ import type { Task, TaskStatus } from "../../../task.ts";
 import { refusalOf } from "../../refusal.ts";
 import { TASK_JSON, type TaskJsonRow, toTask } from "../columns.ts";
 import type { Connection } from "../connection.ts";
-import { all, literalStatuses, statusAllows } from "../sql.ts";
+import { FINISHED_COLUMNS, keepCountsOf } from "../../metrics_sql.ts";
+import { all, batch, literalStatuses, statusAllows } from "../sql.ts";
+import { SQLITE_METRICS } from "./metrics.ts";
 import { getTask } from "./read.ts";
 
 /** Cancels a queued or running task and returns it. */
@@ -59,20 +61,23 @@ export async function requeueFailed(
   return rows.length;
 }
 
-/** Deletes the tasks of `statuses` that finished before `finishedBefore`; returns how many. */
+/**
+ * Deletes the tasks of `statuses` that finished before `finishedBefore`; returns how many. The metrics'
+ * counters keep counting them: their events not folded yet are added to the stored counters first, in the
+ * same transaction.
+ */
 export async function purge(
   conn: Connection,
   statuses: readonly TaskStatus[],
   finishedBefore: number,
 ): Promise<number> {
-  const rows = await all<{ id: number }>(
-    conn,
-    sql`
-      DELETE FROM task_queue
-      WHERE finished_at < ${finishedBefore} AND status IN ${literalStatuses(statuses)}
-        -- SQLite numbers a new row after the largest id present: keeping the newest task keeps ids unique.
-        AND id < (SELECT max(id) FROM task_queue)
-      RETURNING id`,
-  );
-  return rows.length;
+  // SQLite numbers a new row after the largest id present: keeping the newest task keeps ids unique.
+  const doomed = sql`
+    finished_at < ${finishedBefore} AND status IN ${literalStatuses(statuses)}
+    AND id < (SELECT max(id) FROM task_queue)`;
+  const [, deleted] = await batch(conn, [
+    keepCountsOf(sql`SELECT id, ${FINISHED_COLUMNS} FROM task_queue WHERE ${doomed}`, SQLITE_METRICS),
+    sql`DELETE FROM task_queue WHERE ${doomed} RETURNING id`,
+  ]);
+  return deleted!.length;
 }

@@ -1,0 +1,183 @@
+/**
+ * The metrics' counters, in SQL both databases speak: how the events of tasks are counted from their rows,
+ * and how those counts are kept once the rows are gone.
+ *
+ * A task's row says what happened to it: its status, its attempts, when it was created, first started
+ * and finished. Counting every row at every scrape would read the whole table (a million rows, a full scan),
+ * and the counts would fall whenever finished tasks are purged. So counting is split at a watermark kept in
+ * `metric_rollup`: tasks that finished before `finished_until` (and were enqueued with an id up to
+ * `enqueued_until`) are counted in `metric_counts`, one row per counter, type, queue and bucket; the rest,
+ * the tail, are counted from their rows, through the index on `finished_at` (and the primary key), at each
+ * read. Each read first folds the tail older than a settling time into `metric_counts` and moves the
+ * watermark, so the tail stays what happened since the previous read. A purge counts what it deletes from
+ * the tail into `metric_counts`, in its own statement, so nothing counted is lost.
+ *
+ * The worker's hot path writes nothing more: claims and outcomes touch only the task's row, as before.
+ *
+ * The settling time covers transactions that took their time (`now`) before the watermark moved and commit
+ * after it: their outcomes would otherwise be missed. Ids are folded one read late for the same reason (on
+ * PostgreSQL an id is taken before its transaction commits): `next_enqueued_until` is the largest id when a
+ * read looked, and becomes `enqueued_until` at the first read at least the settling time later.
+ *
+ * @module
+ */
+import { type SQL, sql } from "drizzle-orm";
+
+/**
+ * The upper bounds of the run-time and wait-time histograms' buckets, in milliseconds, then an unbounded
+ * one. Stored counts are kept per bound: a PrismQ that changes these must start new counters.
+ */
+export const HISTOGRAM_BOUNDS_MS: readonly number[] = [
+  5,
+  10,
+  25,
+  50,
+  100,
+  250,
+  500,
+  1_000,
+  2_500,
+  5_000,
+  10_000,
+  30_000,
+  60_000,
+  300_000,
+  900_000,
+  3_600_000,
+  21_600_000,
+  86_400_000,
+];
+
+/** The bucket of the unbounded last bucket in `metric_counts`. */
+export const INFINITE_BUCKET = -1;
+
+/** The counters of events, each a `metric` value in `metric_counts`. */
+export const EVENT_METRICS = ["enqueued", "started", "retried", "completed", "failed", "cancelled"] as const;
+
+/** The histograms, each a `metric` value (buckets) and that with `_sum` (milliseconds) in `metric_counts`. */
+export const HISTOGRAM_METRICS = ["run_ms", "wait_ms"] as const;
+
+/** The columns a relation of finished tasks must have for {@link eventCounts}. */
+export const FINISHED_COLUMNS = sql.raw("type, queue, status, attempts, created_at, started_at, finished_at");
+
+function bucketOf(column: string): SQL {
+  const cases = HISTOGRAM_BOUNDS_MS.map((bound) => `WHEN ${column} <= ${bound} THEN ${bound}`).join(" ");
+  return sql.raw(`CASE ${cases} ELSE ${INFINITE_BUCKET} END`);
+}
+
+/**
+ * The counts (`metric, type, queue, bucket, value`) of the events of `finished`, a relation of finished
+ * tasks with {@link FINISHED_COLUMNS}, and of `enqueued`, a relation of tasks with `type, queue`.
+ *
+ * Per finished task: its outcome (its status); `started`, its attempts; `retried`, its attempts after the
+ * first; its run time, from the start of its last attempt (`started_at`) to its finish (completed and
+ * failed ones that started); its wait, from its enqueue to the start of its last attempt (any that
+ * started): a delay asked at enqueue, and earlier attempts and their backoff, included.
+ *
+ * @param greatest the dialect's two-argument maximum: `max` (SQLite) or `greatest` (PostgreSQL)
+ */
+export function eventCounts(finished: SQL, enqueued: SQL, greatest: "max" | "greatest"): SQL {
+  const most = (a: string) => sql.raw(`${greatest}(${a}, 0)`);
+  return sql`
+    WITH f AS MATERIALIZED (
+      SELECT type, queue, status, attempts,
+        CASE WHEN started_at IS NOT NULL AND status <> 'cancelled'
+          THEN ${most("finished_at - started_at")} END AS run_ms,
+        CASE WHEN started_at IS NOT NULL THEN ${most("started_at - created_at")} END AS wait_ms
+      FROM (${finished}) AS finished_rows
+    )
+    SELECT status AS metric, type, queue, 0 AS bucket, count(*) AS value FROM f GROUP BY 1, 2, 3, 4
+    UNION ALL SELECT 'started', type, queue, 0, sum(attempts) FROM f GROUP BY 1, 2, 3, 4
+    UNION ALL SELECT 'retried', type, queue, 0, sum(${most("attempts - 1")}) FROM f GROUP BY 1, 2, 3, 4
+    UNION ALL SELECT 'run_ms', type, queue, ${bucketOf("run_ms")}, count(*) FROM f
+      WHERE run_ms IS NOT NULL GROUP BY 1, 2, 3, 4
+    UNION ALL SELECT 'run_ms_sum', type, queue, 0, sum(run_ms) FROM f WHERE run_ms IS NOT NULL GROUP BY 1, 2, 3, 4
+    UNION ALL SELECT 'wait_ms', type, queue, ${bucketOf("wait_ms")}, count(*) FROM f
+      WHERE wait_ms IS NOT NULL GROUP BY 1, 2, 3, 4
+    UNION ALL SELECT 'wait_ms_sum', type, queue, 0, sum(wait_ms) FROM f
+      WHERE wait_ms IS NOT NULL GROUP BY 1, 2, 3, 4
+    UNION ALL SELECT 'enqueued', type, queue, 0, count(*) FROM (${enqueued}) AS enqueued_rows GROUP BY 1, 2, 3, 4`;
+}
+
+/** Adds `counts` (a query of `metric, type, queue, bucket, value`) into `metric_counts`. */
+export function addCounts(counts: SQL): SQL {
+  // `WHERE true`: SQLite would read a bare ON CONFLICT after a SELECT's FROM as a join's ON.
+  return sql`
+    INSERT INTO metric_counts (metric, type, queue, bucket, value)
+    SELECT metric, type, queue, bucket, value FROM (${counts}) AS counts WHERE true
+    ON CONFLICT (metric, type, queue, bucket) DO UPDATE SET value = metric_counts.value + excluded.value`;
+}
+
+/** What differs between the two dialects here. */
+export interface MetricsDialect {
+  /** The two-argument maximum: `max` (SQLite), `greatest` (PostgreSQL). */
+  greatest: "max" | "greatest";
+  /** What follows a bound integer: nothing (SQLite), `::bigint` (PostgreSQL). */
+  bigint: "" | "::bigint";
+}
+
+/** The watermarks, as scalar subqueries. */
+const FINISHED_UNTIL = sql`(SELECT finished_until FROM metric_rollup)`;
+const ENQUEUED_UNTIL = sql`(SELECT enqueued_until FROM metric_rollup)`;
+
+function int(value: number, dialect: MetricsDialect): SQL {
+  return sql`${value}${sql.raw(dialect.bigint)}`;
+}
+
+/**
+ * Folds the tail older than `cutoff` into `metric_counts`: the outcomes of tasks that finished before it,
+ * and the enqueues up to `next_enqueued_until` once that was read at least the settling time ago. The first
+ * statement of a read; {@link advanceWatermarks} follows it in the same transaction.
+ */
+export function foldTail(cutoff: number, dialect: MetricsDialect): SQL {
+  const c = int(cutoff, dialect);
+  const due = sql`(SELECT CASE WHEN next_enqueued_at <= ${c} THEN next_enqueued_until ELSE enqueued_until END
+    FROM metric_rollup)`;
+  return addCounts(eventCounts(
+    sql`SELECT ${FINISHED_COLUMNS} FROM task_queue WHERE finished_at >= ${FINISHED_UNTIL} AND finished_at < ${c}`,
+    sql`SELECT type, queue FROM task_queue WHERE id > ${ENQUEUED_UNTIL} AND id <= ${due}`,
+    dialect.greatest,
+  ));
+}
+
+/** Moves the watermarks past what {@link foldTail} folded, and notes the largest id for the next read. */
+export function advanceWatermarks(cutoff: number, now: number, dialect: MetricsDialect): SQL {
+  const c = int(cutoff, dialect);
+  const greatest = sql.raw(dialect.greatest);
+  return sql`
+    UPDATE metric_rollup SET
+      finished_until = ${greatest}(finished_until, ${c}),
+      enqueued_until = CASE WHEN next_enqueued_at <= ${c} THEN next_enqueued_until ELSE enqueued_until END,
+      next_enqueued_until = CASE WHEN next_enqueued_at <= ${c}
+        THEN ${greatest}(next_enqueued_until, (SELECT coalesce(max(id), 0) FROM task_queue))
+        ELSE next_enqueued_until END,
+      next_enqueued_at = CASE WHEN next_enqueued_at <= ${c} THEN ${
+    int(now, dialect)
+  } ELSE next_enqueued_at END`;
+}
+
+/** Every counter: the stored counts plus the tail's, summed. */
+export function allCounts(dialect: MetricsDialect): SQL {
+  const tail = eventCounts(
+    sql`SELECT ${FINISHED_COLUMNS} FROM task_queue WHERE finished_at >= ${FINISHED_UNTIL}`,
+    sql`SELECT type, queue FROM task_queue WHERE id > ${ENQUEUED_UNTIL}`,
+    dialect.greatest,
+  );
+  return sql`
+    SELECT metric, type, queue, bucket, sum(value) AS value FROM (
+      SELECT metric, type, queue, bucket, value FROM metric_counts
+      UNION ALL SELECT * FROM (${tail}) AS tail
+    ) AS every_count GROUP BY metric, type, queue, bucket`;
+}
+
+/**
+ * Counts into `metric_counts` the tail's events of the tasks `doomed` (a relation with
+ * {@link FINISHED_COLUMNS} and `id`) is about to delete, so that deleting them leaves every counter as it was.
+ */
+export function keepCountsOf(doomed: SQL, dialect: MetricsDialect): SQL {
+  return addCounts(eventCounts(
+    sql`SELECT ${FINISHED_COLUMNS} FROM (${doomed}) AS d WHERE finished_at >= ${FINISHED_UNTIL}`,
+    sql`SELECT type, queue FROM (${doomed}) AS d WHERE id > ${ENQUEUED_UNTIL}`,
+    dialect.greatest,
+  ));
+}
