@@ -127,23 +127,51 @@ function int(value: number, dialect: MetricsDialect): SQL {
 /**
  * Folds the tail older than `cutoff` into `metric_counts`: the outcomes of tasks that finished before it,
  * and the enqueues up to `next_enqueued_until` once that was read at least the settling time ago. The first
- * statement of a read; {@link advanceWatermarks} follows it in the same transaction.
+ * statement of a read; {@link advanceWatermarks} follows it in the same transaction. With `state` (the row
+ * as read under its lock), the watermarks are written in as values, for PostgreSQL's planner.
  */
-export function foldTail(cutoff: number, dialect: MetricsDialect): SQL {
+export function foldTail(cutoff: number, dialect: MetricsDialect, state?: RollupState): SQL {
   const c = int(cutoff, dialect);
-  const due = sql`(SELECT CASE WHEN next_enqueued_at <= ${c} THEN next_enqueued_until ELSE enqueued_until END
+  const marks = state
+    ? watermarksOf(state, dialect)
+    : { finishedUntil: FINISHED_UNTIL, enqueuedUntil: ENQUEUED_UNTIL };
+  const due = state
+    ? int(
+      Number(state.nextEnqueuedAt) <= cutoff ? Number(state.nextEnqueuedUntil) : Number(state.enqueuedUntil),
+      dialect,
+    )
+    : sql`(SELECT CASE WHEN next_enqueued_at <= ${c} THEN next_enqueued_until ELSE enqueued_until END
     FROM metric_rollup)`;
   return addCounts(eventCounts(
-    sql`SELECT ${FINISHED_COLUMNS} FROM task_queue WHERE finished_at >= ${FINISHED_UNTIL} AND finished_at < ${c}`,
-    sql`SELECT type, queue FROM task_queue WHERE id > ${ENQUEUED_UNTIL} AND id <= ${due}`,
+    sql`SELECT ${FINISHED_COLUMNS} FROM task_queue
+      WHERE finished_at >= ${marks.finishedUntil} AND finished_at < ${c}`,
+    sql`SELECT type, queue FROM task_queue WHERE id > ${marks.enqueuedUntil} AND id <= ${due}`,
     dialect.greatest,
   ));
 }
 
-/** Moves the watermarks past what {@link foldTail} folded, and notes the largest id for the next read. */
+/** The row of `metric_rollup`, as {@link ROLLUP_STATE} reads it. */
+export interface RollupState {
+  finishedUntil: number | string;
+  enqueuedUntil: number | string;
+  nextEnqueuedUntil: number | string;
+  nextEnqueuedAt: number | string;
+}
+
+/** Reads the row of `metric_rollup` and locks it for the fold (PostgreSQL). */
+export const ROLLUP_STATE = sql`
+  SELECT finished_until AS "finishedUntil", enqueued_until AS "enqueuedUntil",
+    next_enqueued_until AS "nextEnqueuedUntil", next_enqueued_at AS "nextEnqueuedAt"
+  FROM metric_rollup FOR UPDATE`;
+
+/**
+ * Moves the watermarks past what {@link foldTail} folded, notes the largest id for the next read, and
+ * returns the new watermarks (`finishedUntil`, `enqueuedUntil`).
+ */
 export function advanceWatermarks(cutoff: number, now: number, dialect: MetricsDialect): SQL {
   const c = int(cutoff, dialect);
   const greatest = sql.raw(dialect.greatest);
+  const at = int(now, dialect);
   return sql`
     UPDATE metric_rollup SET
       finished_until = ${greatest}(finished_until, ${c}),
@@ -151,16 +179,39 @@ export function advanceWatermarks(cutoff: number, now: number, dialect: MetricsD
       next_enqueued_until = CASE WHEN next_enqueued_at <= ${c}
         THEN ${greatest}(next_enqueued_until, (SELECT coalesce(max(id), 0) FROM task_queue))
         ELSE next_enqueued_until END,
-      next_enqueued_at = CASE WHEN next_enqueued_at <= ${c} THEN ${
-    int(now, dialect)
-  } ELSE next_enqueued_at END`;
+      next_enqueued_at = CASE WHEN next_enqueued_at <= ${c} THEN ${at} ELSE next_enqueued_at END
+    RETURNING finished_until AS "finishedUntil", enqueued_until AS "enqueuedUntil"`;
+}
+
+/**
+ * The watermarks as a query reads them: scalar subqueries by default, or the values themselves, which
+ * PostgreSQL's planner needs to see to pick the index on finished_at for a short tail (for a subquery it
+ * assumes a third of the table).
+ */
+export interface Watermarks {
+  finishedUntil: SQL;
+  enqueuedUntil: SQL;
+}
+
+/** The watermarks as values read from `metric_rollup`. */
+export function watermarksOf(
+  row: { finishedUntil: number | string; enqueuedUntil: number | string },
+  dialect: MetricsDialect,
+): Watermarks {
+  return {
+    finishedUntil: int(Number(row.finishedUntil), dialect),
+    enqueuedUntil: int(Number(row.enqueuedUntil), dialect),
+  };
 }
 
 /** Every counter: the stored counts plus the tail's, summed. */
-export function allCounts(dialect: MetricsDialect): SQL {
+export function allCounts(
+  dialect: MetricsDialect,
+  marks: Watermarks = { finishedUntil: FINISHED_UNTIL, enqueuedUntil: ENQUEUED_UNTIL },
+): SQL {
   const tail = eventCounts(
-    sql`SELECT ${FINISHED_COLUMNS} FROM task_queue WHERE finished_at >= ${FINISHED_UNTIL}`,
-    sql`SELECT type, queue FROM task_queue WHERE id > ${ENQUEUED_UNTIL}`,
+    sql`SELECT ${FINISHED_COLUMNS} FROM task_queue WHERE finished_at >= ${marks.finishedUntil}`,
+    sql`SELECT type, queue FROM task_queue WHERE id > ${marks.enqueuedUntil}`,
     dialect.greatest,
   );
   return sql`

@@ -7,7 +7,15 @@
  */
 import { sql } from "drizzle-orm";
 import type { MetricCount, MetricsQuery, StoreMetrics, ThroughputMinute } from "../../store.ts";
-import { advanceWatermarks, allCounts, foldTail, type MetricsDialect } from "../../metrics_sql.ts";
+import {
+  advanceWatermarks,
+  allCounts,
+  foldTail,
+  type MetricsDialect,
+  ROLLUP_STATE,
+  type RollupState,
+  watermarksOf,
+} from "../../metrics_sql.ts";
 import { metricsFrom } from "../../metric_rows.ts";
 import type { PgConnection } from "../connection.ts";
 
@@ -22,11 +30,14 @@ export function collectMetrics(conn: PgConnection, query: MetricsQuery): Promise
   const cutoff = query.now - query.settleMs;
   const now = query.now;
   return conn.begin(async (tx) => {
-    await conn.rows(sql`SELECT 1 FROM metric_rollup FOR UPDATE`, tx);
-    await conn.rows(foldTail(cutoff, POSTGRES_METRICS), tx);
-    await conn.rows(advanceWatermarks(cutoff, now, POSTGRES_METRICS), tx);
+    const [state] = await conn.rows<RollupState>(ROLLUP_STATE, tx);
+    await conn.rows(foldTail(cutoff, POSTGRES_METRICS, state!), tx);
+    const [marks] = await conn.rows<{ finishedUntil: number; enqueuedUntil: number }>(
+      advanceWatermarks(cutoff, now, POSTGRES_METRICS),
+      tx,
+    );
     const [counts, queued, running, named, workers] = [
-      await conn.rows<MetricCount>(allCounts(POSTGRES_METRICS), tx),
+      await conn.rows<MetricCount>(allCounts(POSTGRES_METRICS, watermarksOf(marks!, POSTGRES_METRICS)), tx),
       await conn.rows<{ queue: string; queued: number; scheduled: number; oldest: number | null }>(
         sql`
           SELECT queue, count(*) AS queued, count(*) FILTER (WHERE run_after > ${now}::bigint) AS scheduled,
