@@ -24,7 +24,7 @@ export interface DurationHistogram {
 
 /**
  * The counters of one task type in one queue, since the database got metrics (migration 11 on SQLite, 9 on
- * PostgreSQL), including the tasks it held then. They never go down: purged tasks stay counted.
+ * PostgreSQL; the tasks it held then are not counted). They never go down: purged tasks stay counted.
  */
 export interface TaskCounters {
   type: string;
