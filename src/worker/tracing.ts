@@ -4,9 +4,11 @@
  * is not installed. With it installed but no tracer provider registered, the API's own no-op tracer makes
  * each span cost next to nothing.
  *
- * The specifier is not a literal, so bundlers leave the package out: the compiled `prismq` binary does not
- * trace, and an application's bundle gets spans only if it imports the package itself. The package keeps
- * its registry on `globalThis`, so the copy found here sees the provider the application registered.
+ * The import is a literal one, as every dynamic import in `src/` is (`tests/static_linking_test.ts`), of an
+ * optional peer dependency: bundlers link the package in when it is installed, as a static import, and only
+ * its evaluation waits. The compiled `prismq` binary carries it but registers no tracer provider, so its
+ * spans are the API's no-ops. The package keeps its registry on `globalThis`, so the copy loaded here sees
+ * the provider the application registered with its own.
  *
  * The few members used are typed here rather than imported, so that PrismQ's own types never name the
  * package and compile without it.
@@ -49,10 +51,8 @@ export interface AttemptTracer {
 /** Imports `@opentelemetry/api`: rejects when it is not installed. */
 export type OtelImport = () => Promise<unknown>;
 
-const API_SPECIFIER = "@opentelemetry/api";
-
 /** The package, from wherever the importing program resolves it. */
-const importOtel: OtelImport = () => import(API_SPECIFIER);
+const importOtel: OtelImport = () => import("@opentelemetry/api");
 
 /** The name of the spans' instrumentation scope. */
 const SCOPE = "prismq";
