@@ -2,15 +2,17 @@
  * The metrics' counters, in SQL both databases speak: how the events of tasks are counted from their rows,
  * and how those counts are kept once the rows are gone.
  *
- * A task's row says what happened to it: its status, its attempts, when it was created, first started
- * and finished. Counting every row at every scrape would read the whole table (a million rows, a full scan),
+ * A task's row says what happened to it: its status, its attempts, when it was created, when its last
+ * attempt started, and when it finished. Counting every row at every scrape would read the whole table (a million rows, a full scan),
  * and the counts would fall whenever finished tasks are purged. So counting is split at a watermark kept in
  * `metric_rollup`: tasks that finished before `finished_until` (and were enqueued with an id up to
  * `enqueued_until`) are counted in `metric_counts`, one row per counter, type, queue and bucket; the rest,
  * the tail, are counted from their rows, through the index on `finished_at` (and the primary key), at each
  * read. Each read first folds the tail older than a settling time into `metric_counts` and moves the
  * watermark, so the tail stays what happened since the previous read. A purge counts what it deletes from
- * the tail into `metric_counts`, in its own statement, so nothing counted is lost.
+ * the tail into `metric_counts`, in its own transaction, so nothing counted is lost. The watermarks start
+ * where the migration that made these tables found the table (its time, its largest id): counters count
+ * from then on.
  *
  * The worker's hot path writes nothing more: claims and outcomes touch only the task's row, as before.
  *

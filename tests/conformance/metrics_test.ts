@@ -2,7 +2,8 @@
  * Conformance: the metrics' figures. Counters per type and queue (enqueued, started, retried, outcomes, and
  * run-time and wait-time histograms) match a database of known tasks, whether their events are still
  * counted from the tasks or already folded into the stored counters, and stay as they were when the tasks
- * are purged; depths per queue, live workers, and completed and failed tasks per minute.
+ * are purged; the same figures in Prometheus's text format, read back by a strict parser; depths per queue,
+ * live workers, and completed and failed tasks per minute.
  *
  * @module
  */
@@ -10,6 +11,9 @@ import assert from "node:assert/strict";
 import type { MetricCount, Store, StoreMetrics } from "../../src/store/store.ts";
 import { describeEachStore } from "./_harness.ts";
 import { claim, claimOne, fenceOf, finish, insert, newTask, T0 } from "./_fixtures.ts";
+import { taskCounters } from "../../src/metrics/collect.ts";
+import { formatPrometheus } from "../../src/metrics/prometheus.ts";
+import { parsePrometheus, valueOf } from "../_prometheus.ts";
 
 const SETTLE_MS = 60_000;
 
@@ -86,6 +90,47 @@ describeEachStore("metrics", (it) => {
     // Past the settling time, twice: outcomes are folded, then enqueues (one read later).
     for (const now of [T0 + 2 * SETTLE_MS, T0 + 4 * SETTLE_MS, T0 + 6 * SETTLE_MS]) {
       assert.deepEqual(countsOf(await collect(store, now)), KNOWN_COUNTS, `folded, read at T0 + ${now - T0}`);
+    }
+  });
+
+  it("these figures in the Prometheus format parse, say the same, and their histograms are cumulative", async ({ store }) => {
+    await knownTasks(store);
+    const read = await collect(store, T0 + 3000);
+    const parsed = parsePrometheus(formatPrometheus({
+      at: T0 + 3000,
+      tasks: taskCounters(read.counts),
+      queues: read.depths,
+      liveWorkers: read.liveWorkers,
+    }));
+    const a = { type: "a", queue: "q1" };
+    const b = { type: "b", queue: "q2" };
+    const expected: [string, Record<string, string>, number][] = [
+      ["prismq_tasks_enqueued_total", a, 3],
+      ["prismq_tasks_enqueued_total", { type: "a", queue: "default" }, 1],
+      ["prismq_tasks_started_total", a, 3],
+      ["prismq_tasks_retried_total", a, 1],
+      ["prismq_tasks_completed_total", a, 1],
+      ["prismq_tasks_failed_total", a, 1],
+      ["prismq_tasks_cancelled_total", b, 1],
+      ["prismq_tasks_completed_total", b, 1],
+      // Run times 20 ms and 2 s: cumulative buckets.
+      ["prismq_task_run_seconds_bucket", { ...a, le: "0.01" }, 0],
+      ["prismq_task_run_seconds_bucket", { ...a, le: "0.025" }, 1],
+      ["prismq_task_run_seconds_bucket", { ...a, le: "1" }, 1],
+      ["prismq_task_run_seconds_bucket", { ...a, le: "2.5" }, 2],
+      ["prismq_task_run_seconds_bucket", { ...a, le: "+Inf" }, 2],
+      ["prismq_task_run_seconds_sum", a, 2.02],
+      ["prismq_task_run_seconds_count", a, 2],
+      ["prismq_task_wait_seconds_bucket", { ...b, le: "0.1" }, 1],
+      ["prismq_task_wait_seconds_sum", b, 0.1],
+      ["prismq_queue_tasks", { queue: "q1", status: "running" }, 1],
+      ["prismq_queue_tasks", { queue: "default", status: "queued" }, 1],
+      ["prismq_queue_scheduled_tasks", { queue: "default" }, 1],
+      ["prismq_queue_oldest_wait_seconds", { queue: "q1" }, 0],
+      ["prismq_workers_live", {}, 0],
+    ];
+    for (const [name, labels, value] of expected) {
+      assert.equal(valueOf(parsed, name, labels), value, `${name} ${JSON.stringify(labels)}`);
     }
   });
 
