@@ -80,24 +80,37 @@ function bucketOf(column: string): SQL {
  */
 export function eventCounts(finished: SQL, enqueued: SQL, greatest: "max" | "greatest"): SQL {
   const most = (a: string) => sql.raw(`${greatest}(${a}, 0)`);
+  // One sort of the finished tasks, into a few groups (type, queue, status and the two buckets); each counter
+  // is then summed from those groups: seven GROUP BYs of the tasks themselves cost three times as much.
   return sql`
-    WITH f AS MATERIALIZED (
-      SELECT type, queue, status, attempts,
-        CASE WHEN started_at IS NOT NULL AND status <> 'cancelled'
-          THEN ${most("finished_at - started_at")} END AS run_ms,
-        CASE WHEN started_at IS NOT NULL THEN ${most("started_at - created_at")} END AS wait_ms
-      FROM (${finished}) AS finished_rows
+    WITH g AS MATERIALIZED (
+      SELECT type, queue, status, run_bucket, wait_bucket, count(*) AS n, sum(attempts) AS attempts,
+        sum(${most("attempts - 1")}) AS retried, sum(run_ms) AS run_ms, sum(wait_ms) AS wait_ms
+      FROM (
+        SELECT type, queue, status, attempts, run_ms, wait_ms,
+          CASE WHEN run_ms IS NULL THEN NULL ELSE ${bucketOf("run_ms")} END AS run_bucket,
+          CASE WHEN wait_ms IS NULL THEN NULL ELSE ${bucketOf("wait_ms")} END AS wait_bucket
+        FROM (
+          SELECT type, queue, status, attempts,
+            CASE WHEN started_at IS NOT NULL AND status <> 'cancelled'
+              THEN ${most("finished_at - started_at")} END AS run_ms,
+            CASE WHEN started_at IS NOT NULL THEN ${most("started_at - created_at")} END AS wait_ms
+          FROM (${finished}) AS finished_rows
+        ) AS timed
+      ) AS bucketed
+      GROUP BY type, queue, status, run_bucket, wait_bucket
     )
-    SELECT status AS metric, type, queue, 0 AS bucket, count(*) AS value FROM f GROUP BY 1, 2, 3, 4
-    UNION ALL SELECT 'started', type, queue, 0, sum(attempts) FROM f GROUP BY 1, 2, 3, 4
-    UNION ALL SELECT 'retried', type, queue, 0, sum(${most("attempts - 1")}) FROM f GROUP BY 1, 2, 3, 4
-    UNION ALL SELECT 'run_ms', type, queue, ${bucketOf("run_ms")}, count(*) FROM f
-      WHERE run_ms IS NOT NULL GROUP BY 1, 2, 3, 4
-    UNION ALL SELECT 'run_ms_sum', type, queue, 0, sum(run_ms) FROM f WHERE run_ms IS NOT NULL GROUP BY 1, 2, 3, 4
-    UNION ALL SELECT 'wait_ms', type, queue, ${bucketOf("wait_ms")}, count(*) FROM f
-      WHERE wait_ms IS NOT NULL GROUP BY 1, 2, 3, 4
-    UNION ALL SELECT 'wait_ms_sum', type, queue, 0, sum(wait_ms) FROM f
-      WHERE wait_ms IS NOT NULL GROUP BY 1, 2, 3, 4
+    SELECT status AS metric, type, queue, 0 AS bucket, sum(n) AS value FROM g GROUP BY 1, 2, 3, 4
+    UNION ALL SELECT 'started', type, queue, 0, sum(attempts) FROM g GROUP BY 1, 2, 3, 4
+    UNION ALL SELECT 'retried', type, queue, 0, sum(retried) FROM g GROUP BY 1, 2, 3, 4
+    UNION ALL SELECT 'run_ms', type, queue, run_bucket, sum(n) FROM g
+      WHERE run_bucket IS NOT NULL GROUP BY 1, 2, 3, 4
+    UNION ALL SELECT 'run_ms_sum', type, queue, 0, sum(run_ms) FROM g
+      WHERE run_bucket IS NOT NULL GROUP BY 1, 2, 3, 4
+    UNION ALL SELECT 'wait_ms', type, queue, wait_bucket, sum(n) FROM g
+      WHERE wait_bucket IS NOT NULL GROUP BY 1, 2, 3, 4
+    UNION ALL SELECT 'wait_ms_sum', type, queue, 0, sum(wait_ms) FROM g
+      WHERE wait_bucket IS NOT NULL GROUP BY 1, 2, 3, 4
     UNION ALL SELECT 'enqueued', type, queue, 0, count(*) FROM (${enqueued}) AS enqueued_rows GROUP BY 1, 2, 3, 4`;
 }
 
