@@ -247,3 +247,16 @@ export function keepCountsOf(doomed: SQL, dialect: MetricsDialect): SQL {
     dialect.greatest,
   ));
 }
+
+/**
+ * Counts into `metric_counts` the outcomes not folded yet of the finished tasks `requeued` (a relation with
+ * {@link FINISHED_COLUMNS}) an operator is about to queue again: a retry clears `finished_at`, which would
+ * take those outcomes out of the tail before they were folded. Their enqueues stay where they are.
+ */
+export function keepOutcomesOf(requeued: SQL, dialect: MetricsDialect): SQL {
+  return addCounts(eventCounts(
+    sql`SELECT ${FINISHED_COLUMNS} FROM (${requeued}) AS r WHERE finished_at >= ${FINISHED_UNTIL}`,
+    sql`SELECT type, queue FROM task_queue WHERE false`,
+    dialect.greatest,
+  ));
+}

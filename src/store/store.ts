@@ -265,11 +265,11 @@ export interface Store {
    * The figures of the metrics, for the whole fleet, in one transaction: counters per task type and queue
    * (tasks enqueued, started, retried and finished by outcome, and histograms of run and wait times), what
    * each queue holds now, and the live workers. Counters never go down: the tasks {@link taskPurge} deletes
-   * stay counted. Outcomes count when their task finishes (its `finishedAt`), starts and retries too (from
-   * its attempts); enqueues when inserted; from the migration that added metrics on (the tasks the table
-   * held then are in the depths, not the counters). Reads, and folds outcomes older than `settleMs` into the stored
-   * counters, so that its cost follows what happened since the previous call, not the size of the table.
-   * Where a task is requeued (operator retry) before an outcome of it is folded, that outcome is not counted.
+   * stay counted, and so do the outcomes {@link taskRequeue} and {@link taskRequeueFailed} clear. Outcomes
+   * count when their task finishes (its `finishedAt`), starts and retries too (from its attempts); enqueues
+   * when inserted; from the migration that added metrics on (the tasks the table held then are in the
+   * depths, not the counters). Reads, and folds outcomes older than `settleMs` into the stored counters, so
+   * that its cost follows what happened since the previous call, not the size of the table.
    */
   metricsCollect(query: MetricsQuery): Promise<StoreMetrics>;
   /**

@@ -149,6 +149,33 @@ describeEachStore("metrics", (it) => {
     );
   });
 
+  it("an operator's retry of a failed or cancelled task keeps its outcome counted, folded or not", async ({ store }) => {
+    await knownTasks(store);
+    const [failed] = await store.taskList({ status: "failed", limit: 1, offset: 0 });
+    const [cancelled] = await store.taskList({ status: "cancelled", limit: 1, offset: 0 });
+    // Before any fold: the retry takes the outcome out of the tail, and keeps it counted.
+    await store.taskRequeue(failed!.id, T0 + 2100);
+    assert.deepEqual(countsOf(await collect(store, T0 + 3000)), KNOWN_COUNTS, "after a retry of the tail");
+    const again = await claimOne(store, { queues: ["q1"], now: T0 + 3000 });
+    assert.equal(again.task.id, failed!.id);
+    await finish(store, [{ ...fenceOf(again), status: "failed", errorMessage: "still" }], T0 + 3010);
+    await collect(store, T0 + 2 * SETTLE_MS);
+    await collect(store, T0 + 4 * SETTLE_MS);
+    // After the fold: retrying every failed task and the cancelled one adds nothing, takes nothing away.
+    assert.equal(await store.taskRequeueFailed(undefined, T0 + 5 * SETTLE_MS), 1);
+    await store.taskRequeue(cancelled!.id, T0 + 5 * SETTLE_MS);
+    const expected: Record<string, number> = {
+      ...KNOWN_COUNTS,
+      "failed a q1 0": 2,
+      "run_ms a q1 10": 1,
+      "run_ms_sum a q1 0": 2020 + 10,
+      "started a q1 0": 4,
+      "wait_ms a q1 5000": 1,
+      "wait_ms_sum a q1 0": 60 + 3000,
+    };
+    assert.deepEqual(countsOf(await collect(store, T0 + 6 * SETTLE_MS)), expected, "after retries of folded");
+  });
+
   it("events after a fold are counted once, and counters never go down", async ({ store }) => {
     await knownTasks(store);
     await collect(store, T0 + 2 * SETTLE_MS);

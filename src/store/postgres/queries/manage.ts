@@ -5,12 +5,12 @@
  *
  * @module
  */
-import { sql } from "drizzle-orm";
+import { type SQL, sql } from "drizzle-orm";
 import type { Task, TaskStatus } from "../../../task.ts";
 import { refusalOf } from "../../refusal.ts";
 import { TASK_SELECT, type TaskTextRow, toTask } from "../columns.ts";
 import type { PgConnection } from "../connection.ts";
-import { FINISHED_COLUMNS, keepCountsOf } from "../../metrics_sql.ts";
+import { FINISHED_COLUMNS, keepCountsOf, keepOutcomesOf } from "../../metrics_sql.ts";
 import { literalStatuses, statusAllows } from "../sql.ts";
 import { POSTGRES_METRICS } from "./metrics.ts";
 import { getTask } from "./read.ts";
@@ -26,13 +26,35 @@ export async function cancel(conn: PgConnection, id: number, now: number): Promi
   throw refusalOf(id, await getTask(conn, id), "cancel");
 }
 
-/** Queues a failed or cancelled task again, due now, with its attempts reset, and returns it. */
-export async function requeue(conn: PgConnection, id: number, now: number): Promise<Task> {
-  const [row] = await conn.rows<TaskTextRow>(sql`
+/**
+ * Queues the tasks `which` selects again, due now, with their attempts reset, returning `returning`: one
+ * statement that locks them, adds their outcomes not folded yet into the metrics' counters (a retry clears
+ * `finished_at`, which takes them out of the tail), and updates them, under a share lock on the watermark
+ * row, as a purge takes it.
+ */
+function requeueStatement(which: SQL, now: number, returning: SQL): SQL {
+  return sql`
+    WITH target AS (SELECT id, ${FINISHED_COLUMNS} FROM task_queue WHERE ${which} FOR UPDATE),
+      kept AS (${keepOutcomesOf(sql`SELECT * FROM target`, POSTGRES_METRICS)})
     UPDATE task_queue SET status = 'queued', attempts = 0, run_after = ${now}::bigint, finished_at = NULL,
       updated_at = ${now}::bigint
-    WHERE id = ${id}::bigint AND ${statusAllows("requeue")}
-    RETURNING ${TASK_SELECT}`);
+    WHERE id IN (SELECT id FROM target)
+    RETURNING ${returning}`;
+}
+
+function lockedForRequeue<T>(conn: PgConnection, statement: SQL): Promise<T[]> {
+  return conn.begin(async (tx) => {
+    await conn.rows(sql`SELECT 1 FROM metric_rollup FOR SHARE`, tx);
+    return await conn.rows<T>(statement, tx);
+  });
+}
+
+/** Queues a failed or cancelled task again, due now, with its attempts reset, and returns it. */
+export async function requeue(conn: PgConnection, id: number, now: number): Promise<Task> {
+  const [row] = await lockedForRequeue<TaskTextRow>(
+    conn,
+    requeueStatement(sql`id = ${id}::bigint AND ${statusAllows("requeue")}`, now, TASK_SELECT),
+  );
   if (row) return toTask(row);
   throw refusalOf(id, await getTask(conn, id), "requeue");
 }
@@ -44,11 +66,7 @@ export async function requeueFailed(
   now: number,
 ): Promise<number> {
   const ofType = type === undefined ? sql`` : sql`AND type = ${type}::text`;
-  const rows = await conn.rows(sql`
-    UPDATE task_queue SET status = 'queued', attempts = 0, run_after = ${now}::bigint, finished_at = NULL,
-      updated_at = ${now}::bigint
-    WHERE status = 'failed' ${ofType}
-    RETURNING id`);
+  const rows = await lockedForRequeue(conn, requeueStatement(sql`status = 'failed' ${ofType}`, now, sql`id`));
   return rows.length;
 }
 

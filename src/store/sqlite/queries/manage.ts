@@ -10,7 +10,7 @@ import type { Task, TaskStatus } from "../../../task.ts";
 import { refusalOf } from "../../refusal.ts";
 import { TASK_JSON, type TaskJsonRow, toTask } from "../columns.ts";
 import type { Connection } from "../connection.ts";
-import { FINISHED_COLUMNS, keepCountsOf } from "../../metrics_sql.ts";
+import { FINISHED_COLUMNS, keepCountsOf, keepOutcomesOf } from "../../metrics_sql.ts";
 import { all, batch, literalStatuses, statusAllows } from "../sql.ts";
 import { SQLITE_METRICS } from "./metrics.ts";
 import { getTask } from "./read.ts";
@@ -29,36 +29,43 @@ export async function cancel(conn: Connection, id: number, now: number): Promise
   throw refusalOf(id, await getTask(conn, id), "cancel");
 }
 
-/** Queues a failed or cancelled task again, due now, with its attempts reset, and returns it. */
+/**
+ * Queues a failed or cancelled task again, due now, with its attempts reset, and returns it. Its outcome,
+ * when not folded into the metrics' counters yet, is added to them first, in the same transaction.
+ */
 export async function requeue(conn: Connection, id: number, now: number): Promise<Task> {
-  const rows = await all<TaskJsonRow>(
-    conn,
+  const which = sql`id = ${id} AND ${statusAllows("requeue")}`;
+  const [, rows] = await batch(conn, [
+    keepOutcomesOf(sql`SELECT ${FINISHED_COLUMNS} FROM task_queue WHERE ${which}`, SQLITE_METRICS),
     sql`
       UPDATE task_queue SET status = 'queued', attempts = 0, run_after = ${now}, finished_at = NULL,
         updated_at = ${now}
-      WHERE id = ${id} AND ${statusAllows("requeue")}
+      WHERE ${which}
       RETURNING ${TASK_JSON}`,
-  );
+  ]) as [unknown, TaskJsonRow[]];
   if (rows[0]) return toTask(rows[0]);
   throw refusalOf(id, await getTask(conn, id), "requeue");
 }
 
-/** Queues every failed task (of `type`, when given) again; returns how many. */
+/** Queues every failed task (of `type`, when given) again, as {@link requeue} does one; returns how many. */
 export async function requeueFailed(
   conn: Connection,
   type: string | undefined,
   now: number,
 ): Promise<number> {
   const ofType = type === undefined ? sql`` : sql`AND type = ${type}`;
-  const rows = await all<{ id: number }>(
-    conn,
+  const [, rows] = await batch(conn, [
+    keepOutcomesOf(
+      sql`SELECT ${FINISHED_COLUMNS} FROM task_queue WHERE status = 'failed' ${ofType}`,
+      SQLITE_METRICS,
+    ),
     sql`
       UPDATE task_queue SET status = 'queued', attempts = 0, run_after = ${now}, finished_at = NULL,
         updated_at = ${now}
       WHERE status = 'failed' ${ofType}
       RETURNING id`,
-  );
-  return rows.length;
+  ]);
+  return rows!.length;
 }
 
 /**
