@@ -85,6 +85,17 @@ export type {
   WorkerInfo,
 } from "./src/store/store.ts";
 
+export { collectMetrics, throughput } from "./src/metrics/collect.ts";
+export type {
+  CollectMetricsOptions,
+  DurationHistogram,
+  Metrics,
+  TaskCounters,
+  ThroughputOptions,
+} from "./src/metrics/collect.ts";
+export { escapeLabelValue, formatPrometheus, PROMETHEUS_CONTENT_TYPE } from "./src/metrics/prometheus.ts";
+export type { QueueDepth, ThroughputMinute } from "./src/store/store.ts";
+
 export {
   BackupRefusedError,
   DatabaseError,

@@ -17,6 +17,8 @@ import { openPostgresStore, type PostgresStore } from "../src/store/postgres/mod
 import { MIGRATIONS, NOTIFY_CHANNEL } from "../src/store/postgres/migrations.ts";
 import {
   leaders,
+  metricCounts,
+  metricRollup,
   migrationsTable,
   queues,
   schedules,
@@ -67,6 +69,8 @@ test("every table has the columns, keys, checks and indexes of the Drizzle schem
         schedules,
         queues,
         taskDependencies,
+        metricCounts,
+        metricRollup,
         migrationsTable,
       ] as PgTable[]
     ) {

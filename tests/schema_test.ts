@@ -13,6 +13,8 @@ import {
   type SQLiteTable,
 } from "drizzle-orm/sqlite-core";
 import {
+  metricCounts,
+  metricRollup,
   migrationsTable,
   queues,
   schedules,
@@ -36,6 +38,8 @@ const TABLES: SQLiteTable[] = [
   schedules,
   queues,
   taskDependencies,
+  metricCounts,
+  metricRollup,
   migrationsTable,
 ];
 

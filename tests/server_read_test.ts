@@ -28,7 +28,14 @@ for (const database of PROCESS_DATABASES) {
         await worker.runLoop({ untilEmpty: true });
 
         const stats = await json(await api("/api/stats"));
-        assert.deepEqual(stats.counts, { waiting: 0, queued: 1, running: 0, completed: 1, failed: 0, cancelled: 0 });
+        assert.deepEqual(stats.counts, {
+          waiting: 0,
+          queued: 1,
+          running: 0,
+          completed: 1,
+          failed: 0,
+          cancelled: 0,
+        });
         assert.equal((stats.byType as Record<string, Record<string, number>>).email!.queued, 1);
         assert.equal(typeof stats.oldestQueuedAgeMs, "number");
         const mail = (stats.queues as Record<string, unknown>[]).find((q) => q.name === "mail");

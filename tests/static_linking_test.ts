@@ -39,12 +39,20 @@ const FORBIDDEN: [RegExp, string][] = [
 
 /**
  * The one kind of import() allowed: a string literal naming a package that package.json depends on, which
- * bundlers link in at build time like a static import; only its evaluation waits until it is needed.
+ * bundlers link in at build time like a static import; only its evaluation waits until it is needed. An
+ * optional peer dependency counts (`@opentelemetry/api`): linked in the same way where it is installed, and
+ * its import caught where it is not (`src/worker/tracing.ts`).
  */
-const DEPENDENCIES = Object.keys(
-  (JSON.parse(readFileSync(join(REPO, "package.json"), "utf8")) as { dependencies: Record<string, string> })
-    .dependencies,
-);
+const PACKAGE = JSON.parse(readFileSync(join(REPO, "package.json"), "utf8")) as {
+  dependencies: Record<string, string>;
+  peerDependenciesMeta?: Record<string, { optional?: boolean }>;
+};
+const DEPENDENCIES = [
+  ...Object.keys(PACKAGE.dependencies),
+  ...Object.entries(PACKAGE.peerDependenciesMeta ?? {}).filter(([, meta]) => meta.optional).map(([name]) =>
+    name
+  ),
+];
 const LITERAL_IMPORT = /\bimport\s*\(\s*(["'])([^"'\n]*)\1\s*\)/g;
 
 /**

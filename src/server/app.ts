@@ -13,6 +13,7 @@ import type { TaskHandlerRegistry } from "../registry.ts";
 import { ApiError, errorResponse } from "./errors.ts";
 import { openApiDocument } from "./openapi.ts";
 import { honoPath, type Route, type RouteContext } from "./route.ts";
+import { METRICS_ROUTES } from "./routes_metrics.ts";
 import { OVERVIEW_ROUTES } from "./routes_overview.ts";
 import { TASK_READ_ROUTES } from "./routes_tasks.ts";
 import { TASK_ACTION_ROUTES } from "./routes_actions.ts";
@@ -53,6 +54,7 @@ export const API_ROUTES: readonly Route[] = [
   ...TASK_READ_ROUTES,
   ...TASK_ACTION_ROUTES,
   ...QUEUE_ACTION_ROUTES,
+  ...METRICS_ROUTES,
 ];
 
 /**
@@ -71,6 +73,7 @@ export function createServerApp(
   };
   const report = options.onError ?? ((error: unknown) => console.error("prismq server:", error));
   const context: RouteContext = {
+    db,
     queue: new Queue(db, { registry: options.registry, maxPayloadBytes: options.maxPayloadBytes }),
     schedules: options.registry?.getSchedules() ?? [],
     maxBodyBytes,
@@ -99,6 +102,7 @@ export function createServerApp(
     if (c.req.path === openApiRoute.path && c.req.method === "GET") return await next();
     return await checks(c, next);
   });
+  app.use("/metrics", checks);
   for (const route of routes) {
     app.on(route.method, honoPath(route.path), (c) => route.handle(c, context));
   }

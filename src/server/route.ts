@@ -6,6 +6,7 @@
  * @module
  */
 import type { Context } from "hono";
+import type { QueueDatabase } from "../database.ts";
 import type { Queue } from "../queue.ts";
 import type { ScheduleDefinition } from "../schedule.ts";
 import type { SecurityEnv } from "./security.ts";
@@ -15,6 +16,7 @@ export type JsonSchema = Record<string, unknown>;
 
 /** What every route's answer function gets besides the request. */
 export interface RouteContext {
+  db: QueueDatabase;
   queue: Queue;
   /** The schedules the server knows the definitions of, for their next runs. */
   schedules: readonly ScheduleDefinition[];

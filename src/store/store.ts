@@ -43,6 +43,7 @@ import type {
   LeasedTask,
   ListFilter,
   LostLease,
+  MetricsQuery,
   NewTask,
   Progress,
   QueueChange,
@@ -54,8 +55,10 @@ import type {
   ScheduleFire,
   ScheduleState,
   SqlTransaction,
+  StoreMetrics,
   TaskLog,
   TaskLogEntry,
+  ThroughputMinute,
   WaitingTasks,
   WorkerInfo,
 } from "./types.ts";
@@ -290,6 +293,23 @@ export interface Store {
   scheduleFire(fire: ScheduleFire): Promise<{ fired: true; taskId: number } | { fired: false }>;
   /** Every schedule's state, by name, including those no worker declares any more. */
   scheduleList(): Promise<ScheduleState[]>;
+
+  /**
+   * The figures of the metrics, for the whole fleet, in one transaction: counters per task type and queue
+   * (tasks enqueued, started, retried and finished by outcome, and histograms of run and wait times), what
+   * each queue holds now, and the live workers. Counters never go down: the tasks {@link taskPurge} deletes
+   * stay counted, and so do the outcomes {@link taskRequeue} and {@link taskRequeueFailed} clear. Outcomes
+   * count when their task finishes (its `finishedAt`), starts and retries too (from its attempts); enqueues
+   * when inserted; from the migration that added metrics on (the tasks the table held then are in the
+   * depths, not the counters). Reads, and folds outcomes older than `settleMs` into the stored counters, so
+   * that its cost follows what happened since the previous call, not the size of the table.
+   */
+  metricsCollect(query: MetricsQuery): Promise<StoreMetrics>;
+  /**
+   * Completed and failed tasks per minute, for the minutes from `since` (rounded down to a minute) to
+   * `until`, oldest first, minutes without any left out. Reads the tasks that finished in that time.
+   */
+  metricsThroughput(since: number, until: number): Promise<ThroughputMinute[]>;
 
   /**
    * CAPABILITY. The database server's clock, in epoch milliseconds: present for stores that processes on

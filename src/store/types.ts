@@ -300,3 +300,55 @@ export interface ScheduleFire {
   task: NewTask;
   now: number;
 }
+
+/** What `Store.metricsCollect` reads: at `now`, with live workers those whose heartbeat is at `liveSince` or later. */
+export interface MetricsQuery {
+  now: number;
+  /**
+   * How long after an outcome's `finishedAt` it is folded into the stored counters (see `metrics_sql.ts`):
+   * long enough that no transaction which took an earlier time is still to commit.
+   */
+  settleMs: number;
+  liveSince: number;
+}
+
+/**
+ * One counter as `Store.metricsCollect` reads it: a count of events (`enqueued`, `started`, `retried`,
+ * `completed`, `failed`, `cancelled`), one bucket of a duration histogram (`run_ms`, `wait_ms`: `bucket` is
+ * its upper bound in milliseconds, -1 for the last, unbounded one; not cumulative), or a histogram's sum of
+ * milliseconds (`run_ms_sum`, `wait_ms_sum`), per task type and queue. `bucket` is 0 but for histograms.
+ */
+export interface MetricCount {
+  metric: string;
+  type: string;
+  queue: string;
+  bucket: number;
+  value: number;
+}
+
+/** What one queue holds now, for metrics. */
+export interface QueueDepth {
+  queue: string;
+  /** Tasks queued, those due later included. */
+  queued: number;
+  /** Of those, the ones not due before a later time. */
+  scheduled: number;
+  running: number;
+  /** How long the longest-waiting runnable task has waited, or null when none is runnable. */
+  oldestWaitMs: number | null;
+}
+
+/** Every figure of the metrics, read in one transaction (see `Store.metricsCollect`). */
+export interface StoreMetrics {
+  counts: MetricCount[];
+  /** Every queue with tasks queued or running, with settings, or with counts, by name. */
+  depths: QueueDepth[];
+  liveWorkers: number;
+}
+
+/** Tasks that finished in one minute (`minute` is its start, epoch ms, a multiple of 60,000). */
+export interface ThroughputMinute {
+  minute: number;
+  completed: number;
+  failed: number;
+}

@@ -21,6 +21,7 @@ import { completedOutcome, failedOutcome, failureOutcome } from "./outcome.ts";
 import type { ResolvedWorkerOptions } from "./options.ts";
 import { ProgressWriter } from "./progress.ts";
 import { storedJson } from "./result.ts";
+import { type AttemptTracer, loadAttemptTracer } from "./tracing.ts";
 
 /** An attempt under way: the task as it runs, the claim it runs under, and how to stop its handler. */
 export interface Running {
@@ -71,6 +72,9 @@ export class Executor {
   readonly #clock: Clock;
   readonly #random: () => number;
   readonly #maxResultBytes: number;
+  /** The span maker, once `@opentelemetry/api` was looked for: null without it. */
+  #tracer: AttemptTracer | null | undefined = undefined;
+  readonly #tracerLoading: Promise<AttemptTracer | null>;
 
   /** @param db what handlers get as `ctx.db`; the store is used only for what the context offers them */
   constructor(db: QueueDatabase, store: ExecutorStore, options: ResolvedWorkerOptions) {
@@ -83,6 +87,7 @@ export class Executor {
     this.#clock = options.clock;
     this.#random = options.random;
     this.#maxResultBytes = options.maxResultBytes;
+    this.#tracerLoading = loadAttemptTracer().then((tracer) => this.#tracer = tracer);
   }
 
   /**
@@ -90,7 +95,18 @@ export class Executor {
    * decides its outcome. Never throws.
    */
   run(running: Running, explicit: TaskHandler | undefined): Promise<Finish> {
-    return this.#attempt(running, this.#resolve(running.task, explicit));
+    const tracer = this.#tracer;
+    // Only the first attempts wait for the package to be looked for; every later one knows.
+    if (tracer === undefined) return this.#tracerLoading.then(() => this.run(running, explicit));
+    const attempt = this.#attempt(running, this.#resolve(running.task, explicit));
+    if (tracer === null) return attempt;
+    // One span per attempt, ended however it ends (the attempt never rejects): a timeout or a cancel
+    // ends it too, as the handler's abort ends the attempt.
+    const span = tracer.start(running.task, this.#workerId);
+    return attempt.then((finish) => {
+      span.end(finish, running.lost);
+      return finish;
+    });
   }
 
   #resolve(task: Task, explicit: TaskHandler | undefined): Resolved {

@@ -18,6 +18,7 @@ import type {
   LeasedTask,
   ListFilter,
   LostLease,
+  MetricsQuery,
   NewTask,
   Progress,
   QueueChange,
@@ -30,8 +31,10 @@ import type {
   ScheduleState,
   SqlTransaction,
   Store,
+  StoreMetrics,
   TaskLog,
   TaskLogEntry,
+  ThroughputMinute,
   WaitingTasks,
   WorkerInfo,
 } from "../store.ts";
@@ -189,6 +192,14 @@ export class LazyPostgresStore implements Store {
 
   taskStats(now: number): Promise<QueueStats> {
     return this.#call((s) => s.taskStats(now));
+  }
+
+  metricsCollect(query: MetricsQuery): Promise<StoreMetrics> {
+    return this.#call((s) => s.metricsCollect(query));
+  }
+
+  metricsThroughput(since: number, until: number): Promise<ThroughputMinute[]> {
+    return this.#call((s) => s.metricsThroughput(since, until));
   }
 
   taskPending(now: number, types?: readonly string[], queues?: readonly string[]) {

@@ -17,6 +17,7 @@ import {
   check,
   foreignKey,
   index,
+  integer,
   json,
   pgTable,
   text,
@@ -184,6 +185,36 @@ export const queues = pgTable("queues", {
   columnCheck("window_count", "window_count >= 0"),
   check("rate_whole", sql`(rate_limit IS NULL) = (rate_interval_ms IS NULL)`),
 ]);
+
+/**
+ * The metrics' stored counters, one row per counter, task type, queue and histogram bucket: what finished
+ * before the watermark in {@link metricRollup} (see `store/metrics_sql.ts`).
+ */
+export const metricCounts = pgTable("metric_counts", {
+  id: number("id").primaryKey().generatedByDefaultAsIdentity(),
+  metric: text("metric").notNull(),
+  type: text("type").notNull(),
+  queue: text("queue").notNull(),
+  /** A histogram bucket's upper bound in milliseconds (-1: unbounded); 0 for other counters. */
+  bucket: number("bucket").notNull(),
+  value: number("value").notNull(),
+}, (t) => [
+  columnCheck("metric", "length(metric) BETWEEN 1 AND 32"),
+  columnCheck("value", "value >= 0"),
+  uniqueIndex("metric_counts_key").on(t.metric, t.type, t.queue, t.bucket),
+]);
+
+/** One row: how far {@link metricCounts} has counted (see `store/metrics_sql.ts`). */
+export const metricRollup = pgTable("metric_rollup", {
+  id: integer("id").primaryKey(),
+  /** Tasks that finished before this are counted in metric_counts. */
+  finishedUntil: number("finished_until").notNull(),
+  /** Tasks with ids up to this are counted as enqueued in metric_counts. */
+  enqueuedUntil: number("enqueued_until").notNull(),
+  /** The largest id when a read last looked, and when: folded once the settling time has passed. */
+  nextEnqueuedUntil: number("next_enqueued_until").notNull(),
+  nextEnqueuedAt: number("next_enqueued_at").notNull(),
+}, () => [columnCheck("id", "id = 1")]);
 
 export const migrationsTable = pgTable("prismq_migrations", {
   version: number("version").primaryKey(),

@@ -21,6 +21,7 @@ import type {
   LeasedTask,
   ListFilter,
   LostLease,
+  MetricsQuery,
   NewTask,
   Progress,
   QueueChange,
@@ -33,8 +34,10 @@ import type {
   ScheduleState,
   SqlTransaction,
   Store,
+  StoreMetrics,
   TaskLog,
   TaskLogEntry,
+  ThroughputMinute,
   WaitingTasks,
   WorkerInfo,
 } from "../store.ts";
@@ -53,6 +56,7 @@ import { expiredLeases, extendLease, heartbeat, reapExpired, releaseMany } from 
 import { electLeader, resignLeader } from "./queries/leaders.ts";
 import { appendLogs, listLogs } from "./queries/logs.ts";
 import { cancel, deleteTask, purge, requeue, requeueFailed, requeueWhere } from "./queries/manage.ts";
+import { collectMetrics, throughput } from "./queries/metrics.ts";
 import { progressStatements, recordedFrom } from "./queries/outcomes.ts";
 import { ownOutcomes } from "./queries/recorded.ts";
 import { setProgress } from "./queries/progress.ts";
@@ -429,6 +433,16 @@ export class PostgresStore implements Store {
 
   scheduleList(): Promise<ScheduleState[]> {
     return this.#again(() => listSchedules(this.#conn));
+  }
+
+  // ---- Metrics: a fold made twice folds nothing more ----
+
+  metricsCollect(query: MetricsQuery): Promise<StoreMetrics> {
+    return this.#again((late) => collectMetrics(this.#conn, { ...query, now: query.now + late }));
+  }
+
+  metricsThroughput(since: number, until: number): Promise<ThroughputMinute[]> {
+    return this.#again(() => throughput(this.#conn, since, until));
   }
 
   // ---- Leaders of the fleet's maintenance ----

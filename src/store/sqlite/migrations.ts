@@ -366,4 +366,34 @@ CREATE UNIQUE INDEX task_dependencies_pair ON task_dependencies (task_id, depend
 CREATE INDEX task_dependencies_depends_on ON task_dependencies (depends_on);
 `,
   },
+  {
+    version: 11,
+    name: "metrics counters",
+    // The metrics' counters survive purges without a write per task (see store/metrics_sql.ts): reads fold
+    // what finished before a watermark into metric_counts, and count the rest from the tasks, through the
+    // finished_at index and the primary key. The counters start now: the watermarks start at this time and
+    // at the largest id, so that no read ever counts a large table whole (on 1,000,000 tasks that took 20 s
+    // under the write lock); the tasks already here are in the depths, not in the counters.
+    // metric_counts has a rowid and a unique index, not a composite primary key, which Drizzle's schema says.
+    sql: `
+CREATE TABLE metric_counts (
+  id INTEGER PRIMARY KEY,
+  metric TEXT NOT NULL CHECK (length(metric) BETWEEN 1 AND 32),
+  type TEXT NOT NULL,
+  queue TEXT NOT NULL,
+  bucket INTEGER NOT NULL,
+  value INTEGER NOT NULL CHECK (value >= 0)
+) STRICT;
+CREATE UNIQUE INDEX metric_counts_key ON metric_counts (metric, type, queue, bucket);
+CREATE TABLE metric_rollup (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  finished_until INTEGER NOT NULL,
+  enqueued_until INTEGER NOT NULL,
+  next_enqueued_until INTEGER NOT NULL,
+  next_enqueued_at INTEGER NOT NULL
+) STRICT;
+INSERT INTO metric_rollup (id, finished_until, enqueued_until, next_enqueued_until, next_enqueued_at)
+  SELECT 1, ${PORTABLE_NOW_MS}, coalesce(max(id), 0), coalesce(max(id), 0), -${TIME_LIMIT} FROM task_queue;
+`,
+  },
 ];

@@ -192,6 +192,37 @@ export const queues = sqliteTable("queues", {
   check("rate_whole", sql`(rate_limit IS NULL) = (rate_interval_ms IS NULL)`),
 ]);
 
+/**
+ * The metrics' stored counters, one row per counter, task type, queue and histogram bucket: what finished
+ * before the watermark in {@link metricRollup} (see `store/metrics_sql.ts`). A rowid and a unique index
+ * rather than a composite primary key, which the column-by-column schema test could not describe.
+ */
+export const metricCounts = sqliteTable("metric_counts", {
+  id: integer("id").primaryKey(),
+  metric: text("metric").notNull(),
+  type: text("type").notNull(),
+  queue: text("queue").notNull(),
+  /** A histogram bucket's upper bound in milliseconds (-1: unbounded); 0 for other counters. */
+  bucket: integer("bucket").notNull(),
+  value: integer("value").notNull(),
+}, (t) => [
+  columnCheck("metric", "length(metric) BETWEEN 1 AND 32"),
+  columnCheck("value", "value >= 0"),
+  uniqueIndex("metric_counts_key").on(t.metric, t.type, t.queue, t.bucket),
+]);
+
+/** One row: how far {@link metricCounts} has counted (see `store/metrics_sql.ts`). */
+export const metricRollup = sqliteTable("metric_rollup", {
+  id: integer("id").primaryKey(),
+  /** Tasks that finished before this are counted in metric_counts. */
+  finishedUntil: integer("finished_until").notNull(),
+  /** Tasks with ids up to this are counted as enqueued in metric_counts. */
+  enqueuedUntil: integer("enqueued_until").notNull(),
+  /** The largest id when a read last looked, and when: folded once the settling time has passed. */
+  nextEnqueuedUntil: integer("next_enqueued_until").notNull(),
+  nextEnqueuedAt: integer("next_enqueued_at").notNull(),
+}, () => [columnCheck("id", "id = 1")]);
+
 export const migrationsTable = sqliteTable("prismq_migrations", {
   version: integer("version").primaryKey(),
   name: text("name").notNull(),
@@ -202,7 +233,13 @@ export const migrationsTable = sqliteTable("prismq_migrations", {
  * The tables created STRICT (SQLite 3.37+: each column holds its declared type only), which Drizzle's
  * table definitions cannot say.
  */
-export const STRICT_TABLES: readonly SQLiteTable[] = [taskQueue, taskLogs, taskDependencies];
+export const STRICT_TABLES: readonly SQLiteTable[] = [
+  taskQueue,
+  taskLogs,
+  taskDependencies,
+  metricCounts,
+  metricRollup,
+];
 
 export type TaskRow = typeof taskQueue.$inferSelect;
 export type WorkerRow = typeof workers.$inferSelect;

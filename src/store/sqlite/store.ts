@@ -17,6 +17,7 @@ import type {
   LeasedTask,
   ListFilter,
   LostLease,
+  MetricsQuery,
   NewTask,
   Progress,
   QueueChange,
@@ -29,8 +30,10 @@ import type {
   ScheduleState,
   SqlTransaction,
   Store,
+  StoreMetrics,
   TaskLog,
   TaskLogEntry,
+  ThroughputMinute,
   WaitingTasks,
   WorkerInfo,
 } from "../store.ts";
@@ -54,6 +57,7 @@ import { insertMany, insertOne } from "./queries/insert.ts";
 import { expiredLeases, extendLease, heartbeat, reapExpired, releaseMany } from "./queries/leases.ts";
 import { appendLogs, listLogs } from "./queries/logs.ts";
 import { cancel, deleteTask, purge, requeue, requeueFailed, requeueWhere } from "./queries/manage.ts";
+import { collectMetrics, throughput } from "./queries/metrics.ts";
 import { progressStatements, record, recordedFrom } from "./queries/outcomes.ts";
 import { setProgress } from "./queries/progress.ts";
 import { getTask, getTasks, listTasks, pending, serverTime, stats, waiting } from "./queries/read.ts";
@@ -294,6 +298,14 @@ export class SqliteStore implements Store {
 
   taskWaiting(now: number, types?: readonly string[], queues?: readonly string[]): Promise<WaitingTasks> {
     return waiting(this.#conn, now, types, queues);
+  }
+
+  metricsCollect(query: MetricsQuery): Promise<StoreMetrics> {
+    return collectMetrics(this.#conn, query);
+  }
+
+  metricsThroughput(since: number, until: number): Promise<ThroughputMinute[]> {
+    return throughput(this.#conn, since, until);
   }
 
   // ---- Named queues ----

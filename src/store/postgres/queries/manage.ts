@@ -5,15 +5,17 @@
  *
  * @module
  */
-import { sql } from "drizzle-orm";
+import { type SQL, sql } from "drizzle-orm";
 import { DependencyError } from "../../../errors.ts";
 import { type Task, type TaskStatus, TERMINAL_STATUSES, TRANSITIONS } from "../../../task.ts";
 import type { RequeueFilter } from "../../store.ts";
 import { deleteRefused, refusalOf } from "../../refusal.ts";
 import { TASK_SELECT, type TaskTextRow, toTask } from "../columns.ts";
 import type { PgConnection } from "../connection.ts";
+import { FINISHED_COLUMNS, keepCountsOf, keepOutcomesOf } from "../../metrics_sql.ts";
 import { literalStatuses, statusAllows } from "../sql.ts";
 import { cancelDependents } from "./dependencies.ts";
+import { POSTGRES_METRICS } from "./metrics.ts";
 import { getTask } from "./read.ts";
 
 /**
@@ -51,12 +53,14 @@ export async function requeue(conn: PgConnection, id: number, now: number): Prom
     const lost = dependencies.find((dependency) => ["failed", "cancelled"].includes(dependency.status));
     if (lost) return [undefined, lost] as const;
     const waits = dependencies.some((dependency) => dependency.status !== "completed");
+    await lockRollup(conn, tx);
     const [row] = await conn.rows<TaskTextRow>(
-      sql`
-        UPDATE task_queue SET status = ${waits ? "waiting" : "queued"}::text, attempts = 0,
-          run_after = ${now}::bigint, finished_at = NULL, updated_at = ${now}::bigint
-        WHERE id = ${id}::bigint AND ${statusAllows("requeue")}
-        RETURNING ${TASK_SELECT}`,
+      requeueStatement(
+        sql`id = ${id}::bigint AND ${statusAllows("requeue")}`,
+        sql`${waits ? "waiting" : "queued"}::text`,
+        now,
+        TASK_SELECT,
+      ),
       tx,
     );
     return [row, undefined] as const;
@@ -69,19 +73,39 @@ export async function requeue(conn: PgConnection, id: number, now: number): Prom
   throw refusalOf(id, task, "requeue");
 }
 
-/** Queues every failed task (of `type`, when given) again; returns how many. */
+/**
+ * Queues the tasks `which` selects again, due now, with their attempts reset and the status `status`,
+ * returning `returning`: one statement that locks them, adds their outcomes not folded yet into the metrics'
+ * counters (a retry clears `finished_at`, which takes them out of the tail), and updates them. Run it under
+ * {@link lockRollup}, as a purge is.
+ */
+function requeueStatement(which: SQL, status: SQL, now: number, returning: SQL): SQL {
+  return sql`
+    WITH target AS (SELECT id, ${FINISHED_COLUMNS} FROM task_queue WHERE ${which} FOR UPDATE),
+      kept AS (${keepOutcomesOf(sql`SELECT * FROM target`, POSTGRES_METRICS)})
+    UPDATE task_queue SET status = ${status}, attempts = 0, run_after = ${now}::bigint, finished_at = NULL,
+      updated_at = ${now}::bigint
+    WHERE id IN (SELECT id FROM target)
+    RETURNING ${returning}`;
+}
+
+/** A share lock on the metrics' watermark row, which a fold takes for update. */
+async function lockRollup(conn: PgConnection, tx: Parameters<PgConnection["rows"]>[1]): Promise<void> {
+  await conn.rows(sql`SELECT 1 FROM metric_rollup FOR SHARE`, tx);
+}
+
+/** Queues every failed task (of `type`, when given) again, as {@link requeue} does one; returns how many. */
 export async function requeueFailed(
   conn: PgConnection,
   type: string | undefined,
   now: number,
 ): Promise<number> {
   const ofType = type === undefined ? sql`` : sql`AND type = ${type}::text`;
-  const rows = await conn.rows(sql`
-    UPDATE task_queue SET status = 'queued', attempts = 0, run_after = ${now}::bigint, finished_at = NULL,
-      updated_at = ${now}::bigint
-    WHERE status = 'failed' ${ofType}
-    RETURNING id`);
-  return rows.length;
+  return await conn.begin(async (tx) => {
+    await lockRollup(conn, tx);
+    const statement = requeueStatement(sql`status = 'failed' ${ofType}`, sql`'queued'`, now, sql`id`);
+    return (await conn.rows(statement, tx)).length;
+  });
 }
 
 /**
@@ -93,40 +117,68 @@ export async function requeueFailed(
 export async function requeueWhere(conn: PgConnection, filter: RequeueFilter, now: number): Promise<number> {
   const ofType = filter.type === undefined ? sql`` : sql`AND type = ${filter.type}::text`;
   const ofQueue = filter.queue === undefined ? sql`` : sql`AND queue = ${filter.queue}::text`;
-  const targets = sql`
-    SELECT id FROM task_queue
-    WHERE status IN ${literalStatuses([filter.status])} AND ${statusAllows("requeue")} ${ofType} ${ofQueue}`;
-  const rows = await conn.rows(sql`
-    WITH dependency AS (
-      SELECT d.task_id, r.status FROM task_dependencies d JOIN task_queue r ON r.id = d.depends_on
-      WHERE d.task_id IN (${targets}) FOR SHARE OF r)
-    UPDATE task_queue SET
-      status = CASE WHEN EXISTS (
-        SELECT 1 FROM dependency WHERE dependency.task_id = task_queue.id AND dependency.status <> 'completed'
-      ) THEN 'waiting' ELSE 'queued' END,
-      attempts = 0, run_after = ${now}::bigint, finished_at = NULL, updated_at = ${now}::bigint
-    WHERE id IN (${targets}) AND NOT EXISTS (
-      SELECT 1 FROM dependency
-      WHERE dependency.task_id = task_queue.id AND dependency.status IN ('failed', 'cancelled'))
-    RETURNING id`);
-  return rows.length;
+  return await conn.begin(async (tx) => {
+    await lockRollup(conn, tx);
+    const rows = await conn.rows(
+      sql`
+      WITH candidate AS (
+        SELECT id FROM task_queue
+        WHERE status IN ${literalStatuses([filter.status])} AND ${
+        statusAllows("requeue")
+      } ${ofType} ${ofQueue}
+        FOR UPDATE),
+      dependency AS (
+        SELECT d.task_id, r.status FROM task_dependencies d JOIN task_queue r ON r.id = d.depends_on
+        WHERE d.task_id IN (SELECT id FROM candidate) FOR SHARE OF r),
+      target AS (
+        SELECT t.id, ${FINISHED_COLUMNS} FROM task_queue t JOIN candidate c ON c.id = t.id
+        WHERE NOT EXISTS (
+          SELECT 1 FROM dependency
+          WHERE dependency.task_id = t.id AND dependency.status IN ('failed', 'cancelled'))),
+      kept AS (${keepOutcomesOf(sql`SELECT * FROM target`, POSTGRES_METRICS)})
+      UPDATE task_queue SET
+        status = CASE WHEN EXISTS (
+          SELECT 1 FROM dependency WHERE dependency.task_id = task_queue.id AND dependency.status <> 'completed'
+        ) THEN 'waiting' ELSE 'queued' END,
+        attempts = 0, run_after = ${now}::bigint, finished_at = NULL, updated_at = ${now}::bigint
+      WHERE id IN (SELECT id FROM target)
+      RETURNING id`,
+      tx,
+    );
+    return rows.length;
+  });
 }
 
-/** Deletes a finished task (but the newest of all, as purge keeps it) and its logs. */
+/**
+ * Deletes a finished task (but the newest of all, as purge keeps it) and its logs; its events not folded
+ * into the metrics' counters yet are added to them in the same statement, as a purge does.
+ */
 export async function deleteTask(conn: PgConnection, id: number): Promise<boolean> {
-  const rows = await conn.rows(sql`
-    DELETE FROM task_queue
-    WHERE id = ${id}::bigint AND status IN ${literalStatuses(TERMINAL_STATUSES)}
-      AND id < (SELECT max(id) FROM task_queue)
-    RETURNING id`);
-  if (rows.length > 0) return true;
+  const deleted = await conn.begin(async (tx) => {
+    await lockRollup(conn, tx);
+    const [row] = await conn.rows<{ n: number }>(
+      sql`
+      WITH deleted AS (
+        DELETE FROM task_queue
+        WHERE id = ${id}::bigint AND status IN ${literalStatuses(TERMINAL_STATUSES)}
+          AND id < (SELECT max(id) FROM task_queue)
+        RETURNING id, ${FINISHED_COLUMNS}
+      ), kept AS (${keepCountsOf(sql`SELECT * FROM deleted`, POSTGRES_METRICS)})
+      SELECT count(*) AS n FROM deleted`,
+      tx,
+    );
+    return Number(row!.n);
+  });
+  if (deleted > 0) return true;
   return deleteRefused(id, await getTask(conn, id));
 }
 
 /**
  * Deletes the tasks of `statuses` that finished before `finishedBefore`, but the newest task of all; returns
  * how many. Ids come from a sequence that never goes back, so PostgreSQL would not need the newest task to
- * keep them unique as SQLite does; it stays all the same, so that purge means one thing on every store.
+ * keep them unique as SQLite does; it stays all the same, so that purge means one thing on every store. The
+ * metrics' counters keep counting them: one statement deletes them and adds their events not folded yet to
+ * the stored counters, under a share lock on the watermark row, which a fold takes for update.
  */
 export async function purge(
   conn: PgConnection,
@@ -134,10 +186,19 @@ export async function purge(
   finishedBefore: number,
 ): Promise<number> {
   if (statuses.length === 0) return 0;
-  const rows = await conn.rows(sql`
-    DELETE FROM task_queue
-    WHERE finished_at < ${finishedBefore}::bigint AND status IN ${literalStatuses(statuses)}
-      AND id < (SELECT max(id) FROM task_queue)
-    RETURNING id`);
-  return rows.length;
+  return await conn.begin(async (tx) => {
+    await conn.rows(sql`SELECT 1 FROM metric_rollup FOR SHARE`, tx);
+    const [row] = await conn.rows<{ n: number }>(
+      sql`
+      WITH deleted AS (
+        DELETE FROM task_queue
+        WHERE finished_at < ${finishedBefore}::bigint AND status IN ${literalStatuses(statuses)}
+          AND id < (SELECT max(id) FROM task_queue)
+        RETURNING id, ${FINISHED_COLUMNS}
+      ), kept AS (${keepCountsOf(sql`SELECT * FROM deleted`, POSTGRES_METRICS)})
+      SELECT count(*) AS n FROM deleted`,
+      tx,
+    );
+    return Number(row!.n);
+  });
 }

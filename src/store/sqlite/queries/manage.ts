@@ -12,8 +12,10 @@ import type { RequeueFilter } from "../../store.ts";
 import { deleteRefused, refusalOf } from "../../refusal.ts";
 import { TASK_JSON, type TaskJsonRow, toTask } from "../columns.ts";
 import type { Connection } from "../connection.ts";
-import { all, compile, literalStatuses, statusAllows } from "../sql.ts";
+import { FINISHED_COLUMNS, keepCountsOf, keepOutcomesOf } from "../../metrics_sql.ts";
+import { all, batch, compile, literalStatuses, statusAllows } from "../sql.ts";
 import { cancelDependents } from "./dependencies.ts";
+import { SQLITE_METRICS } from "./metrics.ts";
 import { getTask } from "./read.ts";
 
 /**
@@ -40,17 +42,18 @@ export async function cancel(conn: Connection, id: number, now: number): Promise
  * cancelled: the task could never run.
  */
 export async function requeue(conn: Connection, id: number, now: number): Promise<Task> {
-  const rows = await all<TaskJsonRow>(
-    conn,
+  const which = sql`id = ${id} AND ${statusAllows("requeue")}
+    AND NOT EXISTS (${dependencies(sql`r.status IN ('failed', 'cancelled')`)})`;
+  const [, rows] = await batch(conn, [
+    keepOutcomesOf(sql`SELECT ${FINISHED_COLUMNS} FROM task_queue WHERE ${which}`, SQLITE_METRICS),
     sql`
       UPDATE task_queue SET
         status = CASE WHEN EXISTS (${dependencies(sql`r.status <> 'completed'`)}) THEN 'waiting'
           ELSE 'queued' END,
         attempts = 0, run_after = ${now}, finished_at = NULL, updated_at = ${now}
-      WHERE id = ${id} AND ${statusAllows("requeue")}
-        AND NOT EXISTS (${dependencies(sql`r.status IN ('failed', 'cancelled')`)})
+      WHERE ${which}
       RETURNING ${TASK_JSON}`,
-  );
+  ]) as [unknown, TaskJsonRow[]];
   if (rows[0]) return toTask(rows[0]);
   const [lost] = await all<{ id: number; status: string }>(
     conn,
@@ -72,22 +75,25 @@ function dependencies(condition: SQL): SQL {
     WHERE d.task_id = task_queue.id AND ${condition}`;
 }
 
-/** Queues every failed task (of `type`, when given) again; returns how many. */
+/** Queues every failed task (of `type`, when given) again, as {@link requeue} does one; returns how many. */
 export async function requeueFailed(
   conn: Connection,
   type: string | undefined,
   now: number,
 ): Promise<number> {
   const ofType = type === undefined ? sql`` : sql`AND type = ${type}`;
-  const rows = await all<{ id: number }>(
-    conn,
+  const [, rows] = await batch(conn, [
+    keepOutcomesOf(
+      sql`SELECT ${FINISHED_COLUMNS} FROM task_queue WHERE status = 'failed' ${ofType}`,
+      SQLITE_METRICS,
+    ),
     sql`
       UPDATE task_queue SET status = 'queued', attempts = 0, run_after = ${now}, finished_at = NULL,
         updated_at = ${now}
       WHERE status = 'failed' ${ofType}
       RETURNING id`,
-  );
-  return rows.length;
+  ]);
+  return rows!.length;
 }
 
 /**
@@ -98,48 +104,53 @@ export async function requeueFailed(
 export async function requeueWhere(conn: Connection, filter: RequeueFilter, now: number): Promise<number> {
   const ofType = filter.type === undefined ? sql`` : sql`AND type = ${filter.type}`;
   const ofQueue = filter.queue === undefined ? sql`` : sql`AND queue = ${filter.queue}`;
-  const rows = await all<{ id: number }>(
-    conn,
+  const which = sql`status IN ${literalStatuses([filter.status])} AND ${statusAllows("requeue")} ${ofType}
+    ${ofQueue} AND NOT EXISTS (${dependencies(sql`r.status IN ('failed', 'cancelled')`)})`;
+  const [, rows] = await batch(conn, [
+    keepOutcomesOf(sql`SELECT ${FINISHED_COLUMNS} FROM task_queue WHERE ${which}`, SQLITE_METRICS),
     sql`
       UPDATE task_queue SET
         status = CASE WHEN EXISTS (${dependencies(sql`r.status <> 'completed'`)}) THEN 'waiting'
           ELSE 'queued' END,
         attempts = 0, run_after = ${now}, finished_at = NULL, updated_at = ${now}
-      WHERE status IN ${literalStatuses([filter.status])} AND ${statusAllows("requeue")} ${ofType} ${ofQueue}
-        AND NOT EXISTS (${dependencies(sql`r.status IN ('failed', 'cancelled')`)})
+      WHERE ${which}
       RETURNING id`,
-  );
-  return rows.length;
+  ]);
+  return rows!.length;
 }
 
-/** Deletes a finished task (but the newest of all, which keeps ids unique) and its logs. */
+/**
+ * Deletes a finished task (but the newest of all, which keeps ids unique) and its logs; its events not
+ * folded into the metrics' counters yet are added to them first, in the same transaction.
+ */
 export async function deleteTask(conn: Connection, id: number): Promise<boolean> {
-  const rows = await all<{ id: number }>(
-    conn,
-    sql`
-      DELETE FROM task_queue
-      WHERE id = ${id} AND status IN ${literalStatuses(TERMINAL_STATUSES)}
-        AND id < (SELECT max(id) FROM task_queue)
-      RETURNING id`,
-  );
-  if (rows.length > 0) return true;
+  const doomed = sql`id = ${id} AND status IN ${literalStatuses(TERMINAL_STATUSES)}
+    AND id < (SELECT max(id) FROM task_queue)`;
+  const [, rows] = await batch(conn, [
+    keepCountsOf(sql`SELECT id, ${FINISHED_COLUMNS} FROM task_queue WHERE ${doomed}`, SQLITE_METRICS),
+    sql`DELETE FROM task_queue WHERE ${doomed} RETURNING id`,
+  ]);
+  if (rows!.length > 0) return true;
   return deleteRefused(id, await getTask(conn, id));
 }
 
-/** Deletes the tasks of `statuses` that finished before `finishedBefore`; returns how many. */
+/**
+ * Deletes the tasks of `statuses` that finished before `finishedBefore`; returns how many. The metrics'
+ * counters keep counting them: their events not folded yet are added to the stored counters first, in the
+ * same transaction.
+ */
 export async function purge(
   conn: Connection,
   statuses: readonly TaskStatus[],
   finishedBefore: number,
 ): Promise<number> {
-  const rows = await all<{ id: number }>(
-    conn,
-    sql`
-      DELETE FROM task_queue
-      WHERE finished_at < ${finishedBefore} AND status IN ${literalStatuses(statuses)}
-        -- SQLite numbers a new row after the largest id present: keeping the newest task keeps ids unique.
-        AND id < (SELECT max(id) FROM task_queue)
-      RETURNING id`,
-  );
-  return rows.length;
+  // SQLite numbers a new row after the largest id present: keeping the newest task keeps ids unique.
+  const doomed = sql`
+    finished_at < ${finishedBefore} AND status IN ${literalStatuses(statuses)}
+    AND id < (SELECT max(id) FROM task_queue)`;
+  const [, deleted] = await batch(conn, [
+    keepCountsOf(sql`SELECT id, ${FINISHED_COLUMNS} FROM task_queue WHERE ${doomed}`, SQLITE_METRICS),
+    sql`DELETE FROM task_queue WHERE ${doomed} RETURNING id`,
+  ]);
+  return deleted!.length;
 }
