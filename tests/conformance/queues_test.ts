@@ -59,22 +59,64 @@ describeEachStore("named queues", (it) => {
   it("a concurrency limit caps running tasks, claimed-ahead and expired ones included", async ({ store }) => {
     await fill(store, "api", 6);
     await fill(store, "default", 2);
-    await store.queueUpdate("api", { concurrency: 2 }, T0);
+    // Claimed ahead before the queue had a limit: they count as running once it has one.
+    const ahead = await claim(store, { queues: ["api"], limit: 2, start: 0 });
+    await store.queueUpdate("api", { concurrency: 3 }, T0);
     // One claim of everything: the free queue whole, the limited one up to its limit.
-    const first = await claim(store, { limit: 10, start: 1 });
+    const first = await claim(store, { limit: 10 });
     assert.equal(first.filter((l) => l.task.queue === "default").length, 2);
-    const api = first.filter((l) => l.task.queue === "api");
-    assert.equal(api.length, 2, "two of api, one of them claimed ahead or not, both count");
+    const api = [...ahead, ...first.filter((l) => l.task.queue === "api")];
+    assert.equal(api.length, 3, "two claimed ahead and one more: all three count");
     assert.deepEqual(await claim(store, { queues: ["api"], limit: 10 }), []);
     // A lease past its deadline still counts until it is reaped.
     const later = T0 + LEASE_MS * 10;
     assert.deepEqual(await claim(store, { queues: ["api"], limit: 10, now: later }), []);
-    await complete(store, [api[0]!], later);
+    await complete(store, [api[2]!], later);
     const next = await claim(store, { queues: ["api"], limit: 10, now: later });
     assert.equal(next.length, 1, "a finished task frees one place");
     await store.taskReapExpired(later + 1);
-    assert.equal(await runningIn(store, "api", later + 1), 1, "the reaped task no longer runs");
-    assert.equal((await claim(store, { queues: ["api"], limit: 10, now: later + 1 })).length, 1);
+    assert.equal(await runningIn(store, "api", later + 1), 1, "the reaped tasks no longer run");
+    assert.equal((await claim(store, { queues: ["api"], limit: 10, now: later + 1 })).length, 2);
+  });
+
+  it("a limited queue's tasks are never claimed ahead: each one claimed starts at once", async ({ store }) => {
+    await fill(store, "mail", 10);
+    await fill(store, "default", 10);
+    await store.queueUpdate("mail", { rate: { limit: 100, intervalMs: 60_000 }, concurrency: 50 }, T0);
+    const leased = await claim(store, { queues: ["mail"], limit: 10, start: 2 });
+    assert.equal(leased.length, 2, "only the tasks that start now");
+    assert.ok(leased.every((l) => l.task.startedAt === T0 && l.task.attempts === 1));
+    const mixed = await claim(store, { limit: 10, start: 3 });
+    const started = mixed.filter((l) => l.task.startedAt !== null);
+    assert.equal(started.length, 3);
+    assert.ok(
+      mixed.filter((l) => l.task.queue === "mail").every((l) => l.task.startedAt !== null),
+      "claimed ahead only from the free queue",
+    );
+    assert.equal(mixed.filter((l) => l.task.startedAt === null).length, 7);
+  });
+
+  it("a claim takes from limited and free queues in the strategy's order across them", async ({ store }) => {
+    // A generous limit's big backlog of low priority, inserted first, and a free queue's urgent task.
+    await insert(store, Array.from({ length: 30 }, () => newTask({ queue: "bulk", priority: 9 })));
+    const [urgent] = await insert(store, [newTask({ queue: "default", priority: 0 })]);
+    await store.queueUpdate("bulk", { concurrency: 1000 }, T0);
+    assert.deepEqual((await claim(store, { limit: 1, strategy: "priority" })).map((l) => l.task.id), [
+      urgent,
+    ]);
+    // And the other way round: the limited queue's better tasks come first, within its limit.
+    const [best] = await insert(store, [newTask({ queue: "bulk", priority: -1 })]);
+    await insert(store, [newTask({ queue: "default", priority: 5 })]);
+    const two = await claim(store, { limit: 2, strategy: "priority" });
+    assert.deepEqual(two.map((l) => [l.task.queue, l.task.priority]), [["bulk", -1], ["default", 5]]);
+    assert.equal(two[0]!.task.id, best);
+    // First in, first out across them: a free task enqueued before a limited queue's.
+    const [early] = await insert(store, [newTask({ queue: "default", priority: 9 })]);
+    await insert(store, [newTask({ queue: "bulk", priority: 0 })]);
+    const fifo = await claim(store, { limit: 1, strategy: "fifo" });
+    assert.equal(fifo[0]!.task.queue, "bulk", "the backlog's oldest task, enqueued before either");
+    await store.queueUpdate("bulk", { paused: true }, T0);
+    assert.deepEqual((await claim(store, { limit: 1, strategy: "fifo" })).map((l) => l.task.id), [early]);
   });
 
   it("lowering a limit below the running tasks claims nothing until they finish; none removes it", async ({ store }) => {

@@ -174,7 +174,7 @@ export class PostgresStore implements Store {
     return this.#again(async (late) => {
       // The claim's own times: what it set is not read back.
       const at = late === 0 ? params : { ...params, now: params.now + late };
-      return leasedFrom(await this.#conn.rows(claimStatement(at, undefined, held)), at);
+      return leasedFrom(await this.#conn.rows(claimStatement(at, held)), at);
     });
   }
 
@@ -207,8 +207,8 @@ export class PostgresStore implements Store {
       return this.#conn.begin(async (tx) => {
         const statements = progress ? progressStatements(progress, at.now) : [];
         const results = await Promise.all(statements.map((statement) => this.#conn.rows(statement, tx)));
-        const parts = await claimWithLimits(at, limitedClaimOps(this.#conn, tx, held), skipFree);
-        return { results, leased: leasedFrom(parts.flat(), at), tried };
+        const rows = await claimWithLimits(at, limitedClaimOps(this.#conn, tx, held), skipFree);
+        return { results, leased: leasedFrom(rows, at), tried };
       });
     });
   }
@@ -243,7 +243,7 @@ export class PostgresStore implements Store {
     const results = await this.#again((late) => {
       at = late === 0 ? params : { ...params, now: params.now + late };
       tried.push(at.now);
-      return this.#conn.batch([...progressStatements(progress, at.now), claimStatement(at, undefined, held)]);
+      return this.#conn.batch([...progressStatements(progress, at.now), claimStatement(at, held)]);
     });
     const claimed = results.pop()!;
     const recorded = await this.#ownRecorded(progress, recordedFrom(progress, results), tried);

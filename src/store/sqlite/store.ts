@@ -159,8 +159,8 @@ export class SqliteStore implements Store {
     return await this.#conn.transaction(async (tx) => {
       const results: StatementResult[] = [];
       for (const statement of statements) results.push(await tx.execute(statement));
-      const parts = await claimWithLimits(params, limitedClaimOps(tx), skipFree);
-      return { results, leased: leasedFrom(parts.flat(), params) };
+      const rows = await claimWithLimits(params, limitedClaimOps(tx), skipFree);
+      return { results, leased: leasedFrom(rows, params) };
     });
   }
 
