@@ -110,10 +110,14 @@ export async function claimWithLimits<Rows>(
   return rows;
 }
 
-/** The queues a plain claim leaves out (`held`: paused or limited), and of those the limited, unpaused ones. */
+/**
+ * The queues a plain claim leaves out (`held`: paused or limited), of those the limited, unpaused ones, and
+ * the paused ones.
+ */
 export interface HeldQueues {
   held: readonly string[];
   limited: ReadonlySet<string>;
+  paused: ReadonlySet<string>;
 }
 
 /**
@@ -126,7 +130,7 @@ export interface HeldQueues {
 export class HeldQueueNames {
   readonly #read: () => Promise<{ name: string; limited: boolean }[]>;
   readonly #ttlMs: number;
-  #names: HeldQueues = { held: [], limited: new Set() };
+  #names: HeldQueues = { held: [], limited: new Set(), paused: new Set() };
   #readAt = -Infinity;
   #reading: Promise<HeldQueues> | null = null;
 
@@ -142,6 +146,7 @@ export class HeldQueueNames {
       this.#names = {
         held: rows.map((row) => row.name),
         limited: new Set(rows.filter((row) => row.limited).map((row) => row.name)),
+        paused: new Set(rows.filter((row) => !row.limited).map((row) => row.name)),
       };
       this.#readAt = performance.now();
       return this.#names;

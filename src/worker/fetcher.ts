@@ -16,7 +16,7 @@ const PREFETCH_HORIZON_MS = 10;
 /** And their payloads should take no more memory than this, in UTF-16 code units of JSON. */
 const PREFETCH_PAYLOAD_LENGTH = 16 * 1024 * 1024;
 
-type FetcherStore = Pick<Store, "taskRecordAndClaim" | "taskPending" | "taskWaiting">;
+type FetcherStore = Pick<Store, "taskRecordAndClaim" | "taskPending" | "taskWaiting" | "queuePausedNames">;
 
 export class Fetcher {
   readonly #store: FetcherStore;
@@ -131,6 +131,16 @@ export class Fetcher {
   /** Counts how long a handler took, for {@link prefetchTarget}. */
   recordRunTime(ms: number): void {
     this.#averageRunMs = movingAverage(this.#averageRunMs, ms);
+  }
+
+  /**
+   * Whether a claimed-ahead task of `queue` may start: not when its queue has been paused since the claim,
+   * as this worker knows (at once after a pause made in this process, within a second of one made in
+   * another). Its claim did not count it in its queue's limits, since a limited queue is never claimed
+   * ahead.
+   */
+  async mayStart(queue: string): Promise<boolean> {
+    return !(await this.#store.queuePausedNames()).has(queue);
   }
 
   /** How many tasks this worker could claim now, and how many of its types are running anywhere. */

@@ -20,6 +20,8 @@ async function runningIn(store: Store, queue: string, now = T0): Promise<number>
   return (await store.queueList(now)).find((q) => q.name === queue)?.running ?? 0;
 }
 
+const sortedNames = (names: Iterable<string>) => [...names].sort();
+
 const complete = (store: Store, leased: Awaited<ReturnType<typeof claim>>, now: number) =>
   finish(store, leased.map((l) => ({ ...fenceOf(l), status: "completed" as const })), now);
 
@@ -54,6 +56,16 @@ describeEachStore("named queues", (it) => {
     assert.deepEqual(await complete(store, [running!], T0 + 1), new Set([running!.task.id]));
     await store.queueUpdate("slow", { paused: false }, T0 + 2);
     assert.equal((await claim(store, { limit: 10, now: T0 + 2 })).length, 2);
+  });
+
+  it("the paused queues a store names change at once with a pause or resume made through it", async ({ store }) => {
+    assert.deepEqual([...await store.queuePausedNames()], []);
+    await store.queueUpdate("a", { paused: true }, T0);
+    await store.queueUpdate("b", { paused: true, concurrency: 2 }, T0);
+    await store.queueUpdate("c", { concurrency: 2 }, T0);
+    assert.deepEqual(sortedNames(await store.queuePausedNames()), ["a", "b"], "paused ones, limited or not");
+    await store.queueUpdate("a", { paused: false }, T0);
+    assert.deepEqual(sortedNames(await store.queuePausedNames()), ["b"]);
   });
 
   it("a concurrency limit caps running tasks, claimed-ahead and expired ones included", async ({ store }) => {

@@ -373,6 +373,9 @@ export class PostgresStore implements Store {
   queueList(now: number): Promise<QueueInfo[]> {
     return this.#again((late) => listQueues(this.#conn, now + late));
   }
+  async queuePausedNames(): Promise<ReadonlySet<string>> {
+    return (await this.#heldNames.get()).paused;
+  }
 
   // ---- Workers and logs ----
 

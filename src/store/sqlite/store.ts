@@ -289,6 +289,9 @@ export class SqliteStore implements Store {
   queueList(now: number): Promise<QueueInfo[]> {
     return listQueues(this.#conn, now);
   }
+  async queuePausedNames(): Promise<ReadonlySet<string>> {
+    return (await this.#heldNames.get()).paused;
+  }
 
   // ---- Workers and logs ----
 
