@@ -44,6 +44,8 @@ import { FINISHED_CHANNEL } from "./migrations.ts";
 import { Notifications } from "./notifications.ts";
 import { Reconnect } from "./reconnect.ts";
 import { claimStatement, leasedFrom } from "./queries/claim.ts";
+import { mergedClaimStatement } from "./queries/merged_claim.ts";
+import type { Statement } from "./sql.ts";
 import { claimWithLimits, HeldQueueNames, limitedScope } from "../limited_claim.ts";
 import { heldQueueRows, limitedClaimOps, listQueues, updateQueue } from "./queries/queues.ts";
 import { insertMany, insertOne } from "./queries/insert.ts";
@@ -174,7 +176,7 @@ export class PostgresStore implements Store {
     return this.#again(async (late) => {
       // The claim's own times: what it set is not read back.
       const at = late === 0 ? params : { ...params, now: params.now + late };
-      return leasedFrom(await this.#conn.rows(claimStatement(at, held)), at);
+      return leasedFrom(await this.#conn.rows(freeClaim(at, held)), at);
     });
   }
 
@@ -243,7 +245,7 @@ export class PostgresStore implements Store {
     const results = await this.#again((late) => {
       at = late === 0 ? params : { ...params, now: params.now + late };
       tried.push(at.now);
-      return this.#conn.batch([...progressStatements(progress, at.now), claimStatement(at, held)]);
+      return this.#conn.batch([...progressStatements(progress, at.now), freeClaim(at, held)]);
     });
     const claimed = results.pop()!;
     const recorded = await this.#ownRecorded(progress, recordedFrom(progress, results), tried);
@@ -462,4 +464,16 @@ export function openPostgresStore(url: string, options: PostgresStoreOptions = {
 /** A failure once an application's transaction callback began: never a reason to make the call again. */
 class FromCallback {
   constructor(readonly error: unknown) {}
+}
+
+/**
+ * The claim of a worker that serves no limited queue. By priority, one that names its queues, or that must
+ * pass held ones by, reads each queue's best tasks from the index led by the queue (see `merged_claim.ts`);
+ * otherwise it walks the priority index.
+ */
+function freeClaim(params: ClaimParams, held: readonly string[]): Statement {
+  if (params.strategy === "priority" && (params.queues !== undefined || held.length > 0)) {
+    return mergedClaimStatement(params, [], true, held);
+  }
+  return claimStatement(params, held);
 }

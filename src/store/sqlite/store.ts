@@ -47,6 +47,7 @@ import { claimWithLimits, HeldQueueNames, limitedScope } from "../limited_claim.
 import { heldQueueRows, limitedClaimOps, listQueues, updateQueue } from "./queries/queues.ts";
 import { migrate } from "./migrate.ts";
 import { claimStatement, leasedFrom, needsOrderIndex, ORDER_INDEX } from "./queries/claim.ts";
+import { mergedClaimStatement } from "./queries/merged_claim.ts";
 import { insertMany, insertOne } from "./queries/insert.ts";
 import { expiredLeases, extendLease, heartbeat, reapExpired, releaseMany } from "./queries/leases.ts";
 import { appendLogs, listLogs } from "./queries/logs.ts";
@@ -168,6 +169,13 @@ export class SqliteStore implements Store {
     if (needsOrderIndex(params.strategy) && !this.#hasOrderIndex) {
       await all(this.#conn, ORDER_INDEX);
       this.#hasOrderIndex = true;
+    }
+    // By priority, a claim that names its queues, or that must pass held ones by, reads each queue's best
+    // tasks from the index led by the queue (see `merged_claim.ts`); otherwise it walks the priority index.
+    if (params.strategy === "priority") {
+      const pending = this.#heldNames.get();
+      const { held } = pending instanceof Promise ? await pending : pending;
+      if (params.queues !== undefined || held.length > 0) return mergedClaimStatement(params, [], true);
     }
     return claimStatement(params);
   }

@@ -43,7 +43,24 @@ function mergedQuery(
   const due = sql`status = 'queued' AND run_after <= ${p("now")} ${ofTypes}`;
   const order = PART_ORDER[strategy];
   const parts: SQL[] = [];
-  if (withFree) {
+  let served = sql``;
+  if (withFree && strategy === "priority") {
+    // Each served queue's best tasks, read from the index led by the queue (ordered by the queue first, which
+    // is one, so that no planner takes the priority index instead): a held queue's backlog is never
+    // walked past (the index led by priority would pass every one of its tasks ahead of a free one). The
+    // queues served are those named, or those with queued tasks, found by a walk of that index that jumps
+    // from one queue to the next.
+    served = listed
+      ? sql`served(name) AS (SELECT value FROM json_each(${p("queues")})),`
+      : sql`served(name) AS (
+        SELECT min(queue) FROM task_queue WHERE status = 'queued'
+        UNION ALL SELECT (SELECT min(queue) FROM task_queue WHERE status = 'queued' AND queue > served.name)
+        FROM served WHERE served.name IS NOT NULL),`;
+    parts.push(sql`SELECT t.id, t.priority, t.run_after, 1 AS free FROM served JOIN task_queue t ON t.id IN (
+        SELECT id FROM task_queue WHERE ${due} AND queue = served.name
+        ORDER BY queue, ${order} LIMIT ${bound(p("limit"))})
+      WHERE served.name IS NOT NULL AND served.name NOT IN ${HELD_QUEUES}`);
+  } else if (withFree) {
     const ofQueues = listed ? sql`AND queue IN (SELECT value FROM json_each(${p("queues")}))` : sql``;
     parts.push(sql`SELECT id, priority, run_after, 1 AS free FROM (
       SELECT id, priority, run_after FROM task_queue WHERE ${due} ${ofQueues} AND queue NOT IN ${HELD_QUEUES}
@@ -58,19 +75,20 @@ function mergedQuery(
   // The first `start` of all candidates start now; tasks claimed ahead come from the free queues alone, so
   // that a limited queue's claims are its starts (its rate limit then counts starts, not claims).
   prepared = new PreparedSql(sql`
-    WITH candidates AS MATERIALIZED (${sql.join(parts, sql` UNION ALL `)}),
+    WITH RECURSIVE ${served}
+    candidates AS MATERIALIZED (${sql.join(parts, sql` UNION ALL `)}),
     starters AS MATERIALIZED (SELECT id FROM candidates ORDER BY ${merge} LIMIT ${bound(p("start"))}),
-    picked AS (
-      SELECT id, 1 AS starts FROM starters
-      UNION ALL SELECT id, 0 FROM (
-        SELECT id FROM candidates WHERE free = 1 AND id NOT IN (SELECT id FROM starters)
-        ORDER BY ${merge} LIMIT ${bound(p("ahead"))}))
+    ahead AS (
+      SELECT id FROM candidates WHERE free = 1 AND id NOT IN (SELECT id FROM starters)
+      ORDER BY ${merge} LIMIT ${bound(p("ahead"))})
     UPDATE task_queue SET
-      status = 'running', attempts = attempts + c.starts, locked_by = ${p("workerId")},
-      lease_token = lower(hex(randomblob(12))), lease_until = ${p("leaseUntil")},
-      started_at = CASE WHEN c.starts THEN ${p("now")} END, updated_at = ${p("now")}
-    FROM (SELECT id AS claimed_id, starts FROM picked) AS c
-    WHERE task_queue.id = c.claimed_id AND task_queue.${statusAllows("claim")}
+      status = 'running', attempts = attempts + (id IN (SELECT id FROM starters)),
+      locked_by = ${p("workerId")}, lease_token = lower(hex(randomblob(12))), lease_until = ${
+    p("leaseUntil")
+  },
+      started_at = CASE WHEN id IN (SELECT id FROM starters) THEN ${p("now")} END, updated_at = ${p("now")}
+    -- By id, from the chosen ids: joined to them instead, the planner may scan the whole table.
+    WHERE id IN (SELECT id FROM starters UNION ALL SELECT id FROM ahead) AND ${statusAllows("claim")}
     RETURNING ${CLAIM_RETURNING}`);
   MERGED.set(key, prepared);
   return prepared;
