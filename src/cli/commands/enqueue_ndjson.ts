@@ -29,6 +29,8 @@ const NdjsonLine = v.strictObject({
   delayMs: v.optional(v.number()),
   runAt: v.optional(v.union([v.string(), v.number()])),
   maxAttempts: v.optional(v.number()),
+  // Its fields are checked by the queue, which names the one at fault.
+  retry: v.optional(v.record(v.string(), v.number())),
   idempotencyKey: v.optional(v.string()),
   timeoutMs: v.optional(v.number()),
   queue: v.optional(v.string()),
