@@ -58,6 +58,34 @@ describeEachStore("named queues", (it) => {
     assert.equal((await claim(store, { limit: 10, now: T0 + 2 })).length, 2);
   });
 
+  it("with a held queue's backlog ahead, claims by priority take the other queues' best, named or not", async ({ store }) => {
+    await insert(store, Array.from({ length: 20 }, () => newTask({ queue: "held", priority: -5 })));
+    const a = await insert(store, [3, 1, 2].map((priority) => newTask({ queue: "a", priority })));
+    const b = await insert(store, [0, 4].map((priority) => newTask({ queue: "b", priority, type: "u" })));
+    const c = await insert(store, [newTask({ queue: "c", priority: 1, runAfter: T0 + 1000 })]);
+    await store.queueUpdate("held", { paused: true }, T0);
+    const byPriority = { strategy: "priority" as const };
+    // Every queue served: the best of a and b across them; c's task is not due.
+    const all = await claim(store, { ...byPriority, limit: 3, start: 1 });
+    assert.deepEqual(all.map((l) => l.task.id), [b[0], a[1], a[2]]);
+    assert.deepEqual(all.map((l) => l.task.startedAt !== null), [true, false, false]);
+    // Named queues, with a type filter: only b's u tasks; then c's once due.
+    assert.deepEqual(
+      (await claim(store, { ...byPriority, limit: 5, queues: ["b", "c"], types: ["u"] })).map((l) =>
+        l.task.id
+      ),
+      [b[1]],
+    );
+    assert.deepEqual(
+      (await claim(store, { ...byPriority, limit: 5, queues: ["c", "a"], now: T0 + 1000 })).map((l) =>
+        l.task.id
+      ),
+      [c[0], a[0]],
+    );
+    await store.queueUpdate("held", { paused: false }, T0);
+    assert.equal((await claim(store, { ...byPriority, limit: 50, queues: ["held"] })).length, 20);
+  });
+
   it("the paused queues a store names change at once with a pause or resume made through it", async ({ store }) => {
     assert.deepEqual([...await store.queuePausedNames()], []);
     await store.queueUpdate("a", { paused: true }, T0);
