@@ -248,6 +248,36 @@ describe("tasks waiting in the buffer", () => {
     });
   });
 
+  test("tasks claimed ahead from a rate-limited queue whose window ends before they start go back unstarted", async () => {
+    await withDb(async (db) => {
+      const queue = new Queue(db);
+      await queue.setQueueLimits("default", { rate: { limit: 1000, intervalMs: 300 } });
+      await enqueueN(queue, 50);
+      const events: WorkerEvent[] = [];
+      const w = worker(db, { concurrency: 1, onEvent: (event) => void events.push(event) });
+      const ran: number[] = [];
+      let buffered: number[] = [];
+      const summary = await w.runLoop({
+        taskHandler: async (task) => {
+          ran.push(task.id);
+          const claimed = claimedIds(events);
+          if (buffered.length > 0 || claimed.length === ran.length) return;
+          buffered = claimed.filter((id) => !ran.includes(id));
+          // Longer than the interval: the window the buffered tasks' claim counted in is over when they
+          // could start, and a start now would be one more in a later window than the one they counted in.
+          await delay(400);
+        },
+        untilEmpty: true,
+      });
+
+      assert.ok(buffered.length > 1, `expected several tasks in the buffer, got ${buffered.length}`);
+      const released = new Set(events.flatMap((e) => e.type === "released" ? [e.task.id] : []));
+      for (const id of buffered) assert.ok(released.has(id), `task ${id} started past its window`);
+      assert.equal(summary.completed, 50, "claimed again in a later window, every task ran");
+      for (const id of buffered) assert.equal((await queue.get(id))?.attempts, 1, `task ${id}: one attempt`);
+    });
+  });
+
   test("a buffered task cancelled before it starts is never run, and is reported as cancelled", async () => {
     await withDb(async (db) => {
       const queue = new Queue(db);

@@ -5,12 +5,13 @@
  * small operations in its own SQL: lock the limited queues' rows (so that their claims are made one at a
  * time, on PostgreSQL too), count their running tasks after the lock, claim in one statement from the free
  * queues and from each limited queue what its limits leave, in the strategy's order across them, and count
- * the claims in the rate limit's window. A limited queue's tasks are never claimed ahead of a free slot:
- * each one claimed starts at once, so that its limits count starts. Unlimited queues never wait for a lock.
+ * the claims in the rate limit's window. A task claimed ahead from a rate-limited queue carries the end of
+ * the window its claim was counted in, and must start before then (see {@link LeasedTask.startBy}), so that
+ * the limit counts starts. Unlimited queues never wait for a lock.
  *
  * @module
  */
-import type { ClaimParams } from "./types.ts";
+import type { ClaimParams, LeasedTask } from "./types.ts";
 
 /** A limited queue's settings and rate window, as a claim reads them under its lock. */
 export interface LimitedQueue {
@@ -33,7 +34,7 @@ export interface LimitedClaimOps<Rows> {
   /**
    * Claims, in the strategy's order across them all, from every queue (of `params.queues`) that is neither
    * paused nor limited (unless `withFree` is false), and from each queue of `arms` at most its `take`. The
-   * first `params.start` start now; tasks claimed ahead (the others) come from the free queues alone.
+   * first `params.start` start now; the others are claimed ahead.
    */
   claimMerged(params: ClaimParams, arms: readonly LimitedArm[], withFree: boolean): Promise<Rows>;
   /**
@@ -78,9 +79,9 @@ export function allowance(queue: LimitedQueue, running: number, now: number, wan
 
 /**
  * A claim across limited and free queues, inside one transaction the caller holds: each limited queue may
- * give what its limits leave, at most the tasks that start now (never one claimed ahead, whose start would
- * come later, past the window or the pause its claim was counted in); one statement takes the best of those
- * and of the free queues' tasks in the strategy's order. Returns the claimed rows.
+ * give what its limits leave; one statement takes the best of those and of the free queues' tasks in the
+ * strategy's order. Returns the claimed rows, and for each rate-limited queue claimed from, the end of the
+ * window its claims were counted in: the tasks claimed ahead from it must start before then.
  *
  * @param skipFree when every queue the worker serves is limited, so that the free part would find nothing
  */
@@ -88,26 +89,37 @@ export async function claimWithLimits<Rows>(
   params: ClaimParams,
   ops: LimitedClaimOps<Rows>,
   skipFree: boolean,
-): Promise<Rows> {
-  const start = Math.min(params.start ?? params.limit, params.limit);
+): Promise<{ rows: Rows; startBy: Map<string, number> }> {
   const limited = await ops.lockLimited(params.queues);
   const arms: LimitedArm[] = [];
-  if (limited.length > 0 && start > 0) {
+  if (limited.length > 0) {
     const running = await ops.countRunning(limited.map((queue) => queue.name));
     for (const queue of limited) {
-      const take = allowance(queue, running.get(queue.name) ?? 0, params.now, start);
+      const take = allowance(queue, running.get(queue.name) ?? 0, params.now, params.limit);
       if (take > 0) arms.push({ queue: queue.name, take });
     }
   }
   const rows = await ops.claimMerged(params, arms, !skipFree);
   const claimed = ops.countByQueue(rows);
+  const startBy = new Map<string, number>();
   for (const queue of limited) {
     const n = claimed.get(queue.name) ?? 0;
     if (queue.rateLimit === null || n === 0) continue;
     const window = currentWindow(queue, params.now);
     await ops.saveWindow(queue.name, window.start, window.count + n);
+    startBy.set(queue.name, window.start + queue.rateIntervalMs!);
   }
-  return rows;
+  return { rows, startBy };
+}
+
+/** Marks the tasks claimed ahead from a rate-limited queue with the time they must start by. */
+export function withStartBy(leased: LeasedTask[], startBy: ReadonlyMap<string, number>): LeasedTask[] {
+  if (startBy.size === 0) return leased;
+  for (const item of leased) {
+    const by = startBy.get(item.task.queue);
+    if (by !== undefined && item.task.startedAt === null) item.startBy = by;
+  }
+  return leased;
 }
 
 /**

@@ -119,8 +119,8 @@ export class Dispatcher {
     this.#running.set(task.id, running);
     this.#keeper.start();
     try {
-      if (leased.task.startedAt === null && !(await this.#fetcher.mayStart(task.queue))) {
-        return await this.#handBackPaused(leased);
+      if (leased.task.startedAt === null && !(await this.#fetcher.mayStart(leased))) {
+        return await this.#handBack(leased);
       }
       if (leased.task.startedAt === null && !(await this.#recordStart(running, started, leased))) {
         return this.#reportLost(running);
@@ -172,11 +172,11 @@ export class Dispatcher {
   }
 
   /**
-   * Hands a claimed-ahead task of a queue paused since its claim back to the queue, unstarted and its
-   * attempt not counted, so that a paused queue starts nothing new. A fence that no longer holds means the
+   * Hands a claimed-ahead task that may not start (its queue paused since its claim, or its rate window
+   * over) back to the queue, unstarted and its attempt not counted. A fence that no longer holds means the
    * task was taken from this worker meanwhile (cancelled, reclaimed): nothing to hand back.
    */
-  async #handBackPaused(leased: LeasedTask): Promise<void> {
+  async #handBack(leased: LeasedTask): Promise<void> {
     const fence = { id: leased.task.id, leaseToken: leased.leaseToken };
     const released = await this.#store.taskReleaseMany([fence], this.#clock.now());
     if (released.has(fence.id)) this.#events.released(leased.task);

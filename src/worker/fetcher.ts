@@ -134,13 +134,14 @@ export class Fetcher {
   }
 
   /**
-   * Whether a claimed-ahead task of `queue` may start: not when its queue has been paused since the claim,
-   * as this worker knows (at once after a pause made in this process, within a second of one made in
-   * another). Its claim did not count it in its queue's limits, since a limited queue is never claimed
-   * ahead.
+   * Whether a claimed-ahead task may start now: not past the end of the rate window its claim was counted
+   * in (a start then would be one more in a later window), nor when its queue has been paused since the
+   * claim, as this worker knows (at once after a pause made in this process, within a second of one made
+   * in another).
    */
-  async mayStart(queue: string): Promise<boolean> {
-    return !(await this.#store.queuePausedNames()).has(queue);
+  async mayStart(leased: LeasedTask): Promise<boolean> {
+    if (leased.startBy !== undefined && this.#clock.now() >= leased.startBy) return false;
+    return !(await this.#store.queuePausedNames()).has(leased.task.queue);
   }
 
   /** How many tasks this worker could claim now, and how many of its types are running anywhere. */

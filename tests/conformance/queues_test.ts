@@ -119,21 +119,25 @@ describeEachStore("named queues", (it) => {
     assert.equal((await claim(store, { queues: ["api"], limit: 10, now: later + 1 })).length, 2);
   });
 
-  it("a limited queue's tasks are never claimed ahead: each one claimed starts at once", async ({ store }) => {
-    await fill(store, "mail", 10);
-    await fill(store, "default", 10);
-    await store.queueUpdate("mail", { rate: { limit: 100, intervalMs: 60_000 }, concurrency: 50 }, T0);
-    const leased = await claim(store, { queues: ["mail"], limit: 10, start: 2 });
-    assert.equal(leased.length, 2, "only the tasks that start now");
-    assert.ok(leased.every((l) => l.task.startedAt === T0 && l.task.attempts === 1));
-    const mixed = await claim(store, { limit: 10, start: 3 });
-    const started = mixed.filter((l) => l.task.startedAt !== null);
-    assert.equal(started.length, 3);
-    assert.ok(
-      mixed.filter((l) => l.task.queue === "mail").every((l) => l.task.startedAt !== null),
-      "claimed ahead only from the free queue",
-    );
-    assert.equal(mixed.filter((l) => l.task.startedAt === null).length, 7);
+  it("tasks claimed ahead from a rate-limited queue must start by the end of the window they counted in", async ({ store }) => {
+    const window = Math.ceil(T0 / 1000) * 1000 + 1000;
+    await fill(store, "mail", 10, window - 5000);
+    await fill(store, "api", 10, window - 5000);
+    await store.queueUpdate("mail", { rate: { limit: 100, intervalMs: 1000 } }, window - 5000);
+    await store.queueUpdate("api", { concurrency: 50 }, window - 5000);
+    const mail = await claim(store, { queues: ["mail"], limit: 5, start: 2, now: window + 300 });
+    assert.deepEqual(mail.map((l) => l.startBy), [
+      undefined,
+      undefined,
+      window + 1000,
+      window + 1000,
+      window + 1000,
+    ]);
+    assert.deepEqual(mail.map((l) => l.task.startedAt !== null), [true, true, false, false, false]);
+    // A queue with a concurrency limit alone: its claimed-ahead tasks count as running; no deadline.
+    const api = await claim(store, { queues: ["api"], limit: 5, start: 2, now: window + 300 });
+    assert.deepEqual(api.map((l) => l.startBy), [undefined, undefined, undefined, undefined, undefined]);
+    assert.equal(await runningIn(store, "api", window + 300), 5);
   });
 
   it("a claim takes from limited and free queues in the strategy's order across them", async ({ store }) => {

@@ -37,8 +37,8 @@ const MAX_STEPS = 40;
 // Named queues: limits and pause. Tasks go to a few queues; an operation sets a queue's concurrency limit,
 // rate limit or pause (each left as it was, set, or removed); a claim may name the queues it serves. The
 // model predicts what each claim may take: nothing from a paused queue, from a limited one at most what its
-// limits leave and only tasks that start at once, the free queues' tasks and the limited ones' merged in
-// the strategy's order.
+// limits leave, the free queues' tasks and the limited ones' merged in the strategy's order; a task claimed
+// ahead from a rate-limited queue must start by the end of the window its claim counted in.
 
 const QUEUES = ["default", "q1", "q2"] as const;
 
@@ -133,7 +133,7 @@ function predictClaim(model: Model, op: Extract<Op, { kind: "claim" }>): ClaimPr
   for (const name of queues.rows.keys()) {
     if (!served(name) || !queues.limited(name)) continue;
     const q = queues.get(name);
-    let take = start;
+    let take = op.limit;
     if (q.concurrency !== null) take = Math.min(take, q.concurrency - runningIn(model, name));
     if (q.rate !== null) take = Math.min(take, q.rate.limit - queues.window(name, model.now).count);
     takes.set(name, Math.max(0, take));
@@ -159,10 +159,7 @@ function predictClaim(model: Model, op: Extract<Op, { kind: "claim" }>): ClaimPr
     ...[...takes].flatMap(([name, take]) => limitedOf(name).sort(order).slice(0, take)),
   ].sort(order);
   const starters = candidates.slice(0, start);
-  const ahead = candidates.filter((t) => !takes.has(t.queue) && !starters.includes(t)).slice(
-    0,
-    op.limit - start,
-  );
+  const ahead = candidates.filter((t) => !starters.includes(t)).slice(0, op.limit - start);
   const ids = [...starters, ...ahead].map((t) => t.id);
   return { allowed: new Set(ids), takes, ids, size: ids.length, minSize: ids.length };
 }
@@ -173,8 +170,9 @@ function runningIn(model: Model, queue: string): number {
 
 /**
  * Checks a claim against the queues' limits and pauses, before the model takes it in: nothing from a
- * paused or unserved queue, from a limited queue no more than its limits leave and only tasks that start
- * at once. Then counts the claims in the model's rate windows, as the store does.
+ * paused or unserved queue, from a limited queue no more than its limits leave, and a task claimed ahead
+ * from a rate-limited one carries the end of its window. Then counts the claims in the model's rate
+ * windows, as the store does.
  */
 function checkClaimAgainstQueues(
   model: Model,
@@ -187,20 +185,16 @@ function checkClaimAgainstQueues(
     leased.length >= prediction.minSize,
     `at least ${prediction.minSize} claimed, got ${leased.length}`,
   );
-  for (const { task } of leased) {
+  for (const { task, startBy } of leased) {
     const q = model.queues.get(task.queue);
     assert.ok(!q.paused, `task ${task.id} claimed from the paused queue ${task.queue}`);
     assert.ok(
       op.queues === undefined || op.queues.includes(task.queue),
       `task ${task.id} of an unserved queue`,
     );
-    if (prediction.takes.has(task.queue)) {
-      assert.notEqual(
-        task.startedAt,
-        null,
-        `task ${task.id} of the limited queue ${task.queue} claimed ahead`,
-      );
-    }
+    const rated = prediction.takes.has(task.queue) && q.rate !== null && task.startedAt === null;
+    const window = rated ? model.queues.window(task.queue, model.now) : undefined;
+    assert.equal(startBy, window && window.start + q.rate!.intervalMs, `task ${task.id}: startBy`);
   }
   for (const [name, take] of prediction.takes) {
     const n = leased.filter((l) => l.task.queue === name).length;

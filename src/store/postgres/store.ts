@@ -46,7 +46,7 @@ import { Reconnect } from "./reconnect.ts";
 import { claimStatement, leasedFrom } from "./queries/claim.ts";
 import { mergedClaimStatement } from "./queries/merged_claim.ts";
 import type { Statement } from "./sql.ts";
-import { claimWithLimits, HeldQueueNames, limitedScope } from "../limited_claim.ts";
+import { claimWithLimits, HeldQueueNames, limitedScope, withStartBy } from "../limited_claim.ts";
 import { heldQueueRows, limitedClaimOps, listQueues, updateQueue } from "./queries/queues.ts";
 import { insertMany, insertOne } from "./queries/insert.ts";
 import { expiredLeases, extendLease, heartbeat, reapExpired, releaseMany } from "./queries/leases.ts";
@@ -209,8 +209,8 @@ export class PostgresStore implements Store {
       return this.#conn.begin(async (tx) => {
         const statements = progress ? progressStatements(progress, at.now) : [];
         const results = await Promise.all(statements.map((statement) => this.#conn.rows(statement, tx)));
-        const rows = await claimWithLimits(at, limitedClaimOps(this.#conn, tx, held), skipFree);
-        return { results, leased: leasedFrom(rows, at), tried };
+        const { rows, startBy } = await claimWithLimits(at, limitedClaimOps(this.#conn, tx, held), skipFree);
+        return { results, leased: withStartBy(leasedFrom(rows, at), startBy), tried };
       });
     });
   }

@@ -43,7 +43,7 @@ import {
 import { backupDatabase } from "./backup.ts";
 import type { Connection } from "./connection.ts";
 import type { SqlStatement, StatementResult } from "./driver.ts";
-import { claimWithLimits, HeldQueueNames, limitedScope } from "../limited_claim.ts";
+import { claimWithLimits, HeldQueueNames, limitedScope, withStartBy } from "../limited_claim.ts";
 import { heldQueueRows, limitedClaimOps, listQueues, updateQueue } from "./queries/queues.ts";
 import { migrate } from "./migrate.ts";
 import { claimStatement, leasedFrom, needsOrderIndex, ORDER_INDEX } from "./queries/claim.ts";
@@ -160,8 +160,8 @@ export class SqliteStore implements Store {
     return await this.#conn.transaction(async (tx) => {
       const results: StatementResult[] = [];
       for (const statement of statements) results.push(await tx.execute(statement));
-      const rows = await claimWithLimits(params, limitedClaimOps(tx), skipFree);
-      return { results, leased: leasedFrom(rows, params) };
+      const { rows, startBy } = await claimWithLimits(params, limitedClaimOps(tx), skipFree);
+      return { results, leased: withStartBy(leasedFrom(rows, params), startBy) };
     });
   }
 

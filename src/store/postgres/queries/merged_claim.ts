@@ -56,33 +56,39 @@ function mergedQuery(
         SELECT min(queue) FROM task_queue WHERE status = 'queued'
         UNION ALL SELECT (SELECT min(queue) FROM task_queue WHERE status = 'queued' AND queue > served.name)
         FROM served WHERE served.name IS NOT NULL),`;
-    parts.push(sql`SELECT f.id, f.priority, f.run_after, true AS free FROM served CROSS JOIN LATERAL (
+    parts.push(sql`SELECT f.id, f.priority, f.run_after FROM served CROSS JOIN LATERAL (
         SELECT id, priority, run_after FROM task_queue
         WHERE ${due} AND queue >= served.name AND queue <= served.name
         ORDER BY queue, ${order} LIMIT ${p("limit")}::bigint FOR UPDATE SKIP LOCKED) AS f
       WHERE served.name IS NOT NULL AND served.name <> ALL(${p("held")}::text[])`);
   } else if (withFree) {
     const ofQueues = listed ? sql`AND queue = ANY(${p("queues")}::text[])` : sql``;
-    parts.push(sql`SELECT id, priority, run_after, true AS free FROM (
+    parts.push(sql`SELECT id, priority, run_after FROM (
       SELECT id, priority, run_after FROM task_queue
       WHERE ${due} ${ofQueues} AND queue <> ALL(${p("held")}::text[])
       ORDER BY ${order} LIMIT ${p("limit")}::bigint FOR UPDATE SKIP LOCKED) AS f`);
   }
+  // A limited queue's best tasks; by priority, from the index led by the queue, as above.
+  const byQueueIndex = strategy !== "fifo" && strategy !== "lifo";
   for (let i = 0; i < arms; i++) {
-    parts.push(sql`SELECT id, priority, run_after, false AS free FROM (
-      SELECT id, priority, run_after FROM task_queue WHERE ${due} AND queue = ${p(`queue${i}`)}::text
-      ORDER BY ${order} LIMIT ${p(`take${i}`)}::bigint FOR UPDATE SKIP LOCKED) AS ${sql.raw(`l${i}`)}`);
+    const queue = p(`queue${i}`);
+    const ofQueue = byQueueIndex
+      ? sql`queue >= ${queue}::text AND queue <= ${queue}::text`
+      : sql`queue = ${queue}::text`;
+    parts.push(sql`SELECT id, priority, run_after FROM (
+      SELECT id, priority, run_after FROM task_queue WHERE ${due} AND ${ofQueue}
+      ORDER BY ${byQueueIndex ? sql`queue, ${order}` : order} LIMIT ${p(`take${i}`)}::bigint
+      FOR UPDATE SKIP LOCKED) AS ${sql.raw(`l${i}`)}`);
   }
   const merge = sql.raw(MERGE_ORDER[strategy]);
-  // The first `start` of all candidates start now; tasks claimed ahead come from the free queues alone, so
-  // that a limited queue's claims are its starts (its rate limit then counts starts, not claims). The rows
+  // The first `start` of all candidates start now; the next ones are claimed ahead. The rows
   // are fetched by their ids as arrays, as in `claim.ts`.
   prepared = new PreparedSql(sql`
     WITH RECURSIVE ${served}
     candidates AS MATERIALIZED (${sql.join(parts, sql` UNION ALL `)}),
     starters AS MATERIALIZED (SELECT id FROM candidates ORDER BY ${merge} LIMIT ${p("start")}::bigint),
     ahead AS (
-      SELECT id FROM candidates WHERE free AND id <> ALL(ARRAY(SELECT id FROM starters))
+      SELECT id FROM candidates WHERE id <> ALL(ARRAY(SELECT id FROM starters))
       ORDER BY ${merge} LIMIT ${p("ahead")}::bigint),
     s AS (SELECT ARRAY(SELECT id FROM starters) AS ids)
     UPDATE task_queue t SET

@@ -56,36 +56,36 @@ function mergedQuery(
         SELECT min(queue) FROM task_queue WHERE status = 'queued'
         UNION ALL SELECT (SELECT min(queue) FROM task_queue WHERE status = 'queued' AND queue > served.name)
         FROM served WHERE served.name IS NOT NULL),`;
-    parts.push(sql`SELECT t.id, t.priority, t.run_after, 1 AS free FROM served JOIN task_queue t ON t.id IN (
+    parts.push(sql`SELECT t.id, t.priority, t.run_after FROM served JOIN task_queue t ON t.id IN (
         SELECT id FROM task_queue WHERE ${due} AND queue = served.name
         ORDER BY queue, ${order} LIMIT ${bound(p("limit"))})
       WHERE served.name IS NOT NULL AND served.name NOT IN ${HELD_QUEUES}`);
   } else if (withFree) {
     const ofQueues = listed ? sql`AND queue IN (SELECT value FROM json_each(${p("queues")}))` : sql``;
-    parts.push(sql`SELECT id, priority, run_after, 1 AS free FROM (
+    parts.push(sql`SELECT id, priority, run_after FROM (
       SELECT id, priority, run_after FROM task_queue WHERE ${due} ${ofQueues} AND queue NOT IN ${HELD_QUEUES}
       ORDER BY ${order} LIMIT ${bound(p("limit"))})`);
   }
+  // A limited queue's best tasks; by priority, from the index led by the queue, as above.
+  const armOrder = strategy === "fifo" || strategy === "lifo" ? order : sql`queue, ${order}`;
   for (let i = 0; i < arms; i++) {
-    parts.push(sql`SELECT id, priority, run_after, 0 AS free FROM (
+    parts.push(sql`SELECT id, priority, run_after FROM (
       SELECT id, priority, run_after FROM task_queue WHERE ${due} AND queue = ${p(`queue${i}`)}
-      ORDER BY ${order} LIMIT ${bound(p(`take${i}`))})`);
+      ORDER BY ${armOrder} LIMIT ${bound(p(`take${i}`))})`);
   }
   const merge = MERGE_ORDER[strategy];
-  // The first `start` of all candidates start now; tasks claimed ahead come from the free queues alone, so
-  // that a limited queue's claims are its starts (its rate limit then counts starts, not claims).
+  // The first `start` of all candidates start now; the next ones are claimed ahead.
   prepared = new PreparedSql(sql`
     WITH RECURSIVE ${served}
     candidates AS MATERIALIZED (${sql.join(parts, sql` UNION ALL `)}),
     starters AS MATERIALIZED (SELECT id FROM candidates ORDER BY ${merge} LIMIT ${bound(p("start"))}),
     ahead AS (
-      SELECT id FROM candidates WHERE free = 1 AND id NOT IN (SELECT id FROM starters)
+      SELECT id FROM candidates WHERE id NOT IN (SELECT id FROM starters)
       ORDER BY ${merge} LIMIT ${bound(p("ahead"))})
     UPDATE task_queue SET
       status = 'running', attempts = attempts + (id IN (SELECT id FROM starters)),
-      locked_by = ${p("workerId")}, lease_token = lower(hex(randomblob(12))), lease_until = ${
-    p("leaseUntil")
-  },
+      locked_by = ${p("workerId")}, lease_token = lower(hex(randomblob(12))),
+      lease_until = ${p("leaseUntil")},
       started_at = CASE WHEN id IN (SELECT id FROM starters) THEN ${p("now")} END, updated_at = ${p("now")}
     -- By id, from the chosen ids: joined to them instead, the planner may scan the whole table.
     WHERE id IN (SELECT id FROM starters UNION ALL SELECT id FROM ahead) AND ${statusAllows("claim")}
