@@ -120,7 +120,7 @@ export class Dispatcher {
     this.#keeper.start();
     try {
       if (leased.task.startedAt === null && !(await this.#fetcher.mayStart(leased))) {
-        return await this.#handBack(leased);
+        return await this.#handBack([leased, ...this.#fetcher.takeUnstartable()]);
       }
       if (leased.task.startedAt === null && !(await this.#recordStart(running, started, leased))) {
         return this.#reportLost(running);
@@ -172,14 +172,14 @@ export class Dispatcher {
   }
 
   /**
-   * Hands a claimed-ahead task that may not start (its queue paused since its claim, or its rate window
-   * over) back to the queue, unstarted and its attempt not counted. A fence that no longer holds means the
-   * task was taken from this worker meanwhile (cancelled, reclaimed): nothing to hand back.
+   * Hands claimed-ahead tasks that may not start (their queue paused since their claim, or their rate
+   * window over) back to the queue, unstarted and their attempts not counted, in one write. A fence that no
+   * longer holds means the task was taken from this worker meanwhile (cancelled, reclaimed).
    */
-  async #handBack(leased: LeasedTask): Promise<void> {
-    const fence = { id: leased.task.id, leaseToken: leased.leaseToken };
-    const released = await this.#store.taskReleaseMany([fence], this.#clock.now());
-    if (released.has(fence.id)) this.#events.released(leased.task);
+  async #handBack(tasks: readonly LeasedTask[]): Promise<void> {
+    const fences = tasks.map(({ task, leaseToken }) => ({ id: task.id, leaseToken }));
+    const released = await this.#store.taskReleaseMany(fences, this.#clock.now());
+    for (const { task } of tasks) if (released.has(task.id)) this.#events.released(task);
   }
 
   #reportLost(running: Running): void {

@@ -32,6 +32,8 @@ export class Fetcher {
   readonly #concurrency: number;
   /** Claimed, not started yet: their leases are held (and renewed) like those of running tasks. */
   #buffer: LeasedTask[] = [];
+  /** The paused queues as {@link mayStart} last read them. */
+  #paused: ReadonlySet<string> = new Set();
   /** Moving average of how long a handler takes, in ms; NaN until one has run. */
   #averageRunMs = NaN;
   /** Moving average of the payload length of claimed tasks. */
@@ -141,7 +143,21 @@ export class Fetcher {
    */
   async mayStart(leased: LeasedTask): Promise<boolean> {
     if (leased.startBy !== undefined && this.#clock.now() >= leased.startBy) return false;
-    return !(await this.#store.queuePausedNames()).has(leased.task.queue);
+    this.#paused = await this.#store.queuePausedNames();
+    return !this.#paused.has(leased.task.queue);
+  }
+
+  /**
+   * Takes from the buffer every task that may not start either (see {@link mayStart}), as last known, so
+   * that they go back together: at the end of a rate window, hundreds may be waiting.
+   */
+  takeUnstartable(): LeasedTask[] {
+    const now = this.#clock.now();
+    const unstartable = (leased: LeasedTask) =>
+      (leased.startBy !== undefined && now >= leased.startBy) || this.#paused.has(leased.task.queue);
+    const taken = this.#buffer.filter(unstartable);
+    if (taken.length > 0) this.#buffer = this.#buffer.filter((leased) => !unstartable(leased));
+    return taken;
   }
 
   /** How many tasks this worker could claim now, and how many of its types are running anywhere. */
