@@ -16,9 +16,12 @@ const TaskItem = v.strictObject({
   delayMs: v.optional(v.number()),
   runAt: v.optional(v.union([v.string(), v.number()])),
   maxAttempts: v.optional(v.number()),
+  // Its fields are checked by the queue, which names the one at fault.
+  retry: v.optional(v.record(v.string(), v.number())),
   idempotencyKey: v.optional(v.string()),
   timeoutMs: v.optional(v.number()),
   queue: v.optional(v.string()),
+  dependsOn: v.optional(v.array(v.number())),
 });
 
 /** The fields a task given as JSON may have, in the order the schema lists them. */

@@ -156,7 +156,7 @@ test(
       const others = Array.from({ length: 7 }, () => openPostgresStore(url, { maxConnections: 1 }));
       try {
         const applied = await Promise.all([store, ...others].map((s) => s.migrate(Date.now())));
-        assert.deepEqual(applied.flat().sort(), MIGRATIONS.map((m) => m.version));
+        assert.deepEqual(applied.flat().sort((a, b) => a - b), MIGRATIONS.map((m) => m.version));
       } finally {
         await Promise.all(others.map((other) => other.close()));
       }

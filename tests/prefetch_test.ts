@@ -206,6 +206,78 @@ describe("tasks waiting in the buffer", () => {
     });
   });
 
+  test("a queue paused while tasks wait in the buffer starts none of them: they go back, attempt not counted", async () => {
+    await withDb(async (db) => {
+      const queue = new Queue(db);
+      await enqueueN(queue, 50);
+      const events: WorkerEvent[] = [];
+      const w = worker(db, { concurrency: 1, onEvent: (event) => void events.push(event) });
+      const ran: number[] = [];
+      let buffered: number[] = [];
+      let pausedAt = -1;
+      const summary = await w.runLoop({
+        taskHandler: async (task) => {
+          ran.push(task.id);
+          const claimed = claimedIds(events);
+          // Pause at the first task that starts while others wait in the buffer.
+          if (pausedAt !== -1 || claimed.length === ran.length) return;
+          buffered = claimed.filter((id) => !ran.includes(id));
+          await queue.pauseQueue("default");
+          pausedAt = ran.length;
+        },
+        // Ends the loop once nothing is runnable: a paused queue's tasks are not.
+        untilEmpty: true,
+      });
+
+      assert.ok(
+        buffered.length > 1,
+        `expected several tasks in the buffer at the pause, got ${buffered.length}`,
+      );
+      assert.equal(ran.length, pausedAt, `${ran.length - pausedAt} tasks started after the pause`);
+      const releasedIds = events.flatMap((e) => e.type === "released" ? [e.task.id] : []);
+      assert.deepEqual(releasedIds.toSorted((a, b) => a - b), buffered.toSorted((a, b) => a - b));
+      assert.equal(summary.released, buffered.length);
+      for (const id of buffered) {
+        const task = await queue.get(id);
+        assert.equal(task?.status, "queued", `task ${id}`);
+        assert.equal(task?.attempts, 0, `task ${id}`);
+      }
+      await queue.resumeQueue("default");
+      const rest = await w.runLoop({ taskHandler: () => {}, untilEmpty: true });
+      assert.equal(rest.completed, 50 - ran.length, "resumed, every task left runs");
+    });
+  });
+
+  test("tasks claimed ahead from a rate-limited queue whose window ends before they start go back unstarted", async () => {
+    await withDb(async (db) => {
+      const queue = new Queue(db);
+      await queue.setQueueLimits("default", { rate: { limit: 1000, intervalMs: 300 } });
+      await enqueueN(queue, 50);
+      const events: WorkerEvent[] = [];
+      const w = worker(db, { concurrency: 1, onEvent: (event) => void events.push(event) });
+      const ran: number[] = [];
+      let buffered: number[] = [];
+      const summary = await w.runLoop({
+        taskHandler: async (task) => {
+          ran.push(task.id);
+          const claimed = claimedIds(events);
+          if (buffered.length > 0 || claimed.length === ran.length) return;
+          buffered = claimed.filter((id) => !ran.includes(id));
+          // Longer than the interval: the window the buffered tasks' claim counted in is over when they
+          // could start, and a start now would be one more in a later window than the one they counted in.
+          await delay(400);
+        },
+        untilEmpty: true,
+      });
+
+      assert.ok(buffered.length > 1, `expected several tasks in the buffer, got ${buffered.length}`);
+      const released = new Set(events.flatMap((e) => e.type === "released" ? [e.task.id] : []));
+      for (const id of buffered) assert.ok(released.has(id), `task ${id} started past its window`);
+      assert.equal(summary.completed, 50, "claimed again in a later window, every task ran");
+      for (const id of buffered) assert.equal((await queue.get(id))?.attempts, 1, `task ${id}: one attempt`);
+    });
+  });
+
   test("a buffered task cancelled before it starts is never run, and is reported as cancelled", async () => {
     await withDb(async (db) => {
       const queue = new Queue(db);

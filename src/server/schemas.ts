@@ -84,6 +84,22 @@ export const SCHEMAS: Record<string, JsonSchema> = {
       timeoutMs: { type: "integer", minimum: 1 },
       idempotencyKey: { type: "string", description: "A taken key gives back the existing task" },
       queue: { type: "string", description: "Default: the handler's, else 'default'" },
+      retry: {
+        type: "object",
+        additionalProperties: false,
+        properties: {
+          initialDelayMs: { type: "integer", minimum: 0 },
+          multiplier: { type: "number" },
+          maxDelayMs: { type: "integer", minimum: 0 },
+          jitter: { type: "number", minimum: 0, maximum: 1 },
+        },
+        description: "The task's own backoff, over its handler's and the worker's",
+      },
+      dependsOn: {
+        type: "array",
+        items: { type: "integer", minimum: 1 },
+        description: "Ids of tasks it waits for: it runs once they have all completed",
+      },
     },
     required: ["type"],
   },

@@ -3,12 +3,15 @@
  * queues as it always has (one statement that leaves paused and limited queues out); only when the worker
  * serves a limited queue does it run {@link claimWithLimits} instead, in one transaction, through a few
  * small operations in its own SQL: lock the limited queues' rows (so that their claims are made one at a
- * time, on PostgreSQL too), count their running tasks after the lock, claim what the limits leave, and
- * count the claims in the rate limit's window. Unlimited queues never wait for a lock.
+ * time, on PostgreSQL too), count their running tasks after the lock, claim in one statement from the free
+ * queues and from each limited queue what its limits leave, in the strategy's order across them, and count
+ * the claims in the rate limit's window. A task claimed ahead from a rate-limited queue carries the end of
+ * the window its claim was counted in, and must start before then (see {@link LeasedTask.startBy}), so that
+ * the limit counts starts. Unlimited queues never wait for a lock.
  *
  * @module
  */
-import type { ClaimParams } from "./types.ts";
+import type { ClaimParams, LeasedTask } from "./types.ts";
 
 /** A limited queue's settings and rate window, as a claim reads them under its lock. */
 export interface LimitedQueue {
@@ -20,10 +23,20 @@ export interface LimitedQueue {
   windowCount: number;
 }
 
+/** How many tasks a claim may take from one limited queue. */
+export interface LimitedArm {
+  queue: string;
+  take: number;
+}
+
 /** What a store does, in its own SQL, inside the claim's transaction. */
 export interface LimitedClaimOps<Rows> {
-  /** Claims from every queue (of `params.queues`) that is neither paused nor limited. */
-  claimFree(params: ClaimParams): Promise<Rows>;
+  /**
+   * Claims, in the strategy's order across them all, from every queue (of `params.queues`) that is neither
+   * paused nor limited (unless `withFree` is false), and from each queue of `arms` at most its `take`. The
+   * first `params.start` start now; the others are claimed ahead.
+   */
+  claimMerged(params: ClaimParams, arms: readonly LimitedArm[], withFree: boolean): Promise<Rows>;
   /**
    * Locks the rows of the limited queues that are not paused (of `queues`, when given) until the
    * transaction ends, waiting for any other claim that holds them, and returns them as they are then; a
@@ -32,12 +45,10 @@ export interface LimitedClaimOps<Rows> {
   lockLimited(queues: readonly string[] | undefined): Promise<LimitedQueue[]>;
   /** How many tasks of each of these queues are `running` now, as seen after the lock was taken. */
   countRunning(queues: readonly string[]): Promise<Map<string, number>>;
-  /** Claims from this one queue alone: at most `params.limit`, the first `params.start` starting now. */
-  claimFrom(queue: string, params: ClaimParams): Promise<Rows>;
   /** Writes a queue's rate window: when it started and how many claims it has counted. */
   saveWindow(queue: string, start: number, count: number): Promise<void>;
-  /** How many tasks a claim's rows hold. */
-  size(rows: Rows): number;
+  /** How many tasks of each queue a claim's rows hold. */
+  countByQueue(rows: Rows): Map<string, number>;
 }
 
 /**
@@ -67,53 +78,58 @@ export function allowance(queue: LimitedQueue, running: number, now: number, wan
 }
 
 /**
- * A claim across limited and free queues, inside one transaction the caller holds: first each limited queue,
- * in name order, for what its limits leave, then the free queues for the rest. Limited queues first, since
- * the free claim walks the claim index past every queued task of a held queue: a worker draining a limited
- * queue with a large backlog then rarely needs it. Returns each part's rows; the tasks that start at once
- * are the first `params.start` taken.
+ * A claim across limited and free queues, inside one transaction the caller holds: each limited queue may
+ * give what its limits leave; one statement takes the best of those and of the free queues' tasks in the
+ * strategy's order. Returns the claimed rows, and for each rate-limited queue claimed from, the end of the
+ * window its claims were counted in: the tasks claimed ahead from it must start before then.
  *
- * @param skipFree when every queue the worker serves is limited, so that the free claim would find nothing
+ * @param skipFree when every queue the worker serves is limited, so that the free part would find nothing
  */
 export async function claimWithLimits<Rows>(
   params: ClaimParams,
   ops: LimitedClaimOps<Rows>,
   skipFree: boolean,
-): Promise<Rows[]> {
-  const parts: Rows[] = [];
-  let limit = params.limit;
-  let start = params.start ?? params.limit;
-  const took = (rows: Rows) => {
-    parts.push(rows);
-    const n = ops.size(rows);
-    limit -= n;
-    start -= Math.min(start, n);
-    return n;
-  };
+): Promise<{ rows: Rows; startBy: Map<string, number> }> {
   const limited = await ops.lockLimited(params.queues);
+  const arms: LimitedArm[] = [];
   if (limited.length > 0) {
     const running = await ops.countRunning(limited.map((queue) => queue.name));
     for (const queue of limited) {
-      if (limit <= 0) break;
-      const n = allowance(queue, running.get(queue.name) ?? 0, params.now, limit);
-      if (n === 0) continue;
-      const claimed = took(
-        await ops.claimFrom(queue.name, { ...params, limit: n, start: Math.min(start, n) }),
-      );
-      if (queue.rateLimit !== null && claimed > 0) {
-        const window = currentWindow(queue, params.now);
-        await ops.saveWindow(queue.name, window.start, window.count + claimed);
-      }
+      const take = allowance(queue, running.get(queue.name) ?? 0, params.now, params.limit);
+      if (take > 0) arms.push({ queue: queue.name, take });
     }
   }
-  if (!skipFree && limit > 0) took(await ops.claimFree({ ...params, limit, start }));
-  return parts;
+  const rows = await ops.claimMerged(params, arms, !skipFree);
+  const claimed = ops.countByQueue(rows);
+  const startBy = new Map<string, number>();
+  for (const queue of limited) {
+    const n = claimed.get(queue.name) ?? 0;
+    if (queue.rateLimit === null || n === 0) continue;
+    const window = currentWindow(queue, params.now);
+    await ops.saveWindow(queue.name, window.start, window.count + n);
+    startBy.set(queue.name, window.start + queue.rateIntervalMs!);
+  }
+  return { rows, startBy };
 }
 
-/** The queues a plain claim leaves out (`held`: paused or limited), and of those the limited, unpaused ones. */
+/** Marks the tasks claimed ahead from a rate-limited queue with the time they must start by. */
+export function withStartBy(leased: LeasedTask[], startBy: ReadonlyMap<string, number>): LeasedTask[] {
+  if (startBy.size === 0) return leased;
+  for (const item of leased) {
+    const by = startBy.get(item.task.queue);
+    if (by !== undefined && item.task.startedAt === null) item.startBy = by;
+  }
+  return leased;
+}
+
+/**
+ * The queues a plain claim leaves out (`held`: paused or limited), of those the limited, unpaused ones, and
+ * the paused ones.
+ */
 export interface HeldQueues {
   held: readonly string[];
   limited: ReadonlySet<string>;
+  paused: ReadonlySet<string>;
 }
 
 /**
@@ -126,7 +142,7 @@ export interface HeldQueues {
 export class HeldQueueNames {
   readonly #read: () => Promise<{ name: string; limited: boolean }[]>;
   readonly #ttlMs: number;
-  #names: HeldQueues = { held: [], limited: new Set() };
+  #names: HeldQueues = { held: [], limited: new Set(), paused: new Set() };
   #readAt = -Infinity;
   #reading: Promise<HeldQueues> | null = null;
 
@@ -142,6 +158,7 @@ export class HeldQueueNames {
       this.#names = {
         held: rows.map((row) => row.name),
         limited: new Set(rows.filter((row) => row.limited).map((row) => row.name)),
+        paused: new Set(rows.filter((row) => !row.limited).map((row) => row.name)),
       };
       this.#readAt = performance.now();
       return this.#names;

@@ -253,6 +253,11 @@ export interface Store {
    * it has queued and running, and how long its oldest runnable task has waited at `now`.
    */
   queueList(now: number): Promise<QueueInfo[]>;
+  /**
+   * The paused queues as this store last read them, for a worker to check before it starts a task it claimed
+   * ahead: read again at most once a second, and at once after a change made through this store.
+   */
+  queuePausedNames(): Promise<ReadonlySet<string>>;
 
   /**
    * Extends the leases of a worker's running tasks to `leaseUntil`, each under its fence, and, when

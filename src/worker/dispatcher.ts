@@ -33,7 +33,7 @@ export class Dispatcher {
   loopHandler: TaskHandler | undefined = undefined;
   readonly #running: Map<number, Running>;
   readonly #inFlight = new Set<Promise<void>>();
-  readonly #store: Pick<Store, "taskGet">;
+  readonly #store: Pick<Store, "taskGet" | "taskReleaseMany">;
   readonly #clock: Clock;
   readonly #concurrency: number;
   readonly #state: RunState;
@@ -47,7 +47,7 @@ export class Dispatcher {
   /** @param running where the attempts under way are kept: the lease keeper renews their leases */
   constructor(
     running: Map<number, Running>,
-    store: Pick<Store, "taskGet">,
+    store: Pick<Store, "taskGet" | "taskReleaseMany">,
     parts: DispatcherParts,
     options: { clock: Clock; concurrency: number },
   ) {
@@ -119,6 +119,9 @@ export class Dispatcher {
     this.#running.set(task.id, running);
     this.#keeper.start();
     try {
+      if (leased.task.startedAt === null && !(await this.#fetcher.mayStart(leased))) {
+        return await this.#handBack([leased, ...this.#fetcher.takeUnstartable()]);
+      }
       if (leased.task.startedAt === null && !(await this.#recordStart(running, started, leased))) {
         return this.#reportLost(running);
       }
@@ -166,6 +169,17 @@ export class Dispatcher {
     const held = await this.#completer.startAndWait(start);
     if (!held && !running.lost) running.lost = await lossFrom(this.#store, running.task.id);
     return held && !running.lost;
+  }
+
+  /**
+   * Hands claimed-ahead tasks that may not start (their queue paused since their claim, or their rate
+   * window over) back to the queue, unstarted and their attempts not counted, in one write. A fence that no
+   * longer holds means the task was taken from this worker meanwhile (cancelled, reclaimed).
+   */
+  async #handBack(tasks: readonly LeasedTask[]): Promise<void> {
+    const fences = tasks.map(({ task, leaseToken }) => ({ id: task.id, leaseToken }));
+    const released = await this.#store.taskReleaseMany(fences, this.#clock.now());
+    for (const { task } of tasks) if (released.has(task.id)) this.#events.released(task);
   }
 
   #reportLost(running: Running): void {

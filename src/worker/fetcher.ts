@@ -16,7 +16,7 @@ const PREFETCH_HORIZON_MS = 10;
 /** And their payloads should take no more memory than this, in UTF-16 code units of JSON. */
 const PREFETCH_PAYLOAD_LENGTH = 16 * 1024 * 1024;
 
-type FetcherStore = Pick<Store, "taskRecordAndClaim" | "taskPending" | "taskWaiting">;
+type FetcherStore = Pick<Store, "taskRecordAndClaim" | "taskPending" | "taskWaiting" | "queuePausedNames">;
 
 export class Fetcher {
   readonly #store: FetcherStore;
@@ -32,6 +32,8 @@ export class Fetcher {
   readonly #concurrency: number;
   /** Claimed, not started yet: their leases are held (and renewed) like those of running tasks. */
   #buffer: LeasedTask[] = [];
+  /** The paused queues as {@link mayStart} last read them. */
+  #paused: ReadonlySet<string> = new Set();
   /** Moving average of how long a handler takes, in ms; NaN until one has run. */
   #averageRunMs = NaN;
   /** Moving average of the payload length of claimed tasks. */
@@ -131,6 +133,31 @@ export class Fetcher {
   /** Counts how long a handler took, for {@link prefetchTarget}. */
   recordRunTime(ms: number): void {
     this.#averageRunMs = movingAverage(this.#averageRunMs, ms);
+  }
+
+  /**
+   * Whether a claimed-ahead task may start now: not past the end of the rate window its claim was counted
+   * in (a start then would be one more in a later window), nor when its queue has been paused since the
+   * claim, as this worker knows (at once after a pause made in this process, within a second of one made
+   * in another).
+   */
+  async mayStart(leased: LeasedTask): Promise<boolean> {
+    if (leased.startBy !== undefined && this.#clock.now() >= leased.startBy) return false;
+    this.#paused = await this.#store.queuePausedNames();
+    return !this.#paused.has(leased.task.queue);
+  }
+
+  /**
+   * Takes from the buffer every task that may not start either (see {@link mayStart}), as last known, so
+   * that they go back together: at the end of a rate window, hundreds may be waiting.
+   */
+  takeUnstartable(): LeasedTask[] {
+    const now = this.#clock.now();
+    const unstartable = (leased: LeasedTask) =>
+      (leased.startBy !== undefined && now >= leased.startBy) || this.#paused.has(leased.task.queue);
+    const taken = this.#buffer.filter(unstartable);
+    if (taken.length > 0) this.#buffer = this.#buffer.filter((leased) => !unstartable(leased));
+    return taken;
   }
 
   /** How many tasks this worker could claim now, and how many of its types are running anywhere. */

@@ -20,6 +20,8 @@ async function runningIn(store: Store, queue: string, now = T0): Promise<number>
   return (await store.queueList(now)).find((q) => q.name === queue)?.running ?? 0;
 }
 
+const sortedNames = (names: Iterable<string>) => [...names].sort();
+
 const complete = (store: Store, leased: Awaited<ReturnType<typeof claim>>, now: number) =>
   finish(store, leased.map((l) => ({ ...fenceOf(l), status: "completed" as const })), now);
 
@@ -56,25 +58,109 @@ describeEachStore("named queues", (it) => {
     assert.equal((await claim(store, { limit: 10, now: T0 + 2 })).length, 2);
   });
 
+  it("with a held queue's backlog ahead, claims by priority take the other queues' best, named or not", async ({ store }) => {
+    await insert(store, Array.from({ length: 20 }, () => newTask({ queue: "held", priority: -5 })));
+    const a = await insert(store, [3, 1, 2].map((priority) => newTask({ queue: "a", priority })));
+    const b = await insert(store, [0, 4].map((priority) => newTask({ queue: "b", priority, type: "u" })));
+    const c = await insert(store, [newTask({ queue: "c", priority: 1, runAfter: T0 + 1000 })]);
+    await store.queueUpdate("held", { paused: true }, T0);
+    const byPriority = { strategy: "priority" as const };
+    // Every queue served: the best of a and b across them; c's task is not due.
+    const all = await claim(store, { ...byPriority, limit: 3, start: 1 });
+    assert.deepEqual(all.map((l) => l.task.id), [b[0], a[1], a[2]]);
+    assert.deepEqual(all.map((l) => l.task.startedAt !== null), [true, false, false]);
+    // Named queues, with a type filter: only b's u tasks; then c's once due.
+    assert.deepEqual(
+      (await claim(store, { ...byPriority, limit: 5, queues: ["b", "c"], types: ["u"] })).map((l) =>
+        l.task.id
+      ),
+      [b[1]],
+    );
+    assert.deepEqual(
+      (await claim(store, { ...byPriority, limit: 5, queues: ["c", "a"], now: T0 + 1000 })).map((l) =>
+        l.task.id
+      ),
+      [c[0], a[0]],
+    );
+    await store.queueUpdate("held", { paused: false }, T0);
+    assert.equal((await claim(store, { ...byPriority, limit: 50, queues: ["held"] })).length, 20);
+  });
+
+  it("the paused queues a store names change at once with a pause or resume made through it", async ({ store }) => {
+    assert.deepEqual([...await store.queuePausedNames()], []);
+    await store.queueUpdate("a", { paused: true }, T0);
+    await store.queueUpdate("b", { paused: true, concurrency: 2 }, T0);
+    await store.queueUpdate("c", { concurrency: 2 }, T0);
+    assert.deepEqual(sortedNames(await store.queuePausedNames()), ["a", "b"], "paused ones, limited or not");
+    await store.queueUpdate("a", { paused: false }, T0);
+    assert.deepEqual(sortedNames(await store.queuePausedNames()), ["b"]);
+  });
+
   it("a concurrency limit caps running tasks, claimed-ahead and expired ones included", async ({ store }) => {
     await fill(store, "api", 6);
     await fill(store, "default", 2);
-    await store.queueUpdate("api", { concurrency: 2 }, T0);
+    // Claimed ahead before the queue had a limit: they count as running once it has one.
+    const ahead = await claim(store, { queues: ["api"], limit: 2, start: 0 });
+    await store.queueUpdate("api", { concurrency: 3 }, T0);
     // One claim of everything: the free queue whole, the limited one up to its limit.
-    const first = await claim(store, { limit: 10, start: 1 });
+    const first = await claim(store, { limit: 10 });
     assert.equal(first.filter((l) => l.task.queue === "default").length, 2);
-    const api = first.filter((l) => l.task.queue === "api");
-    assert.equal(api.length, 2, "two of api, one of them claimed ahead or not, both count");
+    const api = [...ahead, ...first.filter((l) => l.task.queue === "api")];
+    assert.equal(api.length, 3, "two claimed ahead and one more: all three count");
     assert.deepEqual(await claim(store, { queues: ["api"], limit: 10 }), []);
     // A lease past its deadline still counts until it is reaped.
     const later = T0 + LEASE_MS * 10;
     assert.deepEqual(await claim(store, { queues: ["api"], limit: 10, now: later }), []);
-    await complete(store, [api[0]!], later);
+    await complete(store, [api[2]!], later);
     const next = await claim(store, { queues: ["api"], limit: 10, now: later });
     assert.equal(next.length, 1, "a finished task frees one place");
     await store.taskReapExpired(later + 1);
-    assert.equal(await runningIn(store, "api", later + 1), 1, "the reaped task no longer runs");
-    assert.equal((await claim(store, { queues: ["api"], limit: 10, now: later + 1 })).length, 1);
+    assert.equal(await runningIn(store, "api", later + 1), 1, "the reaped tasks no longer run");
+    assert.equal((await claim(store, { queues: ["api"], limit: 10, now: later + 1 })).length, 2);
+  });
+
+  it("tasks claimed ahead from a rate-limited queue must start by the end of the window they counted in", async ({ store }) => {
+    const window = Math.ceil(T0 / 1000) * 1000 + 1000;
+    await fill(store, "mail", 10, window - 5000);
+    await fill(store, "api", 10, window - 5000);
+    await store.queueUpdate("mail", { rate: { limit: 100, intervalMs: 1000 } }, window - 5000);
+    await store.queueUpdate("api", { concurrency: 50 }, window - 5000);
+    const mail = await claim(store, { queues: ["mail"], limit: 5, start: 2, now: window + 300 });
+    assert.deepEqual(mail.map((l) => l.startBy), [
+      undefined,
+      undefined,
+      window + 1000,
+      window + 1000,
+      window + 1000,
+    ]);
+    assert.deepEqual(mail.map((l) => l.task.startedAt !== null), [true, true, false, false, false]);
+    // A queue with a concurrency limit alone: its claimed-ahead tasks count as running; no deadline.
+    const api = await claim(store, { queues: ["api"], limit: 5, start: 2, now: window + 300 });
+    assert.deepEqual(api.map((l) => l.startBy), [undefined, undefined, undefined, undefined, undefined]);
+    assert.equal(await runningIn(store, "api", window + 300), 5);
+  });
+
+  it("a claim takes from limited and free queues in the strategy's order across them", async ({ store }) => {
+    // A generous limit's big backlog of low priority, inserted first, and a free queue's urgent task.
+    await insert(store, Array.from({ length: 30 }, () => newTask({ queue: "bulk", priority: 9 })));
+    const [urgent] = await insert(store, [newTask({ queue: "default", priority: 0 })]);
+    await store.queueUpdate("bulk", { concurrency: 1000 }, T0);
+    assert.deepEqual((await claim(store, { limit: 1, strategy: "priority" })).map((l) => l.task.id), [
+      urgent,
+    ]);
+    // And the other way round: the limited queue's better tasks come first, within its limit.
+    const [best] = await insert(store, [newTask({ queue: "bulk", priority: -1 })]);
+    await insert(store, [newTask({ queue: "default", priority: 5 })]);
+    const two = await claim(store, { limit: 2, strategy: "priority" });
+    assert.deepEqual(two.map((l) => [l.task.queue, l.task.priority]), [["bulk", -1], ["default", 5]]);
+    assert.equal(two[0]!.task.id, best);
+    // First in, first out across them: a free task enqueued before a limited queue's.
+    const [early] = await insert(store, [newTask({ queue: "default", priority: 9 })]);
+    await insert(store, [newTask({ queue: "bulk", priority: 0 })]);
+    const fifo = await claim(store, { limit: 1, strategy: "fifo" });
+    assert.equal(fifo[0]!.task.queue, "bulk", "the backlog's oldest task, enqueued before either");
+    await store.queueUpdate("bulk", { paused: true }, T0);
+    assert.deepEqual((await claim(store, { limit: 1, strategy: "fifo" })).map((l) => l.task.id), [early]);
   });
 
   it("lowering a limit below the running tasks claims nothing until they finish; none removes it", async ({ store }) => {

@@ -5,8 +5,10 @@
  * lease tokens, time steps, reaps, cancels, requeues and purges run against the store and a small in-memory
  * model that follows `TRANSITIONS` and the fencing rules. Enqueued tasks may depend on earlier ones (or on
  * ids that do not exist, which is refused): the model waits, releases and cancels down the chain as the
- * store must, with the same messages. After every step every task must match the model
- * exactly, and the structural invariants must hold. Each run starts on a fresh store.
+ * store must, with the same messages. After every step every task must match the model exactly, and the
+ * structural invariants must hold. Each run starts on a fresh store. Tasks go to a few named queues, whose
+ * limits and pause change at random (see "Named queues" below): the model predicts what each claim may
+ * take, and the store must never exceed a limit nor claim from a paused queue.
  *
  * @module
  */
@@ -35,6 +37,205 @@ const NUM_RUNS = 100;
 const MAX_STEPS = 40;
 
 // ---------------------------------------------------------------------------------------------------------
+// Named queues: limits and pause. Tasks go to a few queues; an operation sets a queue's concurrency limit,
+// rate limit or pause (each left as it was, set, or removed); a claim may name the queues it serves. The
+// model predicts what each claim may take: nothing from a paused queue, from a limited one at most what its
+// limits leave, the free queues' tasks and the limited ones' merged in the strategy's order; a task claimed
+// ahead from a rate-limited queue must start by the end of the window its claim counted in.
+
+const QUEUES = ["default", "q1", "q2"] as const;
+
+type QueueOp = {
+  kind: "queue";
+  queue: string;
+  concurrency: number | null | undefined;
+  rate: { limit: number; intervalMs: number } | null | undefined;
+  paused: boolean | undefined;
+};
+
+const queueOpArb: fc.Arbitrary<QueueOp> = fc.record({
+  kind: fc.constant("queue" as const),
+  queue: fc.constantFrom(...QUEUES),
+  concurrency: fc.option(fc.oneof(fc.constant(null), fc.integer({ min: 1, max: 3 })), { nil: undefined }),
+  rate: fc.option(
+    fc.oneof(
+      fc.constant(null),
+      fc.record({ limit: fc.integer({ min: 1, max: 3 }), intervalMs: fc.constantFrom(500, 1000, 3000) }),
+    ),
+    { nil: undefined },
+  ),
+  paused: fc.option(fc.boolean(), { nil: undefined }),
+});
+
+interface QueueState {
+  concurrency: number | null;
+  rate: { limit: number; intervalMs: number } | null;
+  paused: boolean;
+  /** The rate window the store counts claims in, as the queue's row holds it. */
+  windowStart: number | null;
+  windowCount: number;
+}
+
+class QueueModel {
+  /** The queues with a row of settings. */
+  readonly rows = new Map<string, QueueState>();
+
+  get(name: string): QueueState {
+    return this.rows.get(name) ??
+      { concurrency: null, rate: null, paused: false, windowStart: null, windowCount: 0 };
+  }
+
+  /** Limited, and not paused: claimed from under its limits. */
+  limited(name: string): boolean {
+    const q = this.get(name);
+    return !q.paused && (q.concurrency !== null || q.rate !== null);
+  }
+
+  update(op: QueueOp): QueueState {
+    const q = { ...this.get(op.queue) };
+    if (op.concurrency !== undefined) q.concurrency = op.concurrency;
+    if (op.rate !== undefined) {
+      // A plain object, as the store returns it (fast-check's records have no prototype).
+      q.rate = op.rate && { limit: op.rate.limit, intervalMs: op.rate.intervalMs };
+      q.windowStart = null;
+      q.windowCount = 0;
+    }
+    if (op.paused !== undefined) q.paused = op.paused;
+    this.rows.set(op.queue, q);
+    return q;
+  }
+
+  /** The window `now` counts in: the queue's own when `now` is not past it (a late claim counts in it). */
+  window(name: string, now: number): { start: number; count: number } {
+    const q = this.get(name);
+    const start = Math.floor(now / q.rate!.intervalMs) * q.rate!.intervalMs;
+    if (q.windowStart !== null && start <= q.windowStart) {
+      return { start: q.windowStart, count: q.windowCount };
+    }
+    return { start, count: 0 };
+  }
+}
+
+/** What a claim may take: the tasks allowed, and for a deterministic strategy exactly which, in order. */
+interface ClaimPrediction {
+  allowed: Set<number>;
+  /** At most this many from each limited queue served. */
+  takes: Map<string, number>;
+  ids?: number[];
+  size?: number;
+  /** At least this many, for a weighted draw whose size depends on the draw. */
+  minSize: number;
+}
+
+function predictClaim(model: Model, op: Extract<Op, { kind: "claim" }>): ClaimPrediction {
+  const { queues } = model;
+  const served = (queue: string) => op.queues === undefined || op.queues.includes(queue);
+  const runnable = model.runnable().filter((t) => served(t.queue) && !queues.get(t.queue).paused);
+  const start = Math.min(op.start, op.limit);
+  const takes = new Map<string, number>();
+  for (const name of queues.rows.keys()) {
+    if (!served(name) || !queues.limited(name)) continue;
+    const q = queues.get(name);
+    let take = op.limit;
+    if (q.concurrency !== null) take = Math.min(take, q.concurrency - runningIn(model, name));
+    if (q.rate !== null) take = Math.min(take, q.rate.limit - queues.window(name, model.now).count);
+    takes.set(name, Math.max(0, take));
+  }
+  const free = runnable.filter((t) => !takes.has(t.queue));
+  const limitedOf = (name: string) => runnable.filter((t) => t.queue === name);
+  const allowed = new Set(
+    runnable.filter((t) => !takes.has(t.queue) || takes.get(t.queue)! > 0).map((t) => t.id),
+  );
+  if (op.strategy === "weighted_random") {
+    if (takes.size === 0) {
+      const size = Math.min(op.limit, free.length);
+      return { allowed, takes, size, minSize: size };
+    }
+    // The free queues give their best `limit` by priority as candidates, each limited queue its `take`.
+    const candidates = Math.min(op.limit, free.length) +
+      [...takes].reduce((sum, [name, take]) => sum + Math.min(take, limitedOf(name).length), 0);
+    return { allowed, takes, minSize: Math.min(start, candidates) };
+  }
+  const order = claimOrder(op.strategy);
+  const candidates = [
+    ...free,
+    ...[...takes].flatMap(([name, take]) => limitedOf(name).sort(order).slice(0, take)),
+  ].sort(order);
+  const starters = candidates.slice(0, start);
+  const ahead = candidates.filter((t) => !starters.includes(t)).slice(0, op.limit - start);
+  const ids = [...starters, ...ahead].map((t) => t.id);
+  return { allowed: new Set(ids), takes, ids, size: ids.length, minSize: ids.length };
+}
+
+function runningIn(model: Model, queue: string): number {
+  return [...model.tasks.values()].filter((t) => t.queue === queue && t.status === "running").length;
+}
+
+/**
+ * Checks a claim against the queues' limits and pauses, before the model takes it in: nothing from a
+ * paused or unserved queue, from a limited queue no more than its limits leave, and a task claimed ahead
+ * from a rate-limited one carries the end of its window. Then counts the claims in the model's rate
+ * windows, as the store does.
+ */
+function checkClaimAgainstQueues(
+  model: Model,
+  op: Extract<Op, { kind: "claim" }>,
+  prediction: ClaimPrediction,
+  leased: readonly LeasedTask[],
+): void {
+  assert.ok(leased.length <= op.limit, "no more than the claim's limit");
+  assert.ok(
+    leased.length >= prediction.minSize,
+    `at least ${prediction.minSize} claimed, got ${leased.length}`,
+  );
+  for (const { task, startBy } of leased) {
+    const q = model.queues.get(task.queue);
+    assert.ok(!q.paused, `task ${task.id} claimed from the paused queue ${task.queue}`);
+    assert.ok(
+      op.queues === undefined || op.queues.includes(task.queue),
+      `task ${task.id} of an unserved queue`,
+    );
+    const rated = prediction.takes.has(task.queue) && q.rate !== null && task.startedAt === null;
+    const window = rated ? model.queues.window(task.queue, model.now) : undefined;
+    assert.equal(startBy, window && window.start + q.rate!.intervalMs, `task ${task.id}: startBy`);
+  }
+  for (const [name, take] of prediction.takes) {
+    const n = leased.filter((l) => l.task.queue === name).length;
+    assert.ok(n <= take, `${n} claimed from ${name}, whose limits leave ${take}`);
+    if (n === 0) continue;
+    const q = model.queues.get(name);
+    if (q.concurrency !== null) {
+      const running = runningIn(model, name) + n;
+      assert.ok(
+        running <= q.concurrency,
+        `${running} running in ${name}, over its limit of ${q.concurrency}`,
+      );
+    }
+    if (q.rate !== null) {
+      const window = model.queues.window(name, model.now);
+      assert.ok(window.count + n <= q.rate.limit, `${window.count + n} claims in ${name}'s window`);
+      model.queues.rows.set(name, { ...q, windowStart: window.start, windowCount: window.count + n });
+    }
+  }
+}
+
+async function applyQueueOp(store: Store, model: Model, op: QueueOp): Promise<void> {
+  const { kind: _, queue, ...change } = op;
+  const settings = await store.queueUpdate(queue, change, model.now);
+  const q = model.queues.update(op);
+  assert.deepEqual(settings, { name: queue, concurrency: q.concurrency, rate: q.rate, paused: q.paused });
+  const listed = await store.queueList(model.now);
+  for (const info of listed) {
+    const expected = model.queues.get(info.name);
+    assert.deepEqual(
+      [info.concurrency, info.rate, info.paused, info.running],
+      [expected.concurrency, expected.rate, expected.paused, runningIn(model, info.name)],
+      `queue ${info.name} as listed`,
+    );
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // Operations
 
 type Outcome = "completed" | "result" | "retry" | "snooze" | "failed";
@@ -42,9 +243,25 @@ type Outcome = "completed" | "result" | "retry" | "snooze" | "failed";
 type Op =
   | {
     kind: "enqueue";
-    tasks: { type: string; maxAttempts: number; priority: number; delay: number; deps: number[] }[];
+    tasks: {
+      type: string;
+      maxAttempts: number;
+      priority: number;
+      delay: number;
+      deps: number[];
+      queue: string;
+    }[];
   }
-  | { kind: "claim"; worker: number; limit: number; start: number; leaseMs: number; strategy: ClaimStrategy }
+  | {
+    kind: "claim";
+    worker: number;
+    limit: number;
+    start: number;
+    leaseMs: number;
+    strategy: ClaimStrategy;
+    queues: string[] | undefined;
+  }
+  | QueueOp
   | { kind: "start"; tokens: number[] }
   | { kind: "finish"; picks: { token: number; outcome: Outcome; delay: number; started: boolean }[] }
   | { kind: "extend"; token: number; ms: number }
@@ -72,6 +289,7 @@ const enqueueArb: fc.Arbitrary<Op> = fc.record({
         { arbitrary: fc.constant<number[]>([]), weight: 2 },
         { arbitrary: fc.array(fc.nat({ max: MAX_TASKS }), { minLength: 1, maxLength: 2 }), weight: 3 },
       ),
+      queue: fc.constantFrom(...QUEUES),
     }),
     { minLength: 1, maxLength: 3 },
   ),
@@ -91,9 +309,11 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
       start: fc.integer({ min: 0, max: 3 }),
       leaseMs: fc.constantFrom(500, 1000, 2000),
       strategy: fc.constantFrom(...STRATEGIES),
+      queues: fc.option(fc.subarray([...QUEUES], { minLength: 1 }), { nil: undefined }),
     }),
     weight: 5,
   },
+  { arbitrary: queueOpArb, weight: 3 },
   {
     arbitrary: fc.record({
       kind: fc.constant("finish" as const),
@@ -194,6 +414,7 @@ const programArb = fc.tuple(enqueueArb, fc.array(opArb, { maxLength: MAX_STEPS -
 interface ModelTask {
   id: number;
   type: string;
+  queue: string;
   status: TaskStatus;
   priority: number;
   attempts: number;
@@ -235,6 +456,8 @@ class Model {
   readonly purged = new Set<number>();
   /** Every claim ever returned, newest last. */
   readonly claims: Claim[] = [];
+  /** The named queues' settings and rate windows. */
+  readonly queues = new QueueModel();
 
   /** The claim `back` steps before the newest, or undefined when nothing was claimed yet. */
   claimAt(back: number): Claim | undefined {
@@ -406,7 +629,7 @@ async function apply(store: Store, model: Model, op: Op): Promise<void> {
         idempotencyKey: null,
         timeoutMs: null,
         retryPolicy: null,
-        queue: "default",
+        queue: t.queue,
         dependsOn: t.deps,
       }));
       const missing = tasks.flatMap((t) => t.deps).find((id) => !model.tasks.has(id));
@@ -428,6 +651,7 @@ async function apply(store: Store, model: Model, op: Op): Promise<void> {
         const m: ModelTask = {
           id,
           type: t.type,
+          queue: t.queue,
           status: "queued",
           priority: t.priority,
           attempts: 0,
@@ -460,7 +684,7 @@ async function apply(store: Store, model: Model, op: Op): Promise<void> {
 
     case "claim": {
       const workerId = WORKERS[op.worker];
-      const runnable = model.runnable();
+      const prediction = predictClaim(model, op);
       const leased: LeasedTask[] = await store.taskClaim({
         workerId,
         limit: op.limit,
@@ -468,7 +692,9 @@ async function apply(store: Store, model: Model, op: Op): Promise<void> {
         leaseMs: op.leaseMs,
         now,
         strategy: op.strategy,
+        queues: op.queues,
       });
+      checkClaimAgainstQueues(model, op, prediction, leased);
       const startCount = Math.min(op.start, leased.length);
       assert.equal(
         leased.filter((l) => l.task.startedAt !== null).length,
@@ -481,14 +707,10 @@ async function apply(store: Store, model: Model, op: Op): Promise<void> {
       );
       const ids = leased.map((l) => l.task.id);
       assert.equal(new Set(ids).size, ids.length, "a claim returned one task twice");
-      assert.equal(leased.length, Math.min(op.limit, runnable.length), "claim size = min(limit, runnable)");
-      const runnableIds = new Set(runnable.map((t) => t.id));
-      for (const id of ids) assert.ok(runnableIds.has(id), `claimed task ${id} was not runnable`);
-      if (op.strategy !== "weighted_random") {
-        // The first in claim order start at once.
-        const expected = [...runnable].sort(claimOrder(op.strategy)).slice(0, op.limit).map((t) => t.id);
-        assert.deepEqual(ids, expected, `${op.strategy} claim order`);
-      }
+      for (const id of ids) assert.ok(prediction.allowed.has(id), `claimed task ${id} was not claimable`);
+      if (prediction.size !== undefined) assert.equal(leased.length, prediction.size, "claim size");
+      // The first in claim order start at once.
+      if (prediction.ids) assert.deepEqual(ids, prediction.ids, `${op.strategy} claim order`);
       const tokens = new Set(model.claims.map((c) => c.token));
       for (const [i, { task, leaseToken, recordStartFirst }] of leased.entries()) {
         assert.match(leaseToken, /^[0-9a-f]{24}$/);
@@ -700,6 +922,9 @@ async function apply(store: Store, model: Model, op: Op): Promise<void> {
       model.now += op.ms;
       return;
 
+    case "queue":
+      return await applyQueueOp(store, model, op);
+
     case "reap": {
       const expected = { requeued: 0, failed: 0 };
       const result = await store.taskReapExpired(now);
@@ -824,6 +1049,7 @@ function pick(task: Task) {
   return {
     id: task.id,
     type: task.type,
+    queue: task.queue,
     status: task.status,
     priority: task.priority,
     attempts: task.attempts,

@@ -12,6 +12,7 @@ import { formatDuration, formatTime, json, styleFor } from "../format.ts";
 import { inexactIntegerProblem } from "../../exact_numbers.ts";
 import { decodeUtf8 } from "../io.ts";
 import { BATCH_TEXT, enqueueNdjson, LINE_ROOM } from "./enqueue_ndjson.ts";
+import { RETRY_FLAGS, RETRY_HELP, RETRY_OPTIONS, retryFromFlags } from "./enqueue_retry.ts";
 
 const HELP = `Usage:
   prismq enqueue <type> [<payload-json> | --payload-file <file> | -] [options]
@@ -27,6 +28,7 @@ Options:
   --delay <duration>     Run no sooner than this from now: 30s, 5m, 2h, 1d
   --run-at <time>        Run no sooner than this ISO-8601 time with a zone: 2030-01-31T09:00:00Z
   --max-attempts <n>     Attempts before the task fails for good (default 5)
+${RETRY_HELP}
   --key <key>            Idempotency key: enqueueing the same key again adds nothing and prints the
                          existing task (--json: "created": false); a warning on stderr says when its
                          type or payload differs from the one given (the exit code stays 0)
@@ -37,7 +39,8 @@ Options:
                          until then (status 'waiting'), and is cancelled if one fails or is cancelled
                          Payloads over $PRISMQ_MAX_PAYLOAD_BYTES (default 1048576) are refused.
   --ndjson <file | ->    Bulk: one JSON object per line, {"type", "payload", "priority"?, "delayMs"?,
-                         "runAt"?, "maxAttempts"?, "idempotencyKey"?, "timeoutMs"?, "queue"?}. Good lines go in,
+                         "runAt"?, "maxAttempts"?, "retry"?, "idempotencyKey"?, "timeoutMs"?, "queue"?} ("retry":
+                         {"initialDelayMs"?, "multiplier"?, "maxDelayMs"?, "jitter"?}). Good lines go in,
                          in transactions of ${BATCH_TEXT}; bad lines are reported with their numbers and
                          nothing from them is written (exit code 2 when there were any). SIGINT or
                          SIGTERM stops it once the batch being written is in; it says which lines were
@@ -48,6 +51,7 @@ Examples:
   prismq enqueue send_email '{"to": "ada@example.com", "subject": "Hi", "body": "Hello"}'
   prismq enqueue noop --delay 10m --key nightly-check
   prismq enqueue noop --depends-on 12,13
+  prismq enqueue send_email '{"to": "ada@example.com"}' --max-attempts 10 --retry-delay 30s --retry-max-delay 1h
   prismq enqueue --ndjson tasks.ndjson`;
 
 export const enqueueCommand: Command = {
@@ -62,6 +66,7 @@ export const enqueueCommand: Command = {
       delay: { type: "string" },
       "run-at": { type: "string" },
       "max-attempts": { type: "string" },
+      ...RETRY_OPTIONS,
       key: { type: "string" },
       timeout: { type: "string" },
       queue: { type: "string" },
@@ -78,6 +83,7 @@ export const enqueueCommand: Command = {
         "delay",
         "run-at",
         "max-attempts",
+        ...RETRY_FLAGS,
         "key",
         "timeout",
         "queue",
@@ -150,6 +156,8 @@ function singleTaskOptions(values: Record<string, string | boolean | undefined>)
   if (text("max-attempts") !== undefined) {
     options.maxAttempts = parseInteger("--max-attempts", text("max-attempts")!, 1, 1000);
   }
+  const retry = retryFromFlags(values);
+  if (retry !== undefined) options.retry = retry;
   if (text("key") !== undefined) {
     if (text("key") === "") throw new UsageError("The idempotency key given with --key is empty.");
     options.idempotencyKey = text("key");

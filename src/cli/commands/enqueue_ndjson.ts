@@ -227,7 +227,15 @@ function checkLine(text: string): { task: EnqueueItem } | { error: string } {
   }
   const inexact = inexactIntegerProblem(text);
   if (inexact) return { error: inexact };
-  return taskItemShape(parsed);
+  const shape = taskItemShape(parsed);
+  if ("task" in shape && shape.task.dependsOn !== undefined) {
+    // A line's dependencies could be refused only when its batch is written, after lines before it were.
+    return {
+      error: "dependsOn is not taken on NDJSON lines: enqueue a task with dependencies with " +
+        "`prismq enqueue --depends-on` or POST /api/tasks",
+    };
+  }
+  return shape;
 }
 
 /** Why the queue would refuse `task`, or undefined when it would take it. */

@@ -218,6 +218,10 @@ export class LazyPostgresStore implements Store {
     return this.#call((s) => s.queueList(now));
   }
 
+  queuePausedNames(): Promise<ReadonlySet<string>> {
+    return this.#call((s) => s.queuePausedNames());
+  }
+
   workerHeartbeat(worker: WorkerInfo | null, fences: readonly Fence[], leaseUntil: number) {
     return this.#call((s): Promise<LostLease[]> => s.workerHeartbeat(worker, fences, leaseUntil));
   }

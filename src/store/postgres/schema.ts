@@ -99,6 +99,8 @@ export const taskQueue = pgTable("task_queue", {
   // The queue last: claims walk the same order with or without a queue filter, and read a task's queue
   // from the index; in the running index, it counts a limited queue's running tasks.
   index("task_queue_queued_priority").on(t.priority, t.runAfter, t.id, t.queue).where(sql`status = 'queued'`),
+  // Each queue's best tasks, for claims that name their queues or pass held ones by.
+  index("task_queue_queued_queue").on(t.queue, t.priority, t.runAfter, t.id).where(sql`status = 'queued'`),
   index("task_queue_queued_id").on(t.id, t.runAfter, t.queue).where(sql`status = 'queued'`),
   index("task_queue_running_lease").on(t.leaseUntil, t.queue).where(sql`status = 'running'`),
   index("task_queue_finished").on(t.finishedAt).where(sql`finished_at IS NOT NULL`),

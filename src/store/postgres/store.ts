@@ -48,7 +48,9 @@ import { FINISHED_CHANNEL } from "./migrations.ts";
 import { Notifications } from "./notifications.ts";
 import { Reconnect } from "./reconnect.ts";
 import { claimStatement, leasedFrom } from "./queries/claim.ts";
-import { claimWithLimits, HeldQueueNames, limitedScope } from "../limited_claim.ts";
+import { mergedClaimStatement } from "./queries/merged_claim.ts";
+import type { Statement } from "./sql.ts";
+import { claimWithLimits, HeldQueueNames, limitedScope, withStartBy } from "../limited_claim.ts";
 import { heldQueueRows, limitedClaimOps, listQueues, updateQueue } from "./queries/queues.ts";
 import { hasDependencies, insertWithDependencies } from "./queries/dependencies.ts";
 import { insertMany, insertOne } from "./queries/insert.ts";
@@ -190,7 +192,7 @@ export class PostgresStore implements Store {
     return this.#again(async (late) => {
       // The claim's own times: what it set is not read back.
       const at = late === 0 ? params : { ...params, now: params.now + late };
-      return leasedFrom(await this.#conn.rows(claimStatement(at, undefined, held)), at);
+      return leasedFrom(await this.#conn.rows(freeClaim(at, held)), at);
     });
   }
 
@@ -223,8 +225,8 @@ export class PostgresStore implements Store {
       return this.#conn.begin(async (tx) => {
         const statements = progress ? progressStatements(progress, at.now) : [];
         const results = await Promise.all(statements.map((statement) => this.#conn.rows(statement, tx)));
-        const parts = await claimWithLimits(at, limitedClaimOps(this.#conn, tx, held), skipFree);
-        return { results, leased: leasedFrom(parts.flat(), at), tried };
+        const { rows, startBy } = await claimWithLimits(at, limitedClaimOps(this.#conn, tx, held), skipFree);
+        return { results, leased: withStartBy(leasedFrom(rows, at), startBy), tried };
       });
     });
   }
@@ -259,7 +261,7 @@ export class PostgresStore implements Store {
     const results = await this.#again((late) => {
       at = late === 0 ? params : { ...params, now: params.now + late };
       tried.push(at.now);
-      return this.#conn.batch([...progressStatements(progress, at.now), claimStatement(at, undefined, held)]);
+      return this.#conn.batch([...progressStatements(progress, at.now), freeClaim(at, held)]);
     });
     const claimed = results.pop()!;
     const recorded = await this.#ownRecorded(progress, recordedFrom(progress, results), tried);
@@ -397,6 +399,9 @@ export class PostgresStore implements Store {
   queueList(now: number): Promise<QueueInfo[]> {
     return this.#again((late) => listQueues(this.#conn, now + late));
   }
+  async queuePausedNames(): Promise<ReadonlySet<string>> {
+    return (await this.#heldNames.get()).paused;
+  }
 
   // ---- Workers and logs ----
 
@@ -493,4 +498,16 @@ export function openPostgresStore(url: string, options: PostgresStoreOptions = {
 /** A failure once an application's transaction callback began: never a reason to make the call again. */
 class FromCallback {
   constructor(readonly error: unknown) {}
+}
+
+/**
+ * The claim of a worker that serves no limited queue. By priority, one that names its queues, or that must
+ * pass held ones by, reads each queue's best tasks from the index led by the queue (see `merged_claim.ts`);
+ * otherwise it walks the priority index.
+ */
+function freeClaim(params: ClaimParams, held: readonly string[]): Statement {
+  if (params.strategy === "priority" && (params.queues !== undefined || held.length > 0)) {
+    return mergedClaimStatement(params, [], true, held);
+  }
+  return claimStatement(params, held);
 }

@@ -123,6 +123,8 @@ const AT = Object.fromEntries(CLAIMED_KEYS.map((key, i) => [key, i])) as Record<
   number
 >;
 const LEASE_TOKEN_AT = CLAIMED_KEYS.length;
+/** Where a claim's row has the task's queue. */
+export const CLAIMED_QUEUE_AT: number = AT.queue;
 const UNCONFIRMED_START_AT = CLAIMED_KEYS.length + 1;
 
 /** A claim's RETURNING list: the claimed columns, then the lease token and whether the start is unconfirmed. */

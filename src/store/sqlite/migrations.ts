@@ -396,4 +396,14 @@ INSERT INTO metric_rollup (id, finished_until, enqueued_until, next_enqueued_unt
   SELECT 1, ${PORTABLE_NOW_MS}, coalesce(max(id), 0), coalesce(max(id), 0), -${TIME_LIMIT} FROM task_queue;
 `,
   },
+  {
+    version: 12,
+    name: "claim index led by the queue",
+    // A claim by priority that names its queues, or that must pass paused or limited queues by, reads each
+    // queue's best tasks from this index, rather than walk the priority index past every task of a held
+    // queue's backlog ahead of a free one (50,000 of them made such a claim about 30 times slower).
+    sql: `
+CREATE INDEX task_queue_queued_queue ON task_queue (queue, priority, run_after, id) WHERE status = 'queued';
+`,
+  },
 ];

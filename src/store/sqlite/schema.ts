@@ -115,6 +115,8 @@ export const taskQueue = sqliteTable("task_queue", {
   // The queue last: claims walk the same order with or without a queue filter, and read a task's queue
   // (to filter, or to leave out paused and limited queues) from the index rather than its row.
   index("task_queue_queued_priority").on(t.priority, t.runAfter, t.id, t.queue).where(sql`status = 'queued'`),
+  // Each queue's best tasks, for claims that name their queues or pass held ones by.
+  index("task_queue_queued_queue").on(t.queue, t.priority, t.runAfter, t.id).where(sql`status = 'queued'`),
   // The queue here counts a limited queue's running tasks from the index alone.
   index("task_queue_running_lease").on(t.leaseUntil, t.queue).where(sql`status = 'running'`),
   index("task_queue_finished").on(t.finishedAt).where(sql`finished_at IS NOT NULL`),

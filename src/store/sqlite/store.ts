@@ -48,11 +48,12 @@ import {
 import { backupDatabase } from "./backup.ts";
 import type { Connection } from "./connection.ts";
 import type { SqlStatement, StatementResult } from "./driver.ts";
-import { claimWithLimits, HeldQueueNames, limitedScope } from "../limited_claim.ts";
+import { claimWithLimits, HeldQueueNames, limitedScope, withStartBy } from "../limited_claim.ts";
 import { heldQueueRows, limitedClaimOps, listQueues, updateQueue } from "./queries/queues.ts";
 import { migrate } from "./migrate.ts";
 import { claimStatement, leasedFrom, needsOrderIndex, ORDER_INDEX } from "./queries/claim.ts";
 import { insertWithDependencies } from "./queries/dependencies.ts";
+import { mergedClaimStatement } from "./queries/merged_claim.ts";
 import { insertMany, insertOne } from "./queries/insert.ts";
 import { expiredLeases, extendLease, heartbeat, reapExpired, releaseMany } from "./queries/leases.ts";
 import { appendLogs, listLogs } from "./queries/logs.ts";
@@ -175,8 +176,8 @@ export class SqliteStore implements Store {
     return await this.#conn.transaction(async (tx) => {
       const results: StatementResult[] = [];
       for (const statement of statements) results.push(await tx.execute(statement));
-      const parts = await claimWithLimits(params, limitedClaimOps(tx), skipFree);
-      return { results, leased: leasedFrom(parts.flat(), params) };
+      const { rows, startBy } = await claimWithLimits(params, limitedClaimOps(tx), skipFree);
+      return { results, leased: withStartBy(leasedFrom(rows, params), startBy) };
     });
   }
 
@@ -184,6 +185,13 @@ export class SqliteStore implements Store {
     if (needsOrderIndex(params.strategy) && !this.#hasOrderIndex) {
       await all(this.#conn, ORDER_INDEX);
       this.#hasOrderIndex = true;
+    }
+    // By priority, a claim that names its queues, or that must pass held ones by, reads each queue's best
+    // tasks from the index led by the queue (see `merged_claim.ts`); otherwise it walks the priority index.
+    if (params.strategy === "priority") {
+      const pending = this.#heldNames.get();
+      const { held } = pending instanceof Promise ? await pending : pending;
+      if (params.queues !== undefined || held.length > 0) return mergedClaimStatement(params, [], true);
     }
     return claimStatement(params);
   }
@@ -320,6 +328,9 @@ export class SqliteStore implements Store {
 
   queueList(now: number): Promise<QueueInfo[]> {
     return listQueues(this.#conn, now);
+  }
+  async queuePausedNames(): Promise<ReadonlySet<string>> {
+    return (await this.#heldNames.get()).paused;
   }
 
   // ---- Workers and logs ----

@@ -27,11 +27,10 @@ const CLAIM_ORDER: Record<ClaimStrategy, string> = {
 };
 
 /**
- * Which queues a claim takes from: every queue but the held ones (paused or limited, see `queues.ts`), the
- * listed ones but the held ones, or one limited queue, whose limits the caller has applied to the claim's
- * LIMIT while it holds the queue's row locked.
+ * Which queues a claim takes from: every queue but the held ones (paused or limited, see `queues.ts`), or
+ * the listed ones but the held ones. A worker that serves limited queues claims by `merged_claim.ts`.
  */
-export type ClaimScope = "all" | "listed" | "limited";
+export type ClaimScope = "all" | "listed";
 
 /** The claim statement for each strategy, with and without a type filter, in each scope. */
 const CLAIMS = new Map<string, PreparedSql>();
@@ -45,11 +44,9 @@ function claimQuery(strategy: ClaimStrategy, typed: boolean, scope: ClaimScope):
   // through: a subquery there made it expect one row and sort every queued task instead of walking the
   // claim index (22 ms a claim with 50,000 queued, against 5). The statement checks them again, as they
   // are now, on the rows it claims (below), so that a stale list never claims from a held queue.
-  const ofQueues = scope === "limited"
-    ? sql`AND queue = ${p("queue")}::text`
-    : sql`${scope === "listed" ? sql`AND queue = ANY(${p("queues")}::text[])` : sql``}
+  const ofQueues = sql`${scope === "listed" ? sql`AND queue = ANY(${p("queues")}::text[])` : sql``}
       AND queue <> ALL(${p("held")}::text[])`;
-  const stillFree = scope === "limited" ? sql`` : sql`AND t.queue <> ALL(ARRAY${HELD_QUEUES})`;
+  const stillFree = sql`AND t.queue <> ALL(ARRAY${HELD_QUEUES})`;
   const runnable = sql`status = 'queued' AND run_after <= ${p("now")}::bigint ${ofTypes} ${ofQueues}`;
   const order = sql.raw(CLAIM_ORDER[strategy]);
   let locked: SQL;
@@ -105,23 +102,18 @@ function claimQuery(strategy: ClaimStrategy, typed: boolean, scope: ClaimScope):
 }
 
 /**
- * The claim for `params`; its rows become leased tasks by {@link leasedFrom}. With `limitedQueue`, it claims
- * from that queue alone, held or not; otherwise from the queues not `held` (paused or limited).
+ * The claim for `params`, from the queues not `held` (paused or limited); its rows become leased tasks by
+ * {@link leasedFrom}.
  */
-export function claimStatement(
-  params: ClaimParams,
-  limitedQueue?: string,
-  held: readonly string[] = [],
-): Statement {
+export function claimStatement(params: ClaimParams, held: readonly string[] = []): Statement {
   const { now, limit, strategy, types, queues } = params;
-  const scope = limitedQueue !== undefined ? "limited" : queues !== undefined ? "listed" : "all";
+  const scope = queues !== undefined ? "listed" : "all";
   return claimQuery(strategy, types !== undefined, scope).bind({
     now,
     limit,
     start: params.start ?? limit,
     types: types ? [...types] : undefined,
     queues: queues ? [...queues] : undefined,
-    queue: limitedQueue,
     held: [...held],
     workerId: params.workerId,
     leaseUntil: now + params.leaseMs,

@@ -14,7 +14,7 @@ import type { LimitedClaimOps, LimitedQueue } from "../../limited_claim.ts";
 import type { ClaimParams, QueueChange, QueueInfo, QueueSettings } from "../../store.ts";
 import type { PgConnection, TransactionSql } from "../connection.ts";
 import { array } from "../sql.ts";
-import { claimStatement } from "./claim.ts";
+import { mergedClaimStatement } from "./merged_claim.ts";
 
 /**
  * The queues a plain claim leaves out, as a subquery: paused ones, and limited ones, which only the limited
@@ -41,7 +41,10 @@ export function limitedClaimOps(
   held: readonly string[],
 ): LimitedClaimOps<Row[]> {
   return {
-    claimFree: (params: ClaimParams) => conn.rows(claimStatement(params, undefined, held), tx),
+    claimMerged: async (params: ClaimParams, arms, withFree) =>
+      arms.length === 0 && !withFree
+        ? []
+        : await conn.rows(mergedClaimStatement(params, arms, withFree, held), tx),
     lockLimited: (queues) =>
       conn.rows<LimitedQueue>(
         sql`
@@ -62,7 +65,6 @@ export function limitedClaimOps(
       );
       return new Map(rows.map((row) => [row.queue, Number(row.n)]));
     },
-    claimFrom: (queue, params) => conn.rows(claimStatement(params, queue), tx),
     async saveWindow(queue, start, count) {
       await conn.rows(
         sql`UPDATE queues SET window_start = ${start}::bigint, window_count = ${count}::bigint
@@ -70,7 +72,11 @@ export function limitedClaimOps(
         tx,
       );
     },
-    size: (rows) => rows.length,
+    countByQueue(rows) {
+      const counts = new Map<string, number>();
+      for (const row of rows) counts.set(row.queue as string, (counts.get(row.queue as string) ?? 0) + 1);
+      return counts;
+    },
   };
 }
 

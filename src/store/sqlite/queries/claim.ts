@@ -44,11 +44,10 @@ export function needsOrderIndex(strategy: ClaimStrategy): boolean {
 }
 
 /**
- * Which queues a claim takes from: every queue but the held ones (paused or limited, see `queues.ts`), the
- * listed ones but the held ones, or one limited queue, whose limits the caller has applied to the claim's
- * LIMIT under the write lock.
+ * Which queues a claim takes from: every queue but the held ones (paused or limited, see `queues.ts`), or
+ * the listed ones but the held ones. A worker that serves limited queues claims by `merged_claim.ts`.
  */
-export type ClaimScope = "all" | "listed" | "limited";
+export type ClaimScope = "all" | "listed";
 
 /** The claim statement for each strategy, with and without a type filter, in each scope. */
 const CLAIMS = new Map<string, PreparedSql>();
@@ -61,10 +60,9 @@ function claimQuery(strategy: ClaimStrategy, typed: boolean, scope: ClaimScope):
     // Unary + keeps SQLite walking the claim index in order instead of sorting every task of these types.
     ? sql`AND +type IN (SELECT value FROM json_each(${p("types")}))`
     : sql``;
-  const ofQueues = scope === "limited"
-    ? sql`AND queue = ${p("queue")}`
-    : sql`${scope === "listed" ? sql`AND queue IN (SELECT value FROM json_each(${p("queues")}))` : sql``}
-      AND queue NOT IN ${HELD_QUEUES}`;
+  const ofQueues = sql`${
+    scope === "listed" ? sql`AND queue IN (SELECT value FROM json_each(${p("queues")}))` : sql``
+  } AND queue NOT IN ${HELD_QUEUES}`;
   const runnable = sql`status = 'queued' AND run_after <= ${p("now")} ${ofTypes} ${ofQueues}`;
   const ordered = strategy === "weighted_random"
     // Exponential race: a task's chance to come first is proportional to 1 / (1 + priority).
@@ -96,18 +94,17 @@ function claimQuery(strategy: ClaimStrategy, typed: boolean, scope: ClaimScope):
 
 /**
  * The claim for `params`, its rows as values (see {@link leasedFrom}). Needs {@link ORDER_INDEX} for fifo
- * and lifo. With `limitedQueue`, it claims from that queue alone, held or not.
+ * and lifo.
  */
-export function claimStatement(params: ClaimParams, limitedQueue?: string): SqlStatement {
+export function claimStatement(params: ClaimParams): SqlStatement {
   const { now, limit, strategy, types, queues } = params;
-  const scope = limitedQueue !== undefined ? "limited" : queues !== undefined ? "listed" : "all";
+  const scope = queues !== undefined ? "listed" : "all";
   const statement = claimQuery(strategy, types !== undefined, scope).bind({
     now,
     limit,
     start: params.start ?? limit,
     types: types && JSON.stringify(types),
     queues: queues && JSON.stringify(queues),
-    queue: limitedQueue,
     workerId: params.workerId,
     leaseUntil: now + params.leaseMs,
   });

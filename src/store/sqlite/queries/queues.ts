@@ -9,10 +9,11 @@
 import { sql } from "drizzle-orm";
 import type { LimitedClaimOps, LimitedQueue } from "../../limited_claim.ts";
 import type { ClaimParams, QueueChange, QueueInfo, QueueSettings } from "../../store.ts";
+import { CLAIMED_QUEUE_AT } from "../columns.ts";
 import type { Connection } from "../connection.ts";
 import type { DriverTransaction, SqlStatement } from "../driver.ts";
 import { all, compile } from "../sql.ts";
-import { claimStatement } from "./claim.ts";
+import { mergedClaimStatement } from "./merged_claim.ts";
 
 /**
  * The queues a plain claim leaves out, as a subquery: paused ones, and limited ones, which only the limited
@@ -53,8 +54,9 @@ const SAVE_WINDOW = "UPDATE queues SET window_start = ?, window_count = ? WHERE 
 export function limitedClaimOps(tx: DriverTransaction): LimitedClaimOps<unknown[][]> {
   const run = (statement: SqlStatement) => tx.execute(statement);
   return {
-    async claimFree(params: ClaimParams) {
-      return (await run(claimStatement(params))).values ?? [];
+    async claimMerged(params: ClaimParams, arms, withFree) {
+      if (arms.length === 0 && !withFree) return [];
+      return (await run(mergedClaimStatement(params, arms, withFree))).values ?? [];
     },
     async lockLimited(queues) {
       const { rows } = await run(
@@ -75,13 +77,17 @@ export function limitedClaimOps(tx: DriverTransaction): LimitedClaimOps<unknown[
       const { rows } = await run({ sql: RUNNING_IN, args: [JSON.stringify(queues)] });
       return new Map(rows.map((row) => [String(row.queue), Number(row.n)]));
     },
-    async claimFrom(queue, params) {
-      return (await run(claimStatement(params, queue))).values ?? [];
-    },
     async saveWindow(queue, start, count) {
       await run({ sql: SAVE_WINDOW, args: [start, count, queue] });
     },
-    size: (rows) => rows.length,
+    countByQueue(rows) {
+      const counts = new Map<string, number>();
+      for (const row of rows) {
+        const queue = row[CLAIMED_QUEUE_AT] as string;
+        counts.set(queue, (counts.get(queue) ?? 0) + 1);
+      }
+      return counts;
+    },
   };
 }
 
