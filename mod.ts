@@ -94,7 +94,7 @@ export type {
   ThroughputOptions,
 } from "./src/metrics/collect.ts";
 export { escapeLabelValue, formatPrometheus, PROMETHEUS_CONTENT_TYPE } from "./src/metrics/prometheus.ts";
-export type { QueueDepth, ThroughputMinute } from "./src/store/store.ts";
+export type { DependencyIds, QueueDepth, ThroughputMinute } from "./src/store/store.ts";
 
 export {
   BackupRefusedError,

@@ -13,6 +13,7 @@ import { assertTaskType, parsePayloadNow } from "./handler.ts";
 import type { TaskHandlerRegistry } from "./registry.ts";
 import { concurrencyLimit, type QueueLimits, queueName, rateLimit } from "./queue_name.ts";
 import type {
+  DependencyIds,
   InsertedTask,
   NewTask,
   QueueInfo,
@@ -354,6 +355,14 @@ export class Queue {
     );
     return checked.map((id) => byId.get(id));
   }
+  /**
+   * The ids of the tasks `id` waits for (`dependsOn`) and of those that wait for it (`dependents`), each
+   * ascending, at most 1,000 of each; both empty for a task without dependencies, or no task.
+   */
+  dependencies(id: number): Promise<DependencyIds> {
+    return this.#store.taskDependencyIds(taskId(id));
+  }
+
 
   /**
    * Tasks, newest first: filtered by status, type, queue, creation time and payload values; paged by

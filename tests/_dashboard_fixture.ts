@@ -89,6 +89,8 @@ export async function start(database: ProcessDatabase, browser: Browser): Promis
   for (const [i, pages] of [3, 5, 8].entries()) {
     ids[`report${i}`] = (await queue.enqueue("report", { account: 7, pages })).id;
   }
+  // A fan-in: runs once both reports have completed; its page and theirs show the dependency both ways.
+  ids.fanIn = (await queue.enqueue("mail", {}, { dependsOn: [ids.report0!, ids.report1!] })).id;
   ids.charge42 = (await queue.enqueue("charge", { account: 42 }, { maxAttempts: 1 })).id;
   ids.charge43 = (await queue.enqueue("charge", { account: 43 }, { maxAttempts: 1 })).id;
   ids.hostile = (await queue.enqueue("hostile", { note: HOSTILE })).id;

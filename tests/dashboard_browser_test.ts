@@ -142,6 +142,28 @@ describe("the dashboard in Chromium", { skip: browserSkip }, () => {
         await waitForRows(page, 25);
       });
 
+      test("a task's page shows the tasks it depends on and those depending on it, with their statuses", async () => {
+        const page = fx.page;
+        await open(fx, `#/tasks/${fx.ids.fanIn}`);
+        await waitForText(
+          page,
+          "[data-testid=task-dependencies]",
+          new RegExp(`#${fx.ids.report0} +completed`),
+        );
+        await waitForText(
+          page,
+          "[data-testid=task-dependencies]",
+          new RegExp(`#${fx.ids.report1} +completed`),
+        );
+        await open(fx, `#/tasks/${fx.ids.report0}`);
+        await waitForText(
+          page,
+          "[data-testid=task-dependents]",
+          new RegExp(`#${fx.ids.fanIn} +completed +mail`),
+        );
+        assert.equal(await page.locator("[data-testid=task-dependencies]").count(), 0);
+      });
+
       test("a task's page shows its payload, progress, result and logs", async () => {
         const page = fx.page;
         await open(fx, "#/tasks?type=report");

@@ -58,8 +58,13 @@ for (const database of PROCESS_DATABASES) {
         const got = await json<Task>(
           await api(`/api/tasks/${task.id}`, { headers: { authorization: `Bearer ${READ_TOKEN}` } }),
         );
-        assert.deepEqual(got, await queue.get(task.id));
+        assert.deepEqual(got, { ...await queue.get(task.id), dependsOn: [], dependents: [] });
         assert.deepEqual(await json(await api(`/api/tasks/${task.id}/logs`)), { logs: [] });
+        const after = await queue.enqueue("work", {}, { dependsOn: [task.id] });
+        const dependent = await json<Task & { dependsOn: number[] }>(await api(`/api/tasks/${after.id}`));
+        assert.deepEqual(dependent.dependsOn, [task.id]);
+        const first = await json<Task & { dependents: number[] }>(await api(`/api/tasks/${task.id}`));
+        assert.deepEqual(first.dependents, [after.id]);
         const missing = await json<{ error: { code: string } }>(
           await api(`/api/tasks/${task.id + 1000}`),
           404,

@@ -58,15 +58,29 @@ export const TASK_READ_ROUTES: Route[] = [
   {
     method: "GET",
     path: "/api/tasks/{id}",
-    summary: "One task: payload, status, attempts, error, result, progress, queue",
+    summary: "One task: payload, status, attempts, error, result, progress, queue, dependencies both ways",
     access: "read",
-    responses: { 200: { description: "The task", schema: TASK } },
+    responses: {
+      200: {
+        description: "The task, with the ids of the tasks it waits for and of those waiting for it",
+        schema: {
+          allOf: [TASK, {
+            type: "object",
+            properties: {
+              dependsOn: { type: "array", items: { type: "integer" }, description: "At most 1,000" },
+              dependents: { type: "array", items: { type: "integer" }, description: "At most 1,000" },
+            },
+            required: ["dependsOn", "dependents"],
+          }],
+        },
+      },
+    },
     refusals: [400, 404],
     async handle(c, { queue }) {
       const id = taskIdParam(c.req.param("id"));
       const task = await queue.get(id);
       if (!task) throw new ApiError(404, "TASK_NOT_FOUND", `No task with id ${id}.`);
-      return c.json(task);
+      return c.json({ ...task, ...await queue.dependencies(id) });
     },
   },
   {

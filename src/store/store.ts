@@ -36,6 +36,7 @@ import type {
   BackupResult,
   ClaimParams,
   CommitTopic,
+  DependencyIds,
   ExpiredLease,
   Fence,
   InsertedTask,
@@ -43,6 +44,7 @@ import type {
   LeasedTask,
   ListFilter,
   LostLease,
+  MAX_DEPENDENCY_IDS,
   MetricsQuery,
   NewTask,
   Progress,
@@ -122,6 +124,11 @@ export interface Store {
   taskGet(id: number): Promise<Task | undefined>;
   /** The tasks with these ids, in any order; an id no task has is left out. At most 1,000 ids. */
   taskGetMany(ids: readonly number[]): Promise<Task[]>;
+  /**
+   * The ids of the tasks `id` depends on, and of those that depend on it, each ascending, at most
+   * {@link MAX_DEPENDENCY_IDS} of each. Empty for a task without any, or no task at all.
+   */
+  taskDependencyIds(id: number): Promise<DependencyIds>;
   /**
    * A page of tasks, the newest (highest id) first: of one status, type and queue, created in a time range,
    * with payload values, when given; below `beforeId` for keyset paging (then `offset` is usually 0).

@@ -358,3 +358,14 @@ export interface ThroughputMinute {
   completed: number;
   failed: number;
 }
+
+/** The most ids of each kind {@link DependencyIds} holds. */
+export const MAX_DEPENDENCY_IDS = 1000;
+
+/** A task's dependencies both ways (see `Store.taskDependencyIds`). */
+export interface DependencyIds {
+  /** The tasks it waits for (or waited for), ascending. */
+  dependsOn: number[];
+  /** The tasks that wait (or waited) for it, ascending. */
+  dependents: number[];
+}

@@ -34,6 +34,23 @@ describe("prismq and dependencies", () => {
     });
   });
 
+  test("show names the tasks a task depends on and those depending on it, in text and JSON", async () => {
+    await withFixture(async ({ q, qJson }) => {
+      const a = await qJson<Task>(["enqueue", "noop", "--delay", "1h"]);
+      const b = await qJson<Task>(["enqueue", "noop", "--delay", "1h"]);
+      const c = await qJson<Task>(["enqueue", "noop", "--depends-on", `${b.id},${a.id}`]);
+      const shown = await qJson<Task & { dependsOn: number[]; dependents: number[] }>(["show", String(c.id)]);
+      assert.deepEqual([shown.dependsOn, shown.dependents], [[a.id, b.id], []]);
+      const text = (await q(["show", String(a.id)])).stdout;
+      assert.match(text, new RegExp(`^Waited on by: ${c.id}$`, "m"));
+      assert.doesNotMatch(text, /^Depends on:/m);
+      assert.match(
+        (await q(["show", String(c.id)])).stdout,
+        new RegExp(`^Depends on: ${a.id}, ${b.id}$`, "m"),
+      );
+    });
+  });
+
   test("cancelling a dependency cancels its dependents, which say why; retry refuses them until it is retried", async () => {
     await withFixture(async ({ q, qJson }) => {
       const a = await qJson<Task>(["enqueue", "noop", "--delay", "1h"]);

@@ -55,6 +55,16 @@ describeEachStore("dependencies", (it) => {
     assert.equal((await claimOne(store, { now: T0 + 20 })).task.id, c);
   });
 
+  it("a task's dependency ids are read both ways, ascending; a task without any, or none at all, has none", async ({ store }) => {
+    const [a, b, alone] = await insert(store, 3);
+    const c = await dependent(store, [b!, a!]);
+    const d = await dependent(store, [a!]);
+    assert.deepEqual(await store.taskDependencyIds(c), { dependsOn: [a, b], dependents: [] });
+    assert.deepEqual(await store.taskDependencyIds(a!), { dependsOn: [], dependents: [c, d] });
+    assert.deepEqual(await store.taskDependencyIds(alone!), { dependsOn: [], dependents: [] });
+    assert.deepEqual(await store.taskDependencyIds(999_999), { dependsOn: [], dependents: [] });
+  });
+
   it("stats and lists count waiting tasks as waiting", async ({ store }) => {
     const [a] = await insert(store, 1);
     const c = await dependent(store, [a!]);

@@ -134,7 +134,8 @@ function describeDue(task: Task, now: number, style: ReturnType<typeof styleFor>
 const SHOW_HELP = `Usage: prismq show <id> [--json]
 
 Shows one task: every field, its payload, its retry policy (when it has its own), its progress (the last
-value its handler gave ctx.progress), its result (what its handler returned), and its log.
+value its handler gave ctx.progress), its result (what its handler returned), the tasks it depends on and
+those that depend on it (when there are any), and its log.
 ${COMMON_HELP}`;
 
 export const showCommand: Command = {
@@ -145,17 +146,25 @@ export const showCommand: Command = {
     const { values, positionals } = parseCommand("show", argv, COMMON_OPTIONS);
     expectArguments(positionals, 1);
     const id = parseTaskId("show", positionals[0]);
-    const { task, logs } = await withQueue(io, values, async (queue) => {
+    const { task, logs, dependencies } = await withQueue(io, values, async (queue) => {
       const task = await queue.get(id);
       if (!task) throw new TaskNotFoundError(id);
-      return { task, logs: await queue.logs(id) };
+      return { task, logs: await queue.logs(id), dependencies: await queue.dependencies(id) };
     });
     if (values.json) {
-      io.stdout.write(json({ ...task, logs }));
+      io.stdout.write(json({ ...task, ...dependencies, logs }));
       return 0;
     }
     const style = styleFor(io.stdout, io);
     io.stdout.write(describeTask(task, style));
+    for (
+      const [label, ids] of [["Depends on", dependencies.dependsOn], [
+        "Waited on by",
+        dependencies.dependents,
+      ]] as const
+    ) {
+      if (ids.length > 0) io.stdout.write(`${style.bold(label)}: ${ids.join(", ")}\n`);
+    }
     io.stdout.write(`\n${style.bold("Log")}\n`);
     if (logs.length === 0) io.stdout.write("  (empty)\n");
     for (const entry of logs) {

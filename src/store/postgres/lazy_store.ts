@@ -11,6 +11,7 @@ import type { Task, TaskStatus } from "../../task.ts";
 import type {
   ClaimParams,
   CommitTopic,
+  DependencyIds,
   ExpiredLease,
   Fence,
   InsertedTask,
@@ -128,6 +129,9 @@ export class LazyPostgresStore implements Store {
 
   taskGetMany(ids: readonly number[]): Promise<Task[]> {
     return this.#call((s) => s.taskGetMany(ids));
+  }
+  taskDependencyIds(id: number): Promise<DependencyIds> {
+    return this.#call((s) => s.taskDependencyIds(id));
   }
 
   taskList(filter: ListFilter): Promise<Task[]> {

@@ -14,6 +14,7 @@ import type { Task, TaskStatus } from "../../task.ts";
 import type {
   ClaimParams,
   CommitTopic,
+  DependencyIds,
   ExpiredLease,
   Fence,
   InsertedTask,
@@ -62,7 +63,16 @@ import { collectMetrics, throughput } from "./queries/metrics.ts";
 import { progressStatements, recordedFrom } from "./queries/outcomes.ts";
 import { ownOutcomes } from "./queries/recorded.ts";
 import { setProgress } from "./queries/progress.ts";
-import { getTask, getTasks, listTasks, pending, serverTime, stats, waiting } from "./queries/read.ts";
+import {
+  dependencyIds,
+  getTask,
+  getTasks,
+  listTasks,
+  pending,
+  serverTime,
+  stats,
+  waiting,
+} from "./queries/read.ts";
 import { ensureSchedules, fireSchedule, listSchedules } from "./queries/schedules.ts";
 import { deleteWorker, listWorkers, pruneWorkers } from "./queries/workers.ts";
 
@@ -362,6 +372,9 @@ export class PostgresStore implements Store {
 
   taskGetMany(ids: readonly number[]): Promise<Task[]> {
     return this.#again(() => getTasks(this.#conn, ids));
+  }
+  taskDependencyIds(id: number): Promise<DependencyIds> {
+    return this.#again(() => dependencyIds(this.#conn, id));
   }
 
   taskList(filter: ListFilter): Promise<Task[]> {

@@ -11,6 +11,7 @@ import type {
   BackupResult,
   ClaimParams,
   CommitTopic,
+  DependencyIds,
   ExpiredLease,
   Fence,
   InsertedTask,
@@ -61,7 +62,16 @@ import { cancel, deleteTask, purge, requeue, requeueFailed, requeueWhere } from 
 import { collectMetrics, throughput } from "./queries/metrics.ts";
 import { progressStatements, record, recordedFrom } from "./queries/outcomes.ts";
 import { setProgress } from "./queries/progress.ts";
-import { getTask, getTasks, listTasks, pending, serverTime, stats, waiting } from "./queries/read.ts";
+import {
+  dependencyIds,
+  getTask,
+  getTasks,
+  listTasks,
+  pending,
+  serverTime,
+  stats,
+  waiting,
+} from "./queries/read.ts";
 import { ensureSchedules, fireSchedule, listSchedules } from "./queries/schedules.ts";
 import { deleteWorker, listWorkers, pruneWorkers } from "./queries/workers.ts";
 import { all } from "./sql.ts";
@@ -286,6 +296,9 @@ export class SqliteStore implements Store {
 
   taskGetMany(ids: readonly number[]): Promise<Task[]> {
     return getTasks(this.#conn, ids);
+  }
+  taskDependencyIds(id: number): Promise<DependencyIds> {
+    return dependencyIds(this.#conn, id);
   }
 
   taskList(filter: ListFilter): Promise<Task[]> {

@@ -137,6 +137,9 @@ export function taskPage(main, { id }, ctx) {
     if (Array.isArray(task.dependsOn) && task.dependsOn.length > 0) {
       sections.push(block("Depends on", "task-dependencies", await dependencies(task.dependsOn)));
     }
+    if (Array.isArray(task.dependents) && task.dependents.length > 0) {
+      sections.push(block("Waited on by", "task-dependents", await dependencies(task.dependents)));
+    }
     sections.push(block(
       "Logs",
       "task-logs",

@@ -6,7 +6,14 @@
  */
 import { type SQL, sql } from "drizzle-orm";
 import { type Task, TASK_STATUSES, type TaskStatus } from "../../../task.ts";
-import type { ListFilter, PayloadMatch, QueueStats, WaitingTasks } from "../../store.ts";
+import {
+  type DependencyIds,
+  type ListFilter,
+  MAX_DEPENDENCY_IDS,
+  type PayloadMatch,
+  type QueueStats,
+  type WaitingTasks,
+} from "../../store.ts";
 import { TASK_SELECT, type TaskTextRow, toTask } from "../columns.ts";
 import type { PgConnection } from "../connection.ts";
 import { array, literalStatuses } from "../sql.ts";
@@ -24,6 +31,18 @@ export async function getTasks(conn: PgConnection, ids: readonly number[]): Prom
     sql`SELECT ${TASK_SELECT} FROM task_queue WHERE id = ANY(${array(ids)}::bigint[])`,
   );
   return rows.map(toTask);
+}
+
+/** The ids of the tasks `id` depends on and of those depending on it, at most MAX_DEPENDENCY_IDS each. */
+export async function dependencyIds(conn: PgConnection, id: number): Promise<DependencyIds> {
+  const [dependsOn, dependents] = await conn.batch([
+    sql`SELECT depends_on AS id FROM task_dependencies WHERE task_id = ${id}::bigint
+      ORDER BY depends_on LIMIT ${MAX_DEPENDENCY_IDS}`,
+    sql`SELECT task_id AS id FROM task_dependencies WHERE depends_on = ${id}::bigint
+      ORDER BY task_id LIMIT ${MAX_DEPENDENCY_IDS}`,
+  ]);
+  const ids = (rows: Record<string, unknown>[] | undefined) => (rows ?? []).map((row) => Number(row.id));
+  return { dependsOn: ids(dependsOn), dependents: ids(dependents) };
 }
 
 /** A page of tasks, the newest first. */

@@ -7,7 +7,15 @@
  */
 import { type SQL, sql } from "drizzle-orm";
 import { type Task, TASK_STATUSES, type TaskStatus } from "../../../task.ts";
-import type { ListFilter, PayloadMatch, QueueStats, WaitingTasks } from "../../store.ts";
+import {
+  type DependencyIds,
+  type ListFilter,
+  MAX_DEPENDENCY_IDS,
+  type PayloadMatch,
+  type QueueStats,
+  type WaitingTasks,
+} from "../../store.ts";
+import type { SqlRow } from "../driver.ts";
 import { TASK_JSON, type TaskJsonRow, toTask } from "../columns.ts";
 import type { Connection } from "../connection.ts";
 import { all, batch, bound, literalStatuses, p, PreparedSql } from "../sql.ts";
@@ -26,6 +34,18 @@ export async function getTasks(conn: Connection, ids: readonly number[]): Promis
     }))`,
   );
   return rows.map(toTask);
+}
+
+/** The ids of the tasks `id` depends on and of those depending on it, at most MAX_DEPENDENCY_IDS each. */
+export async function dependencyIds(conn: Connection, id: number): Promise<DependencyIds> {
+  const [dependsOn, dependents] = await batch(conn, [
+    sql`SELECT depends_on AS id FROM task_dependencies WHERE task_id = ${id}
+      ORDER BY depends_on LIMIT ${MAX_DEPENDENCY_IDS}`,
+    sql`SELECT task_id AS id FROM task_dependencies WHERE depends_on = ${id}
+      ORDER BY task_id LIMIT ${MAX_DEPENDENCY_IDS}`,
+  ]);
+  const ids = (rows: SqlRow[] | undefined) => (rows ?? []).map((row) => Number(row.id));
+  return { dependsOn: ids(dependsOn), dependents: ids(dependents) };
 }
 
 /** A page of tasks, the newest first. */
