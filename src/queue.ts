@@ -14,6 +14,7 @@ import type { TaskHandlerRegistry } from "./registry.ts";
 import { concurrencyLimit, type QueueLimits, queueName, rateLimit } from "./queue_name.ts";
 import type {
   InsertedTask,
+  MatchedKey,
   NewTask,
   QueueInfo,
   QueueSettings,
@@ -27,7 +28,8 @@ import { storeOf } from "./store/store_of.ts";
 import { isTaskStatus, type Task, type TaskStatus, TERMINAL_STATUSES } from "./task.ts";
 import { type WaitForOptions, waitForTask } from "./wait_for.ts";
 import {
-  createdTask,
+  type EnqueuedTask,
+  enqueuedTask,
   type EnqueueItem,
   type EnqueueOptions,
   type EnqueueTransaction,
@@ -40,13 +42,24 @@ import {
 
 export type { WaitForOptions } from "./wait_for.ts";
 export type {
+  EnqueuedTask,
   EnqueueItem,
   EnqueueOptions,
   EnqueueTransaction,
   ListOptions,
   QueueOptions,
+  UniqueOptions,
   WriteOptions,
 } from "./enqueue_item.ts";
+
+/** One task's outcome in {@link Queue.enqueueManyDetailed}. */
+export interface EnqueueOutcome {
+  /** The task created, or the one that held one of its keys. */
+  task: EnqueuedTask;
+  created: boolean;
+  /** When not created: the key by which the existing task was found. */
+  matchedKey?: MatchedKey | undefined;
+}
 
 export const DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024;
 
@@ -90,7 +103,9 @@ export class Queue {
   }
 
   /**
-   * Adds a task. With an idempotency key that is already taken, returns the existing task instead.
+   * Adds a task and returns it with `created: true`. When another task holds its idempotency key, or its
+   * `unique` key (see {@link UniqueOptions}), adds nothing and returns that task, with `created: false` and
+   * `matchedKey` saying which key.
    *
    * @example Enqueue in the application's own transaction
    * ```ts
@@ -115,7 +130,7 @@ export class Queue {
     type: string,
     payload: unknown = {},
     options: EnqueueOptions & WriteOptions = {},
-  ): Promise<Task> {
+  ): Promise<EnqueuedTask> {
     // enqueueMany's work for one task, without its arrays and copies: the single enqueue is the hot path.
     options ??= {};
     if (typeof options !== "object") throw invalidType("The options must be an object.");
@@ -126,27 +141,30 @@ export class Queue {
     const row = prepared instanceof Promise ? await prepared : prepared;
     if (options.tx !== undefined) {
       const [inserted] = await this.#write([row], now, options.tx);
-      return inserted!.existing ?? createdTask(inserted!.id, row, now);
+      return enqueuedTask(inserted!, row, now);
     }
     const pending = this.#store.taskInsertOne(row, now);
     const inserted = pending instanceof Promise ? await pending : pending;
     if (inserted.created) this.db.notifyTasksAvailable();
-    return inserted.existing ?? createdTask(inserted.id, row, now);
+    return enqueuedTask(inserted, row, now);
   }
 
   /**
    * Adds many tasks in one transaction: all of them, or, when any is invalid, none. Tasks come back in
-   * the order given.
+   * the order given, each with `created` (and `matchedKey` when false), as {@link enqueue} returns them.
    */
-  async enqueueMany(items: readonly EnqueueItem[], options: WriteOptions = {}): Promise<Task[]> {
+  async enqueueMany(items: readonly EnqueueItem[], options: WriteOptions = {}): Promise<EnqueuedTask[]> {
     return (await this.enqueueManyDetailed(items, options)).map((result) => result.task);
   }
 
-  /** Like {@link enqueueMany}, and says for each task whether it was created or already existed. */
+  /**
+   * Like {@link enqueueMany}, and says for each task whether it was created or already existed, and then by
+   * which key (`matchedKey`: `"idempotencyKey"` or `"unique"`).
+   */
   async enqueueManyDetailed(
     items: readonly EnqueueItem[],
     options: WriteOptions = {},
-  ): Promise<{ task: Task; created: boolean }[]> {
+  ): Promise<EnqueueOutcome[]> {
     const syncing = this.#clockSync();
     if (syncing) await syncing;
     const now = this.#clock.now();
@@ -156,19 +174,21 @@ export class Queue {
 
   /**
    * Like {@link enqueueMany}, for bulk loads that need no task objects back: gives each task's id, and
-   * whether it was created (false: its idempotency key was taken). Building the tasks would cost such a
-   * load about a twentieth of its time.
+   * whether it was created (false: its idempotency key was taken or its `unique` key held, by the task with
+   * that id; `matchedKey` says which). Building the tasks would cost such a load about a twentieth of its time.
    */
   async enqueueManyIds(
     items: readonly EnqueueItem[],
     options: WriteOptions = {},
-  ): Promise<{ id: number; created: boolean }[]> {
+  ): Promise<{ id: number; created: boolean; matchedKey?: MatchedKey | undefined }[]> {
     const syncing = this.#clockSync();
     if (syncing) await syncing;
     const now = this.#clock.now();
     const rows = await this.#prepareAll(items, now);
     const inserted = await this.#write(rows, now, options.tx);
-    return inserted.map(({ id, created }) => ({ id, created }));
+    return inserted.map(({ id, created, matchedKey }) =>
+      matchedKey === undefined ? { id, created } : { id, created, matchedKey }
+    );
   }
 
   /**
@@ -190,13 +210,13 @@ export class Queue {
     type: string,
     payload: unknown,
     options: EnqueueOptions & { tx: EnqueueTransaction },
-  ): Task {
+  ): EnqueuedTask {
     const { tx, ...taskOptions } = options ?? {};
     return this.enqueueManySync([{ ...taskOptions, type, payload }], { tx })[0]!;
   }
 
   /** {@link enqueueMany} inside a synchronous Drizzle transaction; see {@link enqueueSync}. */
-  enqueueManySync(items: readonly EnqueueItem[], options: { tx: EnqueueTransaction }): Task[] {
+  enqueueManySync(items: readonly EnqueueItem[], options: { tx: EnqueueTransaction }): EnqueuedTask[] {
     if (options?.tx === undefined) {
       throw invalidType("enqueueSync and enqueueManySync write through a transaction: pass { tx }.");
     }
@@ -222,11 +242,13 @@ export class Queue {
     return inserted;
   }
 
-  #created(rows: NewTask[], now: number, inserted: InsertedTask[]): { task: Task; created: boolean }[] {
-    return inserted.map(({ id, created, existing }, i) => ({
-      task: existing ?? createdTask(id, rows[i]!, now),
-      created,
-    }));
+  #created(rows: NewTask[], now: number, inserted: InsertedTask[]): EnqueueOutcome[] {
+    return inserted.map((result, i) => {
+      const task = enqueuedTask(result, rows[i]!, now);
+      return result.matchedKey === undefined
+        ? { task, created: result.created }
+        : { task, created: result.created, matchedKey: result.matchedKey };
+    });
   }
 
   /**

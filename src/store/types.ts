@@ -21,18 +21,27 @@ export interface NewTask {
   retryPolicy: string | null;
   /** The queue it belongs to: a checked name (see `queue_name.ts`). */
   queue: string;
+  /** Its `unique` key, or null. */
+  uniqueKey: string | null;
+  /** A window key's length in milliseconds; null: the key is held while the task is queued or running. */
+  uniqueForMs: number | null;
 }
 
 /**
- * What an insert did with one task: created it, or found the task that already held its idempotency key.
- * A created task is not read back: its caller knows what it inserted (see `Queue`).
+ * What an insert did with one task: created it, or found the task that already held its idempotency key
+ * or its `unique` key. A created task is not read back: its caller knows what it inserted (see `Queue`).
  */
 export interface InsertedTask {
   id: number;
   created: boolean;
   /** The task that held the key, when the insert found one. */
   existing?: Task;
+  /** Which of the task's keys the existing task holds, when it was not created. */
+  matchedKey?: MatchedKey;
 }
+
+/** The key by which an enqueue found an existing task instead of creating one. */
+export type MatchedKey = "idempotencyKey" | "unique";
 
 /** How a worker picks among runnable tasks. */
 export type ClaimStrategy = "priority" | "fifo" | "lifo" | "weighted_random";
