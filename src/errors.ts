@@ -164,7 +164,9 @@ export class UniqueKeyHeldError extends PrismqError {
   override readonly code = "UNIQUE_KEY_HELD";
   constructor(readonly taskId: number, readonly key: string, readonly holderId: number) {
     super(
-      `Cannot retry task ${taskId}: its unique key ${JSON.stringify(key)} is held by task ${holderId}, which ` +
+      `Cannot retry task ${taskId}: its unique key ${
+        JSON.stringify(key)
+      } is held by task ${holderId}, which ` +
         `is queued or running. Retry it once task ${holderId} has finished, or cancel task ${holderId} first.`,
     );
   }

@@ -163,6 +163,8 @@ export function runningTask<P>(payload: P, fields: Partial<Task> = {}): Task<P> 
     result: null,
     progress: null,
     queue: "default",
+    uniqueKey: null,
+    uniqueForMs: null,
     ...fields,
     payload,
   };

@@ -36,6 +36,8 @@ export function newTask(fields: Partial<NewTask> = {}): NewTask {
     timeoutMs: null,
     retryPolicy: null,
     queue: "default",
+    uniqueKey: null,
+    uniqueForMs: null,
     ...fields,
   };
 }
@@ -103,7 +105,8 @@ export async function get(store: Store, id: number): Promise<Task> {
  * builds without reading it back, which relies on exactly this.
  */
 export function inserted(id: number, task: NewTask, now: number): Task {
-  return createdTask(id, task, now);
+  const { created: _created, ...stored } = createdTask(id, task, now);
+  return stored;
 }
 
 /** Sorted ids, for comparing sets of ids in messages that read well. */

@@ -326,6 +326,8 @@ async function apply(store: Store, model: Model, op: Op): Promise<void> {
           timeoutMs: null,
           retryPolicy: null,
           queue: "default",
+          uniqueKey: null,
+          uniqueForMs: null,
         })),
         now,
       );

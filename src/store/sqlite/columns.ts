@@ -23,7 +23,11 @@ function nameOf(key: TaskKey): string {
 }
 
 /** Columns the store keeps for itself: not part of a `Task`. */
-const INTERNAL_KEYS = ["leaseToken", "unconfirmedStart", "uniqueReleasedAt"] as const satisfies readonly TaskKey[];
+const INTERNAL_KEYS = [
+  "leaseToken",
+  "unconfirmedStart",
+  "uniqueReleasedAt",
+] as const satisfies readonly TaskKey[];
 type InternalKey = typeof INTERNAL_KEYS[number];
 
 function isTaskField(key: TaskKey): key is Exclude<TaskKey, InternalKey> {

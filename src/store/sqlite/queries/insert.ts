@@ -114,13 +114,15 @@ export const CREATED_ROW = sql`id, idempotency_key AS "idempotencyKey", unique_k
 /**
  * Releases the `unique` keys among `keys` whose windows are over at `now`: their holders leave the unique
  * index, so that the insert that follows in the same transaction may take them. Each write holds SQLite's
- * one write lock, so no other insert comes between the two.
+ * one write lock, so no other insert comes between the two. It returns the ids it released, for the
+ * drivers that run an application's statements only as queries with rows.
  */
 export function releaseExpired(keys: readonly string[], now: number): SQL {
   return sql`
     UPDATE task_queue SET unique_released_at = ${now}
     WHERE unique_key IN (SELECT value FROM json_each(${JSON.stringify(keys)})) AND unique_key IS NOT NULL
-      AND unique_released_at IS NULL AND unique_for_ms IS NOT NULL AND created_at + unique_for_ms <= ${now}`;
+      AND unique_released_at IS NULL AND unique_for_ms IS NOT NULL AND created_at + unique_for_ms <= ${now}
+    RETURNING id`;
 }
 
 /**
