@@ -117,6 +117,8 @@ export const TASK_FIELDS = [
   "status",
   "timeoutMs",
   "type",
+  "uniqueForMs",
+  "uniqueKey",
   "updatedAt",
 ];
 

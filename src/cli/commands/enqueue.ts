@@ -4,7 +4,12 @@
  * @module
  */
 import { isDeepStrictEqual } from "node:util";
-import { DEFAULT_MAX_PAYLOAD_BYTES, type EnqueueOptions, type Task } from "../../../mod.ts";
+import {
+  DEFAULT_MAX_PAYLOAD_BYTES,
+  type EnqueuedTask,
+  type EnqueueOptions,
+  type Task,
+} from "../../../mod.ts";
 import { queueName } from "../../queue_name.ts";
 import { parseCommand, parseDuration, parseInteger, parseTime, UsageError } from "../args.ts";
 import { type Command, COMMON_HELP, COMMON_OPTIONS, linkedRegistry, withQueue } from "../context.ts";
@@ -19,7 +24,8 @@ const HELP = `Usage:
 
 Adds a task for one of the linked handlers (see 'prismq handlers'). The payload is checked against the
 handler's schema before anything is written. Without a payload, the payload is {}. --json prints the
-task with "created": true, or false when its idempotency key matched an existing task.
+task with "created": true, or false when another task held its key: then that task, with "matchedKey"
+("idempotencyKey" or "unique").
 
 Options:
   --payload-file <file>  Read the payload JSON from a file ('-' or a lone '-' argument: standard input)
@@ -30,12 +36,18 @@ Options:
   --key <key>            Idempotency key: enqueueing the same key again adds nothing and prints the
                          existing task (--json: "created": false); a warning on stderr says when its
                          type or payload differs from the one given (the exit code stays 0)
+  --unique <key>         A key no other task may hold while this one is queued or running: while one
+                         does, nothing is added and that task is printed (--json: "created": false,
+                         "matchedKey": "unique"). Keys are shared by every type and queue.
+  --unique-for <duration>  With --unique: hold the key for this long from the task's creation instead,
+                         whatever becomes of the task: at most one task per key per 10m, say
   --timeout <duration>   Time limit per attempt (default: the handler's, or none)
   --queue <name>         The named queue (default: the handler's, else 'default'); workers serving it
                          run it, under its limits (see 'prismq queue --help')
                          Payloads over $PRISMQ_MAX_PAYLOAD_BYTES (default 1048576) are refused.
   --ndjson <file | ->    Bulk: one JSON object per line, {"type", "payload", "priority"?, "delayMs"?,
-                         "runAt"?, "maxAttempts"?, "idempotencyKey"?, "timeoutMs"?, "queue"?}. Good lines go in,
+                         "runAt"?, "maxAttempts"?, "idempotencyKey"?, "timeoutMs"?, "queue"?, "unique"?:
+                         {"key", "while": "active"} or {"key", "forMs"}}. Good lines go in,
                          in transactions of ${BATCH_TEXT}; bad lines are reported with their numbers and
                          nothing from them is written (exit code 2 when there were any). SIGINT or
                          SIGTERM stops it once the batch being written is in; it says which lines were
@@ -45,6 +57,8 @@ ${COMMON_HELP}
 Examples:
   prismq enqueue send_email '{"to": "ada@example.com", "subject": "Hi", "body": "Hello"}'
   prismq enqueue noop --delay 10m --key nightly-check
+  prismq enqueue sync_account '{"account": 42}' --unique sync:42
+  prismq enqueue send_digest '{"user": 7}' --unique digest:7 --unique-for 10m
   prismq enqueue --ndjson tasks.ndjson`;
 
 export const enqueueCommand: Command = {
@@ -60,6 +74,8 @@ export const enqueueCommand: Command = {
       "run-at": { type: "string" },
       "max-attempts": { type: "string" },
       key: { type: "string" },
+      unique: { type: "string" },
+      "unique-for": { type: "string" },
       timeout: { type: "string" },
       queue: { type: "string" },
       ndjson: { type: "string" },
@@ -75,6 +91,8 @@ export const enqueueCommand: Command = {
         "run-at",
         "max-attempts",
         "key",
+        "unique",
+        "unique-for",
         "timeout",
         "queue",
       ] as const;
@@ -115,10 +133,11 @@ export const enqueueCommand: Command = {
     const payload = payloadText === undefined ? {} : parsePayloadJson(payloadText, source);
 
     return await withQueue(io, values, async (queue) => {
-      const [{ task, created }] = await queue.enqueueManyDetailed([{ ...options, type, payload }]);
-      if (values.json) io.stdout.write(json({ ...task, created }));
-      else io.stdout.write(describeEnqueued(task, created, styleFor(io.stdout, io)) + "\n");
-      const mismatch = created ? undefined : keyMismatch(task, type, payload);
+      const task = await queue.enqueue(type, payload, options);
+      if (values.json) io.stdout.write(json(task));
+      else io.stdout.write(describeEnqueued(task, styleFor(io.stdout, io)) + "\n");
+      // A unique key matched by another payload is what it is for (one pending sync, whatever its payload).
+      const mismatch = task.matchedKey === "idempotencyKey" ? keyMismatch(task, type, payload) : undefined;
       if (mismatch) io.stderr.write(`prismq enqueue: warning: ${mismatch}\n`);
       return 0;
     }, queueOptions);
@@ -148,6 +167,19 @@ function singleTaskOptions(values: Record<string, string | boolean | undefined>)
   if (text("key") !== undefined) {
     if (text("key") === "") throw new UsageError("The idempotency key given with --key is empty.");
     options.idempotencyKey = text("key");
+  }
+  if (text("unique-for") !== undefined && text("unique") === undefined) {
+    throw new UsageError("--unique-for says how long a --unique key is held: give --unique <key> too.");
+  }
+  if (text("unique") !== undefined) {
+    if (text("unique") === "") throw new UsageError("The key given with --unique is empty.");
+    const forMs = text("unique-for") === undefined
+      ? undefined
+      : parseDuration("--unique-for", text("unique-for")!);
+    if (forMs === 0) throw new UsageError("--unique-for must be longer than 0: 30s, 10m, 1h.");
+    options.unique = forMs === undefined
+      ? { key: text("unique")!, while: "active" }
+      : { key: text("unique")!, forMs };
   }
   if (text("timeout") !== undefined) {
     options.timeoutMs = parseDuration("--timeout", text("timeout")!);
@@ -210,8 +242,15 @@ function keyMismatch(existing: Task, type: string, payload: unknown): string | u
     `Task ${existing.id} is unchanged and nothing was added; use another --key for a new task.`;
 }
 
-function describeEnqueued(task: Task, created: boolean, style: ReturnType<typeof styleFor>): string {
-  if (!created) {
+function describeEnqueued(task: EnqueuedTask, style: ReturnType<typeof styleFor>): string {
+  if (task.matchedKey === "unique") {
+    const scope = task.uniqueForMs === null
+      ? "while it is queued or running"
+      : `until ${formatTime(task.createdAt + task.uniqueForMs)}`;
+    return `Task ${task.id} (${task.type}) holds the unique key '${task.uniqueKey}' ${scope}; it is ` +
+      `${task.status}. Nothing was added.`;
+  }
+  if (!task.created) {
     return `Task ${task.id} (${task.type}) already exists with key '${task.idempotencyKey}'; it is ` +
       `${task.status}. Nothing was added.`;
   }
