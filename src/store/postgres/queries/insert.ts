@@ -27,7 +27,6 @@ import {
   JSON_INSERT_KEYS,
   nameOf,
   TASK_JSON,
-  type TaskJsonRow,
 } from "../columns.ts";
 import type { SqlRunner } from "../app_transaction.ts";
 import { array } from "../sql.ts";

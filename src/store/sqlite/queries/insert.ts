@@ -18,15 +18,7 @@ import {
   outcomesOf,
   uniqueKeysOf,
 } from "../../inserted.ts";
-import {
-  INSERT_KEYS,
-  insertColumns,
-  insertFields,
-  insertRow,
-  TASK_JSON,
-  type TaskJsonRow,
-  toTask,
-} from "../columns.ts";
+import { INSERT_KEYS, insertColumns, insertFields, insertRow, TASK_JSON, toTask } from "../columns.ts";
 import type { Connection } from "../connection.ts";
 import type { SqlStatement, SqlValue } from "../driver.ts";
 import { all, batch, compile, p, PreparedSql } from "../sql.ts";
