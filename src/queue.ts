@@ -401,6 +401,8 @@ export class Queue {
    * Puts a failed or cancelled task back in the queue, runnable now, with its attempts reset.
    *
    * @throws {TaskNotFoundError | TaskStateError}
+   * @throws {UniqueKeyHeldError} when its `unique` key, held while active, is held by another task now
+   *   (`holderId`); nothing changes. A window key never stops a retry.
    */
   async retry(id: number): Promise<Task> {
     const checkedId = taskId(id);
@@ -409,7 +411,11 @@ export class Queue {
     return task;
   }
 
-  /** Puts every failed task (of one type, when given) back in the queue; returns how many. */
+  /**
+   * Puts every failed task (of one type, when given) back in the queue; returns how many. A task whose
+   * `unique` key, held while active, another task holds stays failed, and of several failed tasks with one
+   * such key only the newest goes back.
+   */
   async retryFailed(options: { type?: string } = {}): Promise<number> {
     const n = await this.#atNow((now) => this.#store.taskRequeueFailed(options.type, now));
     if (n > 0) this.db.notifyTasksAvailable();
