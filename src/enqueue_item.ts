@@ -43,7 +43,8 @@ export interface EnqueueOptions {
    * task holds it, an enqueue with the same key adds nothing and returns that task (`created: false`,
    * `matchedKey: "unique"`). `{ key, while: "active" }` holds it while the task is queued or running;
    * `{ key, forMs }` for `forMs` milliseconds from the task's creation, whatever becomes of the task. See
-   * {@link UniqueOptions}.
+   * {@link UniqueOptions}. @default the handler definition's `unique` of the payload, when the `Queue` knows
+   * the handler; `null` gives the task no key even then.
    *
    * @example One pending sync per account
    * ```ts
@@ -59,7 +60,7 @@ export interface EnqueueOptions {
    * await db.close();
    * ```
    */
-  unique?: UniqueOptions | undefined;
+  unique?: UniqueOptions | null | undefined;
   /** Per-attempt time limit; the handler's signal aborts when it passes. @default the handler's, or none */
   timeoutMs?: number | undefined;
   /**

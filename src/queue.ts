@@ -37,6 +37,7 @@ import {
   newTask,
   payloadJson,
   type QueueOptions,
+  uniqueColumns,
   type WriteOptions,
 } from "./enqueue_item.ts";
 
@@ -312,7 +313,12 @@ export class Queue {
     );
     // The schema last: no point validating, field by field, a payload that is too large to store anyway.
     const checked = info?.schema && parsePayloadNow(type, info.schema, payload);
-    return checked instanceof Promise ? checked.then(() => row) : row;
+    const keyOf = item.unique === undefined ? info?.unique : undefined;
+    if (keyOf === undefined) return checked instanceof Promise ? checked.then(() => row) : row;
+    // The handler's default key, from the payload as validated (as given, when the handler has no schema).
+    const withKey = (output: unknown) =>
+      Object.assign(row, handlerUnique(type, keyOf(info?.schema ? output : payload)));
+    return checked instanceof Promise ? checked.then(withKey) : withKey(checked);
   }
 
   /** The first measurement of a server clock's offset, before the first due time is computed on it. */
@@ -520,6 +526,18 @@ export class Queue {
   pruneWorkers(options: { staleAfterMs: number }): Promise<string[]> {
     const staleAfterMs = wholeNumber("staleAfterMs", options.staleAfterMs, 0);
     return this.#atNow((now) => this.#store.workerPrune(Math.max(now - staleAfterMs, -MAX_EPOCH_MS)));
+  }
+}
+
+/** The columns of the `unique` a handler's default gave, checked; a wrong one names the handler. */
+function handlerUnique(type: string, unique: unknown): Pick<NewTask, "uniqueKey" | "uniqueForMs"> {
+  try {
+    return uniqueColumns(unique);
+  } catch (error) {
+    if (error instanceof Error) {
+      error.message = `The unique of handler '${type}' gave a wrong value: ${error.message}`;
+    }
+    throw error;
   }
 }
 
