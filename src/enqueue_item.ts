@@ -232,23 +232,29 @@ export function uniqueColumns(unique: unknown): { uniqueKey: string | null; uniq
 
 /**
  * A task an enqueue returns: the task it created (`created: true`), or the one that already held its key
- * (`created: false`, and `matchedKey` says which key: `"idempotencyKey"` or `"unique"`).
+ * (`created: false`, and `matchedKey` says which key: `"idempotencyKey"` or `"unique"`). The two are
+ * non-enumerable, so that the task stays what it was before they existed: equal to what `queue.get(id)`
+ * returns, and without them in JSON and spreads (copy them by name).
  */
 export type EnqueuedTask<Payload = unknown> = Task<Payload> & {
   /** Whether this enqueue created the task; false when another task held one of its keys. */
-  created: boolean;
-  /** When not created: the key by which the existing task was found. */
-  matchedKey?: MatchedKey | undefined;
+  readonly created: boolean;
+  /** When not created: the key by which the existing task was found; undefined when created. */
+  readonly matchedKey?: MatchedKey | undefined;
 };
 
 /** What an insert did, as the task an enqueue returns. */
 export function enqueuedTask(inserted: InsertedTask, task: NewTask, now: number): EnqueuedTask {
-  if (!inserted.existing) return createdTask(inserted.id, task, now);
-  return Object.assign(inserted.existing, { created: false, matchedKey: inserted.matchedKey });
+  const enqueued = inserted.existing ?? createdTask(inserted.id, task, now);
+  Object.defineProperty(enqueued, "created", { value: inserted.created, configurable: true });
+  if (inserted.matchedKey !== undefined) {
+    Object.defineProperty(enqueued, "matchedKey", { value: inserted.matchedKey, configurable: true });
+  }
+  return enqueued as EnqueuedTask;
 }
 
 /** The task an insert created, built from what was inserted rather than read back. */
-export function createdTask(id: number, task: NewTask, now: number): EnqueuedTask {
+export function createdTask(id: number, task: NewTask, now: number): Task {
   return {
     id,
     type: task.type,
@@ -273,7 +279,6 @@ export function createdTask(id: number, task: NewTask, now: number): EnqueuedTas
     queue: task.queue,
     uniqueKey: task.uniqueKey,
     uniqueForMs: task.uniqueForMs,
-    created: true,
   };
 }
 

@@ -72,8 +72,9 @@ export interface HandlerDefinition<Schema extends PayloadSchema = PayloadSchema>
   readonly queue?: string;
   /**
    * The `unique` key of tasks of this type whose enqueue gives none (see `UniqueOptions`), from their
-   * validated payload; undefined for none. Applied at enqueue by a `Queue` that knows the handler, and to
-   * the tasks schedules fire; an enqueue's own `unique` wins, and `unique: null` opts out.
+   * validated payload; undefined for none. Applied at enqueue by a `Queue` that knows the handler (not to
+   * the tasks schedules fire: give a schedule its own `unique`); an enqueue's own `unique` wins, and
+   * `unique: null` opts out.
    */
   unique?(payload: v.InferOutput<Schema>): UniqueOptions | undefined;
 }

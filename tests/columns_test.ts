@@ -71,7 +71,7 @@ test("a bulk insert stores every column of every task, whichever column the task
       }
     }
     // And one task on its own.
-    const alone = { ...SECOND, idempotencyKey: "alone" };
+    const alone = { ...SECOND, idempotencyKey: "alone", uniqueKey: "alone" };
     const [{ id }] = await storeOf(db).taskInsertMany([alone], NOW);
     assert.deepEqual(inserted((await storeOf(db).taskGet(id))!), alone);
   });

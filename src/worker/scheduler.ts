@@ -175,7 +175,7 @@ function taskFor(schedule: ScheduleDefinition, slot: number, handler: TaskHandle
     timeoutMs: schedule.timeoutMs,
     retryPolicy: null,
     queue: handler?.queue ?? DEFAULT_QUEUE,
-    uniqueKey: null,
-    uniqueForMs: null,
+    uniqueKey: schedule.uniqueKey,
+    uniqueForMs: schedule.uniqueForMs,
   };
 }

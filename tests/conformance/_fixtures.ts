@@ -105,8 +105,7 @@ export async function get(store: Store, id: number): Promise<Task> {
  * builds without reading it back, which relies on exactly this.
  */
 export function inserted(id: number, task: NewTask, now: number): Task {
-  const { created: _created, ...stored } = createdTask(id, task, now);
-  return stored;
+  return createdTask(id, task, now);
 }
 
 /** Sorted ids, for comparing sets of ids in messages that read well. */

@@ -134,7 +134,8 @@ export const enqueueCommand: Command = {
 
     return await withQueue(io, values, async (queue) => {
       const task = await queue.enqueue(type, payload, options);
-      if (values.json) io.stdout.write(json(task));
+      // created and matchedKey are not enumerable: named here, after the task's own fields.
+      if (values.json) io.stdout.write(json({ ...task, created: task.created, matchedKey: task.matchedKey }));
       else io.stdout.write(describeEnqueued(task, styleFor(io.stdout, io)) + "\n");
       // A unique key matched by another payload is what it is for (one pending sync, whatever its payload).
       const mismatch = task.matchedKey === "idempotencyKey" ? keyMismatch(task, type, payload) : undefined;

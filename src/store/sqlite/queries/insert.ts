@@ -27,7 +27,7 @@ import { all, batch, compile, p, PreparedSql } from "../sql.ts";
 const INSERT_CHUNK = 5000;
 
 /** The columns of a task without keys (idempotency or `unique`), which then stay null. */
-const KEY_COLUMNS: readonly string[] = ["idempotencyKey", "uniqueKey", "uniqueForMs"];
+const KEY_COLUMNS: readonly string[] = ["idempotencyKey", "uniqueKey"];
 const UNKEYED = INSERT_KEYS.filter((key) => !KEY_COLUMNS.includes(key));
 /** What tasks inserted by {@link INSERT_UNIFORM} share: everything but their payloads. */
 const SHARED = UNKEYED.filter((key) => key !== "payload");
@@ -78,7 +78,8 @@ function uniform(tasks: readonly NewTask[]): boolean {
   return tasks.every((task) =>
     task.type === first.type && task.priority === first.priority && task.maxAttempts === first.maxAttempts &&
     task.runAfter === first.runAfter && task.timeoutMs === first.timeoutMs &&
-    task.retryPolicy === first.retryPolicy && task.queue === first.queue
+    task.retryPolicy === first.retryPolicy && task.queue === first.queue &&
+    task.uniqueForMs === first.uniqueForMs
   );
 }
 
@@ -231,8 +232,8 @@ async function insertOneLater(
       // Nothing but a key can make this insert do nothing, unless something outside PrismQ (a trigger)
       // discards it: say so rather than try forever.
       throw new DatabaseError(
-        "A task was not inserted, and no key explains why: something in the database (a trigger?) " +
-          "discarded the row.",
+        "A task was not inserted, and no idempotency or unique key explains why: something in the database " +
+          "(a trigger?) discarded the row.",
       );
     }
     // A key is taken: the task holding it is the answer, unless it is a window key whose window is over
