@@ -9,7 +9,7 @@ import Database from "libsql";
 import { BetterSQLiteSession } from "drizzle-orm/better-sqlite3/session";
 import { BaseSQLiteDatabase, SQLiteSyncDialect } from "drizzle-orm/sqlite-core";
 import * as v from "valibot";
-import { defineHandler, Queue, TaskHandlerRegistry, UniqueKeyHeldError } from "../mod.ts";
+import { defineHandler, defineSchedule, Queue, TaskHandlerRegistry, UniqueKeyHeldError } from "../mod.ts";
 import { withDb } from "./_helpers.ts";
 
 test("a unique option that is not exactly one scope is refused before anything is written, saying what to give", async () => {
@@ -164,4 +164,26 @@ test("enqueueSync in an application's synchronous Drizzle transaction takes a ke
       connection.close();
     }
   });
+});
+
+test("defineSchedule takes a unique key for its tasks, checked as an enqueue's, a wrong one naming the schedule", () => {
+  const schedule = defineSchedule({
+    name: "sync_all",
+    type: "sync_all",
+    cron: "* * * * *",
+    unique: { key: "schedule:sync_all", while: "active" },
+  });
+  assert.deepEqual([schedule.uniqueKey, schedule.uniqueForMs], ["schedule:sync_all", null]);
+  const windowed = defineSchedule({
+    name: "w",
+    type: "t",
+    cron: "@hourly",
+    unique: { key: "w", forMs: 60_000 },
+  });
+  assert.deepEqual([windowed.uniqueKey, windowed.uniqueForMs], ["w", 60_000]);
+  assert.deepEqual([defineSchedule({ name: "n", type: "t", cron: "@daily" }).uniqueKey], [null]);
+  assert.throws(
+    () => defineSchedule({ name: "bad", type: "t", cron: "@daily", unique: { key: "k" } as never }),
+    /^TypeError: Schedule 'bad': unique needs a scope: while: "active" or forMs/,
+  );
 });
