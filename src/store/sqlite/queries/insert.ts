@@ -18,7 +18,15 @@ import {
   outcomesOf,
   uniqueKeysOf,
 } from "../../inserted.ts";
-import { INSERT_KEYS, insertColumns, insertFields, insertRow, TASK_JSON, toTask } from "../columns.ts";
+import {
+  INSERT_KEYS,
+  insertColumns,
+  insertFields,
+  type InsertKey,
+  insertRow,
+  TASK_JSON,
+  toTask,
+} from "../columns.ts";
 import type { Connection } from "../connection.ts";
 import type { SqlStatement, SqlValue } from "../driver.ts";
 import { all, batch, compile, p, PreparedSql } from "../sql.ts";
@@ -32,11 +40,21 @@ const UNKEYED = INSERT_KEYS.filter((key) => !KEY_COLUMNS.includes(key));
 /** What tasks inserted by {@link INSERT_UNIFORM} share: everything but their payloads. */
 const SHARED = UNKEYED.filter((key) => key !== "payload");
 
-/** The one-task insert, as fixed text so that the driver's prepared statement is reused. */
-const INSERT_ONE = compile(sql`
-  INSERT INTO task_queue (${insertColumns(INSERT_KEYS)})
-  VALUES (${sql.raw(Array(INSERT_KEYS.length + 2).fill("?").join(", "))})
-  ON CONFLICT DO NOTHING`).sql;
+/** The one-task insert of `keys`, as fixed text so that the driver's prepared statement is reused. */
+function insertOneOf(keys: readonly InsertKey[]): string {
+  return compile(sql`
+    INSERT INTO task_queue (${insertColumns(keys)})
+    VALUES (${sql.raw(Array(keys.length + 2).fill("?").join(", "))})
+    ON CONFLICT DO NOTHING`).sql;
+}
+
+/**
+ * The columns of a task without a `unique` key, the usual one: its insert binds two values fewer, which
+ * the single enqueue, a few tens of microseconds, notices.
+ */
+const WITHOUT_UNIQUE = INSERT_KEYS.filter((key) => key !== "uniqueKey" && key !== "uniqueForMs");
+const INSERT_ONE = insertOneOf(INSERT_KEYS);
+const INSERT_ONE_WITHOUT_UNIQUE = insertOneOf(WITHOUT_UNIQUE);
 
 const INSERT_UNKEYED = new PreparedSql(sql`
   INSERT INTO task_queue (${insertColumns(UNKEYED)})
@@ -201,7 +219,9 @@ export function insertOne(
   task: NewTask,
   now: number,
 ): InsertedTask | Promise<InsertedTask> {
-  const statement = { sql: INSERT_ONE, args: oneRow(task, now) };
+  const statement = task.uniqueKey === null && task.uniqueForMs === null
+    ? { sql: INSERT_ONE_WITHOUT_UNIQUE, args: rowWithoutUnique(task, now) }
+    : { sql: INSERT_ONE, args: oneRow(task, now) };
   let result;
   try {
     result = conn.executeIfFree(statement);
@@ -263,5 +283,14 @@ export function windowOver(outcome: InsertedTask, now: number): boolean {
 function oneRow(task: NewTask, now: number): SqlValue[] {
   const row = insertRow(task);
   row.push(now, now);
+  return row;
+}
+
+/** {@link oneRow} of a task without a `unique` key: the values of {@link WITHOUT_UNIQUE}, then the times. */
+function rowWithoutUnique(task: NewTask, now: number): SqlValue[] {
+  const row: SqlValue[] = new Array(WITHOUT_UNIQUE.length + 2);
+  for (let i = 0; i < WITHOUT_UNIQUE.length; i++) row[i] = task[WITHOUT_UNIQUE[i]!];
+  row[WITHOUT_UNIQUE.length] = now;
+  row[WITHOUT_UNIQUE.length + 1] = now;
   return row;
 }
