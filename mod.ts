@@ -42,11 +42,14 @@ export type { MissedSlots, ScheduleDefinition, ScheduleOptions } from "./src/sch
 
 export { DEFAULT_MAX_PAYLOAD_BYTES, Queue } from "./src/queue.ts";
 export type {
+  EnqueuedTask,
   EnqueueItem,
   EnqueueOptions,
+  EnqueueOutcome,
   EnqueueTransaction,
   ListOptions,
   QueueOptions,
+  UniqueOptions,
   WaitForOptions,
   WriteOptions,
 } from "./src/queue.ts";
@@ -74,6 +77,7 @@ export { CLAIM_STRATEGIES } from "./src/store/store.ts";
 export type {
   ClaimStrategy,
   LogLevel,
+  MatchedKey,
   PayloadMatch,
   QueueInfo,
   QueueSettings,
@@ -113,6 +117,7 @@ export {
   TaskNotFoundError,
   TaskStateError,
   TaskTimeoutError,
+  UniqueKeyHeldError,
   WaitTimeoutError,
 } from "./src/errors.ts";
 export type { PayloadIssue } from "./src/errors.ts";

@@ -12,7 +12,7 @@ import { DEFAULT_QUEUE, queueName } from "./queue_name.ts";
 import type { Clock } from "./clock.ts";
 import type { TaskHandlerRegistry } from "./registry.ts";
 import { retryOverrides, type RetryPolicy } from "./retry.ts";
-import type { InsertedTask, NewTask, PayloadMatch, SqlTransaction } from "./store/store.ts";
+import type { InsertedTask, MatchedKey, NewTask, PayloadMatch, SqlTransaction } from "./store/store.ts";
 import type { Task, TaskStatus } from "./task.ts";
 
 const MAX_KEY_LENGTH = 1024;
@@ -33,8 +33,34 @@ export interface EnqueueOptions {
    * worker that runs it, in any process, backs off by it. @default the handler's, else the worker's
    */
   retry?: Partial<RetryPolicy> | undefined;
-  /** A second enqueue with the same key returns the first task instead of adding another. */
+  /**
+   * A key held for good: a second enqueue with the same key returns the first task instead of adding another
+   * (until that task is purged). For a key held only while the task is pending, or for a time, see `unique`.
+   */
   idempotencyKey?: string | undefined;
+  /**
+   * A key held by this task for a scope, enforced by the database across processes and hosts: while another
+   * task holds it, an enqueue with the same key adds nothing and returns that task (`created: false`,
+   * `matchedKey: "unique"`). `{ key, while: "active" }` holds it while the task is queued or running;
+   * `{ key, forMs }` for `forMs` milliseconds from the task's creation, whatever becomes of the task. See
+   * {@link UniqueOptions}. @default the handler definition's `unique` of the payload, when the `Queue` knows
+   * the handler; `null` gives the task no key even then.
+   *
+   * @example One pending sync per account
+   * ```ts
+   * import { Queue, QueueDatabase } from "prismq";
+   * const db = new QueueDatabase(":memory:");
+   * await db.initializeSchema();
+   * const queue = new Queue(db);
+   * const unique = { key: "sync:account-42", while: "active" } as const;
+   * const first = await queue.enqueue("sync", { account: 42 }, { unique });
+   * const again = await queue.enqueue("sync", { account: 42 }, { unique });
+   * again.created; // false: the first is still queued
+   * again.id === first.id; // true
+   * await db.close();
+   * ```
+   */
+  unique?: UniqueOptions | null | undefined;
   /** Per-attempt time limit; the handler's signal aborts when it passes. @default the handler's, or none */
   timeoutMs?: number | undefined;
   /**
@@ -51,6 +77,51 @@ export interface EnqueueOptions {
    */
   dependsOn?: readonly number[] | undefined;
 }
+
+/**
+ * A `unique` key and its scope: exactly one of `while: "active"` and `forMs`.
+ *
+ * - `{ key, while: "active" }`: held while the task is `queued` or `running` (retries and snoozes included);
+ *   once it completes, fails or is cancelled, the next enqueue of the key creates a new task.
+ * - `{ key, forMs }`: held for `forMs` milliseconds from the task's creation, whatever its status: at most one
+ *   task per key per window, the window starting at the creation of the task that holds it.
+ *
+ * Keys are one namespace across types and queues (put the type in the key to keep them apart), and apart
+ * from `idempotencyKey`s. The holder's own scope decides how long it holds the key. Retrying a finished
+ * task (`retry`, `retryFailed`) with a `while: "active"` key that another task holds now is refused
+ * (`UniqueKeyHeldError`); a window key never stops a retry: the window counts enqueues, not attempts.
+ *
+ * @example At most one digest per user per ten minutes
+ * ```ts
+ * import { Queue, QueueDatabase } from "prismq";
+ * const db = new QueueDatabase(":memory:");
+ * await db.initializeSchema();
+ * const queue = new Queue(db);
+ * const [first, second] = await queue.enqueueManyDetailed([
+ *   { type: "digest", payload: { user: 7 }, unique: { key: "digest:7", forMs: 600_000 } },
+ *   { type: "digest", payload: { user: 7 }, unique: { key: "digest:7", forMs: 600_000 } },
+ * ]);
+ * first!.created; // true
+ * second!.created; // false
+ * second!.matchedKey; // "unique"
+ * await db.close();
+ * ```
+ */
+export type UniqueOptions =
+  | {
+    /** 1 to 1024 characters of well-formed Unicode. */
+    key: string;
+    /** Held while the task is queued or running. */
+    while: "active";
+    forMs?: undefined;
+  }
+  | {
+    /** 1 to 1024 characters of well-formed Unicode. */
+    key: string;
+    /** Held for this many milliseconds from the task's creation: a whole number from 1 to 100 years. */
+    forMs: number;
+    while?: undefined;
+  };
 
 /**
  * A transaction the application holds, for tasks to commit or roll back with its own writes: the handle
@@ -148,6 +219,62 @@ export function idempotencyKey(key: unknown): string | null {
 }
 
 /**
+ * The `unique` option checked, as the two columns it sets.
+ *
+ * @throws {TypeError | RangeError} naming what is wrong and the two forms it can take
+ */
+export function uniqueColumns(unique: unknown): { uniqueKey: string | null; uniqueForMs: number | null } {
+  if (unique === undefined || unique === null) return { uniqueKey: null, uniqueForMs: null };
+  const forms = `Give unique as { key, while: "active" } or { key, forMs }.`;
+  if (typeof unique !== "object") throw invalidType(`unique must be an object. ${forms}`);
+  const { key, while: scope, forMs, ...rest } = unique as Record<string, unknown>;
+  const unknown = Object.keys(rest);
+  if (unknown.length > 0) {
+    throw invalidType(`unique has no option ${JSON.stringify(unknown[0])}. ${forms}`);
+  }
+  if (typeof key !== "string" || key.length === 0 || key.length > MAX_KEY_LENGTH) {
+    throw invalidType(`unique.key must be a string of 1 to ${MAX_KEY_LENGTH} characters. ${forms}`);
+  }
+  wellFormed("unique.key", key);
+  if (scope !== undefined && forMs !== undefined) {
+    throw invalidType(`unique takes while: "active" or forMs, not both. ${forms}`);
+  }
+  if (scope === undefined && forMs === undefined) {
+    throw invalidType(`unique needs a scope: while: "active" or forMs. ${forms}`);
+  }
+  if (scope !== undefined) {
+    if (scope !== "active") {
+      throw invalidType(`unique.while must be "active", got ${JSON.stringify(scope)}. ${forms}`);
+    }
+    return { uniqueKey: key, uniqueForMs: null };
+  }
+  return { uniqueKey: key, uniqueForMs: duration("unique.forMs", forMs, 1) };
+}
+
+/**
+ * A task an enqueue returns: the task it created (`created: true`), or the one that already held its key
+ * (`created: false`, and `matchedKey` says which key: `"idempotencyKey"` or `"unique"`). The two are
+ * non-enumerable, so that the task stays what it was before they existed: equal to what `queue.get(id)`
+ * returns, and without them in JSON and spreads (copy them by name).
+ */
+export type EnqueuedTask<Payload = unknown> = Task<Payload> & {
+  /** Whether this enqueue created the task; false when another task held one of its keys. */
+  readonly created: boolean;
+  /** When not created: the key by which the existing task was found; undefined when created. */
+  readonly matchedKey?: MatchedKey | undefined;
+};
+
+/** What an insert did, as the task an enqueue returns. */
+export function enqueuedTask(inserted: InsertedTask, task: NewTask, now: number): EnqueuedTask {
+  const enqueued = inserted.existing ?? createdTask(inserted.id, task, now, inserted.settled);
+  Object.defineProperty(enqueued, "created", { value: inserted.created, configurable: true });
+  if (inserted.matchedKey !== undefined) {
+    Object.defineProperty(enqueued, "matchedKey", { value: inserted.matchedKey, configurable: true });
+  }
+  return enqueued as EnqueuedTask;
+}
+
+/**
  * The task an insert created, built from what was inserted rather than read back (`settled`: where its
  * dependencies left it).
  */
@@ -174,10 +301,13 @@ export function createdTask(id: number, task: NewTask, now: number, settled?: In
     result: null,
     progress: null,
     queue: task.queue,
+    uniqueKey: task.uniqueKey,
+    uniqueForMs: task.uniqueForMs,
   };
 }
 
 const DEFAULT_PRIORITY = 100;
+const NO_UNIQUE = { uniqueKey: null, uniqueForMs: null } as const;
 const DEFAULT_MAX_ATTEMPTS = 5;
 const encoder = new TextEncoder();
 
@@ -233,6 +363,7 @@ export function newTask(
   const priority = options.priority ?? DEFAULT_PRIORITY;
   const maxAttempts = options.maxAttempts ?? handlerMaxAttempts ?? DEFAULT_MAX_ATTEMPTS;
   const retry = options.retry === undefined ? null : retryOverrides("retry", options.retry);
+  const unique = options.unique === undefined ? NO_UNIQUE : uniqueColumns(options.unique);
   return {
     type,
     payload,
@@ -248,6 +379,8 @@ export function newTask(
     retryPolicy: retry === null ? null : JSON.stringify(retry),
     queue: options.queue === undefined ? defaultQueue : queueName(options.queue),
     ...(options.dependsOn === undefined ? {} : { dependsOn: dependencyIds(options.dependsOn) }),
+    uniqueKey: unique.uniqueKey,
+    uniqueForMs: unique.uniqueForMs,
   };
 }
 

@@ -184,6 +184,38 @@ export class DependencyError extends PrismqError {
 }
 
 /**
+ * A retry refused because the task's `unique` key, held while a task is queued or running, is held by
+ * another task now: retrying it would make two pending tasks with one key. Nothing was changed.
+ *
+ * @example
+ * ```ts
+ * import { Queue, QueueDatabase, UniqueKeyHeldError } from "prismq";
+ * const db = new QueueDatabase(":memory:");
+ * await db.initializeSchema();
+ * const queue = new Queue(db);
+ * const unique = { key: "sync:42", while: "active" } as const;
+ * const first = await queue.enqueue("sync", {}, { unique });
+ * await queue.cancel(first.id); // the key is free again
+ * const second = await queue.enqueue("sync", {}, { unique });
+ * const error = await queue.retry(first.id).catch((e) => e);
+ * error instanceof UniqueKeyHeldError && error.holderId === second.id; // true
+ * await db.close();
+ * ```
+ */
+export class UniqueKeyHeldError extends PrismqError {
+  override name = "UniqueKeyHeldError";
+  override readonly code = "UNIQUE_KEY_HELD";
+  constructor(readonly taskId: number, readonly key: string, readonly holderId: number) {
+    super(
+      `Cannot retry task ${taskId}: its unique key ${
+        JSON.stringify(key)
+      } is held by task ${holderId}, which ` +
+        `is queued or running. Retry it once task ${holderId} has finished, or cancel task ${holderId} first.`,
+    );
+  }
+}
+
+/**
  * Thrown by a handler to fail its task for good, without the retries that other errors get.
  *
  * @example

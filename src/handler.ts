@@ -12,6 +12,7 @@ import type { QueueDatabase } from "./database.ts";
 import type { LogLevel } from "./store/store.ts";
 import { retryOverrides, type RetryPolicy } from "./retry.ts";
 import type { Task } from "./task.ts";
+import type { UniqueOptions } from "./enqueue_item.ts";
 
 /** What a running handler gets besides its task. */
 export interface HandlerContext {
@@ -69,6 +70,13 @@ export interface HandlerDefinition<Schema extends PayloadSchema = PayloadSchema>
    * registry, as the CLI's has). @default "default"
    */
   readonly queue?: string;
+  /**
+   * The `unique` key of tasks of this type whose enqueue gives none (see `UniqueOptions`), from their
+   * validated payload; undefined for none. Applied at enqueue by a `Queue` that knows the handler (not to
+   * the tasks schedules fire: give a schedule its own `unique`); an enqueue's own `unique` wins, and
+   * `unique: null` opts out.
+   */
+  unique?(payload: v.InferOutput<Schema>): UniqueOptions | undefined;
 }
 
 /** Checks a task type: a non-blank string without surrounding whitespace. */
@@ -106,6 +114,7 @@ const MADE_BY_DEFINE_HANDLER = Symbol.for("prismq.madeByDefineHandler");
  *   description: "Says hello",
  *   maxAttempts: 3, // its tasks' default; a task's own maxAttempts wins
  *   retry: { initialDelayMs: 200, multiplier: 3 }, // over the worker's retry; a task's own retry wins
+ *   unique: (payload) => ({ key: `greet:${payload.name}`, while: "active" }), // one pending greeting a name
  *   handle(task) {
  *     return `hello ${task.payload.name}`; // task.payload is { name: string }; stored as the task's result
  *   },
@@ -122,6 +131,7 @@ export function defineHandler<Schema extends PayloadSchema>(definition: {
   maxAttempts?: number;
   retry?: Partial<RetryPolicy>;
   queue?: string;
+  unique?: (payload: v.InferOutput<Schema>) => UniqueOptions | undefined;
 }): HandlerDefinition<Schema> {
   assertTaskType(definition.type);
   const schema = definition.schema as { kind?: unknown } | undefined;
@@ -142,6 +152,13 @@ export function defineHandler<Schema extends PayloadSchema>(definition: {
   const retry = retryOverrides(`The retry of handler '${definition.type}'`, definition.retry);
   const { queue } = definition;
   if (queue !== undefined) queueName(queue, `The queue of handler '${definition.type}'`);
+  const { unique } = definition;
+  if (unique !== undefined && typeof unique !== "function") {
+    throw invalidType(
+      `The unique of handler '${definition.type}' must be a function of the payload that returns ` +
+        `{ key, while: "active" } or { key, forMs }, or undefined.`,
+    );
+  }
   const made = {
     type: definition.type,
     schema: definition.schema,
@@ -152,6 +169,7 @@ export function defineHandler<Schema extends PayloadSchema>(definition: {
     ...(maxAttempts === undefined ? {} : { maxAttempts }),
     ...(retry === null ? {} : { retry: Object.freeze(retry) }),
     ...(queue === undefined ? {} : { queue }),
+    ...(unique === undefined ? {} : { unique }),
   };
   // Not enumerable: invisible to spreads, JSON and equality checks.
   return Object.freeze(Object.defineProperty(made, MADE_BY_DEFINE_HANDLER, { value: true }));

@@ -15,6 +15,7 @@ import { concurrencyLimit, type QueueLimits, queueName, rateLimit } from "./queu
 import type {
   DependencyIds,
   InsertedTask,
+  MatchedKey,
   NewTask,
   QueueInfo,
   QueueSettings,
@@ -30,7 +31,8 @@ import { listFilter } from "./list_filter.ts";
 import { type Task, type TaskStatus, TERMINAL_STATUSES } from "./task.ts";
 import { type WaitForOptions, waitForTask } from "./wait_for.ts";
 import {
-  createdTask,
+  type EnqueuedTask,
+  enqueuedTask,
   type EnqueueItem,
   type EnqueueOptions,
   type EnqueueTransaction,
@@ -38,18 +40,30 @@ import {
   newTask,
   payloadJson,
   type QueueOptions,
+  uniqueColumns,
   type WriteOptions,
 } from "./enqueue_item.ts";
 
 export type { WaitForOptions } from "./wait_for.ts";
 export type {
+  EnqueuedTask,
   EnqueueItem,
   EnqueueOptions,
   EnqueueTransaction,
   ListOptions,
   QueueOptions,
+  UniqueOptions,
   WriteOptions,
 } from "./enqueue_item.ts";
+
+/** One task's outcome in {@link Queue.enqueueManyDetailed}. */
+export interface EnqueueOutcome {
+  /** The task created, or the one that held one of its keys. */
+  task: EnqueuedTask;
+  created: boolean;
+  /** When not created: the key by which the existing task was found. */
+  matchedKey?: MatchedKey | undefined;
+}
 
 export const DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024;
 
@@ -93,7 +107,9 @@ export class Queue {
   }
 
   /**
-   * Adds a task. With an idempotency key that is already taken, returns the existing task instead.
+   * Adds a task and returns it with `created: true`. When another task holds its idempotency key, or its
+   * `unique` key (see {@link UniqueOptions}), adds nothing and returns that task, with `created: false` and
+   * `matchedKey` saying which key.
    *
    * @example Enqueue in the application's own transaction
    * ```ts
@@ -132,7 +148,7 @@ export class Queue {
     type: string,
     payload: unknown = {},
     options: EnqueueOptions & WriteOptions = {},
-  ): Promise<Task> {
+  ): Promise<EnqueuedTask> {
     // enqueueMany's work for one task, without its arrays and copies: the single enqueue is the hot path.
     options ??= {};
     if (typeof options !== "object") throw invalidType("The options must be an object.");
@@ -143,27 +159,30 @@ export class Queue {
     const row = prepared instanceof Promise ? await prepared : prepared;
     if (options.tx !== undefined) {
       const [inserted] = await this.#write([row], now, options.tx);
-      return inserted!.existing ?? createdTask(inserted!.id, row, now, inserted!.settled);
+      return enqueuedTask(inserted!, row, now);
     }
     const pending = this.#store.taskInsertOne(row, now);
     const inserted = pending instanceof Promise ? await pending : pending;
     if (inserted.created) this.db.notifyTasksAvailable();
-    return inserted.existing ?? createdTask(inserted.id, row, now, inserted.settled);
+    return enqueuedTask(inserted, row, now);
   }
 
   /**
    * Adds many tasks in one transaction: all of them, or, when any is invalid, none. Tasks come back in
-   * the order given.
+   * the order given, each with `created` (and `matchedKey` when false), as {@link enqueue} returns them.
    */
-  async enqueueMany(items: readonly EnqueueItem[], options: WriteOptions = {}): Promise<Task[]> {
+  async enqueueMany(items: readonly EnqueueItem[], options: WriteOptions = {}): Promise<EnqueuedTask[]> {
     return (await this.enqueueManyDetailed(items, options)).map((result) => result.task);
   }
 
-  /** Like {@link enqueueMany}, and says for each task whether it was created or already existed. */
+  /**
+   * Like {@link enqueueMany}, and says for each task whether it was created or already existed, and then by
+   * which key (`matchedKey`: `"idempotencyKey"` or `"unique"`).
+   */
   async enqueueManyDetailed(
     items: readonly EnqueueItem[],
     options: WriteOptions = {},
-  ): Promise<{ task: Task; created: boolean }[]> {
+  ): Promise<EnqueueOutcome[]> {
     const syncing = this.#clockSync();
     if (syncing) await syncing;
     const now = this.#clock.now();
@@ -173,19 +192,21 @@ export class Queue {
 
   /**
    * Like {@link enqueueMany}, for bulk loads that need no task objects back: gives each task's id, and
-   * whether it was created (false: its idempotency key was taken). Building the tasks would cost such a
-   * load about a twentieth of its time.
+   * whether it was created (false: its idempotency key was taken or its `unique` key held, by the task with
+   * that id; `matchedKey` says which). Building the tasks would cost such a load about a twentieth of its time.
    */
   async enqueueManyIds(
     items: readonly EnqueueItem[],
     options: WriteOptions = {},
-  ): Promise<{ id: number; created: boolean }[]> {
+  ): Promise<{ id: number; created: boolean; matchedKey?: MatchedKey | undefined }[]> {
     const syncing = this.#clockSync();
     if (syncing) await syncing;
     const now = this.#clock.now();
     const rows = await this.#prepareAll(items, now);
     const inserted = await this.#write(rows, now, options.tx);
-    return inserted.map(({ id, created }) => ({ id, created }));
+    return inserted.map(({ id, created, matchedKey }) =>
+      matchedKey === undefined ? { id, created } : { id, created, matchedKey }
+    );
   }
 
   /**
@@ -207,13 +228,13 @@ export class Queue {
     type: string,
     payload: unknown,
     options: EnqueueOptions & { tx: EnqueueTransaction },
-  ): Task {
+  ): EnqueuedTask {
     const { tx, ...taskOptions } = options ?? {};
     return this.enqueueManySync([{ ...taskOptions, type, payload }], { tx })[0]!;
   }
 
   /** {@link enqueueMany} inside a synchronous Drizzle transaction; see {@link enqueueSync}. */
-  enqueueManySync(items: readonly EnqueueItem[], options: { tx: EnqueueTransaction }): Task[] {
+  enqueueManySync(items: readonly EnqueueItem[], options: { tx: EnqueueTransaction }): EnqueuedTask[] {
     if (options?.tx === undefined) {
       throw invalidType("enqueueSync and enqueueManySync write through a transaction: pass { tx }.");
     }
@@ -239,11 +260,13 @@ export class Queue {
     return inserted;
   }
 
-  #created(rows: NewTask[], now: number, inserted: InsertedTask[]): { task: Task; created: boolean }[] {
-    return inserted.map(({ id, created, existing, settled }, i) => ({
-      task: existing ?? createdTask(id, rows[i]!, now, settled),
-      created,
-    }));
+  #created(rows: NewTask[], now: number, inserted: InsertedTask[]): EnqueueOutcome[] {
+    return inserted.map((result, i) => {
+      const task = enqueuedTask(result, rows[i]!, now);
+      return result.matchedKey === undefined
+        ? { task, created: result.created }
+        : { task, created: result.created, matchedKey: result.matchedKey };
+    });
   }
 
   /**
@@ -307,7 +330,12 @@ export class Queue {
     );
     // The schema last: no point validating, field by field, a payload that is too large to store anyway.
     const checked = info?.schema && parsePayloadNow(type, info.schema, payload);
-    return checked instanceof Promise ? checked.then(() => row) : row;
+    const keyOf = item.unique === undefined ? info?.unique : undefined;
+    if (keyOf === undefined) return checked instanceof Promise ? checked.then(() => row) : row;
+    // The handler's default key, from the payload as validated (as given, when the handler has no schema).
+    const withKey = (output: unknown) =>
+      Object.assign(row, handlerUnique(type, keyOf(info?.schema ? output : payload)));
+    return checked instanceof Promise ? checked.then(withKey) : withKey(checked);
   }
 
   /** The first measurement of a server clock's offset, before the first due time is computed on it. */
@@ -362,7 +390,6 @@ export class Queue {
   dependencies(id: number): Promise<DependencyIds> {
     return this.#store.taskDependencyIds(taskId(id));
   }
-
 
   /**
    * Tasks, newest first: filtered by status, type, queue, creation time and payload values; paged by
@@ -429,6 +456,8 @@ export class Queue {
    *
    * @throws {TaskNotFoundError | TaskStateError}
    * @throws {DependencyError} while one of its dependencies is failed or cancelled: retry that one first
+   * @throws {UniqueKeyHeldError} when its `unique` key, held while active, is held by another task now
+   *   (`holderId`); nothing changes. A window key never stops a retry.
    */
   async retry(id: number): Promise<Task> {
     const checkedId = taskId(id);
@@ -437,7 +466,11 @@ export class Queue {
     return task;
   }
 
-  /** Puts every failed task (of one type, when given) back in the queue; returns how many. */
+  /**
+   * Puts every failed task (of one type, when given) back in the queue; returns how many. A task whose
+   * `unique` key, held while active, another task holds stays failed, and of several failed tasks with one
+   * such key only the newest goes back.
+   */
   async retryFailed(options: { type?: string } = {}): Promise<number> {
     const n = await this.#atNow((now) => this.#store.taskRequeueFailed(options.type, now));
     if (n > 0) this.db.notifyTasksAvailable();
@@ -572,6 +605,18 @@ export class Queue {
   pruneWorkers(options: { staleAfterMs: number }): Promise<string[]> {
     const staleAfterMs = wholeNumber("staleAfterMs", options.staleAfterMs, 0);
     return this.#atNow((now) => this.#store.workerPrune(Math.max(now - staleAfterMs, -MAX_EPOCH_MS)));
+  }
+}
+
+/** The columns of the `unique` a handler's default gave, checked; a wrong one names the handler. */
+function handlerUnique(type: string, unique: unknown): Pick<NewTask, "uniqueKey" | "uniqueForMs"> {
+  try {
+    return uniqueColumns(unique);
+  } catch (error) {
+    if (error instanceof Error) {
+      error.message = `The unique of handler '${type}' gave a wrong value: ${error.message}`;
+    }
+    throw error;
   }
 }
 

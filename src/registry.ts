@@ -25,6 +25,7 @@ import {
   type TaskHandler,
 } from "./handler.ts";
 import { isScheduleDefinition, type ScheduleDefinition } from "./schedule.ts";
+import type { UniqueOptions } from "./enqueue_item.ts";
 
 /** What the registry knows about one handler. */
 export interface TaskHandlerInfo {
@@ -42,6 +43,8 @@ export interface TaskHandlerInfo {
   readonly retry?: Partial<RetryPolicy> | undefined;
   /** The queue its tasks go to when an enqueue names none, when the definition sets one. */
   readonly queue?: string | undefined;
+  /** The `unique` key of its tasks whose enqueue gives none, from their payload, when the definition sets one. */
+  readonly unique?: ((payload: unknown) => UniqueOptions | undefined) | undefined;
 }
 
 /** Options of {@link TaskHandlerRegistry.registerHandler}. */
@@ -106,6 +109,7 @@ export class TaskHandlerRegistry {
           : wholeNumber(`The maxAttempts of handler '${definition.type}'`, definition.maxAttempts, 1),
         retry: retryOverrides(`The retry of handler '${definition.type}'`, definition.retry) ?? undefined,
         queue: definition.queue,
+        unique: uniqueDefault(definition),
       };
       allowOverride = options.allowOverride ?? false;
     } else {
@@ -276,4 +280,17 @@ export function getGlobalRegistry(): TaskHandlerRegistry {
 /** Replaces the global registry with a new, empty one. Useful between tests. */
 export function resetGlobalRegistry(): void {
   (globalThis as WithGlobalRegistry)[GLOBAL_KEY] = new TaskHandlerRegistry();
+}
+
+/** A definition's `unique`, checked again (the registry takes hand-made definitions too) and bound to it. */
+function uniqueDefault(definition: HandlerDefinition): TaskHandlerInfo["unique"] {
+  const { unique } = definition;
+  if (unique === undefined) return undefined;
+  if (typeof unique !== "function") {
+    throw invalidType(
+      `The unique of handler '${definition.type}' must be a function of the payload that returns ` +
+        `{ key, while: "active" } or { key, forMs }, or undefined.`,
+    );
+  }
+  return (payload) => unique.call(definition, payload);
 }

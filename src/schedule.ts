@@ -9,7 +9,7 @@
 import { Cron } from "croner";
 import { duration, wholeNumber } from "./checks.ts";
 import { invalidRange, invalidType } from "./errors.ts";
-import { payloadJson } from "./enqueue_item.ts";
+import { payloadJson, uniqueColumns, type UniqueOptions } from "./enqueue_item.ts";
 import { assertTaskType } from "./handler.ts";
 
 /**
@@ -51,6 +51,10 @@ export interface ScheduleDefinition {
   /** Null: the handler's `maxAttempts`, else 5, decided when a slot fires. */
   readonly maxAttempts: number | null;
   readonly timeoutMs: number | null;
+  /** The `unique` key of every task it enqueues, or null; see {@link ScheduleOptions.unique}. */
+  readonly uniqueKey: string | null;
+  /** How long that key is held from each task's creation; null: while the task is queued or running. */
+  readonly uniqueForMs: number | null;
   readonly description: string;
 }
 
@@ -84,6 +88,24 @@ export interface ScheduleOptions {
   maxAttempts?: number | undefined;
   /** The tasks' per-attempt time limit. @default the handler's, or none */
   timeoutMs?: number | undefined;
+  /**
+   * A `unique` key for every task it enqueues (see `UniqueOptions`). A slot whose task's key another task
+   * holds fires nothing new: the slot counts as done, and the schedule's `lastTaskId` names the holder. With
+   * `{ key, while: "active" }`, runs never overlap: a slot due while the last run is queued or running is
+   * skipped. A handler definition's `unique` does not apply to schedules. @default none
+   *
+   * @example
+   * ```ts
+   * import { defineSchedule } from "prismq";
+   * defineSchedule({
+   *   name: "sync_all",
+   *   type: "sync_all",
+   *   cron: "* * * * *",
+   *   unique: { key: "schedule:sync_all", while: "active" }, // skip a minute while the last one runs
+   * });
+   * ```
+   */
+  unique?: UniqueOptions | undefined;
   /** Shown by `prismq schedules`. @default "" */
   description?: string | undefined;
 }
@@ -202,11 +224,25 @@ export function defineSchedule(options: ScheduleOptions): ScheduleDefinition {
       ? null
       : wholeNumber(`${label}: maxAttempts`, options.maxAttempts, 1),
     timeoutMs: options.timeoutMs === undefined ? null : duration(`${label}: timeoutMs`, options.timeoutMs, 1),
+    ...scheduleUnique(label, options.unique),
     description: String(options.description ?? ""),
   };
   Object.freeze(made);
   CRONS.set(made, cron);
   return made;
+}
+
+/** A schedule's `unique`, checked, as its two columns; a wrong one names the schedule. */
+function scheduleUnique(
+  label: string,
+  unique: unknown,
+): { uniqueKey: string | null; uniqueForMs: number | null } {
+  try {
+    return uniqueColumns(unique);
+  } catch (error) {
+    if (error instanceof Error) error.message = `${label}: ${error.message}`;
+    throw error;
+  }
 }
 
 /** Whether `value` was made by {@link defineSchedule}. */

@@ -56,6 +56,13 @@ export interface Task<Payload = unknown> {
   progress: unknown;
   /** The queue it belongs to: `"default"` unless it was enqueued into another. */
   queue: string;
+  /** Its `unique` key (see `UniqueOptions`), or null. */
+  uniqueKey: string | null;
+  /**
+   * How long its `unique` key is held from its creation, in milliseconds; null when it is held while the
+   * task is queued or running (or there is no key).
+   */
+  uniqueForMs: number | null;
 }
 
 /** Everything that can happen to a task. */

@@ -22,6 +22,12 @@ const TaskItem = v.strictObject({
   timeoutMs: v.optional(v.number()),
   queue: v.optional(v.string()),
   dependsOn: v.optional(v.array(v.number())),
+  // Its scope is checked by the queue, which says what is wrong with it.
+  unique: v.optional(v.strictObject({
+    key: v.string(),
+    while: v.optional(v.string()),
+    forMs: v.optional(v.number()),
+  })),
 });
 
 /** The fields a task given as JSON may have, in the order the schema lists them. */

@@ -117,6 +117,8 @@ export const TASK_FIELDS = [
   "status",
   "timeoutMs",
   "type",
+  "uniqueForMs",
+  "uniqueKey",
   "updatedAt",
 ];
 
@@ -163,6 +165,8 @@ export function runningTask<P>(payload: P, fields: Partial<Task> = {}): Task<P> 
     result: null,
     progress: null,
     queue: "default",
+    uniqueKey: null,
+    uniqueForMs: null,
     ...fields,
     payload,
   };

@@ -9,7 +9,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
-import { Queue, QueueDatabase } from "../mod.ts";
+import { Queue, QueueDatabase, type Task } from "../mod.ts";
 import { storeOf } from "../src/store/store_of.ts";
 import { makeTempDir, waitFor } from "./_helpers.ts";
 
@@ -121,7 +121,7 @@ test("a task that kills its worker every time it starts kills at most maxAttempt
     await db.initializeSchema();
     const queue = new Queue(db);
     const deaths: string[] = [];
-    let poison = await queue.enqueue("die", {}, { maxAttempts, priority: 1 });
+    let poison: Task = await queue.enqueue("die", {}, { maxAttempts, priority: 1 });
     // Each round, quick tasks ahead of it make the worker claim it ahead of its free slots, so that it starts
     // in the moment after its start is noted and before it is written: the one death it may go uncharged
     // for, which must not come again after a recorded start (only an outcome ends the need to write starts

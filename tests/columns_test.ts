@@ -26,6 +26,8 @@ const FIRST: NewTask = {
   timeoutMs: 1000,
   retryPolicy: '{"initialDelayMs":5}',
   queue: "first_queue",
+  uniqueKey: null,
+  uniqueForMs: null,
 };
 const SECOND: NewTask = {
   type: "second",
@@ -37,6 +39,8 @@ const SECOND: NewTask = {
   timeoutMs: 2000,
   retryPolicy: null,
   queue: "second_queue",
+  uniqueKey: "second-unique",
+  uniqueForMs: 60_000,
 };
 
 /** What of `task` an insert set, as the stored task shows it. */
@@ -67,7 +71,7 @@ test("a bulk insert stores every column of every task, whichever column the task
       }
     }
     // And one task on its own.
-    const alone = { ...SECOND, idempotencyKey: "alone" };
+    const alone = { ...SECOND, idempotencyKey: "alone", uniqueKey: "alone" };
     const [{ id }] = await storeOf(db).taskInsertMany([alone], NOW);
     assert.deepEqual(inserted((await storeOf(db).taskGet(id))!), alone);
   });

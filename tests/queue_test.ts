@@ -203,7 +203,7 @@ describe("Queue.enqueue", () => {
       );
       await assert.rejects(new Queue(db).enqueue("a", {}), (error: Error) => {
         assert.ok(error instanceof DatabaseError, String(error));
-        assert.match(error.message, /no idempotency key explains why/);
+        assert.match(error.message, /no idempotency or unique key explains why/);
         return true;
       });
     });

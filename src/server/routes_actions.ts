@@ -39,22 +39,27 @@ export const TASK_ACTION_ROUTES: Route[] = [
     method: "POST",
     path: "/api/tasks",
     summary:
-      "Enqueue a task, checked as prismq enqueue checks it; a taken idempotency key gives the existing task",
+      "Enqueue a task, checked as prismq enqueue checks it; a taken idempotency key or a held unique key " +
+      "gives the existing task",
     access: "admin",
     body: ref("NewTask"),
     responses: {
       201: { description: "Created", schema: object({ task: TASK, created: { const: true } }) },
       200: {
-        description: "Its idempotency key was taken: the existing task, unchanged",
-        schema: object({ task: TASK, created: { const: false } }),
+        description:
+          "Its idempotency key was taken or its unique key held: the task holding it, unchanged, " +
+          "and which key matched",
+        schema: object({
+          task: TASK,
+          created: { const: false },
+          matchedKey: { enum: ["idempotencyKey", "unique"] },
+        }),
       },
     },
     async handle(c, { queue, maxBodyBytes }) {
       const item = taskItem(await readJsonObject(c.req.raw, maxBodyBytes), "The task");
-      const [{ task, created }] = (await queue.enqueueManyDetailed([item])) as [
-        { task: Task; created: boolean },
-      ];
-      return c.json({ task, created }, created ? 201 : 200);
+      const { task, created, matchedKey } = (await queue.enqueueManyDetailed([item]))[0]!;
+      return created ? c.json({ task, created }, 201) : c.json({ task, created, matchedKey }, 200);
     },
   },
   {
@@ -65,10 +70,12 @@ export const TASK_ACTION_ROUTES: Route[] = [
     body: object({ tasks: { type: "array", items: ref("NewTask"), minItems: 1, maxItems: MAX_BATCH } }),
     responses: {
       201: {
-        description: "The tasks in the order given, and for each whether it was created",
+        description: "The tasks in the order given, for each whether it was created, and for one that was " +
+          "not, which of its keys the task holding it matched",
         schema: object({
           tasks: { type: "array", items: TASK },
           created: { type: "array", items: { type: "boolean" } },
+          matchedKeys: { type: "array", items: { enum: ["idempotencyKey", "unique", null] } },
         }),
       },
     },
@@ -85,7 +92,11 @@ export const TASK_ACTION_ROUTES: Route[] = [
       }
       const items = tasks.map((task, i) => taskItem(task, `Task ${i + 1}`));
       const results = await queue.enqueueManyDetailed(items);
-      return c.json({ tasks: results.map((r) => r.task), created: results.map((r) => r.created) }, 201);
+      return c.json({
+        tasks: results.map((r) => r.task),
+        created: results.map((r) => r.created),
+        matchedKeys: results.map((r) => r.matchedKey ?? null),
+      }, 201);
     },
   },
   {

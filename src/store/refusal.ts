@@ -4,12 +4,23 @@
  *
  * @module
  */
-import { TaskNotFoundError, TaskStateError } from "../errors.ts";
+import { TaskNotFoundError, TaskStateError, UniqueKeyHeldError } from "../errors.ts";
 import { type Task, TERMINAL_STATUSES, TRANSITIONS } from "../task.ts";
 
-/** The error for a cancel or requeue of task `id` that changed nothing; `task` is the task as it is now. */
-export function refusalOf(id: number, task: Task | undefined, event: "cancel" | "requeue"): Error {
+/**
+ * The error for a cancel or requeue of task `id` that changed nothing; `task` is the task as it is now, and
+ * `holder` the task that holds its `unique` key, when another does.
+ */
+export function refusalOf(
+  id: number,
+  task: Task | undefined,
+  event: "cancel" | "requeue",
+  holder?: Task,
+): Error {
   if (!task) return new TaskNotFoundError(id);
+  if (holder && holder.id !== id && TRANSITIONS[event].from.includes(task.status)) {
+    return new UniqueKeyHeldError(id, task.uniqueKey!, holder.id);
+  }
   return new TaskStateError(
     id,
     task.status,

@@ -26,11 +26,15 @@ export interface NewTask {
    * empty: none, and the task is queued at once.
    */
   dependsOn?: readonly number[] | undefined;
+  /** Its `unique` key, or null. */
+  uniqueKey: string | null;
+  /** A window key's length in milliseconds; null: the key is held while the task is queued or running. */
+  uniqueForMs: number | null;
 }
 
 /**
- * What an insert did with one task: created it, or found the task that already held its idempotency key.
- * A created task is not read back: its caller knows what it inserted (see `Queue`).
+ * What an insert did with one task: created it, or found the task that already held its idempotency key
+ * or its `unique` key. A created task is not read back: its caller knows what it inserted (see `Queue`).
  */
 export interface InsertedTask {
   id: number;
@@ -43,7 +47,12 @@ export interface InsertedTask {
    * for a task without dependencies, which is `queued`.
    */
   settled?: { status: TaskStatus; errorMessage: string | null; finishedAt: number | null };
+  /** Which of the task's keys the existing task holds, when it was not created. */
+  matchedKey?: MatchedKey;
 }
+
+/** The key by which an enqueue found an existing task instead of creating one. */
+export type MatchedKey = "idempotencyKey" | "unique";
 
 /** How a worker picks among runnable tasks. */
 export type ClaimStrategy = "priority" | "fifo" | "lifo" | "weighted_random";

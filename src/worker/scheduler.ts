@@ -175,5 +175,7 @@ function taskFor(schedule: ScheduleDefinition, slot: number, handler: TaskHandle
     timeoutMs: schedule.timeoutMs,
     retryPolicy: null,
     queue: handler?.queue ?? DEFAULT_QUEUE,
+    uniqueKey: schedule.uniqueKey,
+    uniqueForMs: schedule.uniqueForMs,
   };
 }

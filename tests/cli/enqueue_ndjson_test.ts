@@ -171,7 +171,7 @@ describe("prismq enqueue --ndjson", () => {
       assert.equal(
         r.stdout,
         `Enqueued 2,502 tasks from ${(lines + 3).toLocaleString("en-US")} lines (1 already existed with ` +
-          `their idempotency keys); ${bad.size} bad lines were skipped.\n`,
+          `their idempotency or unique keys); ${bad.size} bad lines were skipped.\n`,
       );
 
       const status = await qJson<{ counts: Record<string, number>; byType: Record<string, unknown> }>([

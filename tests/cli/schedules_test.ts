@@ -61,6 +61,8 @@ describe("prismq schedules", () => {
           timeoutMs: null,
           retryPolicy: null,
           queue: "default",
+          uniqueKey: null,
+          uniqueForMs: null,
         };
         const result = await store.scheduleFire({
           name: "nightly_noop",

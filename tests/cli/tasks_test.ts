@@ -121,7 +121,7 @@ describe("prismq list and show", () => {
       assert.equal(shown.logs[0].message, "said hi");
       assert.deepEqual(shown.logs[0].details, { length: 2 });
       assert.equal(shown.logs[0].taskId, task.id);
-      assert.deepEqual(Object.keys(shown).sort(), [...TASK_FIELDS, "logs"].sort());
+      assert.deepEqual(Object.keys(shown).sort(), [...TASK_FIELDS, "dependsOn", "dependents", "logs"].sort());
 
       const text = await q(["show", String(task.id)]);
       assert.equal(text.code, 0);

@@ -36,6 +36,8 @@ export function newTask(fields: Partial<NewTask> = {}): NewTask {
     timeoutMs: null,
     retryPolicy: null,
     queue: "default",
+    uniqueKey: null,
+    uniqueForMs: null,
     ...fields,
   };
 }

@@ -87,6 +87,8 @@ describeEachStore("claiming tasks", (it) => {
       result: null,
       progress: null,
       queue: "q-7",
+      uniqueKey: null,
+      uniqueForMs: null,
     };
     assert.deepEqual(leased?.task, expected, "the claim's copy");
     assert.deepEqual(await get(store, id!), expected, "the stored task");

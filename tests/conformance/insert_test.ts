@@ -43,6 +43,7 @@ describeEachStore("inserting tasks", (it) => {
       id: created.id,
       created: false,
       existing: holder,
+      matchedKey: "idempotencyKey",
     });
     assert.equal((await store.taskList({ limit: 10, offset: 0 })).length, 2);
   });
@@ -163,10 +164,11 @@ describeEachStore("idempotency keys", (it) => {
       id,
       created: false,
       existing: holder,
+      matchedKey: "idempotencyKey",
     }]);
     assert.deepEqual(
       await store.taskInsertMany([newTask(), again], T0 + 20).then((r) => r[1]),
-      { id, created: false, existing: holder },
+      { id, created: false, existing: holder, matchedKey: "idempotencyKey" },
     );
     assert.deepEqual(await get(store, id!), holder);
     assert.equal((await store.taskList({ limit: 10, offset: 0 })).length, 2);
@@ -190,7 +192,7 @@ describeEachStore("idempotency keys", (it) => {
     const done = await get(store, id!);
     assert.equal(done.status, "completed");
     const [again] = await store.taskInsertMany([newTask({ idempotencyKey: "order-7" })], T0 + 10);
-    assert.deepEqual(again, { id, created: false, existing: done });
+    assert.deepEqual(again, { id, created: false, existing: done, matchedKey: "idempotencyKey" });
   });
 
   it("tasks sharing a key within one batch become one task: the first creates it, the others get it", async ({ store }) => {

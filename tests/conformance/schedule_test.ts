@@ -120,4 +120,54 @@ describeEachStore("schedules", (it) => {
     assert.deepEqual(await fire(store, T0 + SECOND, T0 + SECOND), { fired: false });
     assert.equal((await store.scheduleList())[0]!.lastSlot, T0 + SECOND);
   });
+
+  it("a slot whose task's unique key another task holds inserts nothing: the slot is done and names the holder", async ({ store }) => {
+    await store.scheduleEnsure(["no_overlap"], T0);
+    const keyedFire = (slot: number, expectedSlot: number | null, uniqueForMs: number | null) =>
+      store.scheduleFire({
+        name: "no_overlap",
+        slot,
+        expectedSlot,
+        task: newTask({ type: "tick", runAfter: slot, uniqueKey: "schedule:no_overlap", uniqueForMs }),
+        now: slot + 5,
+      });
+    const first = await keyedFire(T0 + SECOND, null, null);
+    assert.ok(first.fired);
+    // The first run is still queued: the next slot is skipped, recorded as served by it.
+    assert.deepEqual(await keyedFire(T0 + 2 * SECOND, T0 + SECOND, null), {
+      fired: true,
+      taskId: first.taskId,
+    });
+    const [state] = await store.scheduleList();
+    assert.deepEqual([state!.lastSlot, state!.lastTaskId], [T0 + 2 * SECOND, first.taskId]);
+    assert.equal((await store.taskList({ limit: 10, offset: 0 })).length, 1);
+    // Once it has run, the next slot fires a new task.
+    const leased = await claimOne(store, { now: T0 + 2 * SECOND + 10 });
+    await finish(store, [{ ...fenceOf(leased), status: "completed" }], T0 + 2 * SECOND + 20);
+    const third = await keyedFire(T0 + 3 * SECOND, T0 + 2 * SECOND, null);
+    assert.ok(third.fired && third.taskId !== first.taskId);
+    // A window key: held for its window from the task's creation, then released by the slot that finds it over.
+    await store.scheduleEnsure(["windowed"], T0);
+    const windowed = (slot: number, expectedSlot: number | null) =>
+      store.scheduleFire({
+        name: "windowed",
+        slot,
+        expectedSlot,
+        task: newTask({
+          type: "tock",
+          runAfter: slot,
+          uniqueKey: "schedule:windowed",
+          uniqueForMs: 2 * SECOND,
+        }),
+        now: slot,
+      });
+    const opened = await windowed(T0 + SECOND, null);
+    assert.ok(opened.fired);
+    assert.deepEqual(await windowed(T0 + 2 * SECOND, T0 + SECOND), { fired: true, taskId: opened.taskId });
+    const next = await windowed(T0 + 3 * SECOND, T0 + 2 * SECOND);
+    assert.ok(
+      next.fired && next.taskId !== opened.taskId,
+      "the window from the first task's creation is over",
+    );
+  });
 });

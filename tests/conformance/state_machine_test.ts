@@ -630,6 +630,8 @@ async function apply(store: Store, model: Model, op: Op): Promise<void> {
         timeoutMs: null,
         retryPolicy: null,
         queue: t.queue,
+        uniqueKey: null,
+        uniqueForMs: null,
         dependsOn: t.deps,
       }));
       const missing = tasks.flatMap((t) => t.deps).find((id) => !model.tasks.has(id));

@@ -108,7 +108,7 @@ describeEachStore("all or nothing", (it) => {
     const result = await store.transaction((tx) =>
       Promise.resolve(store.taskInsertManyWithin(tx, [newTask({ idempotencyKey: "k" })], T0 + 1, false))
     );
-    assert.deepEqual(result, [{ id, created: false, existing: holder }]);
+    assert.deepEqual(result, [{ id, created: false, existing: holder, matchedKey: "idempotencyKey" }]);
   });
 
   it("an insert through a handle that is not a transaction of the store, or with `sync` through its own, is refused", async ({ store }) => {

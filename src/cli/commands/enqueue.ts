@@ -4,7 +4,12 @@
  * @module
  */
 import { isDeepStrictEqual } from "node:util";
-import { DEFAULT_MAX_PAYLOAD_BYTES, type EnqueueOptions, type Task } from "../../../mod.ts";
+import {
+  DEFAULT_MAX_PAYLOAD_BYTES,
+  type EnqueuedTask,
+  type EnqueueOptions,
+  type Task,
+} from "../../../mod.ts";
 import { queueName } from "../../queue_name.ts";
 import { parseCommand, parseDuration, parseInteger, parseList, parseTime, UsageError } from "../args.ts";
 import { type Command, COMMON_HELP, COMMON_OPTIONS, linkedRegistry, withQueue } from "../context.ts";
@@ -20,7 +25,8 @@ const HELP = `Usage:
 
 Adds a task for one of the linked handlers (see 'prismq handlers'). The payload is checked against the
 handler's schema before anything is written. Without a payload, the payload is {}. --json prints the
-task with "created": true, or false when its idempotency key matched an existing task.
+task with "created": true, or false when another task held its key: then that task, with "matchedKey"
+("idempotencyKey" or "unique").
 
 Options:
   --payload-file <file>  Read the payload JSON from a file ('-' or a lone '-' argument: standard input)
@@ -32,6 +38,11 @@ ${RETRY_HELP}
   --key <key>            Idempotency key: enqueueing the same key again adds nothing and prints the
                          existing task (--json: "created": false); a warning on stderr says when its
                          type or payload differs from the one given (the exit code stays 0)
+  --unique <key>         A key no other task may hold while this one is queued or running: while one
+                         does, nothing is added and that task is printed (--json: "created": false,
+                         "matchedKey": "unique"). Keys are shared by every type and queue.
+  --unique-for <duration>  With --unique: hold the key for this long from the task's creation instead,
+                         whatever becomes of the task: at most one task per key per 10m, say
   --timeout <duration>   Time limit per attempt (default: the handler's, or none)
   --queue <name>         The named queue (default: the handler's, else 'default'); workers serving it
                          run it, under its limits (see 'prismq queue --help')
@@ -39,8 +50,9 @@ ${RETRY_HELP}
                          until then (status 'waiting'), and is cancelled if one fails or is cancelled
                          Payloads over $PRISMQ_MAX_PAYLOAD_BYTES (default 1048576) are refused.
   --ndjson <file | ->    Bulk: one JSON object per line, {"type", "payload", "priority"?, "delayMs"?,
-                         "runAt"?, "maxAttempts"?, "retry"?, "idempotencyKey"?, "timeoutMs"?, "queue"?} ("retry":
-                         {"initialDelayMs"?, "multiplier"?, "maxDelayMs"?, "jitter"?}). Good lines go in,
+                         "runAt"?, "maxAttempts"?, "retry"?, "idempotencyKey"?, "timeoutMs"?, "queue"?,
+                         "unique"?} ("retry": {"initialDelayMs"?, "multiplier"?, "maxDelayMs"?, "jitter"?};
+                         "unique": {"key", "while": "active"} or {"key", "forMs"}). Good lines go in,
                          in transactions of ${BATCH_TEXT}; bad lines are reported with their numbers and
                          nothing from them is written (exit code 2 when there were any). SIGINT or
                          SIGTERM stops it once the batch being written is in; it says which lines were
@@ -52,6 +64,8 @@ Examples:
   prismq enqueue noop --delay 10m --key nightly-check
   prismq enqueue noop --depends-on 12,13
   prismq enqueue send_email '{"to": "ada@example.com"}' --max-attempts 10 --retry-delay 30s --retry-max-delay 1h
+  prismq enqueue sync_account '{"account": 42}' --unique sync:42
+  prismq enqueue send_digest '{"user": 7}' --unique digest:7 --unique-for 10m
   prismq enqueue --ndjson tasks.ndjson`;
 
 export const enqueueCommand: Command = {
@@ -68,6 +82,8 @@ export const enqueueCommand: Command = {
       "max-attempts": { type: "string" },
       ...RETRY_OPTIONS,
       key: { type: "string" },
+      unique: { type: "string" },
+      "unique-for": { type: "string" },
       timeout: { type: "string" },
       queue: { type: "string" },
       "depends-on": { type: "string" },
@@ -85,6 +101,8 @@ export const enqueueCommand: Command = {
         "max-attempts",
         ...RETRY_FLAGS,
         "key",
+        "unique",
+        "unique-for",
         "timeout",
         "queue",
         "depends-on",
@@ -126,10 +144,12 @@ export const enqueueCommand: Command = {
     const payload = payloadText === undefined ? {} : parsePayloadJson(payloadText, source);
 
     return await withQueue(io, values, async (queue) => {
-      const [{ task, created }] = await queue.enqueueManyDetailed([{ ...options, type, payload }]);
-      if (values.json) io.stdout.write(json({ ...task, created }));
-      else io.stdout.write(describeEnqueued(task, created, styleFor(io.stdout, io)) + "\n");
-      const mismatch = created ? undefined : keyMismatch(task, type, payload);
+      const task = await queue.enqueue(type, payload, options);
+      // created and matchedKey are not enumerable: named here, after the task's own fields.
+      if (values.json) io.stdout.write(json({ ...task, created: task.created, matchedKey: task.matchedKey }));
+      else io.stdout.write(describeEnqueued(task, styleFor(io.stdout, io)) + "\n");
+      // A unique key matched by another payload is what it is for (one pending sync, whatever its payload).
+      const mismatch = task.matchedKey === "idempotencyKey" ? keyMismatch(task, type, payload) : undefined;
       if (mismatch) io.stderr.write(`prismq enqueue: warning: ${mismatch}\n`);
       return 0;
     }, queueOptions);
@@ -161,6 +181,19 @@ function singleTaskOptions(values: Record<string, string | boolean | undefined>)
   if (text("key") !== undefined) {
     if (text("key") === "") throw new UsageError("The idempotency key given with --key is empty.");
     options.idempotencyKey = text("key");
+  }
+  if (text("unique-for") !== undefined && text("unique") === undefined) {
+    throw new UsageError("--unique-for says how long a --unique key is held: give --unique <key> too.");
+  }
+  if (text("unique") !== undefined) {
+    if (text("unique") === "") throw new UsageError("The key given with --unique is empty.");
+    const forMs = text("unique-for") === undefined
+      ? undefined
+      : parseDuration("--unique-for", text("unique-for")!);
+    if (forMs === 0) throw new UsageError("--unique-for must be longer than 0: 30s, 10m, 1h.");
+    options.unique = forMs === undefined
+      ? { key: text("unique")!, while: "active" }
+      : { key: text("unique")!, forMs };
   }
   if (text("timeout") !== undefined) {
     options.timeoutMs = parseDuration("--timeout", text("timeout")!);
@@ -228,8 +261,15 @@ function keyMismatch(existing: Task, type: string, payload: unknown): string | u
     `Task ${existing.id} is unchanged and nothing was added; use another --key for a new task.`;
 }
 
-function describeEnqueued(task: Task, created: boolean, style: ReturnType<typeof styleFor>): string {
-  if (!created) {
+function describeEnqueued(task: EnqueuedTask, style: ReturnType<typeof styleFor>): string {
+  if (task.matchedKey === "unique") {
+    const scope = task.uniqueForMs === null
+      ? "while it is queued or running"
+      : `until ${formatTime(task.createdAt + task.uniqueForMs)}`;
+    return `Task ${task.id} (${task.type}) holds the unique key '${task.uniqueKey}' ${scope}; it is ` +
+      `${task.status}. Nothing was added.`;
+  }
+  if (!task.created) {
     return `Task ${task.id} (${task.type}) already exists with key '${task.idempotencyKey}'; it is ` +
       `${task.status}. Nothing was added.`;
   }

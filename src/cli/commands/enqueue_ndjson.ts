@@ -173,7 +173,9 @@ export async function enqueueNdjson(
     if (invalid.length > MAX_REPORTED_LINES) {
       io.stderr.write(`… and ${count(invalid.length - MAX_REPORTED_LINES)} more bad lines.\n`);
     }
-    const dupes = existing > 0 ? ` (${count(existing)} already existed with their idempotency keys)` : "";
+    const dupes = existing > 0
+      ? ` (${count(existing)} already existed with their idempotency or unique keys)`
+      : "";
     const skipped = invalid.length > 0 ? `; ${count(invalid.length)} bad lines were skipped` : "";
     const tasks = `${count(enqueued)} task${enqueued === 1 ? "" : "s"}`;
     io.stdout.write(`Enqueued ${tasks} from ${count(lineNumber)} lines${dupes}${skipped}.\n`);

@@ -183,6 +183,14 @@ function describeRunnableFrom(task: Task): string {
   return `${formatTime(task.runAfter)} (in ${formatDuration(task.runAfter - now)}, ${reason})`;
 }
 
+/** A task's `unique` key and its scope. */
+function describeUnique(task: Task): string {
+  if (task.uniqueKey === null) return "-";
+  return task.uniqueForMs === null
+    ? `${task.uniqueKey} (while queued or running)`
+    : `${task.uniqueKey} (until ${formatTime(task.createdAt + task.uniqueForMs)})`;
+}
+
 function describeTask(task: Task, style: ReturnType<typeof styleFor>): string {
   const fields: [string, string][] = [
     ["id", String(task.id)],
@@ -192,6 +200,7 @@ function describeTask(task: Task, style: ReturnType<typeof styleFor>): string {
     ["priority", String(task.priority)],
     ["attempts", `${task.attempts} of ${task.maxAttempts}`],
     ["idempotency key", task.idempotencyKey ?? "-"],
+    ["unique key", describeUnique(task)],
     ["timeout", task.timeoutMs === null ? "-" : `${task.timeoutMs} ms`],
     ["locked by", task.lockedBy ?? "-"],
     ["created", formatTime(task.createdAt)],

@@ -21,7 +21,11 @@ export function nameOf(key: TaskKey): string {
 }
 
 /** Columns the store keeps for itself: not part of a `Task`. */
-const INTERNAL_KEYS = ["leaseToken", "unconfirmedStart"] as const satisfies readonly TaskKey[];
+const INTERNAL_KEYS = [
+  "leaseToken",
+  "unconfirmedStart",
+  "uniqueReleasedAt",
+] as const satisfies readonly TaskKey[];
 type InternalKey = typeof INTERNAL_KEYS[number];
 
 function isTaskField(key: TaskKey): key is Exclude<TaskKey, InternalKey> {
@@ -98,6 +102,8 @@ export function toTask(row: TaskTextRow): Task {
     result: parsedJson(row.result),
     progress: parsedJson(row.progress),
     queue: row.queue,
+    uniqueKey: row.uniqueKey,
+    uniqueForMs: row.uniqueForMs,
   };
 }
 
@@ -145,6 +151,8 @@ export function leasedTask(row: ClaimRow, sets: ClaimSets): LeasedTask {
     result: parsedJson(row.result),
     progress: parsedJson(row.progress),
     queue: row.queue,
+    uniqueKey: row.uniqueKey,
+    uniqueForMs: row.uniqueForMs,
   };
   return {
     task,
@@ -176,6 +184,8 @@ export const INSERT_KEYS = [
   "timeoutMs",
   "retryPolicy",
   "queue",
+  "uniqueKey",
+  "uniqueForMs",
 ] as const satisfies readonly (keyof NewTask & TaskKey)[];
 export type InsertKey = typeof INSERT_KEYS[number];
 
@@ -193,6 +203,8 @@ export const INSERT_TYPES: Record<InsertKey, string> = {
   timeoutMs: "bigint",
   retryPolicy: "text",
   queue: "text",
+  uniqueKey: "text",
+  uniqueForMs: "bigint",
 };
 
 /** The inserted columns that go in as JSON text and are cast to `json` in the statement. */

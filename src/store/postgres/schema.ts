@@ -77,6 +77,15 @@ export const taskQueue = pgTable("task_queue", {
   progress: json("progress"),
   /** The named queue the task belongs to (migration 6). */
   queue: text("queue").notNull().default("default"),
+  /**
+   * The task's \`unique\` key (migration 7): held while the task is queued or running when \`uniqueForMs\` is
+   * null, else for that long from its creation. Null: none.
+   */
+  uniqueKey: text("unique_key"),
+  /** How long a window key is held from the task's creation; null for a key held while active. */
+  uniqueForMs: number("unique_for_ms"),
+  /** When a later enqueue found this task's key window over and took the key; null while it holds it. */
+  uniqueReleasedAt: number("unique_released_at"),
 }, (t) => [
   columnCheck("type", "length(trim(type)) > 0"),
   columnCheck("status", "status IN ('waiting', 'queued', 'running', 'completed', 'failed', 'cancelled')"),
@@ -90,12 +99,19 @@ export const taskQueue = pgTable("task_queue", {
   timeCheck("started_at"),
   timeCheck("finished_at"),
   columnCheck("queue", "length(queue) BETWEEN 1 AND 128"),
+  columnCheck("unique_for_ms", "unique_for_ms > 0"),
+  timeCheck("unique_released_at"),
   check(
     "running_has_lease",
     sql`status <> 'running' OR (lease_until IS NOT NULL AND lease_token IS NOT NULL)`,
   ),
   // Status appears only in partial-index conditions, which queries spell as literals to use.
   uniqueIndex("task_queue_idempotency_key").on(t.idempotencyKey).where(sql`idempotency_key IS NOT NULL`),
+  // Exactly the \`unique\` keys held now: a finished task leaves it by its status, a window key once released.
+  uniqueIndex("task_queue_unique_key").on(t.uniqueKey).where(
+    sql`unique_key IS NOT NULL AND unique_released_at IS NULL
+    AND (unique_for_ms IS NOT NULL OR status IN ('waiting', 'queued', 'running'))`,
+  ),
   // The queue last: claims walk the same order with or without a queue filter, and read a task's queue
   // from the index; in the running index, it counts a limited queue's running tasks.
   index("task_queue_queued_priority").on(t.priority, t.runAfter, t.id, t.queue).where(sql`status = 'queued'`),

@@ -55,6 +55,7 @@ import { claimWithLimits, HeldQueueNames, limitedScope, withStartBy } from "../l
 import { heldQueueRows, limitedClaimOps, listQueues, updateQueue } from "./queries/queues.ts";
 import { hasDependencies, insertWithDependencies } from "./queries/dependencies.ts";
 import { insertMany, insertOne } from "./queries/insert.ts";
+import { hasKey } from "../inserted.ts";
 import { expiredLeases, extendLease, heartbeat, reapExpired, releaseMany } from "./queries/leases.ts";
 import { electLeader, resignLeader } from "./queries/leaders.ts";
 import { appendLogs, listLogs } from "./queries/logs.ts";
@@ -161,8 +162,9 @@ export class PostgresStore implements Store {
         })
       );
     }
-    const keyed = tasks.length > 1 && tasks.some((task) => task.idempotencyKey !== null);
-    // Keyed tasks are inserted, then their keys' holders read, in one transaction.
+    const keyed = tasks.length > 1 && tasks.some(hasKey);
+    // Keyed tasks are inserted (after their expired window keys are released), then their keys' holders
+    // read, in one transaction.
     const insert = keyed
       ? (late: number) =>
         this.#conn.begin((tx) => insertMany((query) => this.#conn.rows(query, tx), tasks, now + late))

@@ -13,12 +13,19 @@ import { is, type SQL, sql } from "drizzle-orm";
 import { BaseSQLiteDatabase, SQLiteTransaction } from "drizzle-orm/sqlite-core";
 import { realpathSync } from "node:fs";
 import { invalidType } from "../../errors.ts";
-import type { Task } from "../../task.ts";
 import type { InsertedTask, NewTask, SqlTransaction } from "../store.ts";
-import { insertRow, TASK_JSON } from "./columns.ts";
+import { insertRow } from "./columns.ts";
 import type { Connection } from "./connection.ts";
 import type { DriverTransaction, SqlValue } from "./driver.ts";
-import { keyedInsert } from "./queries/insert.ts";
+import { CREATED_ROW, holdersOf, keyedInsert, keyHolders, releaseExpired } from "./queries/insert.ts";
+import {
+  type CreatedRow,
+  creatorsOf,
+  holderGone,
+  keysToFind,
+  outcomesOf,
+  uniqueKeysOf,
+} from "../inserted.ts";
 import { compile } from "./sql.ts";
 
 /** A value now, or a promise of it: what a synchronous handle gives at once and an asynchronous one later. */
@@ -196,8 +203,9 @@ function describe(value: unknown): string {
 }
 
 /**
- * Inserts `tasks` through `run`, all in one statement; a task whose idempotency key is taken gets the task
- * that holds it. Synchronous while `run` is.
+ * Inserts `tasks` through `run`, all in one statement (after releasing the window keys among theirs that
+ * are over); a task whose idempotency key is taken, or whose `unique` key is held, gets the task that holds
+ * it. Synchronous while `run` is.
  */
 export function insertWithin(
   run: RowsRunner,
@@ -205,54 +213,32 @@ export function insertWithin(
   now: number,
 ): MaybePromise<InsertedTask[]> {
   if (tasks.length === 0) return [];
-  const insert = keyedInsert(JSON.stringify(tasks.map(insertRow)), now, sql`id, idempotency_key`);
-  return after(run(insert), (created) => {
-    // Ids grow in insertion order; RETURNING gives the rows in no promised order.
-    const unkeyed = created.filter((row) => row[1] === null).map((row) => Number(row[0])).sort((a, b) =>
-      a - b
-    );
-    const createdIds = new Map(
-      created.flatMap((row) => row[1] === null ? [] : [[String(row[1]), Number(row[0])]]),
-    );
-    // Only the first of several tasks with one key in this call created it; the others, and the tasks whose
-    // key was taken before, get the task that holds it.
-    const creators = new Map<NewTask, number>();
-    for (const task of tasks) {
-      const id = task.idempotencyKey === null ? undefined : createdIds.get(task.idempotencyKey);
-      if (id !== undefined) {
-        creators.set(task, id);
-        createdIds.delete(task.idempotencyKey!);
-      }
-    }
-    const lookups = tasks.flatMap((task) =>
-      task.idempotencyKey !== null && !creators.has(task) ? [task.idempotencyKey] : []
-    );
-    const found = lookups.length === 0 ? [] : run(sql`
-      SELECT ${TASK_JSON} FROM task_queue
-      WHERE idempotency_key IN (SELECT value FROM json_each(${JSON.stringify(lookups)}))`);
-    return after(found, (holders) => {
-      const byKey = new Map<string, Task>();
-      for (const [json] of holders) {
-        const task = JSON.parse(String(json)) as Task;
-        byKey.set(task.idempotencyKey!, task);
-      }
-      let nextUnkeyed = 0;
-      return tasks.map((task): InsertedTask => {
-        if (task.idempotencyKey === null) return { id: unkeyed[nextUnkeyed++]!, created: true };
-        const id = creators.get(task);
-        if (id !== undefined) return { id, created: true };
-        const holder = byKey.get(task.idempotencyKey);
-        if (!holder) {
-          // Outside a transaction, the holder may have been purged between the two statements.
-          throw new Error(
-            `The task holding idempotency key ${
-              JSON.stringify(task.idempotencyKey)
-            } was deleted while this ` +
-              `enqueue ran. Enqueue it again.`,
-          );
-        }
-        return { id: holder.id, created: false, existing: holder };
+  const uniqueKeys = uniqueKeysOf(tasks);
+  const released = uniqueKeys.length === 0 ? [] : run(releaseExpired(uniqueKeys, now));
+  const insert = keyedInsert(JSON.stringify(tasks.map(insertRow)), now, CREATED_ROW);
+  return after(released, () =>
+    after(run(insert), (rows) => {
+      const created = rows.map((row): CreatedRow => ({
+        id: Number(row[0]),
+        idempotencyKey: row[1] as string | null,
+        uniqueKey: row[2] as string | null,
+      }));
+      const creators = creatorsOf(tasks, created);
+      const keys = keysToFind(tasks, creators);
+      const found = keys.idempotencyKeys.length + keys.uniqueKeys.length === 0
+        ? []
+        : run(holdersOf(keys.idempotencyKeys, keys.uniqueKeys));
+      return after(found, (holders) => {
+        const outcomes = outcomesOf(
+          tasks,
+          creators,
+          keyHolders(holders.map((row) => ({ task: String(row[0]), matched: String(row[1]) }))),
+        );
+        // The transaction holds the write lock since its first write: no holder can go away meanwhile.
+        return outcomes.map((outcome, i) => {
+          if (!outcome) throw holderGone(tasks[i]!);
+          return outcome;
+        });
       });
-    });
-  });
+    }));
 }

@@ -23,7 +23,11 @@ function nameOf(key: TaskKey): string {
 }
 
 /** Columns the store keeps for itself: not part of a `Task`. */
-const INTERNAL_KEYS = ["leaseToken", "unconfirmedStart"] as const satisfies readonly TaskKey[];
+const INTERNAL_KEYS = [
+  "leaseToken",
+  "unconfirmedStart",
+  "uniqueReleasedAt",
+] as const satisfies readonly TaskKey[];
 type InternalKey = typeof INTERNAL_KEYS[number];
 
 function isTaskField(key: TaskKey): key is Exclude<TaskKey, InternalKey> {
@@ -84,6 +88,8 @@ export const INSERT_KEYS = [
   "timeoutMs",
   "retryPolicy",
   "queue",
+  "uniqueKey",
+  "uniqueForMs",
 ] as const satisfies readonly (keyof NewTask & TaskKey)[];
 export type InsertKey = typeof INSERT_KEYS[number];
 
@@ -162,6 +168,8 @@ export function leasedTask(row: unknown[], sets: ClaimSets): LeasedTask {
     result: parsedJson(row[AT.result]),
     progress: parsedJson(row[AT.progress]),
     queue: row[AT.queue] as string,
+    uniqueKey: row[AT.uniqueKey] as string | null,
+    uniqueForMs: row[AT.uniqueForMs] as number | null,
   };
   return {
     task,

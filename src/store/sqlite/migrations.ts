@@ -285,6 +285,23 @@ CREATE TABLE queues (
 `,
   },
   {
+    version: 9,
+    name: "unique keys",
+    // A task's `unique` key, held while it is queued or running (unique_for_ms NULL) or for unique_for_ms
+    // from its creation. The unique index holds exactly the keys held now: a finished task leaves it by its
+    // status alone, and a window key leaves it when a later enqueue of the same key finds the window over
+    // and sets unique_released_at (a compare-and-set in the inserting transaction). Nullable columns
+    // rewrite no row; tasks without a key are in no index of theirs.
+    sql: `
+ALTER TABLE task_queue ADD COLUMN unique_key TEXT;
+ALTER TABLE task_queue ADD COLUMN unique_for_ms INTEGER CHECK (unique_for_ms > 0);
+ALTER TABLE task_queue ADD COLUMN unique_released_at INTEGER ${timeCheck("unique_released_at")};
+CREATE UNIQUE INDEX task_queue_unique_key ON task_queue (unique_key)
+  WHERE unique_key IS NOT NULL AND unique_released_at IS NULL
+    AND (unique_for_ms IS NOT NULL OR status = 'queued' OR status = 'running');
+`,
+  },
+  {
     version: 10,
     name: "task dependencies",
     // A task may wait for others (`dependsOn`): the new status 'waiting', which the status CHECK must allow.
@@ -293,7 +310,8 @@ CREATE TABLE queues (
     // on, and dropping task_queue would delete every log line through their cascade, so the logs are set
     // aside first, with their id sequence, and put back in a task_logs made anew. The fifo/lifo index a
     // worker makes (task_queue_queued_id) goes with the old table; the next such worker makes it again.
-    // The dependencies get a table of their own, one row per dependency.
+    // The dependencies get a table of their own, one row per dependency. A waiting task holds its
+    // `while: "active"` unique key as a queued or running one does: the key's index takes it in.
     sql: `
 CREATE TABLE task_logs_v10 AS SELECT id, task_id, at, level, message, details FROM task_logs;
 CREATE TABLE task_logs_seq_v10 AS SELECT seq FROM sqlite_sequence WHERE name = 'task_logs';
@@ -325,17 +343,20 @@ CREATE TABLE task_queue_v10 (
   result TEXT CHECK (result IS NULL OR json_valid(result)),
   progress TEXT CHECK (progress IS NULL OR json_valid(progress)),
   queue TEXT NOT NULL DEFAULT 'default' CHECK (length(queue) BETWEEN 1 AND 128),
+  unique_key TEXT,
+  unique_for_ms INTEGER CHECK (unique_for_ms > 0),
+  unique_released_at INTEGER ${timeCheck("unique_released_at")},
   CHECK (status <> 'running' OR (lease_until IS NOT NULL AND lease_token IS NOT NULL))
 ) STRICT;
 INSERT INTO task_queue_v10 (
   id, type, priority, payload, status, attempts, max_attempts, error_message, idempotency_key, locked_by,
   timeout_ms, run_after, lease_until, lease_token, created_at, updated_at, started_at, finished_at,
-  unconfirmed_start, retry_policy, result, progress, queue
+  unconfirmed_start, retry_policy, result, progress, queue, unique_key, unique_for_ms, unique_released_at
 )
 SELECT
   id, type, priority, payload, status, attempts, max_attempts, error_message, idempotency_key, locked_by,
   timeout_ms, run_after, lease_until, lease_token, created_at, updated_at, started_at, finished_at,
-  unconfirmed_start, retry_policy, result, progress, queue
+  unconfirmed_start, retry_policy, result, progress, queue, unique_key, unique_for_ms, unique_released_at
 FROM task_queue;
 DROP TABLE task_queue;
 ALTER TABLE task_queue_v10 RENAME TO task_queue;
@@ -344,6 +365,9 @@ CREATE UNIQUE INDEX task_queue_idempotency_key ON task_queue (idempotency_key)
 CREATE INDEX task_queue_queued_priority ON task_queue (priority, run_after, id, queue) WHERE status = 'queued';
 CREATE INDEX task_queue_running_lease ON task_queue (lease_until, queue) WHERE status = 'running';
 CREATE INDEX task_queue_finished ON task_queue (finished_at) WHERE finished_at IS NOT NULL;
+CREATE UNIQUE INDEX task_queue_unique_key ON task_queue (unique_key)
+  WHERE unique_key IS NOT NULL AND unique_released_at IS NULL
+    AND (unique_for_ms IS NOT NULL OR status = 'waiting' OR status = 'queued' OR status = 'running');
 CREATE TABLE task_logs (
   id INTEGER PRIMARY KEY AUTOINCREMENT CHECK (id BETWEEN 1 AND 9007199254740991),
   task_id INTEGER NOT NULL REFERENCES task_queue (id) ON DELETE CASCADE,

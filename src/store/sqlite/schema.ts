@@ -85,6 +85,15 @@ export const taskQueue = sqliteTable("task_queue", {
   progress: text("progress"),
   /** The named queue the task belongs to (migration 8). */
   queue: text("queue").notNull().default("default"),
+  /**
+   * The task's \`unique\` key (migration 9): held while the task is queued or running when \`uniqueForMs\` is
+   * null, else for that long from its creation. Null: none.
+   */
+  uniqueKey: text("unique_key"),
+  /** How long a window key is held from the task's creation; null for a key held while active. */
+  uniqueForMs: integer("unique_for_ms"),
+  /** When a later enqueue found this task's key window over and took the key; null while it holds it. */
+  uniqueReleasedAt: integer("unique_released_at"),
 }, (t) => [
   idCheck("id"),
   columnCheck("type", "length(trim(type)) > 0"),
@@ -105,6 +114,8 @@ export const taskQueue = sqliteTable("task_queue", {
   columnCheck("result", "result IS NULL OR json_valid(result)"),
   columnCheck("progress", "progress IS NULL OR json_valid(progress)"),
   columnCheck("queue", "length(queue) BETWEEN 1 AND 128"),
+  columnCheck("unique_for_ms", "unique_for_ms > 0"),
+  timeCheck("unique_released_at"),
   check(
     "running_has_lease",
     sql`status <> 'running' OR (lease_until IS NOT NULL AND lease_token IS NOT NULL)`,
@@ -112,6 +123,11 @@ export const taskQueue = sqliteTable("task_queue", {
   // Every index a write touches costs a page written per commit; status appears only in partial-index
   // conditions, which queries must spell as literals to use (see migration 1).
   uniqueIndex("task_queue_idempotency_key").on(t.idempotencyKey).where(sql`idempotency_key IS NOT NULL`),
+  // Exactly the \`unique\` keys held now: a finished task leaves it by its status, a window key once released.
+  uniqueIndex("task_queue_unique_key").on(t.uniqueKey).where(
+    sql`unique_key IS NOT NULL AND unique_released_at IS NULL
+    AND (unique_for_ms IS NOT NULL OR status = 'waiting' OR status = 'queued' OR status = 'running')`,
+  ),
   // The queue last: claims walk the same order with or without a queue filter, and read a task's queue
   // (to filter, or to leave out paused and limited queues) from the index rather than its row.
   index("task_queue_queued_priority").on(t.priority, t.runAfter, t.id, t.queue).where(sql`status = 'queued'`),

@@ -1,14 +1,24 @@
 /**
  * Enqueue: the INSERTs of new tasks. One task is one prepared INSERT; many go in as one statement that reads
  * their payloads as one JSON array and their other columns bound once (or as one array per column when they
- * differ), in the order given, so that ids grow in that order. A task whose idempotency key is taken is
- * skipped (`ON CONFLICT DO NOTHING`) and gets the task that holds the key.
+ * differ), in the order given, so that ids grow in that order. A task whose idempotency key is taken, or
+ * whose `unique` key is held, is skipped (`ON CONFLICT DO NOTHING`) and gets the task that holds the key.
  *
  * @module
  */
 import { type SQL, sql } from "drizzle-orm";
 import type { Task } from "../../../task.ts";
 import type { InsertedTask, NewTask } from "../../store.ts";
+import {
+  type CreatedRow,
+  creatorsOf,
+  hasKey,
+  holderGone,
+  type KeyHolder,
+  keysToFind,
+  outcomesOf,
+  uniqueKeysOf,
+} from "../../inserted.ts";
 import {
   INSERT_COLUMNS,
   INSERT_KEYS,
@@ -17,7 +27,6 @@ import {
   JSON_INSERT_KEYS,
   nameOf,
   TASK_JSON,
-  type TaskJsonRow,
 } from "../columns.ts";
 import type { SqlRunner } from "../app_transaction.ts";
 import { array } from "../sql.ts";
@@ -41,7 +50,7 @@ function insertOneStatement(task: NewTask, now: number): SQL {
     INSERT INTO task_queue (${INSERT_COLUMNS})
     VALUES (${sql.join(INSERT_KEYS.map((key) => insertedValue(key, sql`${task[key]}`)), sql`, `)},
       ${now}::bigint, ${now}::bigint)
-    ${task.idempotencyKey === null ? sql`` : sql`ON CONFLICT DO NOTHING`}
+    ${hasKey(task) ? sql`ON CONFLICT DO NOTHING` : sql``}
     RETURNING id::text AS id`;
 }
 
@@ -60,7 +69,7 @@ function uniform(tasks: readonly NewTask[]): boolean {
  * `json_array_elements`; each element is kept verbatim, as the `json` type keeps text. The other columns
  * are bound once when every task has the same values, else one array per column, read alongside with
  * `unnest` in `ROWS FROM`. Rows go in in the order given (`ORDER BY ord`), so that ids grow in that order.
- * Only keyed tasks may conflict (the key is the only unique column an insert sets): without keys, the
+ * Only keyed tasks may conflict (the keys are the only unique columns an insert sets): without keys, the
  * statement skips `ON CONFLICT`'s speculative insertion, and returns ids alone.
  */
 function insertManyStatement(tasks: readonly NewTask[], now: number, keyed: boolean): SQL {
@@ -93,75 +102,100 @@ function insertManyStatement(tasks: readonly NewTask[], now: number, keyed: bool
     FROM ${source}
     ORDER BY r.ord
     ${keyed ? sql`ON CONFLICT DO NOTHING` : sql``}
-    RETURNING id::text AS id${keyed ? sql`, idempotency_key AS "idempotencyKey"` : sql``}`;
-}
-
-/** The tasks that hold these idempotency keys. */
-export function holdersOf(keys: readonly string[]): SQL {
-  return sql`SELECT ${TASK_JSON} FROM task_queue WHERE idempotency_key = ANY(${array(keys)}::text[])`;
+    RETURNING id::text AS id${
+    keyed ? sql`, idempotency_key AS "idempotencyKey", unique_key AS "uniqueKey"` : sql``
+  }`;
 }
 
 /**
- * Inserts `tasks` through `run`, in one statement (all or none), then looks up the holders of keys it did
- * not take. Outside a transaction, a holder may be purged between the two statements: then it tries again.
+ * Releases the `unique` keys among `keys` whose windows are over at `now`: their holders leave the unique
+ * index, so that an insert after it may take them. A compare-and-set under each holder's row lock: of two
+ * enqueues that find one window over, the second sees it released and changes nothing; the unique index
+ * then lets one of their inserts in. Rows are locked in id order, as every multi-row write here does.
+ */
+export function releaseExpired(keys: readonly string[], now: number): SQL {
+  return sql`
+    UPDATE task_queue SET unique_released_at = ${now}::bigint
+    WHERE id IN (
+      SELECT id FROM task_queue
+      WHERE unique_key = ANY(${array(keys)}::text[]) AND unique_key IS NOT NULL AND unique_released_at IS NULL
+        AND unique_for_ms IS NOT NULL AND created_at + unique_for_ms <= ${now}::bigint
+      ORDER BY id FOR UPDATE)
+      AND unique_released_at IS NULL AND created_at + unique_for_ms <= ${now}::bigint`;
+}
+
+/**
+ * The tasks that hold these idempotency keys and these `unique` keys now, each with the kind of key it
+ * holds. The second condition is the unique index's own, spelled alike so that the planner reads the index.
+ */
+export function holdersOf(idempotencyKeys: readonly string[], uniqueKeys: readonly string[]): SQL {
+  return sql`
+    SELECT ${TASK_JSON}, 'idempotencyKey' AS matched FROM task_queue
+    WHERE idempotency_key = ANY(${array(idempotencyKeys)}::text[])
+    UNION ALL
+    SELECT ${TASK_JSON}, 'unique' AS matched FROM task_queue
+    WHERE unique_key = ANY(${array(uniqueKeys)}::text[]) AND unique_key IS NOT NULL
+      AND unique_released_at IS NULL AND (unique_for_ms IS NOT NULL OR status IN ('waiting', 'queued', 'running'))`;
+}
+
+/** Rows of {@link holdersOf} as key holders. */
+export function keyHolders(rows: readonly unknown[]): KeyHolder[] {
+  return (rows as { task: string; matched: KeyHolder["matched"] }[]).map((row) => ({
+    task: JSON.parse(row.task) as Task,
+    matched: row.matched,
+  }));
+}
+
+/** Whether an insert met a `unique` key whose window is over at `now`: its holder can be released. */
+function windowOver(outcome: InsertedTask, now: number): boolean {
+  const holder = outcome.existing;
+  return outcome.matchedKey === "unique" && holder !== undefined && holder.uniqueForMs !== null &&
+    holder.createdAt + holder.uniqueForMs <= now;
+}
+
+/**
+ * Inserts `tasks` through `run`, in one statement (all or none), after releasing the window keys among
+ * theirs that are over, then looks up the holders of keys it did not take. Between the two statements a
+ * holder may finish (freeing a key held while active) or be purged: those tasks are inserted again, after
+ * the others (so their ids come later), up to three times.
  */
 export async function insertMany(
   run: SqlRunner,
   tasks: readonly NewTask[],
   now: number,
+  round = 1,
 ): Promise<InsertedTask[]> {
   if (tasks.length === 0) return [];
   if (tasks.length === 1) return [await insertOne(run, tasks[0]!, now)];
-  const keyed = tasks.some((task) => task.idempotencyKey !== null);
+  const keyed = tasks.some(hasKey);
+  const uniqueKeys = keyed ? uniqueKeysOf(tasks) : [];
+  if (uniqueKeys.length > 0) await run(releaseExpired(uniqueKeys, now));
   const created = await run(insertManyStatement(tasks, now, keyed)) as {
     id: string;
     idempotencyKey?: string | null;
+    uniqueKey?: string | null;
   }[];
   // Ids grow in the order given; RETURNING promises no order.
-  const unkeyed = ascending(
-    (keyed ? created.filter((row) => row.idempotencyKey === null) : created).map((row) => Number(row.id)),
+  if (!keyed) return ascending(created.map((row) => Number(row.id))).map((id) => ({ id, created: true }));
+  const creators = creatorsOf(
+    tasks,
+    created.map((row): CreatedRow => ({
+      id: Number(row.id),
+      idempotencyKey: row.idempotencyKey ?? null,
+      uniqueKey: row.uniqueKey ?? null,
+    })),
   );
-  if (!keyed) return unkeyed.map((id) => ({ id, created: true }));
-  const createdIds = new Map(
-    created.flatMap((row) => row.idempotencyKey === null ? [] : [[row.idempotencyKey, Number(row.id)]]),
-  );
-  // Only the first of several tasks with one key in this call created it.
-  const creators = new Map<NewTask, number>();
-  for (const task of tasks) {
-    const id = task.idempotencyKey === null ? undefined : createdIds.get(task.idempotencyKey);
-    if (id !== undefined) {
-      creators.set(task, id);
-      createdIds.delete(task.idempotencyKey!);
-    }
-  }
-  const lookups = [
-    ...new Set(
-      tasks.flatMap((task) =>
-        task.idempotencyKey !== null && !creators.has(task) ? [task.idempotencyKey] : []
-      ),
-    ),
-  ];
-  const byKey = new Map<string, Task>();
-  if (lookups.length > 0) {
-    for (const row of await run(holdersOf(lookups))) {
-      const task = JSON.parse((row as TaskJsonRow).task) as Task;
-      byKey.set(task.idempotencyKey!, task);
-    }
-  }
-  let nextUnkeyed = 0;
-  return tasks.map((task): InsertedTask => {
-    if (task.idempotencyKey === null) return { id: unkeyed[nextUnkeyed++]!, created: true };
-    const id = creators.get(task);
-    if (id !== undefined) return { id, created: true };
-    const holder = byKey.get(task.idempotencyKey);
-    if (!holder) {
-      throw new Error(
-        `The task holding idempotency key ${JSON.stringify(task.idempotencyKey)} was deleted while this ` +
-          `enqueue ran. Enqueue it again.`,
-      );
-    }
-    return { id: holder.id, created: false, existing: holder };
-  });
+  const { idempotencyKeys, uniqueKeys: held } = keysToFind(tasks, creators);
+  const holders = idempotencyKeys.length + held.length === 0
+    ? []
+    : keyHolders(await run(holdersOf(idempotencyKeys, held)));
+  const outcomes = outcomesOf(tasks, creators, holders);
+  const again = tasks.filter((_, i) => outcomes[i] === undefined);
+  if (again.length === 0) return outcomes as InsertedTask[];
+  if (round === 3) throw holderGone(again[0]!);
+  const retried = await insertMany(run, again, now, round + 1);
+  let next = 0;
+  return outcomes.map((outcome) => outcome ?? retried[next++]!);
 }
 
 /** `ids` sorted, ascending; usually they are already. */
@@ -170,22 +204,22 @@ function ascending(ids: number[]): number[] {
   return ids;
 }
 
-/** One task in one statement: the common enqueue, kept to a single prepared INSERT. */
+/**
+ * One task in one statement: the common enqueue, kept to a single prepared INSERT. When a key is taken, the
+ * task holding it is the answer, unless it is a window key whose window is over (release it, then insert
+ * again), or the holder finished or was purged meanwhile (insert again).
+ */
 export async function insertOne(run: SqlRunner, task: NewTask, now: number): Promise<InsertedTask> {
   for (let attempt = 1;; attempt++) {
     const rows = await run(insertOneStatement(task, now));
     if (rows.length === 1) return { id: Number(rows[0]!.id), created: true };
-    // The key is taken: the task holding it is the answer (unless it was purged meanwhile: try again).
-    const [existing] = await run(holdersOf([task.idempotencyKey!]));
-    if (existing) {
-      const stored = JSON.parse((existing as TaskJsonRow).task) as Task;
-      return { id: stored.id, created: false, existing: stored };
-    }
-    if (attempt === 3) {
-      throw new Error(
-        `The task holding idempotency key ${JSON.stringify(task.idempotencyKey)} was deleted while this ` +
-          `enqueue ran, three times. Enqueue it again.`,
-      );
-    }
+    const found = await run(holdersOf(
+      task.idempotencyKey === null ? [] : [task.idempotencyKey],
+      task.uniqueKey === null ? [] : [task.uniqueKey],
+    ));
+    const [outcome] = outcomesOf([task], [undefined], keyHolders(found));
+    if (outcome && !windowOver(outcome, now)) return outcome;
+    if (outcome) await run(releaseExpired([task.uniqueKey!], now));
+    if (attempt === 3) throw holderGone(task);
   }
 }

@@ -15,6 +15,7 @@ import type { PgConnection } from "../connection.ts";
 import { FINISHED_COLUMNS, keepCountsOf, keepOutcomesOf } from "../../metrics_sql.ts";
 import { literalStatuses, statusAllows } from "../sql.ts";
 import { cancelDependents } from "./dependencies.ts";
+import { holdersOf, keyHolders } from "./insert.ts";
 import { POSTGRES_METRICS } from "./metrics.ts";
 import { getTask } from "./read.ts";
 
@@ -37,40 +38,89 @@ export async function cancel(conn: PgConnection, id: number, now: number): Promi
 }
 
 /**
+ * Whether queueing the task again leaves its `unique` key alone: it has none, or a window key (held or not
+ * whatever its status), or a key held while active that no other task holds now. The last condition is the
+ * unique index's own, spelled alike so that the planner reads the index. An enqueue that commits the key
+ * between this check and the update makes the update fail on the index instead: see {@link keyRace}.
+ */
+const KEY_FREE = sql`(unique_key IS NULL OR unique_for_ms IS NOT NULL OR NOT EXISTS (
+  SELECT 1 FROM task_queue AS holder
+  WHERE holder.unique_key = task_queue.unique_key AND holder.unique_key IS NOT NULL
+    AND holder.unique_released_at IS NULL
+    AND (holder.unique_for_ms IS NOT NULL OR holder.status IN ('waiting', 'queued', 'running'))))`;
+
+/**
+ * Of the tasks `matching` selects that share one key held while active, only the newest: queued again
+ * together, two would collide.
+ */
+function newestPerKey(matching: SQL): SQL {
+  return sql`(unique_key IS NULL OR unique_for_ms IS NOT NULL OR id IN (
+    SELECT max(id) FROM task_queue
+    WHERE ${matching} AND unique_key IS NOT NULL AND unique_for_ms IS NULL
+    GROUP BY unique_key))`;
+}
+
+/** Whether `error` is the unique index refusing a second holder of a key (SQLSTATE 23505). */
+function keyRace(error: unknown): boolean {
+  const cause = (error as { cause?: { code?: unknown } } | null)?.cause;
+  return cause?.code === "23505";
+}
+
+/**
+ * `write` (a transaction of a requeue), made again when an enqueue took one of its keys between its check
+ * and its update (the index then fails the whole statement; the next try leaves that task out).
+ */
+async function againOnKeyRace<T>(write: () => Promise<T>): Promise<T> {
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await write();
+    } catch (error) {
+      if (!keyRace(error) || attempt === 3) throw error;
+    }
+  }
+}
+
+/**
  * Queues a failed or cancelled task again, due now, with its attempts reset, and returns it: `waiting`
  * instead when some of its dependencies have not completed yet. Refused while one of them is failed or
- * cancelled: the task could never run. Its dependencies are locked first (`FOR SHARE`), so that none
- * finishes unseen between the look at them and the commit.
+ * cancelled (the task could never run), and while another task holds its key held while active. Its
+ * dependencies are locked first (`FOR SHARE`), so that none finishes unseen between the look at them and
+ * the commit.
  */
 export async function requeue(conn: PgConnection, id: number, now: number): Promise<Task> {
-  const [row, lost] = await conn.begin(async (tx) => {
-    const dependencies = await conn.rows<{ id: number; status: string }>(
-      sql`
+  const [row, lost] = await againOnKeyRace(() =>
+    conn.begin(async (tx) => {
+      const dependencies = await conn.rows<{ id: number; status: string }>(
+        sql`
         SELECT r.id, r.status FROM task_dependencies d JOIN task_queue r ON r.id = d.depends_on
         WHERE d.task_id = ${id}::bigint ORDER BY r.id FOR SHARE OF r`,
-      tx,
-    );
-    const lost = dependencies.find((dependency) => ["failed", "cancelled"].includes(dependency.status));
-    if (lost) return [undefined, lost] as const;
-    const waits = dependencies.some((dependency) => dependency.status !== "completed");
-    await lockRollup(conn, tx);
-    const [row] = await conn.rows<TaskTextRow>(
-      requeueStatement(
-        sql`id = ${id}::bigint AND ${statusAllows("requeue")}`,
-        sql`${waits ? "waiting" : "queued"}::text`,
-        now,
-        TASK_SELECT,
-      ),
-      tx,
-    );
-    return [row, undefined] as const;
-  });
+        tx,
+      );
+      const lost = dependencies.find((dependency) => ["failed", "cancelled"].includes(dependency.status));
+      if (lost) return [undefined, lost] as const;
+      const waits = dependencies.some((dependency) => dependency.status !== "completed");
+      await lockRollup(conn, tx);
+      const [row] = await conn.rows<TaskTextRow>(
+        requeueStatement(
+          sql`id = ${id}::bigint AND ${statusAllows("requeue")} AND ${KEY_FREE}`,
+          sql`${waits ? "waiting" : "queued"}::text`,
+          now,
+          TASK_SELECT,
+        ),
+        tx,
+      );
+      return [row, undefined] as const;
+    })
+  );
   if (row) return toTask(row);
   const task = await getTask(conn, id);
   if (lost && task && (TRANSITIONS.requeue.from as readonly string[]).includes(task.status)) {
     throw DependencyError.lost(id, Number(lost.id), lost.status);
   }
-  throw refusalOf(id, task, "requeue");
+  const [holder] = task?.uniqueKey == null
+    ? []
+    : keyHolders(await conn.rows(holdersOf([], [task.uniqueKey])));
+  throw refusalOf(id, task, "requeue", holder?.task);
 }
 
 /**
@@ -94,38 +144,51 @@ async function lockRollup(conn: PgConnection, tx: Parameters<PgConnection["rows"
   await conn.rows(sql`SELECT 1 FROM metric_rollup FOR SHARE`, tx);
 }
 
-/** Queues every failed task (of `type`, when given) again, as {@link requeue} does one; returns how many. */
+/**
+ * Queues every failed task (of `type`, when given) again, as {@link requeue} does one, but those whose key
+ * held while active another task holds (of several sharing one, the newest goes); returns how many.
+ */
 export async function requeueFailed(
   conn: PgConnection,
   type: string | undefined,
   now: number,
 ): Promise<number> {
   const ofType = type === undefined ? sql`` : sql`AND type = ${type}::text`;
-  return await conn.begin(async (tx) => {
-    await lockRollup(conn, tx);
-    const statement = requeueStatement(sql`status = 'failed' ${ofType}`, sql`'queued'`, now, sql`id`);
-    return (await conn.rows(statement, tx)).length;
-  });
+  const failed = sql`status = 'failed' ${ofType}`;
+  return await againOnKeyRace(() =>
+    conn.begin(async (tx) => {
+      await lockRollup(conn, tx);
+      const statement = requeueStatement(
+        sql`${failed} AND ${KEY_FREE} AND ${newestPerKey(failed)}`,
+        sql`'queued'`,
+        now,
+        sql`id`,
+      );
+      return (await conn.rows(statement, tx)).length;
+    })
+  );
 }
 
 /**
  * Queues every task of `filter.status` (of its type and queue, when given) again, as {@link requeue} does
  * one: `waiting` while some of its dependencies have not completed, and left alone while one of them is
- * failed or cancelled. The dependencies are locked first (`FOR SHARE`), so that none finishes unseen.
+ * failed or cancelled, or while another task holds its key held while active (of several sharing one, the
+ * newest goes). The dependencies are locked first (`FOR SHARE`), so that none finishes unseen.
  * Returns how many were queued again.
  */
 export async function requeueWhere(conn: PgConnection, filter: RequeueFilter, now: number): Promise<number> {
   const ofType = filter.type === undefined ? sql`` : sql`AND type = ${filter.type}::text`;
   const ofQueue = filter.queue === undefined ? sql`` : sql`AND queue = ${filter.queue}::text`;
-  return await conn.begin(async (tx) => {
-    await lockRollup(conn, tx);
-    const rows = await conn.rows(
-      sql`
+  const matching = sql`status IN ${literalStatuses([filter.status])} AND ${statusAllows("requeue")} ${ofType}
+    ${ofQueue}`;
+  return await againOnKeyRace(() =>
+    conn.begin(async (tx) => {
+      await lockRollup(conn, tx);
+      const rows = await conn.rows(
+        sql`
       WITH candidate AS (
         SELECT id FROM task_queue
-        WHERE status IN ${literalStatuses([filter.status])} AND ${
-        statusAllows("requeue")
-      } ${ofType} ${ofQueue}
+        WHERE ${matching} AND ${KEY_FREE} AND ${newestPerKey(matching)}
         FOR UPDATE),
       dependency AS (
         SELECT d.task_id, r.status FROM task_dependencies d JOIN task_queue r ON r.id = d.depends_on
@@ -143,10 +206,11 @@ export async function requeueWhere(conn: PgConnection, filter: RequeueFilter, no
         attempts = 0, run_after = ${now}::bigint, finished_at = NULL, updated_at = ${now}::bigint
       WHERE id IN (SELECT id FROM target)
       RETURNING id`,
-      tx,
-    );
-    return rows.length;
-  });
+        tx,
+      );
+      return rows.length;
+    })
+  );
 }
 
 /**

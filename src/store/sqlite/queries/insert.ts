@@ -8,15 +8,23 @@
  */
 import { type SQL, sql } from "drizzle-orm";
 import { DatabaseError } from "../../../errors.ts";
-import type { Task } from "../../../task.ts";
 import type { InsertedTask, NewTask } from "../../store.ts";
+import {
+  type CreatedRow,
+  creatorsOf,
+  hasKey,
+  holderGone,
+  type KeyHolder,
+  outcomesOf,
+  uniqueKeysOf,
+} from "../../inserted.ts";
 import {
   INSERT_KEYS,
   insertColumns,
   insertFields,
+  type InsertKey,
   insertRow,
   TASK_JSON,
-  type TaskJsonRow,
   toTask,
 } from "../columns.ts";
 import type { Connection } from "../connection.ts";
@@ -26,16 +34,27 @@ import { all, batch, compile, p, PreparedSql } from "../sql.ts";
 /** Rows per INSERT statement, to keep one statement's memory modest. */
 const INSERT_CHUNK = 5000;
 
-/** The columns of a task without an idempotency key, which then stays null. */
-const UNKEYED = INSERT_KEYS.filter((key) => key !== "idempotencyKey");
+/** The columns of a task without keys (idempotency or `unique`), which then stay null. */
+const KEY_COLUMNS: readonly string[] = ["idempotencyKey", "uniqueKey"];
+const UNKEYED = INSERT_KEYS.filter((key) => !KEY_COLUMNS.includes(key));
 /** What tasks inserted by {@link INSERT_UNIFORM} share: everything but their payloads. */
 const SHARED = UNKEYED.filter((key) => key !== "payload");
 
-/** The one-task insert, as fixed text so that the driver's prepared statement is reused. */
-const INSERT_ONE = compile(sql`
-  INSERT INTO task_queue (${insertColumns(INSERT_KEYS)})
-  VALUES (${sql.raw(Array(INSERT_KEYS.length + 2).fill("?").join(", "))})
-  ON CONFLICT DO NOTHING`).sql;
+/** The one-task insert of `keys`, as fixed text so that the driver's prepared statement is reused. */
+function insertOneOf(keys: readonly InsertKey[]): string {
+  return compile(sql`
+    INSERT INTO task_queue (${insertColumns(keys)})
+    VALUES (${sql.raw(Array(keys.length + 2).fill("?").join(", "))})
+    ON CONFLICT DO NOTHING`).sql;
+}
+
+/**
+ * The columns of a task without a `unique` key, the usual one: its insert binds two values fewer, which
+ * the single enqueue, a few tens of microseconds, notices.
+ */
+const WITHOUT_UNIQUE = INSERT_KEYS.filter((key) => key !== "uniqueKey" && key !== "uniqueForMs");
+const INSERT_ONE = insertOneOf(INSERT_KEYS);
+const INSERT_ONE_WITHOUT_UNIQUE = insertOneOf(WITHOUT_UNIQUE);
 
 const INSERT_UNKEYED = new PreparedSql(sql`
   INSERT INTO task_queue (${insertColumns(UNKEYED)})
@@ -53,10 +72,10 @@ const INSERT_UNIFORM = new PreparedSql(sql`
   FROM json_each(${p("payloads")})`);
 
 /**
- * Inserts `rows` (JSON, an array of {@link insertRow}s) skipping those whose idempotency key is taken, and
- * returns `returning` of the rows inserted. No conflict target: the idempotency key is the only unique
- * column an insert can collide on. (`WHERE true` tells SQLite's parser that ON CONFLICT belongs to the
- * INSERT.)
+ * Inserts `rows` (JSON, an array of {@link insertRow}s) skipping those whose idempotency key is taken or
+ * whose `unique` key is held, and returns `returning` of the rows inserted. No conflict target: the two keys
+ * are the only unique columns an insert can collide on. (`WHERE true` tells SQLite's parser that ON CONFLICT
+ * belongs to the INSERT.)
  */
 export function keyedInsert(rows: string, now: number, returning: SQL): SQL {
   return sql`
@@ -77,7 +96,8 @@ function uniform(tasks: readonly NewTask[]): boolean {
   return tasks.every((task) =>
     task.type === first.type && task.priority === first.priority && task.maxAttempts === first.maxAttempts &&
     task.runAfter === first.runAfter && task.timeoutMs === first.timeoutMs &&
-    task.retryPolicy === first.retryPolicy && task.queue === first.queue
+    task.retryPolicy === first.retryPolicy && task.queue === first.queue &&
+    task.uniqueForMs === first.uniqueForMs
   );
 }
 
@@ -99,7 +119,48 @@ function chunksOf(tasks: readonly NewTask[]): NewTask[][] {
   return chunks;
 }
 
-/** Inserts `tasks`, all or none; a task whose idempotency key is taken gets the task that holds it. */
+/** What a keyed insert returns of each row it created. */
+export const CREATED_ROW = sql`id, idempotency_key AS "idempotencyKey", unique_key AS "uniqueKey"`;
+
+/**
+ * Releases the `unique` keys among `keys` whose windows are over at `now`: their holders leave the unique
+ * index, so that the insert that follows in the same transaction may take them. Each write holds SQLite's
+ * one write lock, so no other insert comes between the two. It returns the ids it released, for the
+ * drivers that run an application's statements only as queries with rows.
+ */
+export function releaseExpired(keys: readonly string[], now: number): SQL {
+  return sql`
+    UPDATE task_queue SET unique_released_at = ${now}
+    WHERE unique_key IN (SELECT value FROM json_each(${JSON.stringify(keys)})) AND unique_key IS NOT NULL
+      AND unique_released_at IS NULL AND unique_for_ms IS NOT NULL AND created_at + unique_for_ms <= ${now}
+    RETURNING id`;
+}
+
+/**
+ * The tasks that hold these idempotency keys and these `unique` keys now, each with the kind of key it
+ * holds, as {@link TASK_JSON} and `matched`. The second condition is the unique index's own, spelled alike
+ * so that the planner reads the index.
+ */
+export function holdersOf(idempotencyKeys: readonly string[], uniqueKeys: readonly string[]): SQL {
+  return sql`
+    SELECT ${TASK_JSON}, 'idempotencyKey' AS matched FROM task_queue
+    WHERE idempotency_key IN (SELECT value FROM json_each(${JSON.stringify(idempotencyKeys)}))
+    UNION ALL
+    SELECT ${TASK_JSON}, 'unique' AS matched FROM task_queue
+    WHERE unique_key IN (SELECT value FROM json_each(${JSON.stringify(uniqueKeys)}))
+      AND unique_key IS NOT NULL AND unique_released_at IS NULL
+      AND (unique_for_ms IS NOT NULL OR status = 'waiting' OR status = 'queued' OR status = 'running')`;
+}
+
+/** Rows of {@link holdersOf} as key holders. */
+export function keyHolders(rows: readonly { task: string; matched: string }[]): KeyHolder[] {
+  return rows.map((row) => ({ task: toTask(row), matched: row.matched as KeyHolder["matched"] }));
+}
+
+/**
+ * Inserts `tasks`, all or none; a task whose idempotency key is taken, or whose `unique` key is held, gets
+ * the task that holds it.
+ */
 export async function insertMany(
   conn: Connection,
   tasks: readonly NewTask[],
@@ -107,37 +168,24 @@ export async function insertMany(
 ): Promise<InsertedTask[]> {
   if (tasks.length === 0) return [];
   if (tasks.length === 1) return [await insertOne(conn, tasks[0]!, now)];
-  const keys = [...new Set(tasks.flatMap((task) => task.idempotencyKey ?? []))];
-  if (keys.length === 0) return await insertManyUnkeyed(conn, tasks, now);
+  if (!tasks.some(hasKey)) return await insertManyUnkeyed(conn, tasks, now);
+  const uniqueKeys = uniqueKeysOf(tasks);
+  const release = uniqueKeys.length === 0 ? [] : [releaseExpired(uniqueKeys, now)];
   const inserts = chunksOf(tasks).map((chunk) =>
-    keyedInsert(JSON.stringify(chunk.map(insertRow)), now, sql`id, idempotency_key AS "idempotencyKey"`)
+    keyedInsert(JSON.stringify(chunk.map(insertRow)), now, CREATED_ROW)
   );
-  const keyed = [
-    sql`
-      SELECT ${TASK_JSON} FROM task_queue
-      WHERE idempotency_key IN (SELECT value FROM json_each(${JSON.stringify(keys)}))`,
-  ];
-  // One transaction: every task goes in, or none does.
-  const results = await batch(conn, [...inserts, ...keyed]);
-  const inserted = (results.slice(0, inserts.length) as { id: number; idempotencyKey: string | null }[][])
-    .flat();
-  const byKey = new Map<string, Task>();
-  for (const row of (keyed.length ? results[results.length - 1] : []) as TaskJsonRow[]) {
-    const task = toTask(row);
-    byKey.set(task.idempotencyKey!, task);
-  }
-  const createdKeys = new Set(inserted.flatMap((row) => row.idempotencyKey ?? []));
-  // SQLite returns inserted rows in no promised order, but ids grow in insertion order.
-  const unkeyedIds = inserted.filter((row) => row.idempotencyKey === null).map((row) => Number(row.id))
-    .sort((a, b) => a - b);
-  let nextUnkeyed = 0;
-  return tasks.map((task) => {
-    if (task.idempotencyKey === null) return { id: unkeyedIds[nextUnkeyed++]!, created: true };
-    const stored = byKey.get(task.idempotencyKey)!;
-    // Only the first of several tasks with one key in this call created it.
-    return createdKeys.delete(task.idempotencyKey)
-      ? { id: stored.id, created: true }
-      : { id: stored.id, created: false, existing: stored };
+  const idempotencyKeys = [...new Set(tasks.flatMap((task) => task.idempotencyKey ?? []))];
+  // One transaction, under the write lock throughout: every task goes in, or none does, and the holders read
+  // at its end are the ones the inserts met.
+  const results = await batch(conn, [...release, ...inserts, holdersOf(idempotencyKeys, uniqueKeys)]);
+  const created = (results.slice(release.length, -1) as unknown as CreatedRow[][]).flat()
+    .map((row) => ({ ...row, id: Number(row.id) }));
+  const creators = creatorsOf(tasks, created);
+  const holders = keyHolders(results[results.length - 1] as { task: string; matched: string }[]);
+  // Under the write lock, a holder cannot go away between the inserts and the read.
+  return outcomesOf(tasks, creators, holders).map((outcome, i) => {
+    if (!outcome) throw holderGone(tasks[i]!);
+    return outcome;
   });
 }
 
@@ -171,54 +219,78 @@ export function insertOne(
   task: NewTask,
   now: number,
 ): InsertedTask | Promise<InsertedTask> {
-  const statement = { sql: INSERT_ONE, args: oneRow(task, now) };
+  const statement = task.uniqueKey === null && task.uniqueForMs === null
+    ? { sql: INSERT_ONE_WITHOUT_UNIQUE, args: rowWithoutUnique(task, now) }
+    : { sql: INSERT_ONE, args: oneRow(task, now) };
   let result;
   try {
     result = conn.executeIfFree(statement);
   } catch (error) {
     return Promise.reject(error);
   }
-  if (result === undefined) return insertOneLater(conn, statement, task, false);
+  if (result === undefined) return insertOneLater(conn, statement, task, now, false);
   if (result.rowsAffected === 1) return { id: result.lastInsertRowid!, created: true };
-  return insertOneLater(conn, statement, task, true);
+  return insertOneLater(conn, statement, task, now, true);
 }
 
-/** {@link insertOne} when the database was busy (`tried` false), or the key was taken (true). */
+/** {@link insertOne} when the database was busy (`tried` false), or a key was taken (true). */
 async function insertOneLater(
   conn: Connection,
   statement: SqlStatement,
   task: NewTask,
+  now: number,
   tried: boolean,
 ): Promise<InsertedTask> {
+  let rounds = 0;
   for (;;) {
     if (!tried) {
       const { rowsAffected, lastInsertRowid } = await conn.execute(statement);
       if (rowsAffected === 1) return { id: lastInsertRowid!, created: true };
     }
     tried = false;
-    if (task.idempotencyKey === null) {
+    if (!hasKey(task)) {
       // Nothing but a key can make this insert do nothing, unless something outside PrismQ (a trigger)
       // discards it: say so rather than try forever.
       throw new DatabaseError(
-        "A task was not inserted, and no idempotency key explains why: something in the database (a trigger?) " +
-          "discarded the row.",
+        "A task was not inserted, and no idempotency or unique key explains why: something in the database " +
+          "(a trigger?) discarded the row.",
       );
     }
-    // The key is taken: the task holding it is the answer (unless it was purged meanwhile: try again).
-    const [existing] = await all<TaskJsonRow>(
+    // A key is taken: the task holding it is the answer, unless it is a window key whose window is over
+    // (release it, then insert again), or the holder finished or was purged meanwhile (insert again).
+    const rows = await all<{ task: string; matched: string }>(
       conn,
-      sql`SELECT ${TASK_JSON} FROM task_queue WHERE idempotency_key = ${task.idempotencyKey}`,
+      holdersOf(
+        task.idempotencyKey === null ? [] : [task.idempotencyKey],
+        task.uniqueKey === null ? [] : [task.uniqueKey],
+      ),
     );
-    if (existing) {
-      const stored = toTask(existing);
-      return { id: stored.id, created: false, existing: stored };
-    }
+    const [outcome] = outcomesOf([task], [undefined], keyHolders(rows));
+    if (outcome && !windowOver(outcome, now)) return outcome;
+    if (outcome) await all(conn, releaseExpired([task.uniqueKey!], now));
+    if (++rounds === 3) throw holderGone(task);
   }
+}
+
+/** Whether an insert met a `unique` key whose window is over at `now`: its holder can be released. */
+export function windowOver(outcome: InsertedTask, now: number): boolean {
+  const holder = outcome.existing;
+  return outcome.matchedKey === "unique" && holder !== undefined && holder.uniqueForMs !== null &&
+    holder.createdAt + holder.uniqueForMs <= now;
 }
 
 /** {@link insertRow} and the two times, in one array. */
 function oneRow(task: NewTask, now: number): SqlValue[] {
   const row = insertRow(task);
   row.push(now, now);
+  return row;
+}
+
+/** {@link oneRow} of a task without a `unique` key: the values of {@link WITHOUT_UNIQUE}, then the times. */
+function rowWithoutUnique(task: NewTask, now: number): SqlValue[] {
+  const row: SqlValue[] = new Array(WITHOUT_UNIQUE.length + 2);
+  for (let i = 0; i < WITHOUT_UNIQUE.length; i++) row[i] = task[WITHOUT_UNIQUE[i]!];
+  row[WITHOUT_UNIQUE.length] = now;
+  row[WITHOUT_UNIQUE.length + 1] = now;
   return row;
 }

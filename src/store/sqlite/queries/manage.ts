@@ -15,6 +15,7 @@ import type { Connection } from "../connection.ts";
 import { FINISHED_COLUMNS, keepCountsOf, keepOutcomesOf } from "../../metrics_sql.ts";
 import { all, batch, compile, literalStatuses, statusAllows } from "../sql.ts";
 import { cancelDependents } from "./dependencies.ts";
+import { holdersOf } from "./insert.ts";
 import { SQLITE_METRICS } from "./metrics.ts";
 import { getTask } from "./read.ts";
 
@@ -37,13 +38,36 @@ export async function cancel(conn: Connection, id: number, now: number): Promise
 }
 
 /**
+ * Whether queueing the task again leaves its `unique` key alone: it has none, or a window key (held or not
+ * whatever its status), or a key held while active that no other task holds now. The last condition is the
+ * unique index's own, spelled alike so that the planner reads the index.
+ */
+const KEY_FREE = sql`(unique_key IS NULL OR unique_for_ms IS NOT NULL OR NOT EXISTS (
+  SELECT 1 FROM task_queue AS holder
+  WHERE holder.unique_key = task_queue.unique_key AND holder.unique_key IS NOT NULL
+    AND holder.unique_released_at IS NULL
+    AND (holder.unique_for_ms IS NOT NULL OR holder.status = 'waiting' OR holder.status = 'queued'
+      OR holder.status = 'running')))`;
+
+/**
+ * Of the tasks `matching` selects that share one key held while active, only the newest: queued again
+ * together, two would collide.
+ */
+function newestPerKey(matching: SQL): SQL {
+  return sql`(unique_key IS NULL OR unique_for_ms IS NOT NULL OR id IN (
+    SELECT max(id) FROM task_queue
+    WHERE ${matching} AND unique_key IS NOT NULL AND unique_for_ms IS NULL
+    GROUP BY unique_key))`;
+}
+
+/**
  * Queues a failed or cancelled task again, due now, with its attempts reset, and returns it: `waiting`
  * instead when some of its dependencies have not completed yet. Refused while one of them is failed or
- * cancelled: the task could never run.
+ * cancelled (the task could never run), and while another task holds its key held while active.
  */
 export async function requeue(conn: Connection, id: number, now: number): Promise<Task> {
   const which = sql`id = ${id} AND ${statusAllows("requeue")}
-    AND NOT EXISTS (${dependencies(sql`r.status IN ('failed', 'cancelled')`)})`;
+    AND NOT EXISTS (${dependencies(sql`r.status IN ('failed', 'cancelled')`)}) AND ${KEY_FREE}`;
   const [, rows] = await batch(conn, [
     keepOutcomesOf(sql`SELECT ${FINISHED_COLUMNS} FROM task_queue WHERE ${which}`, SQLITE_METRICS),
     sql`
@@ -65,7 +89,11 @@ export async function requeue(conn: Connection, id: number, now: number): Promis
   if (lost && task && (TRANSITIONS.requeue.from as readonly string[]).includes(task.status)) {
     throw DependencyError.lost(id, Number(lost.id), lost.status);
   }
-  throw refusalOf(id, task, "requeue");
+  const holders = task?.uniqueKey == null ? [] : await all<{ task: string; matched: string }>(
+    conn,
+    holdersOf([], [task.uniqueKey]),
+  );
+  throw refusalOf(id, task, "requeue", holders[0] && toTask(holders[0]));
 }
 
 /** The dependencies of the task being updated whose row `r` meets `condition`, as a subquery. */
@@ -75,22 +103,24 @@ function dependencies(condition: SQL): SQL {
     WHERE d.task_id = task_queue.id AND ${condition}`;
 }
 
-/** Queues every failed task (of `type`, when given) again, as {@link requeue} does one; returns how many. */
+/**
+ * Queues every failed task (of `type`, when given) again, as {@link requeue} does one, but those whose key
+ * held while active another task holds (of several sharing one, the newest goes); returns how many.
+ */
 export async function requeueFailed(
   conn: Connection,
   type: string | undefined,
   now: number,
 ): Promise<number> {
   const ofType = type === undefined ? sql`` : sql`AND type = ${type}`;
+  const failed = sql`status = 'failed' ${ofType}`;
+  const which = sql`${failed} AND ${KEY_FREE} AND ${newestPerKey(failed)}`;
   const [, rows] = await batch(conn, [
-    keepOutcomesOf(
-      sql`SELECT ${FINISHED_COLUMNS} FROM task_queue WHERE status = 'failed' ${ofType}`,
-      SQLITE_METRICS,
-    ),
+    keepOutcomesOf(sql`SELECT ${FINISHED_COLUMNS} FROM task_queue WHERE ${which}`, SQLITE_METRICS),
     sql`
       UPDATE task_queue SET status = 'queued', attempts = 0, run_after = ${now}, finished_at = NULL,
         updated_at = ${now}
-      WHERE status = 'failed' ${ofType}
+      WHERE ${which}
       RETURNING id`,
   ]);
   return rows!.length;
@@ -99,13 +129,16 @@ export async function requeueFailed(
 /**
  * Queues every task of `filter.status` (of its type and queue, when given) again, as {@link requeue} does
  * one: `waiting` while some of its dependencies have not completed, and left alone while one of them is
- * failed or cancelled. Returns how many were queued again.
+ * failed or cancelled, or while another task holds its key held while active (of several sharing one, the
+ * newest goes). Returns how many were queued again.
  */
 export async function requeueWhere(conn: Connection, filter: RequeueFilter, now: number): Promise<number> {
   const ofType = filter.type === undefined ? sql`` : sql`AND type = ${filter.type}`;
   const ofQueue = filter.queue === undefined ? sql`` : sql`AND queue = ${filter.queue}`;
-  const which = sql`status IN ${literalStatuses([filter.status])} AND ${statusAllows("requeue")} ${ofType}
-    ${ofQueue} AND NOT EXISTS (${dependencies(sql`r.status IN ('failed', 'cancelled')`)})`;
+  const matching = sql`status IN ${literalStatuses([filter.status])} AND ${statusAllows("requeue")} ${ofType}
+    ${ofQueue}`;
+  const which = sql`${matching} AND NOT EXISTS (${dependencies(sql`r.status IN ('failed', 'cancelled')`)})
+    AND ${KEY_FREE} AND ${newestPerKey(matching)}`;
   const [, rows] = await batch(conn, [
     keepOutcomesOf(sql`SELECT ${FINISHED_COLUMNS} FROM task_queue WHERE ${which}`, SQLITE_METRICS),
     sql`
