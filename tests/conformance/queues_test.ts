@@ -272,4 +272,24 @@ describeEachStore("named queues", (it) => {
     }
     assert.equal(claimed, 60, "every task was claimed in the end");
   });
+  for (const strategy of ["priority", "fifo"] as const) {
+    it(
+      `a queue limited by another handle since this one last looked is not claimed past its limit (${strategy})`,
+      {
+        needs: ["secondHandle"],
+      },
+      async ({ store, reopen }) => {
+        await store.queueUpdate("l1", { concurrency: 5 }, T0);
+        await fill(store, "l1", 1);
+        await fill(store, "q", 20);
+        // This handle reads the held queues now (l1 limited, q free) and may keep them for a while.
+        assert.equal((await claim(store, { limit: 1, strategy, queues: ["l1"] })).length, 1);
+        const other = await reopen();
+        await other.queueUpdate("q", { concurrency: 2 }, T0);
+        await claim(store, { limit: 10, strategy });
+        const running = await runningIn(other, "q");
+        assert.ok(running <= 2, `q has ${running} running tasks, over its concurrency limit of 2`);
+      },
+    );
+  }
 });

@@ -51,7 +51,8 @@ function mergedQuery(
     // walked past (the index led by priority would pass every one of its tasks ahead of a free one). The
     // queues served are those named, or those with queued tasks, found by a walk of that index that jumps
     // from one queue to the next. The held queues as the store knows them are bound (see `claim.ts` for
-    // why); the UPDATE checks them again as they are now.
+    // why), and those held now are left out too: a queue limited since the store last looked would
+    // otherwise give its tasks through this free part as well as through its own arm, past its limit.
     served = listed ? sql`served(name) AS (SELECT unnest(${p("queues")}::text[])),` : sql`served(name) AS (
         SELECT min(queue) FROM task_queue WHERE status = 'queued'
         UNION ALL SELECT (SELECT min(queue) FROM task_queue WHERE status = 'queued' AND queue > served.name)
@@ -60,12 +61,13 @@ function mergedQuery(
         SELECT id, priority, run_after FROM task_queue
         WHERE ${due} AND queue >= served.name AND queue <= served.name
         ORDER BY queue, ${order} LIMIT ${p("limit")}::bigint FOR UPDATE SKIP LOCKED) AS f
-      WHERE served.name IS NOT NULL AND served.name <> ALL(${p("held")}::text[])`);
+      WHERE served.name IS NOT NULL AND served.name <> ALL(${p("held")}::text[])
+        AND served.name <> ALL(ARRAY${HELD_QUEUES})`);
   } else if (withFree) {
     const ofQueues = listed ? sql`AND queue = ANY(${p("queues")}::text[])` : sql``;
     parts.push(sql`SELECT id, priority, run_after FROM (
       SELECT id, priority, run_after FROM task_queue
-      WHERE ${due} ${ofQueues} AND queue <> ALL(${p("held")}::text[])
+      WHERE ${due} ${ofQueues} AND queue <> ALL(${p("held")}::text[]) AND queue <> ALL(ARRAY${HELD_QUEUES})
       ORDER BY ${order} LIMIT ${p("limit")}::bigint FOR UPDATE SKIP LOCKED) AS f`);
   }
   // A limited queue's best tasks; by priority, from the index led by the queue, as above.
