@@ -4,6 +4,7 @@
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { request as httpRequest } from "node:http";
 import type { Queue } from "../mod.ts";
 import { API_ROUTES } from "../src/server/app.ts";
 import { PROCESS_DATABASES } from "./_databases.ts";
@@ -342,6 +343,34 @@ for (const database of PROCESS_DATABASES) {
       });
     });
 
+    it("without tokens, a request naming a host other than a loopback one (DNS rebinding) is refused, and changes nothing", async () => {
+      await withServer(database, async ({ url, queue }) => {
+        const victim = await queue.enqueue("work", { secret: "s3cr3t" }, { delayMs: 3_600_000 });
+        const port = new URL(url).port;
+        const send = (method: string, path: string, host: string) =>
+          rawRequest(url, method, path, {
+            host: `${host}:${port}`,
+            origin: `http://${host}:${port}`,
+            "sec-fetch-site": "same-origin",
+          });
+        for (
+          const [method, path] of [["GET", "/api/tasks"], ["POST", `/api/tasks/${victim.id}/cancel`], [
+            "GET",
+            "/metrics",
+          ]]
+        ) {
+          const refused = await send(method!, path!, "evil.example");
+          assert.equal(refused.status, 403, `${method} ${path}: ${refused.body}`);
+          assert.equal(JSON.parse(refused.body).error.code, "HOST_NOT_LOOPBACK");
+          assert.ok(!refused.body.includes("s3cr3t"));
+        }
+        assert.equal((await queue.get(victim.id))?.status, "queued");
+        for (const host of ["127.0.0.1", "localhost", "[::1]"]) {
+          assert.equal((await send("GET", "/api/stats", host)).status, 200, host);
+        }
+      }, { adminTokens: [], readTokens: [] });
+    });
+
     it("without tokens every request may act (the CLI allows it on loopback only), yet cross-site actions are refused", async () => {
       await withServer(database, async ({ url, queue }) => {
         const created = await fetch(`${url}/api/tasks`, { method: "POST", headers: json, body: task });
@@ -356,5 +385,26 @@ for (const database of PROCESS_DATABASES) {
         assert.equal((await queue.list()).length, 1);
       }, { adminTokens: [], readTokens: [] });
     });
+  });
+}
+
+/** A request with headers fetch will not let a caller set (Host), through node:http. */
+function rawRequest(
+  url: string,
+  method: string,
+  path: string,
+  headers: Record<string, string>,
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const { hostname, port } = new URL(url);
+    const request = httpRequest({ hostname, port, method, path, headers }, (response) => {
+      let body = "";
+      response.setEncoding("utf8");
+      response.on("data", (chunk) => (body += chunk));
+      response.on("end", () => resolve({ status: response.statusCode ?? 0, body }));
+      response.on("error", reject);
+    });
+    request.on("error", reject);
+    request.end();
   });
 }

@@ -17,13 +17,14 @@ const READS = new Set(["GET", "HEAD", "OPTIONS"]);
 
 /**
  * The middleware that checks each `/api/` request (but the OpenAPI document, public by design) in this
- * order: its token (401), an action's origin (403), its role (403), an action's body type and declared
- * size (415, 413).
+ * order: without tokens, that it names a loopback host (403); its token (401), an action's origin (403),
+ * its role (403), an action's body type and declared size (415, 413).
  */
 export function securityChecks(tokens: ServerTokens, maxBodyBytes: number): MiddlewareHandler<SecurityEnv> {
   const checker = hasTokens(tokens) ? new TokenChecker(tokens) : undefined;
   return async (c, next) => {
     const request = c.req.raw;
+    if (!checker) assertLoopbackHost(request);
     const role = checker ? await roleOf(checker, request.headers.get("authorization")) : "admin";
     if (!READS.has(request.method)) {
       assertSameSite(request);
@@ -59,6 +60,23 @@ async function roleOf(checker: TokenChecker, header: string | null): Promise<Rol
     throw new ApiError(401, "UNAUTHORIZED", "The token given is not one of this server's.");
   }
   return role;
+}
+
+/**
+ * Without tokens every request may act, which is safe only when nothing but this machine can send one. A
+ * page of another site can, through DNS rebinding: its name made to point at 127.0.0.1, its requests name
+ * its own host (and Origin), so they pass as same-site. A request to a loopback listener that names any host
+ * but a loopback one is refused.
+ */
+function assertLoopbackHost(request: Request): void {
+  const host = new URL(request.url).hostname.replace(/^\[|\]$/g, "").toLowerCase();
+  if (host === "localhost" || host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host)) return;
+  throw new ApiError(
+    403,
+    "HOST_NOT_LOOPBACK",
+    `This server has no tokens, so it answers only requests to a loopback host (127.0.0.1, [::1], ` +
+      `localhost), not '${host}'. Set PRISMQ_ADMIN_TOKENS to serve other names.`,
+  );
 }
 
 /**
