@@ -173,6 +173,18 @@ export class DependencyError extends PrismqError {
     );
   }
 
+  /**
+   * Task `dependencyId` (failed or cancelled) cannot be deleted: task `dependentId` depends on it and has
+   * not completed, and would run without it once retried.
+   */
+  static kept(dependencyId: number, dependentId: number): DependencyError {
+    return new DependencyError(
+      dependencyId,
+      `Cannot delete task ${dependencyId}: task ${dependentId} depends on it and has not completed, and a ` +
+        `retry of it would then run without it. Delete task ${dependentId} first.`,
+    );
+  }
+
   /** Task `taskId` cannot be retried: its dependency `dependencyId` is `status` (failed or cancelled). */
   static lost(taskId: number, dependencyId: number, status: string): DependencyError {
     return new DependencyError(

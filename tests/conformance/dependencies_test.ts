@@ -221,6 +221,31 @@ describeEachStore("dependencies", (it) => {
     assert.equal((await get(store, onB)).status, "queued");
   });
 
+  it("a failed or cancelled dependency is kept while a task depending on it is kept: so no retry of that task can run it without it", async ({ store }) => {
+    const [a] = await insert(store, 1);
+    const d = await dependent(store, [a!], T0 + 5);
+    await insert(store, 1, T0 + 6); // the newest task, which purges keep
+    await store.taskCancel(a!, T0 + 10);
+    assert.equal((await get(store, d)).status, "cancelled");
+    const refused = await rejection(store.taskDelete(a!), DependencyError);
+    assert.match(refused.message, new RegExp(`task ${d} depends on it and has not completed`));
+    await rejection(store.taskRequeue(d, T0 + 11), DependencyError);
+    // A purge takes the dependent and keeps the dependency, which the next purge takes.
+    assert.equal(await store.taskPurge(["cancelled"], T0 + 100), 1);
+    assert.deepEqual((await store.taskGetMany([a!, d])).map((t) => t.id), [a]);
+    assert.equal(await store.taskPurge(["cancelled"], T0 + 100), 1);
+    assert.deepEqual(await store.taskGetMany([a!, d]), []);
+  });
+
+  it("a waiting task holds its unique key held while active, as a queued one does", async ({ store }) => {
+    const [a] = await insert(store, 1);
+    const active = { uniqueKey: "sync:42", uniqueForMs: null };
+    const [first] = await store.taskInsertMany([newTask({ ...active, dependsOn: [a!] })], T0);
+    assert.equal((await get(store, first!.id)).status, "waiting");
+    const [second] = await store.taskInsertMany([newTask(active)], T0 + 1);
+    assert.deepEqual([second!.created, second!.id, second!.matchedKey], [false, first!.id, "unique"]);
+  });
+
   it("purging a completed dependency leaves its waiting dependent waiting on the rest, and counted as done", async ({ store }) => {
     const [a, b, newest] = await insert(store, 3);
     const c = await dependent(store, [a!, b!]);

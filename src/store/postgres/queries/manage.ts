@@ -214,6 +214,14 @@ export async function requeueWhere(conn: PgConnection, filter: RequeueFilter, no
 }
 
 /**
+ * A failed or cancelled task is kept while a task that depends on it is kept and has not completed: gone,
+ * it would no longer stop that task, which a retry would then run without it.
+ */
+const KEPT_FOR_DEPENDENTS = sql`NOT (status IN ('failed', 'cancelled') AND EXISTS (
+  SELECT 1 FROM task_dependencies AS d JOIN task_queue AS dependent ON dependent.id = d.task_id
+  WHERE d.depends_on = task_queue.id AND dependent.status <> 'completed'))`;
+
+/**
  * Deletes a finished task (but the newest of all, as purge keeps it) and its logs; its events not folded
  * into the metrics' counters yet are added to them in the same statement, as a purge does.
  */
@@ -225,7 +233,7 @@ export async function deleteTask(conn: PgConnection, id: number): Promise<boolea
       WITH deleted AS (
         DELETE FROM task_queue
         WHERE id = ${id}::bigint AND status IN ${literalStatuses(TERMINAL_STATUSES)}
-          AND id < (SELECT max(id) FROM task_queue)
+          AND id < (SELECT max(id) FROM task_queue) AND ${KEPT_FOR_DEPENDENTS}
         RETURNING id, ${FINISHED_COLUMNS}
       ), kept AS (${keepCountsOf(sql`SELECT * FROM deleted`, POSTGRES_METRICS)})
       SELECT count(*) AS n FROM deleted`,
@@ -234,6 +242,8 @@ export async function deleteTask(conn: PgConnection, id: number): Promise<boolea
     return Number(row!.n);
   });
   if (deleted > 0) return true;
+  const [dependent] = await conn.rows<{ id: number }>(unfinishedDependent(id));
+  if (dependent) throw DependencyError.kept(id, Number(dependent.id));
   return deleteRefused(id, await getTask(conn, id));
 }
 
@@ -257,7 +267,7 @@ export async function purge(
       WITH deleted AS (
         DELETE FROM task_queue
         WHERE finished_at < ${finishedBefore}::bigint AND status IN ${literalStatuses(statuses)}
-          AND id < (SELECT max(id) FROM task_queue)
+          AND id < (SELECT max(id) FROM task_queue) AND ${KEPT_FOR_DEPENDENTS}
         RETURNING id, ${FINISHED_COLUMNS}
       ), kept AS (${keepCountsOf(sql`SELECT * FROM deleted`, POSTGRES_METRICS)})
       SELECT count(*) AS n FROM deleted`,
@@ -265,4 +275,13 @@ export async function purge(
     );
     return Number(row!.n);
   });
+}
+
+/** A task that depends on the failed or cancelled task `id` and has not completed, if any. */
+function unfinishedDependent(id: number): SQL {
+  return sql`
+    SELECT d.task_id AS id FROM task_dependencies AS d JOIN task_queue AS dependent ON dependent.id = d.task_id
+    JOIN task_queue AS t ON t.id = d.depends_on
+    WHERE d.depends_on = ${id}::bigint AND t.status IN ('failed', 'cancelled') AND dependent.status <> 'completed'
+    ORDER BY d.task_id LIMIT 1`;
 }

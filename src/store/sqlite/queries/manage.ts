@@ -153,17 +153,27 @@ export async function requeueWhere(conn: Connection, filter: RequeueFilter, now:
 }
 
 /**
+ * A failed or cancelled task is kept while a task that depends on it is kept and has not completed: gone,
+ * it would no longer stop that task, which a retry would then run without it.
+ */
+const KEPT_FOR_DEPENDENTS = sql`NOT (status IN ('failed', 'cancelled') AND EXISTS (
+  SELECT 1 FROM task_dependencies AS d JOIN task_queue AS dependent ON dependent.id = d.task_id
+  WHERE d.depends_on = task_queue.id AND dependent.status <> 'completed'))`;
+
+/**
  * Deletes a finished task (but the newest of all, which keeps ids unique) and its logs; its events not
  * folded into the metrics' counters yet are added to them first, in the same transaction.
  */
 export async function deleteTask(conn: Connection, id: number): Promise<boolean> {
   const doomed = sql`id = ${id} AND status IN ${literalStatuses(TERMINAL_STATUSES)}
-    AND id < (SELECT max(id) FROM task_queue)`;
+    AND id < (SELECT max(id) FROM task_queue) AND ${KEPT_FOR_DEPENDENTS}`;
   const [, rows] = await batch(conn, [
     keepCountsOf(sql`SELECT id, ${FINISHED_COLUMNS} FROM task_queue WHERE ${doomed}`, SQLITE_METRICS),
     sql`DELETE FROM task_queue WHERE ${doomed} RETURNING id`,
   ]);
   if (rows!.length > 0) return true;
+  const [dependent] = await all<{ id: number }>(conn, unfinishedDependent(id));
+  if (dependent) throw DependencyError.kept(id, Number(dependent.id));
   return deleteRefused(id, await getTask(conn, id));
 }
 
@@ -180,10 +190,19 @@ export async function purge(
   // SQLite numbers a new row after the largest id present: keeping the newest task keeps ids unique.
   const doomed = sql`
     finished_at < ${finishedBefore} AND status IN ${literalStatuses(statuses)}
-    AND id < (SELECT max(id) FROM task_queue)`;
+    AND id < (SELECT max(id) FROM task_queue) AND ${KEPT_FOR_DEPENDENTS}`;
   const [, deleted] = await batch(conn, [
     keepCountsOf(sql`SELECT id, ${FINISHED_COLUMNS} FROM task_queue WHERE ${doomed}`, SQLITE_METRICS),
     sql`DELETE FROM task_queue WHERE ${doomed} RETURNING id`,
   ]);
   return deleted!.length;
+}
+
+/** A task that depends on the failed or cancelled task `id` and has not completed, if any. */
+function unfinishedDependent(id: number): SQL {
+  return sql`
+    SELECT d.task_id AS id FROM task_dependencies AS d JOIN task_queue AS dependent ON dependent.id = d.task_id
+    JOIN task_queue AS t ON t.id = d.depends_on
+    WHERE d.depends_on = ${id} AND t.status IN ('failed', 'cancelled') AND dependent.status <> 'completed'
+    ORDER BY d.task_id LIMIT 1`;
 }
