@@ -7,7 +7,7 @@
 import type { EnqueueItem } from "../enqueue_item.ts";
 import { describeJson, TASK_ITEM_FIELDS, taskItemShape } from "../task_item.ts";
 import { TERMINAL_STATUSES } from "../task.ts";
-import type { Task, TaskStatus } from "../task.ts";
+import type { TaskStatus } from "../task.ts";
 import { onlyFields, readJsonObject } from "./body.ts";
 import { ApiError } from "./errors.ts";
 import type { Route } from "./route.ts";

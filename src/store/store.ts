@@ -44,7 +44,6 @@ import type {
   LeasedTask,
   ListFilter,
   LostLease,
-  MAX_DEPENDENCY_IDS,
   MetricsQuery,
   NewTask,
   Progress,
@@ -126,7 +125,7 @@ export interface Store {
   taskGetMany(ids: readonly number[]): Promise<Task[]>;
   /**
    * The ids of the tasks `id` depends on, and of those that depend on it, each ascending, at most
-   * {@link MAX_DEPENDENCY_IDS} of each. Empty for a task without any, or no task at all.
+   * 1,000 (`MAX_DEPENDENCY_IDS`) of each. Empty for a task without any, or no task at all.
    */
   taskDependencyIds(id: number): Promise<DependencyIds>;
   /**
