@@ -101,13 +101,9 @@ describe("dependencies across worker processes", () => {
             PARTS * (PARTS - 1),
             "twice the sum of 0..59, from every part's result",
           );
-          assert.ok(
-            summed!.startedAt! >= Math.max(...done.map((part) => part.finishedAt!)),
-            "the fan-in started after its last part finished",
-          );
+          // Each handler checked, as it started, that every task it depends on had completed (else it failed
+          // for good): times written by different processes' clocks cannot show the order.
           assert.deepEqual([nextDone!.status, lastDone!.status], ["completed", "completed"]);
-          assert.ok(nextDone!.startedAt! >= summed!.finishedAt!, "the chain ran in order");
-          assert.ok(lastDone!.startedAt! >= nextDone!.finishedAt!, "the chain ran in order");
           assert.equal(boomed!.status, "failed");
           assert.deepEqual([cancelled!.status, cancelled!.errorMessage], [
             "cancelled",

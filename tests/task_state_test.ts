@@ -22,6 +22,9 @@ const EVENTS: readonly TaskEvent[] = [
   "snooze",
   "cancel",
   "requeue",
+  "requeue_waiting",
+  "dependencies_done",
+  "dependency_lost",
 ];
 
 /** Every allowed move, written out by hand: `from --event--> to`. */
@@ -34,15 +37,27 @@ const ALLOWED: readonly (readonly [TaskStatus, TaskEvent, TaskStatus])[] = [
   ["running", "expire_final", "failed"],
   ["running", "release", "queued"],
   ["running", "snooze", "queued"],
+  ["waiting", "cancel", "cancelled"],
   ["queued", "cancel", "cancelled"],
   ["running", "cancel", "cancelled"],
   ["failed", "requeue", "queued"],
   ["cancelled", "requeue", "queued"],
+  ["failed", "requeue_waiting", "waiting"],
+  ["cancelled", "requeue_waiting", "waiting"],
+  ["waiting", "dependencies_done", "queued"],
+  ["waiting", "dependency_lost", "cancelled"],
 ];
 
 describe("task statuses", () => {
-  test("there are exactly five statuses: queued, running, completed, failed, cancelled", () => {
-    assert.deepEqual([...TASK_STATUSES], ["queued", "running", "completed", "failed", "cancelled"]);
+  test("there are exactly six statuses: waiting, queued, running, completed, failed, cancelled", () => {
+    assert.deepEqual([...TASK_STATUSES], [
+      "waiting",
+      "queued",
+      "running",
+      "completed",
+      "failed",
+      "cancelled",
+    ]);
   });
 
   test("the terminal statuses are completed, failed and cancelled", () => {
@@ -54,7 +69,7 @@ describe("task statuses", () => {
     assert.equal(isTaskStatus("dead_letter"), false);
   });
 
-  test("isTaskStatus is true for each of the five statuses", () => {
+  test("isTaskStatus is true for each of the six statuses", () => {
     for (const status of TASK_STATUSES) assert.equal(isTaskStatus(status), true, status);
   });
 
@@ -95,12 +110,12 @@ describe("nextStatus", () => {
     for (const event of EVENTS) assert.equal(nextStatus("completed", event), undefined, event);
   });
 
-  test("only requeue moves a task out of failed or cancelled, and it goes back to queued", () => {
+  test("only a requeue moves a task out of failed or cancelled: to queued, or to waiting for its dependencies", () => {
     for (const status of ["failed", "cancelled"] as const) {
       for (const event of EVENTS) {
         assert.equal(
           nextStatus(status, event),
-          event === "requeue" ? "queued" : undefined,
+          event === "requeue" ? "queued" : event === "requeue_waiting" ? "waiting" : undefined,
           `${status} on ${event}`,
         );
       }
@@ -142,7 +157,7 @@ describe("nextStatus", () => {
 });
 
 describe("TRANSITIONS", () => {
-  test("the table has exactly the ten events", () => {
+  test("the table has exactly the thirteen events", () => {
     assert.deepEqual(Object.keys(TRANSITIONS).sort(), [...EVENTS].sort());
   });
 

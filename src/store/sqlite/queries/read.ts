@@ -40,9 +40,9 @@ export async function getTasks(conn: Connection, ids: readonly number[]): Promis
 export async function dependencyIds(conn: Connection, id: number): Promise<DependencyIds> {
   const [dependsOn, dependents] = await batch(conn, [
     sql`SELECT depends_on AS id FROM task_dependencies WHERE task_id = ${id}
-      ORDER BY depends_on LIMIT ${MAX_DEPENDENCY_IDS}`,
+      ORDER BY depends_on LIMIT ${bound(MAX_DEPENDENCY_IDS)}`,
     sql`SELECT task_id AS id FROM task_dependencies WHERE depends_on = ${id}
-      ORDER BY task_id LIMIT ${MAX_DEPENDENCY_IDS}`,
+      ORDER BY task_id LIMIT ${bound(MAX_DEPENDENCY_IDS)}`,
   ]);
   const ids = (rows: SqlRow[] | undefined) => (rows ?? []).map((row) => Number(row.id));
   return { dependsOn: ids(dependsOn), dependents: ids(dependents) };
