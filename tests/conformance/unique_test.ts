@@ -267,4 +267,17 @@ describeEachStore("unique keys", (it) => {
     assert.equal(results.filter((r) => r.created).length, 1, "one created after the window");
     assert.equal(new Set(results.map((r) => r.id)).size, 1);
   });
+  it("a bulk retry of tasks sharing an active key queues the newest that may go back: one refused for a failed dependency leaves the key to an older one", async ({ store }) => {
+    const key = { uniqueKey: "sync:7", uniqueForMs: null };
+    const older = await store.taskInsertOne(newTask(key), T0);
+    await store.taskCancel(older.id, T0 + 1);
+    const dependency = await store.taskInsertOne(newTask({ type: "dependency", maxAttempts: 1 }), T0 + 2);
+    const [newer] = await store.taskInsertMany([newTask({ ...key, dependsOn: [dependency.id] })], T0 + 3);
+    const leased = await claimOne(store, { now: T0 + 4, types: ["dependency"] });
+    await finish(store, [{ ...fenceOf(leased), status: "failed", errorMessage: "boom" }], T0 + 5);
+    assert.equal((await get(store, newer!.id)).status, "cancelled");
+    assert.equal(await store.taskRequeueWhere({ status: "cancelled" }, T0 + 6), 1);
+    assert.equal((await get(store, older.id)).status, "queued");
+    assert.equal((await get(store, newer!.id)).status, "cancelled");
+  });
 });

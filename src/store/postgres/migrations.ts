@@ -193,7 +193,8 @@ CREATE TABLE queues (
   {
     version: 7,
     name: "unique keys",
-    // A task's `unique` key, held while it is queued or running (unique_for_ms NULL) or for unique_for_ms
+    // A task's `unique` key, held while it is waiting (for its dependencies: the next migration), queued or
+    // running (unique_for_ms NULL) or for unique_for_ms
     // from its creation. The unique index holds exactly the keys held now: a finished task leaves it by its
     // status alone, and a window key leaves it when a later enqueue of the same key finds the window over
     // and sets unique_released_at (a compare-and-set in the inserting transaction, under the row's lock).
@@ -204,7 +205,7 @@ ALTER TABLE task_queue ADD COLUMN unique_key text,
   ADD COLUMN unique_released_at bigint ${timeCheck("unique_released_at")};
 CREATE UNIQUE INDEX task_queue_unique_key ON task_queue (unique_key)
   WHERE unique_key IS NOT NULL AND unique_released_at IS NULL
-    AND (unique_for_ms IS NOT NULL OR status IN ('queued', 'running'));
+    AND (unique_for_ms IS NOT NULL OR status IN ('waiting', 'queued', 'running'));
 `,
   },
   {
@@ -212,8 +213,7 @@ CREATE UNIQUE INDEX task_queue_unique_key ON task_queue (unique_key)
     name: "task dependencies",
     // A task may wait for others (`dependsOn`): the new status 'waiting', which the status CHECK must allow
     // (replaced in place: the check of the existing rows reads the table once, under this migration's
-    // lock), and a table of dependencies, one row per dependency, looked up both ways. A waiting task holds
-    // its `while: "active"` unique key as a queued or running one does: the key's index takes it in.
+    // lock), and a table of dependencies, one row per dependency, looked up both ways.
     sql: `
 ALTER TABLE task_queue DROP CONSTRAINT status;
 ALTER TABLE task_queue ADD CONSTRAINT status
@@ -226,10 +226,6 @@ CREATE TABLE task_dependencies (
 );
 CREATE UNIQUE INDEX task_dependencies_pair ON task_dependencies (task_id, depends_on);
 CREATE INDEX task_dependencies_depends_on ON task_dependencies (depends_on);
-DROP INDEX task_queue_unique_key;
-CREATE UNIQUE INDEX task_queue_unique_key ON task_queue (unique_key)
-  WHERE unique_key IS NOT NULL AND unique_released_at IS NULL
-    AND (unique_for_ms IS NOT NULL OR status IN ('waiting', 'queued', 'running'));
 `,
   },
   {

@@ -287,7 +287,8 @@ CREATE TABLE queues (
   {
     version: 9,
     name: "unique keys",
-    // A task's `unique` key, held while it is queued or running (unique_for_ms NULL) or for unique_for_ms
+    // A task's `unique` key, held while it is waiting (for its dependencies: the next migration), queued or
+    // running (unique_for_ms NULL) or for unique_for_ms
     // from its creation. The unique index holds exactly the keys held now: a finished task leaves it by its
     // status alone, and a window key leaves it when a later enqueue of the same key finds the window over
     // and sets unique_released_at (a compare-and-set in the inserting transaction). Nullable columns
@@ -298,7 +299,7 @@ ALTER TABLE task_queue ADD COLUMN unique_for_ms INTEGER CHECK (unique_for_ms > 0
 ALTER TABLE task_queue ADD COLUMN unique_released_at INTEGER ${timeCheck("unique_released_at")};
 CREATE UNIQUE INDEX task_queue_unique_key ON task_queue (unique_key)
   WHERE unique_key IS NOT NULL AND unique_released_at IS NULL
-    AND (unique_for_ms IS NOT NULL OR status = 'queued' OR status = 'running');
+    AND (unique_for_ms IS NOT NULL OR status = 'waiting' OR status = 'queued' OR status = 'running');
 `,
   },
   {

@@ -60,6 +60,13 @@ function newestPerKey(matching: SQL): SQL {
     GROUP BY unique_key))`;
 }
 
+/**
+ * A dependency of the task (of the nearest `task_queue` in scope) failed or was cancelled: a retry leaves it.
+ * The newest task of a key is picked among those that may go back, so one refused leaves the key to the next.
+ */
+const LOST_DEPENDENCY = sql`SELECT 1 FROM task_dependencies AS d JOIN task_queue AS r ON r.id = d.depends_on
+  WHERE d.task_id = task_queue.id AND r.status IN ('failed', 'cancelled')`;
+
 /** Whether `error` is the unique index refusing a second holder of a key (SQLSTATE 23505). */
 function keyRace(error: unknown): boolean {
   const cause = (error as { cause?: { code?: unknown } } | null)?.cause;
@@ -188,7 +195,9 @@ export async function requeueWhere(conn: PgConnection, filter: RequeueFilter, no
         sql`
       WITH candidate AS (
         SELECT id FROM task_queue
-        WHERE ${matching} AND ${KEY_FREE} AND ${newestPerKey(matching)}
+        WHERE ${matching} AND ${KEY_FREE} AND ${
+          newestPerKey(sql`${matching} AND NOT EXISTS (${LOST_DEPENDENCY})`)
+        }
         FOR UPDATE),
       dependency AS (
         SELECT d.task_id, r.status FROM task_dependencies d JOIN task_queue r ON r.id = d.depends_on

@@ -137,8 +137,10 @@ export async function requeueWhere(conn: Connection, filter: RequeueFilter, now:
   const ofQueue = filter.queue === undefined ? sql`` : sql`AND queue = ${filter.queue}`;
   const matching = sql`status IN ${literalStatuses([filter.status])} AND ${statusAllows("requeue")} ${ofType}
     ${ofQueue}`;
-  const which = sql`${matching} AND NOT EXISTS (${dependencies(sql`r.status IN ('failed', 'cancelled')`)})
-    AND ${KEY_FREE} AND ${newestPerKey(matching)}`;
+  // The newest of a key among those that may go back: one refused for its dependencies leaves it to the next.
+  const lostDependency = dependencies(sql`r.status IN ('failed', 'cancelled')`);
+  const which = sql`${matching} AND NOT EXISTS (${lostDependency})
+    AND ${KEY_FREE} AND ${newestPerKey(sql`${matching} AND NOT EXISTS (${lostDependency})`)}`;
   const [, rows] = await batch(conn, [
     keepOutcomesOf(sql`SELECT ${FINISHED_COLUMNS} FROM task_queue WHERE ${which}`, SQLITE_METRICS),
     sql`
