@@ -196,7 +196,7 @@ export class DependencyError extends PrismqError {
 }
 
 /**
- * A retry refused because the task's `unique` key, held while a task is queued or running, is held by
+ * A retry refused because the task's `unique` key, held while a task is waiting, queued or running, is held by
  * another task now: retrying it would make two pending tasks with one key. Nothing was changed.
  *
  * @example
@@ -217,14 +217,30 @@ export class DependencyError extends PrismqError {
 export class UniqueKeyHeldError extends PrismqError {
   override name = "UniqueKeyHeldError";
   override readonly code = "UNIQUE_KEY_HELD";
-  constructor(readonly taskId: number, readonly key: string, readonly holderId: number) {
+  constructor(
+    readonly taskId: number,
+    readonly key: string,
+    readonly holderId: number,
+    holder?: { status: string; uniqueForMs: number | null; createdAt: number },
+  ) {
     super(
-      `Cannot retry task ${taskId}: its unique key ${
-        JSON.stringify(key)
-      } is held by task ${holderId}, which ` +
-        `is queued or running. Retry it once task ${holderId} has finished, or cancel task ${holderId} first.`,
+      `Cannot retry task ${taskId}: its unique key ${JSON.stringify(key)} is held by task ${holderId}, ` +
+        holdingWords(holderId, holder),
     );
   }
+}
+
+/** How the holder of a key holds it, and what frees it, for {@link UniqueKeyHeldError}'s message. */
+function holdingWords(
+  holderId: number,
+  holder: { status: string; uniqueForMs: number | null; createdAt: number } | undefined,
+): string {
+  if (holder?.uniqueForMs != null) {
+    const until = new Date(holder.createdAt + holder.uniqueForMs).toISOString();
+    return `whose window on it lasts until ${until} (it is '${holder.status}'). Retry it after that.`;
+  }
+  const status = holder ? `which is '${holder.status}'` : "which is waiting, queued or running";
+  return `${status}. Retry it once task ${holderId} has finished, or cancel task ${holderId} first.`;
 }
 
 /**

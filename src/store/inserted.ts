@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { DatabaseError } from "../errors.ts";
 import type { Task } from "../task.ts";
 import type { InsertedTask, MatchedKey, NewTask } from "./types.ts";
 
@@ -110,7 +111,8 @@ export function holderGone(task: NewTask): Error {
   const key = task.idempotencyKey !== null
     ? `idempotency key ${JSON.stringify(task.idempotencyKey)}`
     : `unique key ${JSON.stringify(task.uniqueKey)}`;
-  return new Error(
+  // A DatabaseError (503 over HTTP): nothing was written, and trying again is the fix.
+  return new DatabaseError(
     `The task holding ${key} finished or was deleted while this enqueue ran, three times. Enqueue it again.`,
   );
 }

@@ -19,7 +19,7 @@ export function refusalOf(
 ): Error {
   if (!task) return new TaskNotFoundError(id);
   if (holder && holder.id !== id && TRANSITIONS[event].from.includes(task.status)) {
-    return new UniqueKeyHeldError(id, task.uniqueKey!, holder.id);
+    return new UniqueKeyHeldError(id, task.uniqueKey!, holder.id, holder);
   }
   return new TaskStateError(
     id,

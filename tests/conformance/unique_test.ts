@@ -280,4 +280,16 @@ describeEachStore("unique keys", (it) => {
     assert.equal((await get(store, older.id)).status, "queued");
     assert.equal((await get(store, newer!.id)).status, "cancelled");
   });
+  it("a retry is refused while a window holder's window lasts, and goes once it is over, the window released as an enqueue would", async ({ store }) => {
+    const a = await store.taskInsertOne(newTask({ uniqueKey: "k", uniqueForMs: null }), T0);
+    await store.taskCancel(a.id, T0 + 1);
+    const w = await store.taskInsertOne(newTask({ uniqueKey: "k", uniqueForMs: 1000 }), T0 + 2);
+    await store.taskCancel(w.id, T0 + 3);
+    const refused = await rejection(store.taskRequeue(a.id, T0 + 500), UniqueKeyHeldError);
+    assert.equal(refused.holderId, w.id);
+    assert.match(refused.message, /whose window on it lasts until .* \(it is 'cancelled'\)/);
+    assert.equal((await store.taskRequeue(a.id, T0 + 86_400_000)).status, "queued");
+    const again = await store.taskInsertOne(newTask({ uniqueKey: "k", uniqueForMs: null }), T0 + 86_400_001);
+    assert.deepEqual([again.created, again.id], [false, a.id], "the retried task holds the key now");
+  });
 });

@@ -50,6 +50,22 @@ const KEY_FREE = sql`(unique_key IS NULL OR unique_for_ms IS NOT NULL OR NOT EXI
     AND (holder.unique_for_ms IS NOT NULL OR holder.status IN ('waiting', 'queued', 'running'))))`;
 
 /**
+ * Releases the window keys, among those of the tasks `keysOf` selects, whose window is over (locked in id
+ * order, as an enqueue releases them): a retry then finds them free as an enqueue would, and is not refused
+ * by a holder whose window has long passed.
+ */
+function releaseExpiredOf(keysOf: SQL, now: number): SQL {
+  return sql`
+    UPDATE task_queue SET unique_released_at = ${now}::bigint
+    WHERE id IN (
+      SELECT id FROM task_queue
+      WHERE unique_key IN (SELECT unique_key FROM task_queue WHERE ${keysOf} AND unique_key IS NOT NULL)
+        AND unique_released_at IS NULL AND unique_for_ms IS NOT NULL AND created_at + unique_for_ms <= ${now}::bigint
+      ORDER BY id FOR UPDATE)
+      AND unique_released_at IS NULL AND created_at + unique_for_ms <= ${now}::bigint`;
+}
+
+/**
  * Of the tasks `matching` selects that share one key held while active, only the newest: queued again
  * together, two would collide.
  */
@@ -106,6 +122,7 @@ export async function requeue(conn: PgConnection, id: number, now: number): Prom
       const lost = dependencies.find((dependency) => ["failed", "cancelled"].includes(dependency.status));
       if (lost) return [undefined, lost] as const;
       const waits = dependencies.some((dependency) => dependency.status !== "completed");
+      await conn.rows(releaseExpiredOf(sql`id = ${id}::bigint`, now), tx);
       await lockRollup(conn, tx);
       const [row] = await conn.rows<TaskTextRow>(
         requeueStatement(
@@ -164,6 +181,7 @@ export async function requeueFailed(
   const failed = sql`status = 'failed' ${ofType}`;
   return await againOnKeyRace(() =>
     conn.begin(async (tx) => {
+      await conn.rows(releaseExpiredOf(failed, now), tx);
       await lockRollup(conn, tx);
       const statement = requeueStatement(
         sql`${failed} AND ${KEY_FREE} AND ${newestPerKey(failed)}`,
@@ -190,6 +208,7 @@ export async function requeueWhere(conn: PgConnection, filter: RequeueFilter, no
     ${ofQueue}`;
   return await againOnKeyRace(() =>
     conn.begin(async (tx) => {
+      await conn.rows(releaseExpiredOf(matching, now), tx);
       await lockRollup(conn, tx);
       const rows = await conn.rows(
         sql`

@@ -50,6 +50,18 @@ const KEY_FREE = sql`(unique_key IS NULL OR unique_for_ms IS NOT NULL OR NOT EXI
       OR holder.status = 'running')))`;
 
 /**
+ * Releases the window keys, among those of the tasks `keysOf` selects, whose window is over: a retry then
+ * finds them free as an enqueue would (it releases them the same way), and is not refused by a holder whose
+ * window has long passed.
+ */
+function releaseExpiredOf(keysOf: SQL, now: number): SQL {
+  return sql`
+    UPDATE task_queue SET unique_released_at = ${now}
+    WHERE unique_key IN (SELECT unique_key FROM task_queue WHERE ${keysOf} AND unique_key IS NOT NULL)
+      AND unique_released_at IS NULL AND unique_for_ms IS NOT NULL AND created_at + unique_for_ms <= ${now}`;
+}
+
+/**
  * Of the tasks `matching` selects that share one key held while active, only the newest: queued again
  * together, two would collide.
  */
@@ -68,7 +80,8 @@ function newestPerKey(matching: SQL): SQL {
 export async function requeue(conn: Connection, id: number, now: number): Promise<Task> {
   const which = sql`id = ${id} AND ${statusAllows("requeue")}
     AND NOT EXISTS (${dependencies(sql`r.status IN ('failed', 'cancelled')`)}) AND ${KEY_FREE}`;
-  const [, rows] = await batch(conn, [
+  const [, , rows] = await batch(conn, [
+    releaseExpiredOf(sql`id = ${id}`, now),
     keepOutcomesOf(sql`SELECT ${FINISHED_COLUMNS} FROM task_queue WHERE ${which}`, SQLITE_METRICS),
     sql`
       UPDATE task_queue SET
@@ -77,7 +90,7 @@ export async function requeue(conn: Connection, id: number, now: number): Promis
         attempts = 0, run_after = ${now}, finished_at = NULL, updated_at = ${now}
       WHERE ${which}
       RETURNING ${TASK_JSON}`,
-  ]) as [unknown, TaskJsonRow[]];
+  ]) as [unknown, unknown, TaskJsonRow[]];
   if (rows[0]) return toTask(rows[0]);
   const [lost] = await all<{ id: number; status: string }>(
     conn,
@@ -115,7 +128,8 @@ export async function requeueFailed(
   const ofType = type === undefined ? sql`` : sql`AND type = ${type}`;
   const failed = sql`status = 'failed' ${ofType}`;
   const which = sql`${failed} AND ${KEY_FREE} AND ${newestPerKey(failed)}`;
-  const [, rows] = await batch(conn, [
+  const [, , rows] = await batch(conn, [
+    releaseExpiredOf(failed, now),
     keepOutcomesOf(sql`SELECT ${FINISHED_COLUMNS} FROM task_queue WHERE ${which}`, SQLITE_METRICS),
     sql`
       UPDATE task_queue SET status = 'queued', attempts = 0, run_after = ${now}, finished_at = NULL,
@@ -141,7 +155,8 @@ export async function requeueWhere(conn: Connection, filter: RequeueFilter, now:
   const lostDependency = dependencies(sql`r.status IN ('failed', 'cancelled')`);
   const which = sql`${matching} AND NOT EXISTS (${lostDependency})
     AND ${KEY_FREE} AND ${newestPerKey(sql`${matching} AND NOT EXISTS (${lostDependency})`)}`;
-  const [, rows] = await batch(conn, [
+  const [, , rows] = await batch(conn, [
+    releaseExpiredOf(matching, now),
     keepOutcomesOf(sql`SELECT ${FINISHED_COLUMNS} FROM task_queue WHERE ${which}`, SQLITE_METRICS),
     sql`
       UPDATE task_queue SET
