@@ -2,7 +2,8 @@
  * The Store on libSQL (SQLite), written with Drizzle: the `Store` contract wired to the query files in
  * `queries/`, one per concern. Every write is one statement, or one batch whose first statement writes, so
  * SQLite takes the write lock before it reads anything (the same effect as `BEGIN IMMEDIATE`); the one
- * read-then-write transaction, migration, uses `BEGIN IMMEDIATE` itself.
+ * read-then-write transaction, migration, uses `BEGIN IMMEDIATE` itself. Over 400 lines: one short method
+ * per operation of the contract, each wiring a query file, as the PostgreSQL store's.
  *
  * @module
  */
