@@ -1020,11 +1020,18 @@ async function apply(store: Store, model: Model, op: Op): Promise<void> {
       let expected = 0;
       // The newest task always stays, so that SQLite never hands its id to a new task.
       const newest = Math.max(...model.tasks.keys());
-      for (const m of [...model.tasks.values()]) {
+      // A failed or cancelled task stays while a task depending on it is kept and has not completed (as the
+      // purge began: one purged in the same purge still keeps it, until the next), so that no retry can run
+      // that task without it.
+      const before = [...model.tasks.values()];
+      const keptForDependents = (m: ModelTask) =>
+        (m.status === "failed" || m.status === "cancelled") &&
+        before.some((d) => d.deps.includes(m.id) && d.status !== "completed");
+      for (const m of before) {
         if (!op.statuses.includes(m.status) || m.finishedAt === null || m.finishedAt >= finishedBefore) {
           continue;
         }
-        if (m.id === newest) continue;
+        if (m.id === newest || keptForDependents(m)) continue;
         assert.ok(TERMINAL_STATUSES.includes(m.status), `model bug: purging a ${m.status} task`);
         model.tasks.delete(m.id);
         model.purged.add(m.id);
