@@ -102,7 +102,8 @@ export const TASK_ACTION_ROUTES: Route[] = [
   {
     method: "POST",
     path: "/api/tasks/{id}/cancel",
-    summary: "Cancel a queued or running task (a running handler's signal aborts)",
+    summary:
+      "Cancel a waiting, queued or running task and those waiting on it (a running handler's signal aborts)",
     access: "admin",
     responses: { 200: { description: "The task, cancelled", schema: TASK } },
     refusals: [400, 404, 409],

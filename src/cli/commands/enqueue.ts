@@ -38,7 +38,7 @@ ${RETRY_HELP}
   --key <key>            Idempotency key: enqueueing the same key again adds nothing and prints the
                          existing task (--json: "created": false); a warning on stderr says when its
                          type or payload differs from the one given (the exit code stays 0)
-  --unique <key>         A key no other task may hold while this one is queued or running: while one
+  --unique <key>         A key no other task may hold while this one is waiting, queued or running: while one
                          does, nothing is added and that task is printed (--json: "created": false,
                          "matchedKey": "unique"). Keys are shared by every type and queue.
   --unique-for <duration>  With --unique: hold the key for this long from the task's creation instead,

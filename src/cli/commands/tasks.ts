@@ -268,13 +268,14 @@ export const retryCommand: Command = {
 
 const CANCEL_HELP = `Usage: prismq cancel <id> [--json]
 
-Cancels a queued or running task. A running task's handler is told to stop (its signal aborts), and its
-result is discarded; its worker reports it as cancelled (a "cancelled" event with --json).
+Cancels a waiting, queued or running task, and the tasks waiting on it, down the chain (each says why). A
+running task's handler is told to stop (its signal aborts), and its result is discarded; its worker reports
+it as cancelled (a "cancelled" event with --json).
 ${COMMON_HELP}`;
 
 export const cancelCommand: Command = {
   name: "cancel",
-  summary: "Cancel a queued or running task",
+  summary: "Cancel a waiting, queued or running task",
   help: CANCEL_HELP,
   async run(argv, { io }) {
     const { values, positionals } = parseCommand("cancel", argv, COMMON_OPTIONS);
