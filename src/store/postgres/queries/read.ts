@@ -125,6 +125,25 @@ function ofQueues(queues: readonly string[] | undefined) {
 }
 
 /**
+ * The query of {@link pending}. The runnable part walks the claim index in its order to the first runnable
+ * task: an EXISTS (which drops an ORDER BY) made the planner, whose statistics still counted the tasks
+ * queued when it last looked, expect a match at once and scan the whole table (50 ms a look at the end of
+ * a 50,000-task drain).
+ */
+export function pendingQuery(now: number, types?: readonly string[], queues?: readonly string[]): SQL {
+  return sql`
+    SELECT
+      (
+        SELECT id FROM task_queue t WHERE status = 'queued' AND run_after <= ${now}::bigint ${ofTypes(types)}
+          ${ofQueues(queues)} AND NOT EXISTS (SELECT 1 FROM queues q WHERE q.name = t.queue AND q.paused)
+        ORDER BY priority, run_after, id LIMIT 1
+      ) IS NOT NULL AS runnable,
+      EXISTS (SELECT 1 FROM task_queue WHERE status = 'running' ${ofTypes(types)} ${
+    ofQueues(queues)
+  }) AS running`;
+}
+
+/**
  * Whether any task (of `types`, in `queues`) is runnable now, in a queue not paused, and whether any is
  * running: 1 or 0 each.
  */
@@ -134,15 +153,7 @@ export async function pending(
   types?: readonly string[],
   queues?: readonly string[],
 ): Promise<{ runnable: number; running: number }> {
-  const [row] = await conn.rows<{ runnable: boolean; running: boolean }>(sql`
-    SELECT
-      EXISTS (
-        SELECT 1 FROM task_queue WHERE status = 'queued' AND run_after <= ${now}::bigint ${ofTypes(types)}
-          ${ofQueues(queues)} AND queue <> ALL(ARRAY(SELECT name FROM queues WHERE paused))
-      ) AS runnable,
-      EXISTS (SELECT 1 FROM task_queue WHERE status = 'running' ${ofTypes(types)} ${
-    ofQueues(queues)
-  }) AS running`);
+  const [row] = await conn.rows<{ runnable: boolean; running: boolean }>(pendingQuery(now, types, queues));
   return { runnable: Number(row!.runnable), running: Number(row!.running) };
 }
 
