@@ -65,8 +65,19 @@ const START_MANY = new PreparedSql(sql`
   WHERE t.id = f.id AND t.lease_token = f.token AND t.status = 'running'
   RETURNING t.id`);
 
-/** The writes `progress` needs, each part's tasks by ascending id (see lock_order.ts). */
-function partsOf({ starts, finishes }: Progress) {
+/** The writes a progress needs, each part's tasks by ascending id (see lock_order.ts). */
+type Parts = ReturnType<typeof splitProgress>;
+
+/** Each progress's parts, worked out once for its statements and again for what they did. */
+const PARTS = new WeakMap<Progress, Parts>();
+
+function partsOf(progress: Progress): Parts {
+  let parts = PARTS.get(progress);
+  if (parts === undefined) PARTS.set(progress, parts = splitProgress(progress));
+  return parts;
+}
+
+function splitProgress({ starts, finishes }: Progress) {
   const byId = (a: { id: number }, b: { id: number }) => a.id - b.id;
   const finishing = new Set(finishes.map((finish) => finish.leaseToken));
   // Starts of tasks finishing in the same write are written through their outcome, which counts the attempt.
@@ -86,9 +97,25 @@ function partsOf({ starts, finishes }: Progress) {
   snoozed.sort(byId);
   others.sort(byId);
   const updates = [unfinished, completed, results, snoozed, others].filter((part) => part.length > 0).length;
+  const completedIds: number[] = [];
+  const failedIds: number[] = [];
+  for (const finish of finishes) {
+    if (finish.status === "completed") completedIds.push(finish.id);
+    else if (finish.status === "failed") failedIds.push(finish.id);
+  }
   // One UPDATE locks its tasks in the order of its arrays, which drive the join; several would lock theirs
   // statement by statement, so then all are locked first, in one statement.
-  return { unfinished, completed, results, snoozed, others, lockFirst: updates > 1 };
+  return {
+    unfinished,
+    completed,
+    results,
+    snoozed,
+    others,
+    updates,
+    lockFirst: updates > 1,
+    completedIds,
+    failedIds,
+  };
 }
 
 /**
@@ -97,7 +124,8 @@ function partsOf({ starts, finishes }: Progress) {
  * their tasks in id order.
  */
 export function progressStatements(progress: Progress, now: number): Statement[] {
-  const { unfinished, completed, results, snoozed, others, lockFirst } = partsOf(progress);
+  const parts = partsOf(progress);
+  const { unfinished, completed, results, snoozed, others, lockFirst } = parts;
   const statements: Statement[] = [];
   if (lockFirst) {
     const all = [...unfinished, ...completed, ...results, ...snoozed, ...others];
@@ -137,36 +165,39 @@ export function progressStatements(progress: Progress, now: number): Statement[]
       messages: others.map((finish) => finish.errorMessage),
     }));
   }
-  return [...statements, ...dependencyStatements(progress.finishes, now)];
+  return [...statements, ...dependencyStatements(parts, now)];
 }
 
 /**
- * What the outcomes `finishes` do to the tasks that depend on theirs, in the same transaction, after them:
- * the completed release their waiting dependents whose dependencies are all done; the failed cancel theirs.
- * Given every finish of its kind, whether or not its fence will hold: both are idempotent.
+ * What the outcomes of a progress do to the tasks that depend on theirs, in the same transaction, after
+ * them: the completed release their waiting dependents whose dependencies are all done; the failed cancel
+ * theirs. Given every finish of its kind, whether or not its fence will hold: both are idempotent.
  */
-function dependencyStatements(finishes: readonly Finish[], now: number): Statement[] {
-  const completed = finishes.flatMap((finish) => finish.status === "completed" ? [finish.id] : []);
-  const failed = finishes.flatMap((finish) => finish.status === "failed" ? [finish.id] : []);
+function dependencyStatements({ completedIds, failedIds }: Parts, now: number): Statement[] {
   return [
-    ...(completed.length > 0 ? releaseDependents(completed, now) : []),
-    ...(failed.length > 0 ? cancelDependents(failed, now) : []),
+    ...(completedIds.length > 0 ? releaseDependents(completedIds, now) : []),
+    ...(failedIds.length > 0 ? cancelDependents(failedIds, now) : []),
   ];
 }
 
 /** What {@link progressStatements} did: whose fence held, from each statement's rows in order. */
 export function recordedFrom(progress: Progress, written: readonly Record<string, unknown>[][]): Recorded {
-  const outcomes = written.slice(0, written.length - dependencyStatements(progress.finishes, 0).length);
-  const results = partsOf(progress).lockFirst ? outcomes.slice(1) : outcomes;
-  const finishing = new Set(progress.finishes.map((finish) => finish.leaseToken));
-  const startWritten = progress.starts.some((start) => !finishing.has(start.leaseToken));
-  const ids = (rows: readonly Record<string, unknown>[][]) =>
-    new Set(rows.flatMap((result) => result.map((row) => row.id as number)));
-  const finished = ids(startWritten ? results.slice(1) : results);
-  const started = startWritten ? ids(results.slice(0, 1)) : new Set<number>();
+  // The lock first (when there is one), then one statement per part written; the dependency rules after.
+  const { lockFirst, updates, unfinished } = partsOf(progress);
+  const first = lockFirst ? 1 : 0;
+  const startWritten = unfinished.length > 0;
+  const started = new Set<number>();
+  const finished = new Set<number>();
+  for (let i = first; i < first + updates; i++) {
+    const into = startWritten && i === first ? started : finished;
+    for (const row of written[i]!) into.add(row.id as number);
+  }
   // A start written through its task's outcome held exactly when the outcome did.
-  for (const start of progress.starts) {
-    if (finishing.has(start.leaseToken) && finished.has(start.id)) started.add(start.id);
+  if (progress.starts.length > unfinished.length) {
+    const finishing = new Set(progress.finishes.map((finish) => finish.leaseToken));
+    for (const start of progress.starts) {
+      if (finishing.has(start.leaseToken) && finished.has(start.id)) started.add(start.id);
+    }
   }
   return { started, finished };
 }
