@@ -78,9 +78,22 @@ test("a start nobody waits for calls for no write of its own: it rides with the 
   completer.start(start(2));
   await turns(5);
   assert.deepEqual(store.writes, [], "no write for the starts alone");
-  assert.equal(await completer.finish(completed(1)), true);
+  assert.equal(await completer.finish(completed(3)), true);
   assert.deepEqual(startsOf(store), [[1, 2]]);
-  assert.deepEqual(written(store), [[1]], "one write held the starts and the outcome");
+  assert.deepEqual(written(store), [[3]], "one write held the starts and the outcome");
+});
+
+test("a start whose task finishes before it is written goes with the outcome, which counts the attempt", async () => {
+  const store = countingStore();
+  const completer = new Completer(store, systemClock);
+  completer.start(start(1));
+  completer.start(start(2));
+  const waited = completer.startAndWait(start(3));
+  const held = [completer.finish(completed(1)), completer.finish(completed(3))];
+  assert.deepEqual(await Promise.all([waited, ...held]), [true, true, true]);
+  // Task 1's start leaves the write (its outcome counts the attempt); task 3's stays, as its waiter asks.
+  assert.deepEqual(startsOf(store), [[2, 3]]);
+  assert.deepEqual(written(store), [[1, 3]]);
 });
 
 test("a start nothing else comes to take is written by itself in the end", async () => {

@@ -261,9 +261,10 @@ export interface Store {
   queueList(now: number): Promise<QueueInfo[]>;
   /**
    * The paused queues as this store last read them, for a worker to check before it starts a task it claimed
-   * ahead: read again at most once a second, and at once after a change made through this store.
+   * ahead: read again at most once a second, and at once after a change made through this store. Given at
+   * once (not as a promise) when the last read is recent enough: a worker asks before every start.
    */
-  queuePausedNames(): Promise<ReadonlySet<string>>;
+  queuePausedNames(): ReadonlySet<string> | Promise<ReadonlySet<string>>;
 
   /**
    * Extends the leases of a worker's running tasks to `leaseUntil`, each under its fence, and, when

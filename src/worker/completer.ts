@@ -67,7 +67,8 @@ export class PendingWrite {
 export class Completer {
   readonly #store: Pick<Store, "taskRecord">;
   readonly #clock: Clock;
-  #starts: PendingStart[] = [];
+  /** By lease token: a start nobody waits for leaves when its task's outcome comes (see {@link finish}). */
+  #starts = new Map<string, PendingStart>();
   #finishes: PendingFinish[] = [];
   #flushing: Promise<void> | null = null;
   /** Set while the loop is on its way to a claim; resolves when it has claimed (or given up). */
@@ -87,26 +88,31 @@ export class Completer {
 
   /** Queues the start of a task claimed ahead for the next grouped write, without waiting for it. */
   start(start: Start): void {
-    this.#starts.push({ start });
+    this.#starts.set(start.leaseToken, { start });
     if (!this.#flushing) this.#deferStarts();
   }
 
   /** Writes the starts waiting to ride with something else, now (the worker is stopping, or time is up). */
   writeDeferred(): void {
     this.#cancelDeferred();
-    if (this.#starts.length > 0) this.#flushing ??= this.#flush(true);
+    if (this.#starts.size > 0) this.#flushing ??= this.#flush(true);
   }
 
   /** Queues the start of a task claimed ahead; resolves once written, with whether the lease still held. */
   startAndWait(start: Start): Promise<boolean> {
     return new Promise<boolean>((resolve, reject) => {
-      this.#starts.push({ start, resolve, reject });
+      this.#starts.set(start.leaseToken, { start, resolve, reject });
       this.#flushing ??= this.#flush();
     });
   }
 
-  /** Queues an outcome for the next grouped write; resolves with whether the lease still held. */
+  /**
+   * Queues an outcome for the next grouped write; resolves with whether the lease still held. The task's
+   * start, when it still waits to be written and nobody waits for it, goes with it: the outcome counts the
+   * attempt of a task whose start was not recorded (a drain's write then carries no start at all).
+   */
   finish(finish: Finish): Promise<boolean> {
+    if (this.#starts.get(finish.leaseToken)?.resolve === undefined) this.#starts.delete(finish.leaseToken);
     return new Promise((resolve, reject) => {
       this.#finishes.push({ finish, resolve, reject });
       this.#flushing ??= this.#flush();
@@ -130,8 +136,8 @@ export class Completer {
   /** Takes the starts and outcomes waiting to be written, for a write made elsewhere (a claim's). */
   take(): PendingWrite {
     this.#cancelDeferred();
-    const write = new PendingWrite(this.#starts, this.#finishes);
-    this.#starts = [];
+    const write = new PendingWrite([...this.#starts.values()], this.#finishes);
+    this.#starts = new Map();
     this.#finishes = [];
     return write;
   }
@@ -151,7 +157,9 @@ export class Completer {
 
   /** Whether anything waiting calls for a write now: an outcome, a start someone waits for, or `all`. */
   #due(all: boolean): boolean {
-    return this.#finishes.length > 0 || this.#starts.some((item) => all || item.resolve);
+    if (this.#finishes.length > 0 || (all && this.#starts.size > 0)) return true;
+    for (const item of this.#starts.values()) if (item.resolve) return true;
+    return false;
   }
 
   async #flush(all = false): Promise<void> {
@@ -168,6 +176,6 @@ export class Completer {
       }
     }
     this.#flushing = null;
-    if (this.#starts.length > 0) this.#deferStarts();
+    if (this.#starts.size > 0) this.#deferStarts();
   }
 }

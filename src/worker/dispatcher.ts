@@ -119,8 +119,11 @@ export class Dispatcher {
     this.#running.set(task.id, running);
     this.#keeper.start();
     try {
-      if (leased.task.startedAt === null && !(await this.#fetcher.mayStart(leased))) {
-        return await this.#handBack([leased, ...this.#fetcher.takeUnstartable()]);
+      if (leased.task.startedAt === null) {
+        const mayStart = this.#fetcher.mayStart(leased);
+        if (!(mayStart instanceof Promise ? await mayStart : mayStart)) {
+          return await this.#handBack([leased, ...this.#fetcher.takeUnstartable()]);
+        }
       }
       if (leased.task.startedAt === null && !(await this.#recordStart(running, started, leased))) {
         return this.#reportLost(running);

@@ -139,12 +139,16 @@ export class Fetcher {
    * Whether a claimed-ahead task may start now: not past the end of the rate window its claim was counted
    * in (a start then would be one more in a later window), nor when its queue has been paused since the
    * claim, as this worker knows (at once after a pause made in this process, within a second of one made
-   * in another).
+   * in another). Answered at once (not as a promise) when the store knows the paused queues.
    */
-  async mayStart(leased: LeasedTask): Promise<boolean> {
+  mayStart(leased: LeasedTask): boolean | Promise<boolean> {
     if (leased.startBy !== undefined && this.#clock.now() >= leased.startBy) return false;
-    this.#paused = await this.#store.queuePausedNames();
-    return !this.#paused.has(leased.task.queue);
+    const paused = this.#store.queuePausedNames();
+    if (paused instanceof Promise) {
+      return paused.then((names) => (this.#paused = names, !names.has(leased.task.queue)));
+    }
+    this.#paused = paused;
+    return !paused.has(leased.task.queue);
   }
 
   /**

@@ -54,6 +54,8 @@ export class LazyPostgresStore implements Store {
   readonly #url: string;
   readonly #options: PostgresStoreOptions;
   #store: Promise<PostgresStore> | undefined;
+  /** The store once loaded: calls then go to it without waiting for anything. */
+  #loaded: PostgresStore | undefined;
   #closed: Promise<void> | undefined;
 
   /** `url` and `options` must have been checked (`checkOptions`): nothing here can report them. */
@@ -74,12 +76,19 @@ export class LazyPostgresStore implements Store {
     }
     return this.#store ??= import("./store.ts").then(({ openPostgresStore }) => {
       loaded = true;
-      return openPostgresStore(this.#url, this.#options);
+      return this.#loaded = openPostgresStore(this.#url, this.#options);
     });
   }
 
-  async #call<T>(fn: (store: PostgresStore) => T | Promise<T>): Promise<T> {
-    return await fn(await this.#load());
+  /** `fn` on the store, loaded first if need be; a worker makes several calls for every task it runs. */
+  #call<T>(fn: (store: PostgresStore) => T | Promise<T>): Promise<T> {
+    const store = this.#closed === undefined ? this.#loaded : undefined;
+    if (store === undefined) return this.#load().then(fn);
+    try {
+      return Promise.resolve(fn(store));
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   readonly serverTime = (): Promise<number> => this.#call((s) => s.serverTime());
@@ -222,8 +231,9 @@ export class LazyPostgresStore implements Store {
     return this.#call((s) => s.queueList(now));
   }
 
-  queuePausedNames(): Promise<ReadonlySet<string>> {
-    return this.#call((s) => s.queuePausedNames());
+  queuePausedNames(): ReadonlySet<string> | Promise<ReadonlySet<string>> {
+    const store = this.#closed === undefined ? this.#loaded : undefined;
+    return store ? store.queuePausedNames() : this.#call((s) => s.queuePausedNames());
   }
 
   workerHeartbeat(worker: WorkerInfo | null, fences: readonly Fence[], leaseUntil: number) {

@@ -414,8 +414,9 @@ export class PostgresStore implements Store {
   queueList(now: number): Promise<QueueInfo[]> {
     return this.#again((late) => listQueues(this.#conn, now + late));
   }
-  async queuePausedNames(): Promise<ReadonlySet<string>> {
-    return (await this.#heldNames.get()).paused;
+  queuePausedNames(): ReadonlySet<string> | Promise<ReadonlySet<string>> {
+    const held = this.#heldNames.get();
+    return held instanceof Promise ? held.then((names) => names.paused) : held.paused;
   }
 
   // ---- Workers and logs ----

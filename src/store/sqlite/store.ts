@@ -343,8 +343,9 @@ export class SqliteStore implements Store {
   queueList(now: number): Promise<QueueInfo[]> {
     return listQueues(this.#conn, now);
   }
-  async queuePausedNames(): Promise<ReadonlySet<string>> {
-    return (await this.#heldNames.get()).paused;
+  queuePausedNames(): ReadonlySet<string> | Promise<ReadonlySet<string>> {
+    const held = this.#heldNames.get();
+    return held instanceof Promise ? held.then((names) => names.paused) : held.paused;
   }
 
   // ---- Workers and logs ----
