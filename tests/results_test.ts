@@ -101,6 +101,7 @@ describe("results and progress", () => {
       const halfway = deferred<void>();
       const resume = deferred<void>();
       let afterCancel: unknown;
+      const handlerDone = deferred<void>();
       registry.registerHandler("steps", async (_task, ctx) => {
         // Three calls at once: each resolves once its value, or a later one, is written.
         await Promise.all([ctx.progress({ done: 1 }), ctx.progress({ done: 2 }), ctx.progress({ done: 3 })]);
@@ -108,6 +109,7 @@ describe("results and progress", () => {
         halfway.resolve();
         await resume.promise;
         afterCancel = await ctx.progress({ done: 4 }).catch((error) => error);
+        handlerDone.resolve();
       });
       const task = await queue.enqueue("steps");
       const running = engine(db, registry).claimAndProcess();
@@ -116,6 +118,8 @@ describe("results and progress", () => {
       await queue.cancel(task.id);
       resume.resolve();
       await running;
+      // The attempt ended with the cancel; the handler goes on by itself until it returns.
+      await handlerDone.promise;
       assert.ok(afterCancel instanceof LeaseLostError, `progress after the cancel: ${afterCancel}`);
       const after = (await queue.get(task.id))!;
       assert.deepEqual([after.status, after.progress], ["cancelled", { done: 3 }]);

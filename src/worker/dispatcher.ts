@@ -32,7 +32,9 @@ export class Dispatcher {
   /** The handler a loop runs every task with, instead of the registry's. */
   loopHandler: TaskHandler | undefined = undefined;
   readonly #running: Map<number, Running>;
-  readonly #inFlight = new Set<Promise<void>>();
+  /** Tasks on their way to their recorded outcome, and who waits for there to be none. */
+  #inFlight = 0;
+  #whenIdle: (() => void)[] = [];
   readonly #store: Pick<Store, "taskGet" | "taskReleaseMany">;
   readonly #clock: Clock;
   readonly #concurrency: number;
@@ -71,12 +73,12 @@ export class Dispatcher {
 
   /** Whether a task is still on its way to its recorded outcome. */
   get busy(): boolean {
-    return this.#inFlight.size > 0;
+    return this.#inFlight > 0;
   }
 
   /** Runs one claimed task to its recorded outcome. */
   run(leased: LeasedTask, explicit: TaskHandler | undefined): Promise<void> {
-    return this.#track(this.#process(leased, explicit));
+    return this.#process(leased, explicit);
   }
 
   /** Starts claimed-ahead tasks while slots are free. */
@@ -84,24 +86,18 @@ export class Dispatcher {
     while (
       this.#fetcher.buffered.length > 0 && this.#running.size < this.#concurrency && !this.#state.stopping
     ) {
-      void this.#track(this.#process(this.#fetcher.next()!, this.loopHandler));
+      void this.#process(this.#fetcher.next()!, this.loopHandler);
     }
   }
 
   /** Resolves once every task started is recorded (or given up). */
   async idle(): Promise<void> {
-    while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
+    while (this.#inFlight > 0) await new Promise<void>((resolve) => this.#whenIdle.push(resolve));
   }
 
-  #track(work: Promise<void>): Promise<void> {
-    this.#inFlight.add(work);
-    return work.finally(() => {
-      this.#inFlight.delete(work);
-      this.#waker.wake();
-    });
-  }
-
+  /** Runs one task to its recorded outcome (or its loss, or its hand-back). Never rejects. */
   async #process(leased: LeasedTask, explicit: TaskHandler | undefined): Promise<void> {
+    this.#inFlight++;
     const { leaseToken } = leased;
     const started = this.#clock.now();
     const startedElapsed = elapsedOn(this.#clock);
@@ -153,6 +149,9 @@ export class Dispatcher {
     } finally {
       this.#running.delete(task.id);
       if (this.#running.size === 0 && !this.#state.inLoop) this.#keeper.stop();
+      this.#inFlight--;
+      this.#waker.wake();
+      if (this.#inFlight === 0) { for (const resolve of this.#whenIdle.splice(0)) resolve(); }
     }
   }
 
