@@ -1,48 +1,48 @@
 /**
  * The producer and admin side: enqueue, inspect, cancel, retry, purge, stats, named queues' limits and
- * pauses. Over 400 lines: one class that users meet as one page of methods, each a few lines over the store.
+ * pauses. `Queue` checks its options and hands each method's work to the file of its concern (enqueueMany and
+ * enqueueSync call its own methods). Over 400 lines only by its JSDoc, which is the API's documentation:
+ *
+ * - queue/enqueue.ts: the enqueue forms, and the checks a task passes before it is written
+ * - queue/actions.ts: an operator's actions: cancel, retry, delete, purge, forgetting silent workers
+ * - queue/reads.ts: tasks, their dependencies and logs, stats, schedules, workers; waiting for a task
+ * - queue/named_queues.ts: named queues' limits, pauses and counts
+ * - queue/context.ts: what they share: the database, store, clock and checked options
  *
  * @module
  */
-import { type Clock, systemClock } from "./clock.ts";
-import { DatabaseClock } from "./database_clock.ts";
+import { systemClock } from "./clock.ts";
 import type { QueueDatabase } from "./database.ts";
-import { invalidRange, invalidType, TaskHandlerNotRegisteredError } from "./errors.ts";
-import { clockOption, MAX_EPOCH_MS, registryOption, wellFormed, wholeNumber } from "./checks.ts";
-import { assertTaskType, parsePayloadNow } from "./handler.ts";
-import type { TaskHandlerRegistry } from "./registry.ts";
-import { concurrencyLimit, type QueueLimits, queueName, rateLimit } from "./queue_name.ts";
+import { clockOption, registryOption, wholeNumber } from "./checks.ts";
+import type { QueueLimits } from "./queue_name.ts";
 import type {
   DependencyIds,
-  InsertedTask,
   MatchedKey,
-  NewTask,
   QueueInfo,
   QueueSettings,
   QueueStats,
   RequeueFilter,
   ScheduleState,
-  Store,
   TaskLog,
   WorkerInfo,
 } from "./store/store.ts";
 import { storeOf } from "./store/store_of.ts";
-import { listFilter } from "./list_filter.ts";
-import { type Task, type TaskStatus, TERMINAL_STATUSES } from "./task.ts";
-import { type WaitForOptions, waitForTask } from "./wait_for.ts";
-import {
-  type EnqueuedTask,
-  enqueuedTask,
-  type EnqueueItem,
-  type EnqueueOptions,
-  type EnqueueTransaction,
-  type ListOptions,
-  newTask,
-  payloadJson,
-  type QueueOptions,
-  uniqueColumns,
-  type WriteOptions,
+import type { Task, TaskStatus } from "./task.ts";
+import type { WaitForOptions } from "./wait_for.ts";
+import type {
+  EnqueuedTask,
+  EnqueueItem,
+  EnqueueOptions,
+  EnqueueTransaction,
+  ListOptions,
+  QueueOptions,
+  WriteOptions,
 } from "./enqueue_item.ts";
+import type { QueueContext } from "./queue/context.ts";
+import * as enqueuing from "./queue/enqueue.ts";
+import * as actions from "./queue/actions.ts";
+import * as reads from "./queue/reads.ts";
+import * as namedQueues from "./queue/named_queues.ts";
 
 export type { WaitForOptions } from "./wait_for.ts";
 export type {
@@ -83,27 +83,23 @@ export const DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024;
  */
 export class Queue {
   readonly db: QueueDatabase;
-  readonly #store: Store;
-  readonly #registry: TaskHandlerRegistry | undefined;
-  readonly #clock: Clock;
-  readonly #maxPayloadBytes: number;
+  readonly #context: QueueContext;
 
   /** @throws {TypeError | RangeError} at once, naming the first option that is wrong and what it must be */
   constructor(db: QueueDatabase, options: QueueOptions = {}) {
     this.db = db;
-    this.#store = storeOf(db);
-    this.#registry = options.registry === undefined
-      ? undefined
-      : registryOption("registry", options.registry);
-    // On a database server, due times are the server's clock's (see QueueDatabase.clockFor).
-    this.#clock = db.clockFor(
-      options.clock === undefined ? systemClock : clockOption("clock", options.clock),
-    );
-    this.#maxPayloadBytes = wholeNumber(
-      "maxPayloadBytes",
-      options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES,
-      1,
-    );
+    this.#context = {
+      db,
+      store: storeOf(db),
+      registry: options.registry === undefined ? undefined : registryOption("registry", options.registry),
+      // On a database server, due times are the server's clock's (see QueueDatabase.clockFor).
+      clock: db.clockFor(options.clock === undefined ? systemClock : clockOption("clock", options.clock)),
+      maxPayloadBytes: wholeNumber(
+        "maxPayloadBytes",
+        options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES,
+        1,
+      ),
+    };
   }
 
   /**
@@ -149,22 +145,7 @@ export class Queue {
     payload: unknown = {},
     options: EnqueueOptions & WriteOptions = {},
   ): Promise<EnqueuedTask> {
-    // enqueueMany's work for one task, without its arrays and copies: the single enqueue is the hot path.
-    options ??= {};
-    if (typeof options !== "object") throw invalidType("The options must be an object.");
-    const syncing = this.#clockSync();
-    if (syncing) await syncing;
-    const now = this.#clock.now();
-    const prepared = this.#prepareOne(type, payload, options, now);
-    const row = prepared instanceof Promise ? await prepared : prepared;
-    if (options.tx !== undefined) {
-      const [inserted] = await this.#write([row], now, options.tx);
-      return enqueuedTask(inserted!, row, now);
-    }
-    const pending = this.#store.taskInsertOne(row, now);
-    const inserted = pending instanceof Promise ? await pending : pending;
-    if (inserted.created) this.db.notifyTasksAvailable();
-    return enqueuedTask(inserted, row, now);
+    return await enqueuing.enqueue(this.#context, type, payload, options);
   }
 
   /**
@@ -183,11 +164,7 @@ export class Queue {
     items: readonly EnqueueItem[],
     options: WriteOptions = {},
   ): Promise<EnqueueOutcome[]> {
-    const syncing = this.#clockSync();
-    if (syncing) await syncing;
-    const now = this.#clock.now();
-    const rows = await this.#prepareAll(items, now);
-    return this.#created(rows, now, await this.#write(rows, now, options.tx));
+    return await enqueuing.enqueueManyDetailed(this.#context, items, options);
   }
 
   /**
@@ -199,14 +176,7 @@ export class Queue {
     items: readonly EnqueueItem[],
     options: WriteOptions = {},
   ): Promise<{ id: number; created: boolean; matchedKey?: MatchedKey | undefined }[]> {
-    const syncing = this.#clockSync();
-    if (syncing) await syncing;
-    const now = this.#clock.now();
-    const rows = await this.#prepareAll(items, now);
-    const inserted = await this.#write(rows, now, options.tx);
-    return inserted.map(({ id, created, matchedKey }) =>
-      matchedKey === undefined ? { id, created } : { id, created, matchedKey }
-    );
+    return await enqueuing.enqueueManyIds(this.#context, items, options);
   }
 
   /**
@@ -235,124 +205,17 @@ export class Queue {
 
   /** {@link enqueueMany} inside a synchronous Drizzle transaction; see {@link enqueueSync}. */
   enqueueManySync(items: readonly EnqueueItem[], options: { tx: EnqueueTransaction }): EnqueuedTask[] {
-    if (options?.tx === undefined) {
-      throw invalidType("enqueueSync and enqueueManySync write through a transaction: pass { tx }.");
-    }
-    const now = this.#clock.now();
-    const rows = this.#prepareAll(items, now);
-    if (rows instanceof Promise) {
-      rows.catch(() => {});
-      throw invalidType(
-        "A payload schema of these task types validates asynchronously, which enqueueSync cannot wait for. " +
-          "Use await queue.enqueue(…, { tx }) in an asynchronous transaction.",
-      );
-    }
-    const inserted = this.#store.taskInsertManyWithin(options.tx, rows, now, true);
-    if (inserted instanceof Promise) throw invalidType("The transaction answered asynchronously.");
-    return this.#created(rows, now, inserted).map((result) => result.task);
-  }
-
-  /** Writes validated rows: through `tx` when given, else in a transaction of their own. */
-  async #write(rows: NewTask[], now: number, tx: EnqueueTransaction | undefined): Promise<InsertedTask[]> {
-    if (tx !== undefined) return await this.#store.taskInsertManyWithin(tx, rows, now, false);
-    const inserted = await this.#store.taskInsertMany(rows, now);
-    if (inserted.some((result) => result.created)) this.db.notifyTasksAvailable();
-    return inserted;
-  }
-
-  #created(rows: NewTask[], now: number, inserted: InsertedTask[]): EnqueueOutcome[] {
-    return inserted.map((result, i) => {
-      const task = enqueuedTask(result, rows[i]!, now);
-      return result.matchedKey === undefined
-        ? { task, created: result.created }
-        : { task, created: result.created, matchedKey: result.matchedKey };
-    });
-  }
-
-  /**
-   * Validates every item and gives the rows to insert; a promise only when a payload schema is asynchronous.
-   * An error names the item it is about when there are several.
-   */
-  #prepareAll(items: readonly EnqueueItem[], now: number): NewTask[] | Promise<NewTask[]> {
-    const label = (index: number, error: unknown) => {
-      if (items.length > 1 && error instanceof Error) error.message = `Task ${index + 1}: ${error.message}`;
-      return error;
-    };
-    const rows: (NewTask | Promise<NewTask>)[] = [];
-    let pending = false;
-    for (const [index, item] of items.entries()) {
-      try {
-        const row = this.#prepare(item, now);
-        if (row instanceof Promise) {
-          pending = true;
-          rows.push(row.catch((error) => Promise.reject(label(index, error))));
-        } else rows.push(row);
-      } catch (error) {
-        for (const row of rows) if (row instanceof Promise) row.catch(() => {});
-        throw label(index, error);
-      }
-    }
-    return pending ? Promise.all(rows) : rows as NewTask[];
+    return enqueuing.enqueueManySync(this.#context, items, options);
   }
 
   /** Checks one task as enqueue would, without writing anything. Throws what enqueue would throw. */
   async validate(item: EnqueueItem): Promise<void> {
-    await this.#prepare(item, this.#clock.now());
-  }
-
-  /** The row to insert for `item`; a promise only when its payload schema is asynchronous. */
-  #prepare(item: EnqueueItem, now: number): NewTask | Promise<NewTask> {
-    if (typeof item !== "object" || item === null) {
-      throw invalidType("Each task must be an object with a type.");
-    }
-    const { type, payload = {} } = item;
-    if ("tx" in item) {
-      throw invalidType("tx is not an option of one task: pass it as enqueueMany(items, { tx }).");
-    }
-    return this.#prepareOne(type, payload, item, now);
-  }
-
-  /** {@link #prepare} for a type, a payload and the options of one task. */
-  #prepareOne(type: string, payload: unknown, item: EnqueueOptions, now: number): NewTask | Promise<NewTask> {
-    assertTaskType(type);
-    wellFormed(`The task type ${JSON.stringify(type)}`, type);
-    const info = this.#registry?.getHandlerInfo(type);
-    if (this.#registry && !info) {
-      throw new TaskHandlerNotRegisteredError(type, this.#registry.getRegisteredTypes());
-    }
-    const row = newTask(
-      type,
-      payloadJson(type, payload, this.#maxPayloadBytes),
-      item,
-      now,
-      info?.maxAttempts,
-      info?.queue,
-    );
-    // The schema last: no point validating, field by field, a payload that is too large to store anyway.
-    const checked = info?.schema && parsePayloadNow(type, info.schema, payload);
-    const keyOf = item.unique === undefined ? info?.unique : undefined;
-    if (keyOf === undefined) return checked instanceof Promise ? checked.then(() => row) : row;
-    // The handler's default key, from the payload as validated (as given, when the handler has no schema).
-    const withKey = (output: unknown) =>
-      Object.assign(row, handlerUnique(type, keyOf(info?.schema ? output : payload)));
-    return checked instanceof Promise ? checked.then(withKey) : withKey(checked);
-  }
-
-  /** The first measurement of a server clock's offset, before the first due time is computed on it. */
-  #clockSync(): Promise<void> | undefined {
-    const clock = this.#clock;
-    return clock instanceof DatabaseClock && !clock.synced ? clock.sync() : undefined;
-  }
-
-  /** Calls `write` with the time now, on a server clock once its offset has been measured. */
-  #atNow<T>(write: (now: number) => Promise<T>): Promise<T> {
-    const syncing = this.#clockSync();
-    return syncing ? syncing.then(() => write(this.#clock.now())) : write(this.#clock.now());
+    await enqueuing.validate(this.#context, item);
   }
 
   /** The task with this id, or undefined. */
   get(id: number): Promise<Task | undefined> {
-    return this.#store.taskGet(taskId(id));
+    return reads.get(this.#context, id);
   }
 
   /**
@@ -373,22 +236,14 @@ export class Queue {
    * ```
    */
   async getMany(ids: readonly number[]): Promise<(Task | undefined)[]> {
-    if (!Array.isArray(ids)) throw invalidType("getMany takes an array of task ids.");
-    const checked = ids.map((id) => taskId(id));
-    if (checked.length > 1000) {
-      throw invalidRange(`getMany reads at most 1,000 tasks, got ${checked.length}.`);
-    }
-    const byId = new Map(
-      (await this.#store.taskGetMany([...new Set(checked)])).map((task) => [task.id, task]),
-    );
-    return checked.map((id) => byId.get(id));
+    return await reads.getMany(this.#context, ids);
   }
   /**
    * The ids of the tasks `id` waits for (`dependsOn`) and of those that wait for it (`dependents`), each
    * ascending, at most 1,000 of each; both empty for a task without dependencies, or no task.
    */
   dependencies(id: number): Promise<DependencyIds> {
-    return this.#store.taskDependencyIds(taskId(id));
+    return reads.dependencies(this.#context, id);
   }
 
   /**
@@ -397,7 +252,7 @@ export class Queue {
    * costs the same on every page.
    */
   list(options: ListOptions = {}): Promise<Task[]> {
-    return this.#store.taskList(listFilter(options));
+    return reads.list(this.#context, options);
   }
 
   /**
@@ -408,10 +263,7 @@ export class Queue {
    * @throws {TaskNotFoundError | TaskStateError}
    */
   async cancel(id: number): Promise<Task> {
-    const checkedId = taskId(id);
-    const task = await this.#atNow((now) => this.#store.taskCancel(checkedId, now));
-    this.db.notifyTasksFinished();
-    return task;
+    return await actions.cancel(this.#context, id);
   }
 
   /**
@@ -446,8 +298,7 @@ export class Queue {
    * @throws the signal's reason when `signal` aborted first
    */
   waitFor(id: number, options: WaitForOptions = {}): Promise<Task> {
-    const checkedId = taskId(id);
-    return waitForTask(this.db, this.#store, checkedId, options ?? {});
+    return reads.waitFor(this.#context, id, options);
   }
 
   /**
@@ -460,10 +311,7 @@ export class Queue {
    *   (`holderId`); nothing changes. A window key never stops a retry.
    */
   async retry(id: number): Promise<Task> {
-    const checkedId = taskId(id);
-    const task = await this.#atNow((now) => this.#store.taskRequeue(checkedId, now));
-    this.db.notifyTasksAvailable();
-    return task;
+    return await actions.retry(this.#context, id);
   }
 
   /**
@@ -472,9 +320,7 @@ export class Queue {
    * such key only the newest goes back.
    */
   async retryFailed(options: { type?: string } = {}): Promise<number> {
-    const n = await this.#atNow((now) => this.#store.taskRequeueFailed(options.type, now));
-    if (n > 0) this.db.notifyTasksAvailable();
-    return n;
+    return await actions.retryFailed(this.#context, options);
   }
 
   /**
@@ -482,18 +328,7 @@ export class Queue {
    * queue, as {@link retry} would each; returns how many.
    */
   async retryWhere(filter: RequeueFilter): Promise<number> {
-    if (typeof filter !== "object" || filter === null) throw invalidType("The filter must be an object.");
-    if (filter.status !== "failed" && filter.status !== "cancelled") {
-      throw invalidType(`Cannot retry '${filter.status}' tasks: only failed or cancelled ones.`);
-    }
-    const checked: RequeueFilter = {
-      status: filter.status,
-      type: filter.type === undefined ? undefined : wellFormed("type", String(filter.type)),
-      queue: filter.queue === undefined ? undefined : queueName(filter.queue),
-    };
-    const n = await this.#atNow((now) => this.#store.taskRequeueWhere(checked, now));
-    if (n > 0) this.db.notifyTasksAvailable();
-    return n;
+    return await actions.retryWhere(this.#context, filter);
   }
 
   /**
@@ -504,25 +339,17 @@ export class Queue {
    * @throws {TaskStateError} when it is queued or running: cancel it first
    */
   delete(id: number): Promise<boolean> {
-    return this.#store.taskDelete(taskId(id));
+    return actions.deleteTask(this.#context, id);
   }
 
   /** Deletes tasks that finished with one of `statuses` more than `olderThanMs` ago, and their logs. */
   purge(options: { statuses: readonly TaskStatus[]; olderThanMs: number }): Promise<number> {
-    for (const status of options.statuses) {
-      if (!TERMINAL_STATUSES.includes(status)) {
-        throw invalidType(`Cannot purge '${status}' tasks: only completed, failed and cancelled ones.`);
-      }
-    }
-    const olderThanMs = wholeNumber("olderThanMs", options.olderThanMs, 0);
-    return this.#atNow((now) =>
-      this.#store.taskPurge(options.statuses, Math.max(now - olderThanMs, -MAX_EPOCH_MS))
-    );
+    return actions.purge(this.#context, options);
   }
 
   /** Counts by status and type, the oldest runnable task's wait, and the last minute's throughput. */
   stats(): Promise<QueueStats> {
-    return this.#atNow((now) => this.#store.taskStats(now));
+    return reads.stats(this.#context);
   }
 
   /**
@@ -548,27 +375,17 @@ export class Queue {
    * @throws {TypeError | RangeError} for a name or limit that cannot be one
    */
   setQueueLimits(name: string, limits: Partial<QueueLimits>): Promise<QueueSettings> {
-    const checked = queueName(name);
-    if (typeof limits !== "object" || limits === null) throw invalidType("The limits must be an object.");
-    const change = {
-      ...(limits.concurrency === undefined ? {} : { concurrency: concurrencyLimit(limits.concurrency) }),
-      ...(limits.rate === undefined ? {} : { rate: rateLimit(limits.rate) }),
-    };
-    return this.#atNow((now) => this.#store.queueUpdate(checked, change, now));
+    return namedQueues.setQueueLimits(this.#context, name, limits);
   }
 
   /** Pauses a named queue: no worker claims its tasks until {@link resumeQueue}; running ones finish. */
   pauseQueue(name: string): Promise<QueueSettings> {
-    const checked = queueName(name);
-    return this.#atNow((now) => this.#store.queueUpdate(checked, { paused: true }, now));
+    return namedQueues.pauseQueue(this.#context, name);
   }
 
   /** Resumes a paused queue: workers claim its tasks again. */
   async resumeQueue(name: string): Promise<QueueSettings> {
-    const checked = queueName(name);
-    const settings = await this.#atNow((now) => this.#store.queueUpdate(checked, { paused: false }, now));
-    this.db.notifyTasksAvailable();
-    return settings;
+    return await namedQueues.resumeQueue(this.#context, name);
   }
 
   /**
@@ -576,12 +393,12 @@ export class Queue {
    * tasks it has queued and running, and how long its oldest runnable task has waited.
    */
   listQueues(): Promise<QueueInfo[]> {
-    return this.#atNow((now) => this.#store.queueList(now));
+    return namedQueues.listQueues(this.#context);
   }
 
   /** A task's log lines, oldest first. */
   logs(id: number): Promise<TaskLog[]> {
-    return this.#store.taskLogList(taskId(id));
+    return reads.logs(this.#context, id);
   }
 
   /**
@@ -590,12 +407,12 @@ export class Queue {
    * it beside the linked schedules' next runs.
    */
   schedules(): Promise<ScheduleState[]> {
-    return this.#store.scheduleList();
+    return reads.schedules(this.#context);
   }
 
   /** The workers that have registered, with their last heartbeat. */
   workers(): Promise<WorkerInfo[]> {
-    return this.#store.workerList();
+    return reads.workers(this.#context);
   }
 
   /**
@@ -603,23 +420,6 @@ export class Queue {
    * row); returns their ids. Their tasks go back to the queue through their leases, not through this.
    */
   pruneWorkers(options: { staleAfterMs: number }): Promise<string[]> {
-    const staleAfterMs = wholeNumber("staleAfterMs", options.staleAfterMs, 0);
-    return this.#atNow((now) => this.#store.workerPrune(Math.max(now - staleAfterMs, -MAX_EPOCH_MS)));
+    return actions.pruneWorkers(this.#context, options);
   }
-}
-
-/** The columns of the `unique` a handler's default gave, checked; a wrong one names the handler. */
-function handlerUnique(type: string, unique: unknown): Pick<NewTask, "uniqueKey" | "uniqueForMs"> {
-  try {
-    return uniqueColumns(unique);
-  } catch (error) {
-    if (error instanceof Error) {
-      error.message = `The unique of handler '${type}' gave a wrong value: ${error.message}`;
-    }
-    throw error;
-  }
-}
-
-function taskId(id: number): number {
-  return wholeNumber("A task id", id, 1);
 }
