@@ -129,8 +129,9 @@ for (const database of PROCESS_DATABASES) {
           Array.from({ length: 30 }, () => ({ type: "probe", payload: { ms: 0 }, queue: "mail" })),
         );
         const logs = [0, 1, 2].map((i) => join(dir, `w${i}.log`));
-        // Workers that claim ahead (the default): a limited queue's tasks are never claimed ahead, so each
-        // starts when it is claimed, and its startedAt is the claim's time, which the window is counted on.
+        // Workers that claim ahead (the default): a rate-limited queue's tasks claimed ahead carry the end of
+        // the window their claim was counted in, and go back unstarted if they cannot start by then; every
+        // start recorded (startedAt) therefore falls in the window that counted it.
         const workers = logs.map((log, i) =>
           prismq(log, [
             "run",

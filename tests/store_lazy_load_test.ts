@@ -9,7 +9,9 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { Queue, QueueDatabase } from "../mod.ts";
-import { postgresStoreLoaded } from "../src/store/postgres/lazy_store.ts";
+import { DatabaseError } from "../src/errors.ts";
+import { LazyPostgresStore, postgresStoreLoaded } from "../src/store/postgres/lazy_store.ts";
+import { freshSchema, postgresUnavailable } from "./_postgres.ts";
 import { closedPort, makeTempDir, REPO } from "./_helpers.ts";
 
 interface Dependency {
@@ -75,3 +77,29 @@ test("opening and using a SQLite file does not load the PostgreSQL store; a Post
     remove();
   }
 });
+
+test(
+  "a loaded PostgreSQL store, once closed, rejects every call with the closed error, as the store itself would",
+  { skip: postgresUnavailable() },
+  async () => {
+    const database = await freshSchema();
+    try {
+      const store = new LazyPostgresStore(database.url, {});
+      await store.migrate(Date.now());
+      assert.deepEqual([...await store.queuePausedNames()], [], "loaded and answering");
+      await store.close();
+      for (
+        const call of [() => store.queuePausedNames(), () => store.taskGet(1), () => store.taskPending(0)]
+      ) {
+        const result = call();
+        assert.ok(result instanceof Promise, "a rejection, not a throw or a value");
+        await assert.rejects(
+          result,
+          (error: Error) => error instanceof DatabaseError && /is closed/.test(error.message),
+        );
+      }
+    } finally {
+      await database.drop();
+    }
+  },
+);

@@ -98,23 +98,23 @@ export class Dispatcher {
   /** Runs one task to its recorded outcome (or its loss, or its hand-back). Never rejects. */
   async #process(leased: LeasedTask, explicit: TaskHandler | undefined): Promise<void> {
     this.#inFlight++;
-    const { leaseToken } = leased;
-    const started = this.#clock.now();
-    const startedElapsed = elapsedOn(this.#clock);
-    // A task claimed ahead starts now: its attempt counts from here.
-    const task = leased.task.startedAt !== null
-      ? leased.task
-      : { ...leased.task, attempts: leased.task.attempts + 1, startedAt: started };
-    const running: Running = {
-      task,
-      fence: { id: task.id, leaseToken },
-      abort: new TaskAbort(),
-      lost: null,
-      over: false,
-    };
-    this.#running.set(task.id, running);
-    this.#keeper.start();
     try {
+      const { leaseToken } = leased;
+      const started = this.#clock.now();
+      const startedElapsed = elapsedOn(this.#clock);
+      // A task claimed ahead starts now: its attempt counts from here.
+      const task = leased.task.startedAt !== null
+        ? leased.task
+        : { ...leased.task, attempts: leased.task.attempts + 1, startedAt: started };
+      const running: Running = {
+        task,
+        fence: { id: task.id, leaseToken },
+        abort: new TaskAbort(),
+        lost: null,
+        over: false,
+      };
+      this.#running.set(task.id, running);
+      this.#keeper.start();
       if (leased.task.startedAt === null) {
         const mayStart = this.#fetcher.mayStart(leased);
         if (!(mayStart instanceof Promise ? await mayStart : mayStart)) {
@@ -147,7 +147,7 @@ export class Dispatcher {
       this.#state.fatal ??= error;
       this.#state.stopping = true;
     } finally {
-      this.#running.delete(task.id);
+      this.#running.delete(leased.task.id);
       if (this.#running.size === 0 && !this.#state.inLoop) this.#keeper.stop();
       this.#inFlight--;
       this.#waker.wake();

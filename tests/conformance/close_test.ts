@@ -23,6 +23,8 @@ describeEachStore("closing a store", (it) => {
       ["taskInsertMany", () => store.taskInsertMany([newTask(), newTask()], T0)],
       ["taskStats", () => store.taskStats(T0)],
       ["taskPending", () => store.taskPending(T0)],
+      // Answered at once while open, from what the store last read.
+      ["queuePausedNames", () => store.queuePausedNames()],
     ];
     for (const [name, call] of calls) {
       // A rejection, not a throw: callers await these.

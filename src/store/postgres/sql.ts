@@ -44,7 +44,10 @@ export class PreparedSql {
     this.#params = params;
   }
 
-  /** The statement with `values` in its placeholders; arrays go as {@link arrayText}. */
+  /**
+   * The statement with `values` in its placeholders. Arrays go as {@link arrayText}: every placeholder given
+   * an array must be cast to `bigint[]` or `text[]` (JSON goes as its text, never as an array).
+   */
   bind(values: Record<string, unknown>): Statement {
     const params = fillPlaceholders(this.#params, values);
     for (let i = 0; i < params.length; i++) {

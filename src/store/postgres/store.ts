@@ -392,7 +392,10 @@ export class PostgresStore implements Store {
     types?: readonly string[],
     queues?: readonly string[],
   ): Promise<{ runnable: number; running: number }> {
-    return this.#again((late) => pending(this.#conn, now + late, types, queues));
+    return this.#again(async (late) => {
+      const paused = await this.queuePausedNames();
+      return pending(this.#conn, now + late, [...paused], types, queues);
+    });
   }
 
   taskWaiting(now: number, types?: readonly string[], queues?: readonly string[]): Promise<WaitingTasks> {
@@ -495,6 +498,8 @@ export class PostgresStore implements Store {
     this.#reconnect.close();
     this.#notifications.close();
     this.#finished.close();
+    // Asked again, the paused queues are read, and the read rejects as every call after close does.
+    this.#heldNames.invalidate();
     return this.#closed ??= this.#conn.end();
   }
 }

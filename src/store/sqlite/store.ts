@@ -387,6 +387,8 @@ export class SqliteStore implements Store {
   close(): Promise<void> {
     // Once: a shared connection counts its users, and this store is one of them however often it closes.
     if (this.#closed === undefined) {
+      // Asked again, the paused queues are read, and the read rejects as every call after close does.
+      this.#heldNames.invalidate();
       try {
         this.#conn.release();
         this.#closed = Promise.resolve();
