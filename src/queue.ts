@@ -140,12 +140,14 @@ export class Queue {
    * @throws {DependencyError} when `dependsOn` names a task that does not exist
    * @throws {TypeError | RangeError} for an option that makes no sense, or a `tx` that cannot be used
    */
-  async enqueue(
+  // The enqueue forms give their work's own promise (it is async: anything thrown rejects it), with no
+  // hop of their own on the path a single enqueue takes.
+  enqueue(
     type: string,
     payload: unknown = {},
     options: EnqueueOptions & WriteOptions = {},
   ): Promise<EnqueuedTask> {
-    return await enqueuing.enqueue(this.#context, type, payload, options);
+    return enqueuing.enqueue(this.#context, type, payload, options);
   }
 
   /**
@@ -160,11 +162,11 @@ export class Queue {
    * Like {@link enqueueMany}, and says for each task whether it was created or already existed, and then by
    * which key (`matchedKey`: `"idempotencyKey"` or `"unique"`).
    */
-  async enqueueManyDetailed(
+  enqueueManyDetailed(
     items: readonly EnqueueItem[],
     options: WriteOptions = {},
   ): Promise<EnqueueOutcome[]> {
-    return await enqueuing.enqueueManyDetailed(this.#context, items, options);
+    return enqueuing.enqueueManyDetailed(this.#context, items, options);
   }
 
   /**
@@ -172,11 +174,11 @@ export class Queue {
    * whether it was created (false: its idempotency key was taken or its `unique` key held, by the task with
    * that id; `matchedKey` says which). Building the tasks would cost such a load about a twentieth of its time.
    */
-  async enqueueManyIds(
+  enqueueManyIds(
     items: readonly EnqueueItem[],
     options: WriteOptions = {},
   ): Promise<{ id: number; created: boolean; matchedKey?: MatchedKey | undefined }[]> {
-    return await enqueuing.enqueueManyIds(this.#context, items, options);
+    return enqueuing.enqueueManyIds(this.#context, items, options);
   }
 
   /**
