@@ -26,9 +26,13 @@ export interface Sizes {
   /** S5: how long the worker idles before its CPU use is sampled, and over how long. */
   idleSettleMs: number;
   idleWindowMs: number;
-  /** S6: completed tasks at the first memory sample, and in all. */
+  /**
+   * S6: completed tasks where the first window of memory readings starts, and in all (where the last one
+   * ends); and how many completions each window spans.
+   */
   memoryFirst: number;
   memoryTotal: number;
+  memoryWindow: number;
 }
 
 export const FULL: Sizes = {
@@ -42,6 +46,7 @@ export const FULL: Sizes = {
   idleWindowMs: 3_000,
   memoryFirst: 10_000,
   memoryTotal: 200_000,
+  memoryWindow: 20_000,
 };
 
 /** For CI: every scenario once, small enough to finish in seconds. */
@@ -56,6 +61,7 @@ export const TINY: Sizes = {
   idleWindowMs: 1_000,
   memoryFirst: 1_000,
   memoryTotal: 5_000,
+  memoryWindow: 1_000,
 };
 
 /** A goal for a figure. An exact ("=") target is a correctness count, which every run must meet. */

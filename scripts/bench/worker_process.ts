@@ -9,6 +9,7 @@
 import { basename } from "node:path";
 import { type BenchContext, eachRun, type Goal, type Measured, perSecond, type Scenario } from "./context.ts";
 import { assertClean, type Child, exitWithin, residentKiB, withChildren, within } from "./processes.ts";
+import { MemoryWindows } from "./memory_windows.ts";
 import { seedQueue } from "./queue_files.ts";
 
 /** Long enough for a slow drain, short enough that a worker that never exits fails the scenario. */
@@ -135,21 +136,22 @@ export const drainProcesses = (processes: number, goal: Goal): Scenario => async
 };
 
 /**
- * S6: one worker drains a long queue with `--json`; its resident memory is read when the completions it
- * reports reach `memoryFirst`, and again once all are reported. The worker runs without --until-empty,
- * so that it is still there to be measured at the end; SIGTERM then stops it.
+ * S6: one worker drains a long queue with `--json`; its resident memory is read every few completions it
+ * reports over a window from `memoryFirst` on, and again over the last window, up to the last completion
+ * (see memory_windows.ts for why not once at each end). The growth is the difference of the windows'
+ * medians. The worker runs without --until-empty, so that it is still there to be measured at the end;
+ * SIGTERM then stops it.
  */
 export async function drainMemory(ctx: BenchContext): Promise<Measured[]> {
-  const { memoryFirst: first, memoryTotal: total } = ctx.sizes;
+  const { memoryFirst: first, memoryTotal: total, memoryWindow: window } = ctx.sizes;
   const runs = await eachRun(ctx.sizes.runs, async () => {
+    const readings = new MemoryWindows(first, total, window);
     const location = await ctx.db.create("s6");
     try {
       await seedQueue(location, total);
       await ctx.db.settle(location);
       return await withChildren(async (startChild) => {
         let completed = 0;
-        let atFirst: number | undefined;
-        let atEnd: number | undefined;
         let allReported!: () => void;
         const reported = new Promise<void>((resolve) => (allReported = resolve));
         const worker = startChild(ctx.binary, ["run", "--json", "--db", location], {
@@ -160,12 +162,9 @@ export async function drainMemory(ctx: BenchContext): Promise<Measured[]> {
             // output, so the event is spelt exactly so.
             if (!line.includes('"event":"completed"')) return;
             completed++;
-            // The worker writes its events in groups, so the first sample lands at or just after `first`.
-            if (completed >= first && atFirst === undefined) atFirst = residentKiB(worker.pid);
-            if (completed === total) {
-              atEnd = residentKiB(worker.pid);
-              allReported();
-            }
+            // The worker writes its events in groups: a reading is of the process at or just after it.
+            if (readings.wants(completed)) readings.record(completed, residentKiB(worker.pid));
+            if (completed === total) allReported();
           },
         });
         const exitedEarly = worker.done.then((exit) => {
@@ -180,10 +179,7 @@ export async function drainMemory(ctx: BenchContext): Promise<Measured[]> {
         worker.signal("SIGTERM");
         const exit = await exitWithin(worker, 30_000, "the S6 worker after SIGTERM");
         assertClean(exit, worker, "prismq run --json");
-        if (atFirst === undefined || atEnd === undefined) {
-          throw new Error("the worker's memory was not sampled");
-        }
-        return { first: atFirst / 1024, end: atEnd / 1024 };
+        return readings.medians();
       });
     } finally {
       await ctx.db.remove(location);
@@ -193,24 +189,25 @@ export async function drainMemory(ctx: BenchContext): Promise<Measured[]> {
   return [
     {
       id: "S6",
-      label: `memory: RSS growth of one worker from ${at(first)} to ${at(total)} completed tasks`,
+      label: `memory: RSS growth of one worker from ${at(first)} to ${at(total)} completed tasks ` +
+        `(medians over ${at(window)} tasks at each end)`,
       unit: "MiB",
       runs: runs.map((run) => run.end - run.first),
       target: { op: "<", value: 20 },
     },
     {
       id: "S6.rssFirst",
-      label: `memory: worker RSS at ${at(first)} completed`,
+      label: `memory: worker RSS from ${at(first)} to ${at(first + window)} completed, median`,
       unit: "MiB",
       runs: runs.map((run) => run.first),
-      details: { completed: first },
+      details: { from: first, to: first + window },
     },
     {
       id: "S6.rssEnd",
-      label: `memory: worker RSS at ${at(total)} completed`,
+      label: `memory: worker RSS from ${at(total - window)} to ${at(total)} completed, median`,
       unit: "MiB",
       runs: runs.map((run) => run.end),
-      details: { completed: total },
+      details: { from: total - window, to: total },
     },
   ];
 }
