@@ -26,7 +26,8 @@ import {
   type TracerProvider,
 } from "@opentelemetry/api";
 import { NonRetryableError, Queue, TaskHandlerRegistry, WorkerEngine } from "../mod.ts";
-import { loadAttemptTracer } from "../src/worker/tracing.ts";
+import * as otel from "@opentelemetry/api";
+import { attemptTracer, loadAttemptTracer, type OtelApi } from "../src/worker/tracing.ts";
 import { deferred, REPO, untilAborted, withDb } from "./_helpers.ts";
 
 /** A span as the in-memory exporter keeps it once ended. */
@@ -229,5 +230,26 @@ test("a worker in a process where @opentelemetry/api cannot be found runs its ta
     assert.equal(result.stats.failed, 1);
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("until an application registers a tracer provider, no span is made; once it does, spans are", () => {
+  const tracer = attemptTracer(otel as unknown as OtelApi);
+  const task = { id: 1, type: "t", queue: "default", attempts: 1 } as Parameters<typeof tracer.start>[0];
+  trace.disable();
+  assert.equal(
+    tracer.start(task, "w"),
+    null,
+    "no provider: the API's proxy has no tracer, and no span is made",
+  );
+  const provider = new MemoryTracerProvider();
+  assert.ok(trace.setGlobalTracerProvider(provider));
+  try {
+    const span = tracer.start(task, "w");
+    assert.ok(span !== null, "a provider registered after the tracer was made is used");
+    span.end({ id: 1, leaseToken: "x", status: "completed" }, null);
+    assert.deepEqual(provider.exporter.finished.map((finished) => finished.name), ["process t"]);
+  } finally {
+    trace.disable();
   }
 });

@@ -103,6 +103,7 @@ export class Executor {
     // One span per attempt, ended however it ends (the attempt never rejects): a timeout or a cancel
     // ends it too, as the handler's abort ends the attempt.
     const span = tracer.start(running.task, this.#workerId);
+    if (span === null) return attempt;
     return attempt.then((finish) => {
       span.end(finish, running.lost);
       return finish;

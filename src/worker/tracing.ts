@@ -32,7 +32,11 @@ interface OtelTracer {
 
 /** What PrismQ uses of `@opentelemetry/api`. */
 export interface OtelApi {
-  trace: { getTracer(name: string, version?: string): OtelTracer };
+  trace: {
+    getTracer(name: string, version?: string): OtelTracer;
+    /** The global provider: the API's proxy, whose tracer is undefined until an application registers one. */
+    getTracerProvider?(): { getDelegateTracer?(name: string): OtelTracer | undefined };
+  };
   SpanStatusCode: { ERROR: number };
   SpanKind: { CONSUMER: number };
 }
@@ -43,9 +47,9 @@ export interface AttemptSpan {
   end(finish: Finish, lost: Error | null): void;
 }
 
-/** Starts the span of each attempt. */
+/** Starts the span of each attempt: none (null) while no application has registered a tracer provider. */
 export interface AttemptTracer {
-  start(task: Task, workerId: string): AttemptSpan;
+  start(task: Task, workerId: string): AttemptSpan | null;
 }
 
 /** Imports `@opentelemetry/api`: rejects when it is not installed. */
@@ -84,8 +88,15 @@ async function tracerFrom(load: OtelImport): Promise<AttemptTracer | null> {
 export function attemptTracer(api: OtelApi): AttemptTracer {
   return {
     start(task, workerId) {
-      // Looked up per span: the application may register its provider after the worker started.
-      const span = api.trace.getTracer(SCOPE).startSpan(`process ${task.type}`, {
+      // Looked up per span: the application may register its provider after the worker started. Until it
+      // does, the API's proxy has no tracer, and a span would record nothing: none is made (building one
+      // cost a worker about a microsecond and 250 bytes a task).
+      const provider = api.trace.getTracerProvider?.();
+      const tracer = typeof provider?.getDelegateTracer === "function"
+        ? provider.getDelegateTracer(SCOPE)
+        : api.trace.getTracer(SCOPE);
+      if (tracer === undefined) return null;
+      const span = tracer.startSpan(`process ${task.type}`, {
         kind: api.SpanKind.CONSUMER,
         attributes: {
           "prismq.task.id": task.id,
