@@ -1,6 +1,8 @@
 /**
  * An idle worker learns of tasks that another process enqueues by watching the database file's write-ahead
- * log, not by polling; on an in-memory database, where there is no log to watch, it runs as before.
+ * log, not by polling; on an in-memory database, where there is no log to watch, it runs as before. Woken by
+ * any commit to the file, it looks before it claims, so as not to take the write lock for nothing; woken by
+ * PostgreSQL's notification that tasks were queued, it claims at once.
  *
  * @module
  */
@@ -10,6 +12,7 @@ import { Queue, QueueDatabase, type Task, WorkerEngine } from "../mod.ts";
 import type { LeasedTask } from "../src/store/store.ts";
 import { storeOf } from "../src/store/store_of.ts";
 import { deferred, REPO, waitFor, withDb } from "./_helpers.ts";
+import { freshDatabase, postgresUnavailable } from "./_postgres.ts";
 
 const ENQUEUE_ONE = new URL("./fixtures/enqueue_one.ts", import.meta.url).pathname;
 /** Far longer than any test here may take: a task run before it was up was not found by polling. */
@@ -34,6 +37,39 @@ function firstEmptyClaim(db: QueueDatabase): Promise<void> {
     };
   }
   return empty.promise;
+}
+
+/**
+ * The worker's looks (`taskPending`) and claims on `db`'s store, in the order they were called, and
+ * `leased` when a claim answered with tasks.
+ */
+function looksAndClaims(db: QueueDatabase): string[] {
+  const calls: string[] = [];
+  const store = storeOf(db) as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
+  const original = (name: string) => store[name]!.bind(storeOf(db));
+  const taskPending = original("taskPending");
+  store.taskPending = (...args) => {
+    calls.push("look");
+    return taskPending(...args);
+  };
+  // A store's taskRecordAndClaim may call its taskClaim: one claim, counted once.
+  let claiming = 0;
+  for (const name of ["taskClaim", "taskRecordAndClaim"]) {
+    const claim = original(name);
+    store[name] = async (...args) => {
+      if (claiming > 0) return await claim(...args);
+      claiming++;
+      try {
+        calls.push("claim");
+        const result = await claim(...args) as LeasedTask[] | { leased: LeasedTask[] };
+        if ((Array.isArray(result) ? result : result.leased).length > 0) calls.push("leased");
+        return result;
+      } finally {
+        claiming--;
+      }
+    };
+  }
+  return calls;
 }
 
 /** Enqueues one task from a separate Deno process and returns it once that process has exited. */
@@ -134,3 +170,72 @@ test("a task this process enqueues while the worker is between an empty claim an
     await db.close();
   }
 });
+
+test("an idle worker woken by a commit to the file that queues nothing it runs looks, and does not claim", async () => {
+  await withDb(async (db, path) => {
+    const calls = looksAndClaims(db);
+    const idle = firstEmptyClaim(db);
+    const ran: Task[] = [];
+    const worker = new WorkerEngine({ db, workerId: "w1", pollIntervalMs: POLL_MS, types: ["mine"] });
+    const loop = worker.runLoop({ taskHandler: (task) => void ran.push(task) });
+    try {
+      await Promise.race([idle, loop]);
+      calls.length = 0;
+      await enqueueFromAnotherProcess(path, "theirs", {});
+      const mine = await enqueueFromAnotherProcess(path, "mine", {});
+      await waitFor(() => ran.length > 0, RUN_DEADLINE_MS, "the worker to run its task");
+      assert.equal(ran[0]!.id, mine.id);
+    } finally {
+      await worker.stop();
+    }
+    await loop;
+    const beforeLeased = calls.slice(0, calls.indexOf("leased"));
+    assert.ok(beforeLeased.includes("look"), `it looked: ${calls.join(", ")}`);
+    assert.deepEqual(
+      beforeLeased.filter((call) => call === "claim"),
+      ["claim"],
+      `only the claim that took its task took the write lock: ${calls.join(", ")}`,
+    );
+  });
+});
+
+test(
+  "on PostgreSQL, an idle worker woken by the notification that a task was queued claims it without looking first",
+  { skip: postgresUnavailable() },
+  async () => {
+    const database = await freshDatabase();
+    const db = new QueueDatabase(database.url);
+    // Another handle: its enqueue wakes the worker by the server's notification alone.
+    const other = new QueueDatabase(database.url);
+    try {
+      await db.initializeSchema();
+      const calls = looksAndClaims(db);
+      const idle = firstEmptyClaim(db);
+      const ran: Task[] = [];
+      const worker = new WorkerEngine({ db, workerId: "w1", pollIntervalMs: POLL_MS });
+      const loop = worker.runLoop({ taskHandler: (task) => void ran.push(task) });
+      try {
+        await Promise.race([idle, loop]);
+        calls.length = 0;
+        // Sent before the worker's LISTEN is in force, it goes unheard, and the call the store makes once the
+        // LISTEN takes effect wakes the worker instead: either way it is told that tasks were queued.
+        const task = await new Queue(other).enqueue("wake", {});
+        await waitFor(() => ran.length > 0, RUN_DEADLINE_MS, "the worker to run the task");
+        assert.equal(ran[0]!.id, task.id);
+      } finally {
+        await worker.stop();
+      }
+      assert.equal((await loop).completed, 1);
+      assert.ok(calls.includes("leased"), calls.join(", "));
+      assert.deepEqual(
+        calls.slice(0, calls.indexOf("leased")).filter((call) => call === "look"),
+        [],
+        calls.join(", "),
+      );
+    } finally {
+      await other.close();
+      await db.close();
+      await database.drop();
+    }
+  },
+);

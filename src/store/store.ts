@@ -26,8 +26,8 @@
  *   with `DatabaseError`; the methods that name other errors below throw only those. A refused fence, or
  *   a task that is gone, is an answer, not an error.
  * - **Capabilities.** Some members are optional ({@link Store.serverTime}, {@link Store.backupTo},
- *   {@link Store.watchCommits}, {@link Store.leaderElect}): a store that cannot do that simply lacks the
- *   member, and callers check.
+ *   {@link Store.watchCommits}, {@link Store.exactCommitTopics}, {@link Store.leaderElect}): a store that
+ *   cannot do that simply lacks the member, and callers check.
  *
  * @module
  */
@@ -347,6 +347,14 @@ export interface Store {
    * commits, and callers still poll. Absent where the database gives no such signal.
    */
   readonly watchCommits?: ((topic: CommitTopic, listener: () => void) => () => void) | undefined;
+  /**
+   * CAPABILITY, with {@link Store.watchCommits}: true where its listeners are called only after commits of
+   * their topic, never for others (a claim, a completion, a heartbeat), and once more each time the store
+   * starts listening, for what committed before. An idle worker woken by `"tasks"` then claims at once:
+   * the look it takes first elsewhere (is anything runnable?) would tell it only what the call did. Absent
+   * where a listener is called for every commit (a file's write-ahead log changes with each one).
+   */
+  readonly exactCommitTopics?: true | undefined;
 
   /**
    * CAPABILITY. Elects a leader for work the fleet does once (reaping now): takes or renews the lease of

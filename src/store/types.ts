@@ -282,7 +282,7 @@ export interface SqlResult {
 /**
  * What `Store.watchCommits` can watch. `"tasks"`: tasks were added or became runnable, for idle workers.
  * `"finished"`: tasks finished (completed, failed, cancelled), for `Queue.waitFor`. A store may call a
- * listener of either for any commit.
+ * listener of either for any commit, unless it has `Store.exactCommitTopics`.
  */
 export type CommitTopic = "tasks" | "finished";
 

@@ -1,8 +1,9 @@
 /**
  * The run loop and its idle policy: while slots are free, claim (with tasks claimed ahead when handlers are
  * quick), start what was claimed, and when nothing is runnable sleep until woken or until the next poll. An
- * idle worker woken by another process's commit looks before it claims, and an `untilEmpty` loop ends once
- * nothing is runnable or running. However it ends, it hands back what it holds before it resolves.
+ * idle worker woken by another process's commit looks before it claims (unless the store said that the
+ * commit queued tasks), and an `untilEmpty` loop ends once nothing is runnable or running. However it ends,
+ * it hands back what it holds before it resolves.
  *
  * @module
  */
@@ -49,7 +50,7 @@ export interface LoopParts {
   events: WorkerEvents;
 }
 
-type LoopStore = Pick<Store, "watchCommits" | "workerDelete">;
+type LoopStore = Pick<Store, "watchCommits" | "exactCommitTopics" | "workerDelete">;
 
 export class Loop {
   readonly #db: QueueDatabase;
@@ -92,7 +93,11 @@ export class Loop {
       await keeper.heartbeat();
       // After a first write, so that the file's write-ahead log exists to be watched. A store without
       // commit notifications leaves the loop to poll, as it does anyway.
-      const unwatch = this.#store.watchCommits?.("tasks", () => waker.wakeFromEventLoop()) ?? (() => {});
+      const exact = this.#store.exactCommitTopics === true;
+      const unwatch = this.#store.watchCommits?.(
+        "tasks",
+        exact ? () => waker.tasksQueued() : () => waker.wakeFromEventLoop(),
+      ) ?? (() => {});
       const unlisten = this.#db.onTasksAvailable(() => waker.wake());
       unsubscribe = () => {
         unwatch();
@@ -112,7 +117,7 @@ export class Loop {
           continue;
         }
         iterations++;
-        waker.looking();
+        const queued = waker.looking();
         // Outcomes of the tasks just run go with the claim, in its transaction, instead of just before it.
         const claimMade = fetcher.claimComing();
         let claimed: LeasedTask[];
@@ -121,8 +126,10 @@ export class Loop {
           await reaper.reapIfDue();
           const ahead = maxIterations === undefined ? fetcher.prefetchTarget() : 0;
           // An idle worker woken by any commit first looks without writing: a claim takes the write lock,
-          // which would slow the workers that are busy.
-          const worthClaiming: boolean = !idle || (await fetcher.pending(this.#clock.now())).runnable > 0;
+          // which would slow the workers that are busy. Told that tasks were queued, it claims at once: the
+          // look would say no more, and cost a round trip before every task an idle worker starts.
+          const worthClaiming: boolean = !idle || queued ||
+            (await fetcher.pending(this.#clock.now())).runnable > 0;
           claimed = worthClaiming ? await fetcher.claim(free + ahead, free) : [];
         } finally {
           claimMade();

@@ -22,6 +22,8 @@ export class Waker {
   #woken = false;
   /** Set by wake-ups that come from the event loop itself (timers, file events). */
   #turned = false;
+  /** Set by a store's word that tasks were queued since the loop last looked for work. */
+  #queued = false;
   #lastYield = 0;
 
   constructor(state: RunState) {
@@ -57,15 +59,30 @@ export class Waker {
     else this.#woken = true;
   }
 
-  /** The loop is about to look for work: what it finds answers every wake-up so far. */
-  looking(): void {
+  /**
+   * The loop is about to look for work: what it finds answers every wake-up so far. Returns whether one of
+   * them was {@link tasksQueued}.
+   */
+  looking(): boolean {
     this.#woken = false;
+    const queued = this.#queued;
+    this.#queued = false;
+    return queued;
   }
 
   /** {@link wake}, from a callback of the event loop itself (a file event): no need to yield before claiming. */
   wakeFromEventLoop(): void {
     this.#turned = true;
     this.wake();
+  }
+
+  /**
+   * {@link wakeFromEventLoop}, for a notification that means tasks were queued, and nothing else (see
+   * `Store.exactCommitTopics`): reason enough to claim without looking first.
+   */
+  tasksQueued(): void {
+    this.#queued = true;
+    this.wakeFromEventLoop();
   }
 
   /**

@@ -24,6 +24,8 @@ export type Capability =
   | "backup"
   /** `watchCommits` calls its listener after commits. */
   | "commitNotifications"
+  /** `exactCommitTopics`: `watchCommits` calls a listener only after commits of its topic. */
+  | "exactCommitTopics"
   /** A second handle on the same database sees what the first committed (`reopen`). */
   | "secondHandle"
   /** `serverTime` reads the clock of the database's server. */
@@ -150,13 +152,18 @@ function sqliteStore(location: string, engine: Engine): Store {
 
 const LOCAL_CLOCK = "an embedded database has no server: every process using it reads this machine's clock";
 const NO_LEADER = "SQLite stores elect no leader: every worker reaps expired leases itself, as before";
+const NO_NOTIFICATIONS = "a store without commit notifications has no topics to tell apart";
 
 /** A file database on one SQLite engine, in a folder of its own. */
 function fileHarness(name: string, engine: Engine | string): StoreHarness {
   return {
     name,
     unavailable: typeof engine === "string" ? engine : undefined,
-    lacks: { serverTime: LOCAL_CLOCK, leader: NO_LEADER },
+    lacks: {
+      serverTime: LOCAL_CLOCK,
+      leader: NO_LEADER,
+      exactCommitTopics: "the write-ahead log changes with every commit, whatever it changed",
+    },
     open: (options = {}) =>
       building(async (made) => {
         if (typeof engine === "string") throw new Error(`${name} is unavailable: ${engine}`);
@@ -191,6 +198,7 @@ function memoryHarness(engine: Engine): StoreHarness {
     unavailable: undefined,
     lacks: {
       commitNotifications: "an in-memory database has no write-ahead log to watch, so no commit is signalled",
+      exactCommitTopics: NO_NOTIFICATIONS,
       secondHandle: "every connection to :memory: opens a database of its own",
       serverTime: LOCAL_CLOCK,
       leader: NO_LEADER,
@@ -233,6 +241,7 @@ function remoteHarness(): StoreHarness {
     lacks: {
       backup: "a libSQL server holds no file on this machine to copy, so the store has no backupTo",
       commitNotifications: "a libSQL server sends no commit signal; its callers poll",
+      exactCommitTopics: NO_NOTIFICATIONS,
       leader: NO_LEADER,
     },
     open: (options = {}) =>

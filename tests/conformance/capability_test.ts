@@ -118,6 +118,29 @@ describeEachStore("commit notifications", (it) => {
     watching.stop();
   });
 
+  it(
+    "with exact topics, a listener is called once the store starts listening, then after a commit that queues tasks",
+    {
+      needs: ["commitNotifications", "exactCommitTopics"],
+    },
+    async ({ store }) => {
+      // That claims and completions call no listener of "tasks" is checked where the channel's payloads tell
+      // the notifications apart (postgres_store_test.ts): here no call says which commit it follows.
+      let listener = () => {};
+      const stop = store.watchCommits!("tasks", () => listener());
+      try {
+        const nextCall = () => called((own) => ((listener = own), () => {}));
+        const listening = nextCall();
+        await listening.done;
+        const queued = nextCall();
+        await insert(store, 1);
+        await queued.done;
+      } finally {
+        stop();
+      }
+    },
+  );
+
   it("a store without commit notifications has no watchCommits, and works on without it", {
     lacking: "commitNotifications",
   }, async ({ store }) => {
@@ -134,6 +157,9 @@ describeEachStore("capabilities", (it) => {
       assert.equal(typeof store[member] === "function", claimed, `${capability} (${member})`);
       if (!claimed) assert.equal(store[member], undefined, member);
     }
+    const exact = lacks.exactCommitTopics === undefined;
+    assert.equal(store.exactCommitTopics, exact ? true : undefined, "exactCommitTopics");
+    assert.ok(!exact || typeof store.watchCommits === "function", "exact topics come with watchCommits");
     assert.equal(typeof store.kind, "string");
     assert.ok(store.kind.length > 0);
     return Promise.resolve();

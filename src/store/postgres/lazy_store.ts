@@ -98,6 +98,9 @@ export class LazyPostgresStore implements Store {
   readonly leaderResign = (name: string, leaderId: string): Promise<boolean> =>
     this.#call((s) => s.leaderResign(name, leaderId));
 
+  /** As the store it loads: a property of its channels and triggers, known before anything is loaded. */
+  readonly exactCommitTopics = true;
+
   readonly watchCommits = (topic: CommitTopic, listener: () => void): () => void => {
     let stop: (() => void) | undefined;
     let stopped = false;

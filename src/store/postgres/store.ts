@@ -493,6 +493,12 @@ export class PostgresStore implements Store {
     return (topic === "finished" ? this.#finished : this.#notifications).watch(listener);
   }
 
+  /**
+   * Each topic has a channel of its own, notified by triggers on the changes of that topic alone (migrations
+   * 2 and 5), and `Notifications` calls the listeners once more each time its LISTEN takes effect.
+   */
+  readonly exactCommitTopics = true;
+
   /** Closes the pool, letting queries under way finish (for at most five seconds). */
   close(): Promise<void> {
     this.#reconnect.close();

@@ -108,6 +108,8 @@ export class SqliteStore implements Store {
    * makes no difference). In memory there is no log; a libSQL server sends no such signal.
    */
   readonly watchCommits: ((topic: CommitTopic, listener: () => void) => () => void) | undefined;
+  /** Never: a file's write-ahead log changes with every commit, whatever it changed. */
+  readonly exactCommitTopics: undefined = undefined;
 
   constructor(connection: Connection) {
     this.#conn = connection;
