@@ -249,6 +249,17 @@ test("an enqueue joins a Drizzle transaction on postgres-js, keyed tasks include
     assert.deepEqual(result.map((r) => r.created), [true, false]);
     assert.equal(result[1]!.existing?.id, result[0]!.id);
     assert.equal(result[1]!.existing?.createdAt, 9);
+    // One task alone goes in by the store's compiled INSERT, given to Drizzle as its SQL again.
+    const [alone] = await db.transaction(async (tx) =>
+      await store.taskInsertManyWithin(tx, [TASK], 8, false)
+    );
+    assert.equal(alone!.created, true);
+    const stored = await store.taskGet(alone!.id);
+    assert.deepEqual([stored?.payload, stored?.createdAt, stored?.status], [
+      { b: 1, a: [1.5, 2] },
+      8,
+      "queued",
+    ]);
     await assert.rejects(
       db.transaction(async (tx) => {
         await store.taskInsertManyWithin(tx, [TASK], 10, false);
@@ -256,7 +267,7 @@ test("an enqueue joins a Drizzle transaction on postgres-js, keyed tasks include
       }),
       /boom/,
     );
-    assert.equal((await store.taskList({ limit: 10, offset: 0 })).length, 1);
+    assert.equal((await store.taskList({ limit: 10, offset: 0 })).length, 2);
   });
 });
 

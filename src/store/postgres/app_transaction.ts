@@ -12,10 +12,10 @@ import { PgDatabase } from "drizzle-orm/pg-core";
 import { invalidType } from "../../errors.ts";
 import type { SqlTransaction } from "../store.ts";
 import type { PgConnection, TransactionSql } from "./connection.ts";
-import { compile } from "./sql.ts";
+import { compile, drizzleSql, type Statement } from "./sql.ts";
 
-/** Runs one statement and gives its rows as objects. */
-export type SqlRunner = (query: SQL) => Promise<Record<string, unknown>[]>;
+/** Runs one statement (Drizzle SQL, or one compiled already) and gives its rows as objects. */
+export type SqlRunner = (query: SQL | Statement) => Promise<Record<string, unknown>[]>;
 
 /** The hidden side of the transactions PrismQ hands out: the store they belong to, and raw access. */
 const OWN_TRANSACTION = Symbol("prismq.postgresTransaction");
@@ -86,14 +86,14 @@ export async function adoptTransaction(
   let run: SqlRunner;
   if (isPostgresJsTransaction(handle)) {
     run = async (query) => {
-      const { text, params } = compile(query);
+      const { text, params } = "text" in query ? query : compile(query);
       return [...await handle.unsafe(text, params as never[])] as Record<string, unknown>[];
     };
   } else if (is(handle, PgDatabase)) {
     // deno-lint-ignore no-explicit-any
     const drizzle = handle as PgDatabase<any, any, any>;
     run = async (query) => {
-      const result = await drizzle.execute(query) as unknown;
+      const result = await drizzle.execute("text" in query ? drizzleSql(query) : query) as unknown;
       // postgres-js gives the rows; node-postgres a result holding them.
       return (Array.isArray(result) ? result : (result as { rows: Record<string, unknown>[] }).rows);
     };

@@ -59,6 +59,18 @@ export class PreparedSql {
 }
 
 /**
+ * A compiled statement as Drizzle SQL again, for a runner that takes nothing else (an application's Drizzle
+ * database): the text between parameters verbatim, each `$n` bound to its value. Only for statements this
+ * store compiled, whose text holds no `$` but its parameters'.
+ */
+export function drizzleSql({ text, params }: Statement): SQL {
+  const parts = text.split(/\$(\d+)/);
+  return sql.join(
+    parts.map((part, i) => (i % 2 === 0 ? sql.raw(part) : sql`${new Param(params[Number(part) - 1])}`)),
+  );
+}
+
+/**
  * An array as one parameter (Drizzle's `sql` tag would spread it into a list), for `unnest` or `= ANY`.
  * Its type is the cast written after it, such as `${array(ids)}::bigint[]`.
  */

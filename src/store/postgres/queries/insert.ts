@@ -29,7 +29,7 @@ import {
   TASK_JSON,
 } from "../columns.ts";
 import type { SqlRunner } from "../app_transaction.ts";
-import { array } from "../sql.ts";
+import { array, p, PreparedSql, type Statement } from "../sql.ts";
 
 /**
  * A value of an inserted column, as SQL: JSON (the payload, a retry policy) goes in as text and is stored
@@ -41,17 +41,29 @@ function insertedValue(key: InsertKey, value: SQL): SQL {
     : sql`${value}::${sql.raw(INSERT_TYPES[key])}`;
 }
 
+/** The single INSERT, without and with `ON CONFLICT`, compiled once each. */
+const INSERT_ONE = new Map<boolean, PreparedSql>();
+
 /**
- * One task: its values bound one by one (the text is one of two, so the driver prepares each once). Only a
- * keyed task may conflict: the others skip the speculative insertion `ON CONFLICT` costs.
+ * One task: its values bound one by one, into one of two texts compiled once (building and compiling the
+ * Drizzle SQL took 0.1–0.2 ms of every enqueue), which the driver prepares once each. Only a keyed task may
+ * conflict: the others skip the speculative insertion `ON CONFLICT` costs.
  */
-function insertOneStatement(task: NewTask, now: number): SQL {
-  return sql`
+function insertOneStatement(task: NewTask, now: number): Statement {
+  const keyed = hasKey(task);
+  let prepared = INSERT_ONE.get(keyed);
+  if (prepared === undefined) {
+    prepared = new PreparedSql(sql`
     INSERT INTO task_queue (${INSERT_COLUMNS})
-    VALUES (${sql.join(INSERT_KEYS.map((key) => insertedValue(key, sql`${task[key]}`)), sql`, `)},
-      ${now}::bigint, ${now}::bigint)
-    ${hasKey(task) ? sql`ON CONFLICT DO NOTHING` : sql``}
-    RETURNING id::text AS id`;
+    VALUES (${sql.join(INSERT_KEYS.map((key) => insertedValue(key, sql`${p(key)}`)), sql`, `)},
+      ${p("now")}::bigint, ${p("now")}::bigint)
+    ${keyed ? sql`ON CONFLICT DO NOTHING` : sql``}
+    RETURNING id::text AS id`);
+    INSERT_ONE.set(keyed, prepared);
+  }
+  const values: Record<string, unknown> = { now };
+  for (const key of INSERT_KEYS) values[key] = task[key];
+  return prepared.bind(values);
 }
 
 /** The inserted columns but the payload, which always goes in as one JSON array. */
