@@ -8,7 +8,14 @@
  */
 import { type SQL, sql } from "drizzle-orm";
 import type { ClaimParams, ClaimStrategy, LeasedTask } from "../../store.ts";
-import { CLAIM_RETURNING, type ClaimRow, type ClaimSets, leasedTask } from "../columns.ts";
+import {
+  CLAIM_KEY,
+  CLAIM_RETURNING,
+  type ClaimRow,
+  type ClaimSets,
+  LEASE_TOKEN,
+  leasedTask,
+} from "../columns.ts";
 import { p, PreparedSql, type Statement, statusAllows } from "../sql.ts";
 import { HELD_QUEUES } from "./queues.ts";
 
@@ -88,10 +95,10 @@ function claimQuery(strategy: ClaimStrategy, typed: boolean, scope: ClaimScope):
   // 50,000 tasks in it). The rows come back in no order; `leasedFrom` puts them in the strategy's.
   prepared = new PreparedSql(sql`
     WITH l AS (${locked}),
-    s AS (SELECT ARRAY(SELECT id FROM l ORDER BY ${order} LIMIT ${p("start")}::bigint) AS ids)
+    s AS (SELECT ARRAY(SELECT id FROM l ORDER BY ${order} LIMIT ${p("start")}::bigint) AS ids, ${CLAIM_KEY})
     UPDATE task_queue t SET
       status = 'running', attempts = t.attempts + CASE WHEN t.id = ANY(s.ids) THEN 1 ELSE 0 END,
-      locked_by = ${p("workerId")}::text, lease_token = left(md5(gen_random_uuid()::text), 24),
+      locked_by = ${p("workerId")}::text, lease_token = ${LEASE_TOKEN},
       lease_until = ${p("leaseUntil")}::bigint,
       started_at = CASE WHEN t.id = ANY(s.ids) THEN ${p("now")}::bigint END, updated_at = ${p("now")}::bigint
     FROM s

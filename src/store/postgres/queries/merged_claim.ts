@@ -9,7 +9,7 @@
 import { type SQL, sql } from "drizzle-orm";
 import type { ClaimParams, ClaimStrategy } from "../../store.ts";
 import type { LimitedArm } from "../../limited_claim.ts";
-import { CLAIM_RETURNING } from "../columns.ts";
+import { CLAIM_KEY, CLAIM_RETURNING, LEASE_TOKEN } from "../columns.ts";
 import { p, PreparedSql, type Statement, statusAllows } from "../sql.ts";
 import { HELD_QUEUES } from "./queues.ts";
 
@@ -92,10 +92,10 @@ function mergedQuery(
     ahead AS (
       SELECT id FROM candidates WHERE id <> ALL(ARRAY(SELECT id FROM starters))
       ORDER BY ${merge} LIMIT ${p("ahead")}::bigint),
-    s AS (SELECT ARRAY(SELECT id FROM starters) AS ids)
+    s AS (SELECT ARRAY(SELECT id FROM starters) AS ids, ${CLAIM_KEY})
     UPDATE task_queue t SET
       status = 'running', attempts = t.attempts + CASE WHEN t.id = ANY(s.ids) THEN 1 ELSE 0 END,
-      locked_by = ${p("workerId")}::text, lease_token = left(md5(gen_random_uuid()::text), 24),
+      locked_by = ${p("workerId")}::text, lease_token = ${LEASE_TOKEN},
       lease_until = ${p("leaseUntil")}::bigint,
       started_at = CASE WHEN t.id = ANY(s.ids) THEN ${p("now")}::bigint END, updated_at = ${p("now")}::bigint
     FROM s
