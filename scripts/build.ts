@@ -44,7 +44,7 @@ const root = new URL("..", import.meta.url).pathname;
 const localDeno = join(root, "node_modules", ".bin", "deno");
 const check = spawnSync(
   existsSync(localDeno) ? localDeno : "deno",
-  ["check", "--quiet", "scripts/prismq.ts", "handlers/", "src/"],
+  ["check", "--quiet", "scripts/prismq.ts", "scripts/prismq_process.ts", "handlers/", "src/"],
   { cwd: root, stdio: "inherit" },
 );
 if (check.error) {

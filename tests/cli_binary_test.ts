@@ -6,7 +6,7 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { Queue, QueueDatabase, type Task } from "../mod.ts";
@@ -646,6 +646,43 @@ describe("the compiled prismq binary, from an empty folder", () => {
     assert.ok(r.stdout.length > 1_000_000, `only ${r.stdout.length} characters arrived`);
     const tasks = JSON.parse(r.stdout) as Task[];
     assert.equal(tasks.length, 10_000);
+  });
+
+  test("run starts itself again with JavaScriptCore's FTL off, same process; a variable the user set stays", async () => {
+    const cwd = emptyFolder();
+    const FTL = "BUN_JSC_useFTLJIT";
+    /** The variable as the running worker's environment has it (Linux: /proc/<pid>/environ). */
+    const ftlOf = (pid: number) =>
+      readFileSync(`/proc/${pid}/environ`, "utf8").split("\0").find((entry) => entry.startsWith(`${FTL}=`));
+    for (
+      const [env, expected] of [[baseEnv(), `${FTL}=0`], [{ ...baseEnv(), [FTL]: "1" }, `${FTL}=1`]] as const
+    ) {
+      const run = start(bin, ["run", "--worker-id", "jit", "--json"], { cwd, env });
+      try {
+        await waitFor(() => run.stdout.includes(" started: "), 30_000, "the worker to start");
+        assert.equal(ftlOf(run.child.pid!), expected);
+        const workers = await prismqJson<{ id: string; pid: number }[]>(cwd, ["workers"]);
+        assert.deepEqual(
+          workers.map((w) => [w.id, w.pid]),
+          [["jit", run.child.pid]],
+          "one worker, this process",
+        );
+        const enqueued = await prismq(cwd, ["enqueue", "noop", JSON.stringify({ sleepMs: 0 })]);
+        assert.equal(enqueued.code, 0, enqueued.stderr);
+        await waitFor(
+          () => jsonLines(run.stdout).some((e) => e.event === "completed"),
+          30_000,
+          "a task to run",
+        );
+        process.kill(run.child.pid!, "SIGTERM");
+        const exit = await within(60_000, "prismq run after SIGTERM", run.done);
+        assert.equal(exit.code, 0, exit.stderr);
+        assert.equal(exit.stderr, "");
+      } finally {
+        if (run.child.exitCode === null && run.child.signalCode === null) run.child.kill("SIGKILL");
+        await run.done.catch(() => {});
+      }
+    }
   });
 
   for (const signal of ["SIGTERM", "SIGINT"] as const) {

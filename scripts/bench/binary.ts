@@ -19,7 +19,7 @@ export function denoCommand(script: string): [string, string[]] {
 }
 
 /** What the binary is built from: a change to any of these makes dist/prismq stale. */
-const SOURCES = ["src", "handlers", "scripts/prismq.ts"];
+const SOURCES = ["src", "handlers", "scripts/prismq.ts", "scripts/prismq_process.ts"];
 
 const BUILD_TIMEOUT_MS = 300_000;
 
