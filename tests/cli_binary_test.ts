@@ -6,7 +6,7 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { Queue, QueueDatabase, type Task } from "../mod.ts";
@@ -648,25 +648,25 @@ describe("the compiled prismq binary, from an empty folder", () => {
     assert.equal(tasks.length, 10_000);
   });
 
-  test("run starts itself again with JavaScriptCore's FTL off, same process; a variable the user set stays", async () => {
+  test("run starts itself again with JavaScriptCore's FTL off: same process and name; a variable the user set stays", async () => {
     const cwd = emptyFolder();
     const FTL = "BUN_JSC_useFTLJIT";
+    // Started by a link of another name, as a deployment may: the restarted process keeps that name.
+    symlinkSync(bin, join(cwd, "myworker"));
     /** The variable as the running worker's environment has it (Linux: /proc/<pid>/environ). */
     const ftlOf = (pid: number) =>
       readFileSync(`/proc/${pid}/environ`, "utf8").split("\0").find((entry) => entry.startsWith(`${FTL}=`));
     for (
       const [env, expected] of [[baseEnv(), `${FTL}=0`], [{ ...baseEnv(), [FTL]: "1" }, `${FTL}=1`]] as const
     ) {
-      const run = start(bin, ["run", "--worker-id", "jit", "--json"], { cwd, env });
+      const run = start("./myworker", ["run", "--worker-id", "jit", "--json"], { cwd, env });
       try {
         await waitFor(() => run.stdout.includes(" started: "), 30_000, "the worker to start");
-        assert.equal(ftlOf(run.child.pid!), expected);
+        const pid = run.child.pid!;
+        assert.equal(ftlOf(pid), expected);
+        assert.equal(readFileSync(`/proc/${pid}/comm`, "utf8").trim(), "myworker");
         const workers = await prismqJson<{ id: string; pid: number }[]>(cwd, ["workers"]);
-        assert.deepEqual(
-          workers.map((w) => [w.id, w.pid]),
-          [["jit", run.child.pid]],
-          "one worker, this process",
-        );
+        assert.deepEqual(workers.map((w) => [w.id, w.pid]), [["jit", pid]], "one worker, this process");
         const enqueued = await prismq(cwd, ["enqueue", "noop", JSON.stringify({ sleepMs: 0 })]);
         assert.equal(enqueued.code, 0, enqueued.stderr);
         await waitFor(
@@ -674,7 +674,7 @@ describe("the compiled prismq binary, from an empty folder", () => {
           30_000,
           "a task to run",
         );
-        process.kill(run.child.pid!, "SIGTERM");
+        process.kill(pid, "SIGTERM");
         const exit = await within(60_000, "prismq run after SIGTERM", run.done);
         assert.equal(exit.code, 0, exit.stderr);
         assert.equal(exit.stderr, "");

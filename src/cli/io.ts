@@ -1,6 +1,6 @@
 /**
  * What the command line needs from the outside world. Commands receive it as a parameter, so tests run
- * them against in-memory streams and files; `scripts/prismq.ts` supplies the real process.
+ * them against in-memory streams and files; `scripts/prismq_process.ts` supplies the real process.
  *
  * @module
  */

@@ -1,6 +1,6 @@
 /**
  * `prismq`: the command line as one function of (argv, io), returning the exit code. The process, its
- * signals and its exit live in `scripts/prismq.ts`; everything here is testable in memory.
+ * signals and its exit live in `scripts/prismq_process.ts`; everything here is testable in memory.
  *
  * @module
  */
