@@ -1,13 +1,16 @@
 /**
- * Claims from queues with fleet-wide limits, written once for every store. A store claims from the other
- * queues as it always has (one statement that leaves paused and limited queues out); only when the worker
- * serves a limited queue does it run {@link claimWithLimits} instead, in one transaction, through a few
- * small operations in its own SQL: lock the limited queues' rows (so that their claims are made one at a
- * time, on PostgreSQL too), count their running tasks after the lock, claim in one statement from the free
- * queues and from each limited queue what its limits leave, in the strategy's order across them, and count
- * the claims in the rate limit's window. A task claimed ahead from a rate-limited queue carries the end of
- * the window its claim was counted in, and must start before then (see {@link LeasedTask.startBy}), so that
- * the limit counts starts. Unlimited queues never wait for a lock.
+ * Claims from queues with fleet-wide limits. A store claims from the other queues as it always has (one
+ * statement that leaves paused and limited queues out); only when the worker serves a limited queue does it
+ * claim under limits, in one transaction: lock the limited queues' rows (so that their claims are made one
+ * at a time), count their running tasks after the lock, claim in one statement from the free queues and
+ * from each limited queue what its limits leave, in the strategy's order across them, and count the claims
+ * in the rate limit's window. SQLite runs {@link claimWithLimits}, a few small operations in its own SQL
+ * under the write lock; PostgreSQL, where each would be a round trip, does the same after the lock in one
+ * statement (`postgres/queries/merged_claim.ts`, which works out {@link currentWindow} and
+ * {@link allowance} in SQL). A task claimed ahead from a rate-limited queue carries the end of the window
+ * its claim was counted in, and must start before then (see {@link LeasedTask.startBy}), so that the limit
+ * counts starts. Unlimited queues never wait for a lock. Which queues are limited, each store learns from
+ * {@link HeldQueueNames}.
  *
  * @module
  */
@@ -175,15 +178,20 @@ export class HeldQueueNames {
 
 /**
  * Which of `limited` a claim of `params` must take from under limits (none: the plain claim does it all),
- * and whether every queue it serves is among them.
+ * in name order, and whether every queue it serves is among them.
  */
 export function limitedScope(
   params: ClaimParams,
   limited: ReadonlySet<string>,
-): { limited: boolean; skipFree: boolean } {
-  if (limited.size === 0) return { limited: false, skipFree: false };
+): { limited: boolean; queues: string[]; skipFree: boolean } {
+  if (limited.size === 0) return { limited: false, queues: [], skipFree: false };
   const { queues } = params;
-  if (queues === undefined) return { limited: true, skipFree: false };
-  const served = queues.filter((queue) => limited.has(queue)).length;
-  return { limited: served > 0, skipFree: served === queues.length };
+  const served = queues === undefined
+    ? [...limited]
+    : [...new Set(queues.filter((queue) => limited.has(queue)))];
+  return {
+    limited: served.length > 0,
+    queues: served.sort(),
+    skipFree: queues !== undefined && queues.every((queue) => limited.has(queue)),
+  };
 }

@@ -1,20 +1,17 @@
 /**
- * Named queues on PostgreSQL: their settings (limits, paused), the listing `prismq queues` shows, and the
- * operations a claim from limited queues makes (see `../../limited_claim.ts`). Claims run concurrently here
- * (READ COMMITTED), so a claim from a limited queue first locks the queue's row (`FOR UPDATE`, in name
- * order, so that two claims never wait for each other in a cycle) and only then, in later statements, each
- * of which sees every claim committed before the lock was granted, counts the queue's running tasks and
- * claims what the limits leave. Claims from limited queues are thereby made one at a time; the others
- * never touch those rows and keep claiming with `SKIP LOCKED`, without waiting.
+ * Named queues on PostgreSQL: their settings (limits, paused), the listing `prismq queues` shows, and which
+ * queues a plain claim leaves out. Claims run concurrently here (READ COMMITTED), so a claim from a limited
+ * queue first locks the queue's row (`FOR UPDATE`, in name order, so that two claims never wait for each
+ * other in a cycle) and only then, in a later statement, which sees every claim committed before the lock
+ * was granted, counts the queue's running tasks and claims what the limits leave (`merged_claim.ts`).
+ * Claims from limited queues are thereby made one at a time; the others never touch those rows and keep
+ * claiming with `SKIP LOCKED`, without waiting.
  *
  * @module
  */
 import { sql } from "drizzle-orm";
-import type { LimitedClaimOps, LimitedQueue } from "../../limited_claim.ts";
-import type { ClaimParams, QueueChange, QueueInfo, QueueSettings } from "../../store.ts";
-import type { PgConnection, TransactionSql } from "../connection.ts";
-import { array } from "../sql.ts";
-import { mergedClaimStatement } from "./merged_claim.ts";
+import type { QueueChange, QueueInfo, QueueSettings } from "../../store.ts";
+import type { PgConnection } from "../connection.ts";
 
 /**
  * The queues a plain claim leaves out, as a subquery: paused ones, and limited ones, which only the limited
@@ -30,54 +27,6 @@ export function heldQueueRows(conn: PgConnection): Promise<{ name: string; limit
   return conn.rows<{ name: string; limited: boolean }>(
     sql`SELECT name, ${LIMITED_WHERE} AS limited FROM queues WHERE name = ANY(ARRAY${HELD_QUEUES})`,
   );
-}
-
-type Row = Record<string, unknown>;
-
-/** The limited claim's operations inside the transaction `tx`; claims return their rows. */
-export function limitedClaimOps(
-  conn: PgConnection,
-  tx: TransactionSql,
-  held: readonly string[],
-): LimitedClaimOps<Row[]> {
-  return {
-    claimMerged: async (params: ClaimParams, arms, withFree) =>
-      arms.length === 0 && !withFree
-        ? []
-        : await conn.rows(mergedClaimStatement(params, arms, withFree, held), tx),
-    lockLimited: (queues) =>
-      conn.rows<LimitedQueue>(
-        sql`
-          SELECT name, concurrency_limit AS "concurrencyLimit", rate_limit AS "rateLimit",
-            rate_interval_ms AS "rateIntervalMs", window_start AS "windowStart", window_count AS "windowCount"
-          FROM queues WHERE ${LIMITED_WHERE}
-            ${queues === undefined ? sql`` : sql`AND name = ANY(${array(queues)}::text[])`}
-          ORDER BY name FOR UPDATE`,
-        tx,
-      ),
-    async countRunning(queues) {
-      // A statement after the lock: its snapshot holds every claim committed before the lock was granted.
-      const rows = await conn.rows<{ queue: string; n: number }>(
-        sql`
-          SELECT queue, count(*)::bigint AS n FROM task_queue
-          WHERE status = 'running' AND queue = ANY(${array(queues)}::text[]) GROUP BY queue`,
-        tx,
-      );
-      return new Map(rows.map((row) => [row.queue, Number(row.n)]));
-    },
-    async saveWindow(queue, start, count) {
-      await conn.rows(
-        sql`UPDATE queues SET window_start = ${start}::bigint, window_count = ${count}::bigint
-          WHERE name = ${queue}::text`,
-        tx,
-      );
-    },
-    countByQueue(rows) {
-      const counts = new Map<string, number>();
-      for (const row of rows) counts.set(row.queue as string, (counts.get(row.queue as string) ?? 0) + 1);
-      return counts;
-    },
-  };
 }
 
 interface SettingsRow {
