@@ -1,7 +1,8 @@
 /**
  * The worker's claim-ahead buffer on a real file: quick tasks are claimed many per statement, slow ones no
  * further ahead than the free slots, `prefetch: 0` turns it off, and buffered tasks are handed back at
- * shutdown, dropped when cancelled, and kept leased by heartbeats while they wait.
+ * shutdown, dropped when cancelled, kept leased by heartbeats while they wait, and counted again in a rate
+ * window of their queue when the one their claim counted in ends before they start.
  *
  * @module
  */
@@ -248,7 +249,7 @@ describe("tasks waiting in the buffer", () => {
     });
   });
 
-  test("tasks claimed ahead from a rate-limited queue whose window ends before they start go back unstarted", async () => {
+  test("tasks claimed ahead whose rate window ends before they start are counted in the next one, and start", async () => {
     await withDb(async (db) => {
       const queue = new Queue(db);
       await queue.setQueueLimits("default", { rate: { limit: 1000, intervalMs: 300 } });
@@ -257,6 +258,7 @@ describe("tasks waiting in the buffer", () => {
       const w = worker(db, { concurrency: 1, onEvent: (event) => void events.push(event) });
       const ran: number[] = [];
       let buffered: number[] = [];
+      let over = Infinity;
       const summary = await w.runLoop({
         taskHandler: async (task) => {
           ran.push(task.id);
@@ -264,16 +266,55 @@ describe("tasks waiting in the buffer", () => {
           if (buffered.length > 0 || claimed.length === ran.length) return;
           buffered = claimed.filter((id) => !ran.includes(id));
           // Longer than the interval: the window the buffered tasks' claim counted in is over when they
-          // could start, and a start now would be one more in a later window than the one they counted in.
+          // could start, and a start now must be counted in the window it is made in.
+          over = task.startedAt! + 400;
           await delay(400);
         },
         untilEmpty: true,
       });
 
       assert.ok(buffered.length > 1, `expected several tasks in the buffer, got ${buffered.length}`);
-      const released = new Set(events.flatMap((e) => e.type === "released" ? [e.task.id] : []));
-      for (const id of buffered) assert.ok(released.has(id), `task ${id} started past its window`);
-      assert.equal(summary.completed, 50, "claimed again in a later window, every task ran");
+      const released = events.flatMap((e) => e.type === "released" ? [e.task.id] : []);
+      assert.deepEqual(released, [], "the next window had room for them all: none went back");
+      assert.equal(summary.completed, 50);
+      for (const id of buffered) {
+        const task = await queue.get(id);
+        assert.equal(task?.attempts, 1, `task ${id}: one attempt`);
+        assert.ok(task!.startedAt! >= over, `task ${id} started past the window its claim counted in`);
+      }
+    });
+  });
+
+  test("tasks claimed ahead whose rate window ends before they start go back unstarted when the next one is full", async () => {
+    await withDb(async (db) => {
+      const queue = new Queue(db);
+      await queue.setQueueLimits("default", { rate: { limit: 1000, intervalMs: 300 } });
+      await enqueueN(queue, 12);
+      const events: WorkerEvent[] = [];
+      const w = worker(db, { concurrency: 1, onEvent: (event) => void events.push(event) });
+      const ran: number[] = [];
+      let buffered: number[] = [];
+      const summary = await w.runLoop({
+        taskHandler: async () => {
+          ran.push(ran.length);
+          const claimed = claimedIds(events);
+          if (buffered.length > 0 || claimed.length === ran.length) return;
+          buffered = claimed.slice(ran.length);
+          // A new rate, and so a new window, with room for two; the buffered tasks' window ends meanwhile.
+          await queue.setQueueLimits("default", { rate: { limit: 2, intervalMs: 300 } });
+          await delay(400);
+        },
+        untilEmpty: true,
+      });
+
+      assert.ok(buffered.length > 2, `expected several tasks in the buffer, got ${buffered.length}`);
+      const released = events.flatMap((e) => e.type === "released" ? [e.task.id] : []);
+      assert.deepEqual(
+        released.toSorted((a, b) => a - b),
+        buffered.slice(2).toSorted((a, b) => a - b),
+        "the first two in the buffer were counted in the window, and started; the others went back",
+      );
+      assert.equal(summary.completed, 12, "claimed again in later windows, every task ran");
       for (const id of buffered) assert.equal((await queue.get(id))?.attempts, 1, `task ${id}: one attempt`);
     });
   });

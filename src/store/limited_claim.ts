@@ -8,9 +8,9 @@
  * under the write lock; PostgreSQL, where each would be a round trip, does the same after the lock in one
  * statement (`postgres/queries/merged_claim.ts`, which works out {@link currentWindow} and
  * {@link allowance} in SQL). A task claimed ahead from a rate-limited queue carries the end of the window
- * its claim was counted in, and must start before then (see {@link LeasedTask.startBy}), so that the limit
- * counts starts. Unlimited queues never wait for a lock. Which queues are limited, each store learns from
- * {@link HeldQueueNames}.
+ * its claim was counted in, and must start before then (see {@link LeasedTask.startBy}), or be counted
+ * again in the window it starts in ({@link countAgain}), so that the limit counts starts. Unlimited queues
+ * never wait for a lock. Which queues are limited, each store learns from {@link HeldQueueNames}.
  *
  * @module
  */
@@ -113,6 +113,27 @@ export async function claimWithLimits<Rows>(
     startBy.set(queue.name, window.start + queue.rateIntervalMs!);
   }
   return { rows, startBy };
+}
+
+/**
+ * Counts again, in `queue`'s rate window at `now`, `n` tasks claimed ahead whose window ended before they
+ * could start (as `Store.queueCountAgain` says), inside one transaction the caller holds: as many as
+ * the rate limit leaves room for, written to the window, and the end of that window, which they must start
+ * by. A queue that has no rate limit now (or is paused: its tasks do not start anyway) counts nothing and
+ * sets no deadline.
+ */
+export async function countAgain(
+  ops: Pick<LimitedClaimOps<unknown>, "lockLimited" | "saveWindow">,
+  queue: string,
+  n: number,
+  now: number,
+): Promise<{ counted: number; startBy: number | null }> {
+  const [row] = await ops.lockLimited([queue]);
+  if (row === undefined || row.rateLimit === null) return { counted: n, startBy: null };
+  const window = currentWindow(row, now);
+  const counted = Math.max(0, Math.min(n, row.rateLimit - window.count));
+  if (counted > 0) await ops.saveWindow(queue, window.start, window.count + counted);
+  return { counted, startBy: window.start + row.rateIntervalMs! };
 }
 
 /** Marks the tasks claimed ahead from a rate-limited queue with the time they must start by. */

@@ -140,6 +140,66 @@ describeEachStore("named queues", (it) => {
     assert.equal(await runningIn(store, "api", window + 300), 5);
   });
 
+  it("tasks claimed ahead past the end of their window are counted again in the current one, as far as it has room", async ({ store }) => {
+    const window = Math.ceil(T0 / 1000) * 1000 + 1000;
+    await fill(store, "mail", 20, window - 5000);
+    await store.queueUpdate("mail", { rate: { limit: 5, intervalMs: 1000 } }, window - 5000);
+    const first = await claim(store, { queues: ["mail"], limit: 5, start: 2, now: window + 100 });
+    assert.deepEqual(first.map((l) => l.startBy), [
+      undefined,
+      undefined,
+      window + 1000,
+      window + 1000,
+      window + 1000,
+    ]);
+    // The three claimed ahead did not start in time: counted in the next window, they may start until it ends.
+    assert.deepEqual(await store.queueCountAgain("mail", 3, window + 1200), {
+      counted: 3,
+      startBy: window + 2000,
+    });
+    assert.equal(
+      (await claim(store, { queues: ["mail"], limit: 10, now: window + 1300 })).length,
+      2,
+      "room for 2",
+    );
+    assert.deepEqual(await store.queueCountAgain("mail", 3, window + 1400), {
+      counted: 0,
+      startBy: window + 2000,
+    });
+    // A later window with room for two of three.
+    assert.equal((await claim(store, { queues: ["mail"], limit: 3, now: window + 2100 })).length, 3);
+    assert.deepEqual(await store.queueCountAgain("mail", 3, window + 2200), {
+      counted: 2,
+      startBy: window + 3000,
+    });
+    // A count whose time is before the window a claim opened counts in that window, as a claim does.
+    assert.equal((await claim(store, { queues: ["mail"], limit: 1, now: window + 3001 })).length, 1);
+    assert.deepEqual(await store.queueCountAgain("mail", 5, window + 2999), {
+      counted: 4,
+      startBy: window + 4000,
+    });
+    assert.equal((await claim(store, { queues: ["mail"], limit: 10, now: window + 3500 })).length, 0, "full");
+  });
+
+  it("a queue without a rate limit, or paused, counts nothing again and sets no deadline", async ({ store }) => {
+    await fill(store, "mail", 3);
+    assert.deepEqual(
+      await store.queueCountAgain("free", 4, T0),
+      { counted: 4, startBy: null },
+      "no settings",
+    );
+    await store.queueUpdate("api", { concurrency: 2 }, T0);
+    assert.deepEqual(
+      await store.queueCountAgain("api", 4, T0),
+      { counted: 4, startBy: null },
+      "no rate limit",
+    );
+    await store.queueUpdate("mail", { rate: { limit: 3, intervalMs: 60_000 }, paused: true }, T0);
+    assert.deepEqual(await store.queueCountAgain("mail", 4, T0), { counted: 4, startBy: null }, "paused");
+    await store.queueUpdate("mail", { paused: false }, T0);
+    assert.equal((await claim(store, { limit: 10 })).length, 3, "the paused queue's window counted nothing");
+  });
+
   it("a claim takes from limited and free queues in the strategy's order across them", async ({ store }) => {
     // A generous limit's big backlog of low priority, inserted first, and a free queue's urgent task.
     await insert(store, Array.from({ length: 30 }, () => newTask({ queue: "bulk", priority: 9 })));

@@ -51,8 +51,8 @@ import { Reconnect } from "./reconnect.ts";
 import { claimStatement, leasedFrom } from "./queries/claim.ts";
 import { lockLimitedStatement, mergedClaimStatement, withStartBy } from "./queries/merged_claim.ts";
 import type { Statement } from "./sql.ts";
-import { HeldQueueNames, limitedScope } from "../limited_claim.ts";
-import { heldQueueRows, listQueues, updateQueue } from "./queries/queues.ts";
+import { countAgain, HeldQueueNames, limitedScope } from "../limited_claim.ts";
+import { heldQueueRows, listQueues, updateQueue, windowOps } from "./queries/queues.ts";
 import { hasDependencies, insertWithDependencies } from "./queries/dependencies.ts";
 import { insertMany, insertOne } from "./queries/insert.ts";
 import { hasKey } from "../inserted.ts";
@@ -422,6 +422,17 @@ export class PostgresStore implements Store {
   queuePausedNames(): ReadonlySet<string> | Promise<ReadonlySet<string>> {
     const held = this.#heldNames.get();
     return held instanceof Promise ? held.then((names) => names.paused) : held.paused;
+  }
+
+  queueCountAgain(
+    queue: string,
+    n: number,
+    now: number,
+  ): Promise<{ counted: number; startBy: number | null }> {
+    // Made again after a lost connection: counted twice, the tasks only hold back more.
+    return this.#again((late) =>
+      this.#conn.begin((tx) => countAgain(windowOps(this.#conn, tx), queue, n, now + late))
+    );
   }
 
   // ---- Workers and logs ----
