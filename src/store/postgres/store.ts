@@ -49,7 +49,7 @@ import { FINISHED_CHANNEL } from "./migrations.ts";
 import { Notifications } from "./notifications.ts";
 import { Reconnect } from "./reconnect.ts";
 import { claimStatement, leasedFrom } from "./queries/claim.ts";
-import { lockLimitedStatement, mergedClaimStatement, withStartBy } from "./queries/merged_claim.ts";
+import { lockLimitedStatement, mergedClaimStatement, startByOf } from "./queries/merged_claim.ts";
 import type { Statement } from "./sql.ts";
 import { countAgain, HeldQueueNames, limitedScope } from "../limited_claim.ts";
 import { heldQueueRows, listQueues, updateQueue, windowOps } from "./queries/queues.ts";
@@ -241,7 +241,7 @@ export class PostgresStore implements Store {
       ]);
       const rows = results.pop()!;
       results.pop();
-      return { results, leased: withStartBy(leasedFrom(rows, at), rows), tried };
+      return { results, leased: startByOf(leasedFrom(rows, at), rows), tried };
     });
   }
 

@@ -146,11 +146,8 @@ const LIMITS = sql`limits AS MATERIALIZED (
           ), ${p("limit")}::bigint),
           coalesce(q.rate_limit - w.count, ${p("limit")}::bigint))) AS take
       FROM queues q
-      CROSS JOIN LATERAL (
-        SELECT ${
-  p("now")
-}::bigint / coalesce(q.rate_interval_ms, 1) * coalesce(q.rate_interval_ms, 1) AS start
-      ) AS aligned
+      CROSS JOIN LATERAL (SELECT coalesce(q.rate_interval_ms, 1) AS ms) AS i
+      CROSS JOIN LATERAL (SELECT ${p("now")}::bigint / i.ms * i.ms AS start) AS aligned
       CROSS JOIN LATERAL (
         SELECT CASE WHEN q.window_start >= aligned.start THEN q.window_start ELSE aligned.start END AS start,
           CASE WHEN q.window_start >= aligned.start THEN q.window_count ELSE 0 END AS count
@@ -210,16 +207,15 @@ export function mergedClaimStatement(
   limited.forEach((queue, i) => {
     values[`queue${i}`] = queue;
   });
-  return mergedQuery(strategy, types !== undefined, queues !== undefined, limited.length, withFree).bind(
-    values,
-  );
+  const arms = limited.length;
+  return mergedQuery(strategy, types !== undefined, queues !== undefined, arms, withFree).bind(values);
 }
 
 /**
- * The tasks claimed ahead from a rate-limited queue must start by the end of the window their claim was
- * counted in: the merged claim's rows carry it (`startBy`).
+ * `leased`, the tasks claimed ahead from a rate-limited queue marked with the end of the window their claim
+ * was counted in, which they must start by: the merged claim's `rows` carry it (`startBy`).
  */
-export function withStartBy(leased: LeasedTask[], rows: readonly Record<string, unknown>[]): LeasedTask[] {
+export function startByOf(leased: LeasedTask[], rows: readonly Record<string, unknown>[]): LeasedTask[] {
   const startBy = new Map<number, number>();
   for (const row of rows) {
     if (row.startBy !== null && row.startBy !== undefined) {
