@@ -155,6 +155,7 @@ export class Fetcher {
     return this.#notPaused(leased);
   }
 
+  /** Whether the task's queue is not paused, as this worker last knows; at once when the store knows. */
   #notPaused(leased: LeasedTask): boolean | Promise<boolean> {
     const paused = this.#store.queuePausedNames();
     if (paused instanceof Promise) {
@@ -164,6 +165,7 @@ export class Fetcher {
     return !paused.has(leased.task.queue);
   }
 
+  /** {@link mayStart} for a task past its window: counted again first, as one of those being decided. */
   async #mayStartLate(leased: LeasedTask): Promise<boolean> {
     this.#deciding.add(leased);
     try {
