@@ -115,20 +115,37 @@ export async function claimWithLimits<Rows>(
   return { rows, startBy };
 }
 
+/** A queue's row as a count again reads it: its settings, its rate window, and whether it is paused. */
+export interface QueueWindow extends LimitedQueue {
+  paused: boolean;
+}
+
+/** What a store does, in its own SQL, inside the transaction of a count again. */
+export interface CountAgainOps {
+  /**
+   * The queue's row, paused or not, locked until the transaction ends (as a claim locks it; a store whose
+   * writes run one at a time anyway only reads it); undefined when the queue has none.
+   */
+  lockQueue(queue: string): Promise<QueueWindow | undefined>;
+  /** Writes a queue's rate window: when it started and how many claims it has counted. */
+  saveWindow(queue: string, start: number, count: number): Promise<void>;
+}
+
 /**
  * Counts again, in `queue`'s rate window at `now`, `n` tasks claimed ahead whose window ended before they
  * could start (as `Store.queueCountAgain` says), inside one transaction the caller holds: as many as
  * the rate limit leaves room for, written to the window, and the end of that window, which they must start
- * by. A queue that has no rate limit now (or is paused: its tasks do not start anyway) counts nothing and
- * sets no deadline.
+ * by. A paused queue counts none (its tasks may not start), and lifts no deadline; a queue that has no
+ * rate limit now counts all, with no deadline.
  */
 export async function countAgain(
-  ops: Pick<LimitedClaimOps<unknown>, "lockLimited" | "saveWindow">,
+  ops: CountAgainOps,
   queue: string,
   n: number,
   now: number,
 ): Promise<{ counted: number; startBy: number | null }> {
-  const [row] = await ops.lockLimited([queue]);
+  const row = await ops.lockQueue(queue);
+  if (row?.paused) return { counted: 0, startBy: null };
   if (row === undefined || row.rateLimit === null) return { counted: n, startBy: null };
   const window = currentWindow(row, now);
   const counted = Math.max(0, Math.min(n, row.rateLimit - window.count));

@@ -271,9 +271,11 @@ export interface Store {
    * rate limit leaves room for in this window (none when it is full), counted as a claim would count them,
    * so that they may start until this window ends (`startBy`) instead of going back to the queue to be
    * claimed again. The window is the one a claim at `now` would count in (never one before the queue's
-   * own). A queue that has no rate limit now, or that is paused, counts nothing: `counted` is `n` and
-   * `startBy` null (no window holds them; a paused queue's tasks do not start anyway). Made twice, it counts
-   * twice, which only ever holds more back.
+   * own), and the count is made under the queue's lock, as a claim's is, so that counts and claims made
+   * at once by many workers never count more than the limit together. A paused queue counts none
+   * (`counted` 0, `startBy` null): its tasks may not start, and go back to the queue. A queue that has no
+   * rate limit now needs no count: `counted` is `n` and `startBy` null (no window holds them). Made twice,
+   * it counts twice, which only ever holds more back.
    */
   queueCountAgain(
     queue: string,

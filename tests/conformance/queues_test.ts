@@ -181,8 +181,7 @@ describeEachStore("named queues", (it) => {
     assert.equal((await claim(store, { queues: ["mail"], limit: 10, now: window + 3500 })).length, 0, "full");
   });
 
-  it("a queue without a rate limit, or paused, counts nothing again and sets no deadline", async ({ store }) => {
-    await fill(store, "mail", 3);
+  it("a queue without a rate limit needs no count again: all may start, with no deadline", async ({ store }) => {
     assert.deepEqual(
       await store.queueCountAgain("free", 4, T0),
       { counted: 4, startBy: null },
@@ -194,10 +193,58 @@ describeEachStore("named queues", (it) => {
       { counted: 4, startBy: null },
       "no rate limit",
     );
-    await store.queueUpdate("mail", { rate: { limit: 3, intervalMs: 60_000 }, paused: true }, T0);
-    assert.deepEqual(await store.queueCountAgain("mail", 4, T0), { counted: 4, startBy: null }, "paused");
-    await store.queueUpdate("mail", { paused: false }, T0);
-    assert.equal((await claim(store, { limit: 10 })).length, 3, "the paused queue's window counted nothing");
+  });
+
+  it("a paused queue counts nothing again: none of its late tasks may start, and its window keeps its room", async ({ store }) => {
+    const window = Math.ceil(T0 / 1000) * 1000 + 1000;
+    await fill(store, "mail", 10, window - 5000);
+    await store.queueUpdate("mail", { rate: { limit: 2, intervalMs: 1000 } }, window - 5000);
+    const ahead = await claim(store, { queues: ["mail"], limit: 2, start: 0, now: window + 100 });
+    assert.deepEqual(ahead.map((l) => l.startBy), [window + 1000, window + 1000]);
+    await store.queueUpdate("mail", { paused: true }, window + 200);
+    // Their window over, the queue paused: none may start, and none is counted in the next window.
+    assert.deepEqual(await store.queueCountAgain("mail", 2, window + 1100), { counted: 0, startBy: null });
+    await store.queueUpdate("mail", { paused: false }, window + 1200);
+    assert.equal(
+      (await claim(store, { queues: ["mail"], limit: 10, now: window + 1300 })).length,
+      2,
+      "the next window's room is whole: a count of the paused queue's tasks would have taken it",
+    );
+    assert.deepEqual(await store.queueCountAgain("mail", 2, window + 1400), {
+      counted: 0,
+      startBy: window + 2000,
+    });
+  });
+
+  it("counts again never count more than a window's limit, across calls and with claims between", async ({ store }) => {
+    const window = Math.ceil(T0 / 1000) * 1000 + 1000;
+    await fill(store, "mail", 10, window - 5000);
+    await store.queueUpdate("mail", { rate: { limit: 5, intervalMs: 1000 } }, window - 5000);
+    assert.equal((await claim(store, { queues: ["mail"], limit: 1, now: window + 100 })).length, 1);
+    const first = await store.queueCountAgain("mail", 3, window + 200);
+    const second = await store.queueCountAgain("mail", 3, window + 300);
+    assert.deepEqual([first.counted, second.counted], [3, 1], "1 claimed, then 3 and 1 counted: 5");
+    assert.deepEqual(await store.queueCountAgain("mail", 1, window + 400), {
+      counted: 0,
+      startBy: window + 1000,
+    });
+    assert.deepEqual(await claim(store, { queues: ["mail"], limit: 10, now: window + 500 }), [], "full");
+  });
+
+  it("counts again made at once on many handles never count more than a window's limit, together", {
+    needs: ["secondHandle"],
+  }, async ({ store, reopen }) => {
+    const LIMIT = 7;
+    const window = Math.ceil(T0 / 1000) * 1000 + 1000;
+    await store.queueUpdate("mail", { rate: { limit: LIMIT, intervalMs: 1000 } }, window - 5000);
+    const handles = [store, ...await Promise.all([1, 2, 3, 4].map(() => reopen()))];
+    for (let round = 0; round < 10; round++) {
+      const now = window + round * 1000 + 10;
+      const results = await Promise.all(handles.map((handle) => handle.queueCountAgain("mail", 3, now)));
+      const counted = results.reduce((sum, result) => sum + result.counted, 0);
+      assert.equal(counted, LIMIT, `round ${round}: ${counted} counted in a window whose limit is ${LIMIT}`);
+      for (const { startBy } of results) assert.equal(startBy, window + round * 1000 + 1000);
+    }
   });
 
   it("a claim takes from limited and free queues in the strategy's order across them", async ({ store }) => {

@@ -51,7 +51,7 @@ import { backupDatabase } from "./backup.ts";
 import type { Connection } from "./connection.ts";
 import type { SqlStatement, StatementResult } from "./driver.ts";
 import { claimWithLimits, countAgain, HeldQueueNames, limitedScope, withStartBy } from "../limited_claim.ts";
-import { heldQueueRows, limitedClaimOps, listQueues, updateQueue } from "./queries/queues.ts";
+import { countAgainOps, heldQueueRows, limitedClaimOps, listQueues, updateQueue } from "./queries/queues.ts";
 import { migrate } from "./migrate.ts";
 import { claimStatement, leasedFrom, needsOrderIndex, ORDER_INDEX } from "./queries/claim.ts";
 import { insertWithDependencies } from "./queries/dependencies.ts";
@@ -356,7 +356,7 @@ export class SqliteStore implements Store {
     now: number,
   ): Promise<{ counted: number; startBy: number | null }> {
     // Under the write lock, as a claim counts.
-    return this.#conn.transaction((tx) => countAgain(limitedClaimOps(tx), queue, n, now));
+    return this.#conn.transaction((tx) => countAgain(countAgainOps(tx), queue, n, now));
   }
 
   // ---- Workers and logs ----

@@ -10,10 +10,9 @@
  * @module
  */
 import { sql } from "drizzle-orm";
-import type { LimitedClaimOps, LimitedQueue } from "../../limited_claim.ts";
+import type { CountAgainOps, QueueWindow } from "../../limited_claim.ts";
 import type { QueueChange, QueueInfo, QueueSettings } from "../../store.ts";
 import type { PgConnection, TransactionSql } from "../connection.ts";
-import { array } from "../sql.ts";
 
 /**
  * The queues a plain claim leaves out, as a subquery: paused ones, and limited ones, which only the limited
@@ -32,24 +31,22 @@ export function heldQueueRows(conn: PgConnection): Promise<{ name: string; limit
 }
 
 /**
- * A limited queue's rate window inside the transaction `tx`, for `countAgain` (`../../limited_claim.ts`):
- * its row locked (as a claim locks it) and read, and its window written.
+ * A queue's rate window inside the transaction `tx`, for `countAgain` (`../../limited_claim.ts`): its row
+ * locked (as a claim locks it) and read, paused or not, and its window written.
  */
-export function windowOps(
-  conn: PgConnection,
-  tx: TransactionSql,
-): Pick<LimitedClaimOps<unknown>, "lockLimited" | "saveWindow"> {
+export function windowOps(conn: PgConnection, tx: TransactionSql): CountAgainOps {
   return {
-    lockLimited: (queues) =>
-      conn.rows<LimitedQueue>(
+    async lockQueue(queue) {
+      const [row] = await conn.rows<QueueWindow>(
         sql`
           SELECT name, concurrency_limit AS "concurrencyLimit", rate_limit AS "rateLimit",
-            rate_interval_ms AS "rateIntervalMs", window_start AS "windowStart", window_count AS "windowCount"
-          FROM queues WHERE ${LIMITED_WHERE}
-            ${queues === undefined ? sql`` : sql`AND name = ANY(${array(queues)}::text[])`}
-          ORDER BY name FOR UPDATE`,
+            rate_interval_ms AS "rateIntervalMs", window_start AS "windowStart", window_count AS "windowCount",
+            paused
+          FROM queues WHERE name = ${queue}::text FOR UPDATE`,
         tx,
-      ),
+      );
+      return row;
+    },
     async saveWindow(queue, start, count) {
       await conn.rows(
         sql`UPDATE queues SET window_start = ${start}::bigint, window_count = ${count}::bigint
