@@ -9,7 +9,8 @@
  * statement (`postgres/queries/merged_claim.ts`, which works out {@link currentWindow} and
  * {@link allowance} in SQL). A task claimed ahead from a rate-limited queue carries the end of the window
  * its claim was counted in, and must start before then (see {@link LeasedTask.startBy}), or be counted
- * again in the window it starts in ({@link countAgain}), so that the limit counts starts. Unlimited queues
+ * again in the window it starts in ({@link countAgain}; on PostgreSQL one statement,
+ * `postgres/queries/queues.ts`), so that the limit counts starts. Unlimited queues
  * never wait for a lock. Which queues are limited, each store learns from {@link HeldQueueNames}.
  *
  * @module

@@ -51,8 +51,8 @@ import { Reconnect } from "./reconnect.ts";
 import { claimStatement, leasedFrom } from "./queries/claim.ts";
 import { lockLimitedStatement, mergedClaimStatement, startByOf } from "./queries/merged_claim.ts";
 import type { Statement } from "./sql.ts";
-import { countAgain, HeldQueueNames, limitedScope } from "../limited_claim.ts";
-import { heldQueueRows, listQueues, updateQueue, windowOps } from "./queries/queues.ts";
+import { HeldQueueNames, limitedScope } from "../limited_claim.ts";
+import { countAgainStatement, heldQueueRows, listQueues, updateQueue } from "./queries/queues.ts";
 import { hasDependencies, insertWithDependencies } from "./queries/dependencies.ts";
 import { insertMany, insertOne } from "./queries/insert.ts";
 import { hasKey } from "../inserted.ts";
@@ -429,10 +429,15 @@ export class PostgresStore implements Store {
     n: number,
     now: number,
   ): Promise<{ counted: number; startBy: number | null }> {
-    // Made again after a lost connection: counted twice, the tasks only hold back more.
-    return this.#again((late) =>
-      this.#conn.begin((tx) => countAgain(windowOps(this.#conn, tx), queue, n, now + late))
-    );
+    // One statement, which locks the queue's row while it counts (one round trip, where a transaction
+    // held the lock across four). Made again after a lost connection: counted twice, the tasks only hold
+    // back more.
+    return this.#again(async (late) => {
+      const [row] = await this.#conn.rows<{ counted: number; startBy: number | null }>(
+        countAgainStatement(queue, n, now + late),
+      );
+      return row ?? { counted: n, startBy: null };
+    });
   }
 
   // ---- Workers and logs ----

@@ -14,7 +14,7 @@ import { type SQL, sql } from "drizzle-orm";
 import type { ClaimParams, ClaimStrategy, LeasedTask } from "../../store.ts";
 import { CLAIM_RETURNING } from "../columns.ts";
 import { p, PreparedSql, type Statement, statusAllows } from "../sql.ts";
-import { HELD_QUEUES } from "./queues.ts";
+import { CURRENT_WINDOW, HELD_QUEUES } from "./queues.ts";
 
 /** Each part's candidates come in this order (a weighted draw picks among the best by priority). */
 const PART_ORDER: Record<ClaimStrategy, string> = {
@@ -136,7 +136,7 @@ function mergedQuery(
  * running tasks (claimed-ahead and expired ones included), and what its rate limit leaves in the current
  * window, at most the claim's `limit`. The current window is the one `now` falls in (aligned to epoch time),
  * or the queue's own when that is as late or later (a claim whose time was read before another claim opened
- * a newer window counts in that one). Those are `currentWindow` and `allowance` of `limited_claim.ts`.
+ * a newer window counts in that one: {@link CURRENT_WINDOW}). That is `allowance` of `limited_claim.ts`.
  */
 const LIMITS = sql`limits AS MATERIALIZED (
       SELECT q.name, q.rate_limit AS rate, q.rate_interval_ms AS interval, w.start, w.count,
@@ -145,13 +145,7 @@ const LIMITS = sql`limits AS MATERIALIZED (
             SELECT count(*) FROM task_queue r WHERE r.status = 'running' AND r.queue = q.name
           ), ${p("limit")}::bigint),
           coalesce(q.rate_limit - w.count, ${p("limit")}::bigint))) AS take
-      FROM queues q
-      CROSS JOIN LATERAL (SELECT coalesce(q.rate_interval_ms, 1) AS ms) AS i
-      CROSS JOIN LATERAL (SELECT ${p("now")}::bigint / i.ms * i.ms AS start) AS aligned
-      CROSS JOIN LATERAL (
-        SELECT CASE WHEN q.window_start >= aligned.start THEN q.window_start ELSE aligned.start END AS start,
-          CASE WHEN q.window_start >= aligned.start THEN q.window_count ELSE 0 END AS count
-      ) AS w
+      FROM queues q ${CURRENT_WINDOW}
       WHERE q.name = ANY(${p("limited")}::text[]) AND NOT q.paused
         AND (q.concurrency_limit IS NOT NULL OR q.rate_limit IS NOT NULL))`;
 
