@@ -148,11 +148,19 @@ export class Fetcher {
    * would start in, as far as the queue's rate limit leaves room there; nor when its queue has been paused
    * since the claim, as this worker knows (at once after a pause made in this process, within a second of
    * one made in another). Answered at once (not as a promise) when the store knows the paused queues and
-   * the task is within its window.
+   * the task is within its window. The pause is asked first and the window last, after anything the answer
+   * waits for: a window may end while the paused queues are read (a round trip once a second), and a task
+   * found in time before that read would start in the next window without being counted there.
    */
   mayStart(leased: LeasedTask): boolean | Promise<boolean> {
-    if (isLate(leased, this.#clock.now())) return this.#mayStartLate(leased);
-    return this.#notPaused(leased);
+    const notPaused = this.#notPaused(leased);
+    if (notPaused instanceof Promise) return notPaused.then((ok) => ok && this.#inWindow(leased));
+    return notPaused && this.#inWindow(leased);
+  }
+
+  /** Whether the task may start in a rate window that counted it: its claim's, or the current one. */
+  #inWindow(leased: LeasedTask): boolean | Promise<boolean> {
+    return isLate(leased, this.#clock.now()) ? this.#mayStartLate(leased) : true;
   }
 
   /** Whether the task's queue is not paused, as this worker last knows; at once when the store knows. */
@@ -165,11 +173,11 @@ export class Fetcher {
     return !paused.has(leased.task.queue);
   }
 
-  /** {@link mayStart} for a task past its window: counted again first, as one of those being decided. */
+  /** {@link mayStart} for a task past its window: counted again, as one of those being decided. */
   async #mayStartLate(leased: LeasedTask): Promise<boolean> {
     this.#deciding.add(leased);
     try {
-      return await this.#countAgain(leased) && await this.#notPaused(leased);
+      return await this.#countAgain(leased);
     } finally {
       this.#deciding.delete(leased);
     }
