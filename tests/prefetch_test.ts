@@ -70,6 +70,19 @@ function recordClaims(db: QueueDatabase): ClaimCall[] {
   return calls;
 }
 
+/** Records every count again the worker asks the store for: what it counted, and the window's end. */
+function recordCountsAgain(db: QueueDatabase): { counted: number; startBy: number | null }[] {
+  const counts: { counted: number; startBy: number | null }[] = [];
+  const store = storeOf(db);
+  const original = store.queueCountAgain.bind(store);
+  store.queueCountAgain = async (queue, n, now) => {
+    const result = await original(queue, n, now);
+    counts.push(result);
+    return result;
+  };
+  return counts;
+}
+
 /** Ids in claim order, from the worker's "claimed" events. */
 function claimedIds(events: WorkerEvent[]): number[] {
   return events.flatMap((event) => event.type === "claimed" ? [event.task.id] : []);
@@ -316,6 +329,81 @@ describe("tasks waiting in the buffer", () => {
       );
       assert.equal(summary.completed, 12, "claimed again in later windows, every task ran");
       for (const id of buffered) assert.equal((await queue.get(id))?.attempts, 1, `task ${id}: one attempt`);
+    });
+  });
+
+  test("with several slots, late tasks taken to start at once are counted as far as their window has room, and no window starts more than its limit", async () => {
+    await withDb(async (db) => {
+      const INTERVAL = 500;
+      const SLOTS = 4;
+      const queue = new Queue(db);
+      await queue.setQueueLimits("default", { rate: { limit: 1000, intervalMs: INTERVAL } });
+      const tasks = await enqueueN(queue, 12);
+      const events: WorkerEvent[] = [];
+      const w = worker(db, { concurrency: SLOTS, onEvent: (event) => void events.push(event) });
+      const counts = recordCountsAgain(db);
+      const ran: number[] = [];
+      let buffered: number[] = [];
+      let blocked = 0;
+      let changedAt = Infinity;
+      const gate = deferred();
+      let opened = false;
+      const summary = await w.runLoop({
+        taskHandler: async (task) => {
+          ran.push(task.id);
+          if (opened) return;
+          // Claimed ahead and not started yet: what waits in the buffer once every slot is held here.
+          const waiting = events.flatMap((e) =>
+            e.type === "claimed" && e.task.startedAt === null && !ran.includes(e.task.id) ? [e.task.id] : []
+          );
+          if (waiting.length === 0) return;
+          // Every slot is held until the buffered tasks' window is over, then all are freed at once: as many
+          // late tasks are taken to start together as there are slots.
+          if (++blocked === SLOTS) {
+            buffered = waiting;
+            // A new rate, and so a new window, with room for two; the buffered tasks' window ends meanwhile.
+            changedAt = Date.now();
+            await queue.setQueueLimits("default", { rate: { limit: 2, intervalMs: INTERVAL } });
+            await delay(INTERVAL + 100);
+            opened = true;
+            gate.resolve();
+          }
+          await within(HANG_MS, `all ${SLOTS} slots held with tasks in the buffer`, gate.promise);
+        },
+        untilEmpty: true,
+      });
+
+      assert.ok(buffered.length > 2, `expected several tasks in the buffer, got ${buffered.length}`);
+      assert.equal(summary.completed, 12, "every task ran");
+      const released = events.flatMap((e) => e.type === "released" ? [e.task.id] : []);
+      assert.equal(new Set(released).size, released.length, "none went back twice");
+      assert.ok(released.every((id) => buffered.includes(id)), "only late tasks went back");
+      const counted = buffered.filter((id) => !released.includes(id));
+      assert.ok(counted.length >= 1, "the next window had room: some were counted again there, and started");
+      // The store counted no window past its room, and no more tasks started than it counted.
+      const byWindow = new Map<number, number>();
+      for (const { counted, startBy } of counts) {
+        byWindow.set(startBy!, (byWindow.get(startBy!) ?? 0) + counted);
+      }
+      for (const [end, n] of byWindow) assert.ok(n <= 2, `${n} counted again in the window ending at ${end}`);
+      const total = counts.reduce((sum, count) => sum + count.counted, 0);
+      assert.ok(counted.length <= total, `${counted.length} started late, ${total} counted again`);
+      if (byWindow.size === 1) {
+        // As a rule, every count is made in the window the slots were freed in (on a loaded machine, a
+        // count may come after it ended, in the next window, with room of its own).
+        assert.equal(counted.length, 2, "room for 2: two of the late tasks started");
+        assert.equal(released.length, buffered.length - 2, "and the others went back");
+      }
+      // Every start since the new rate, in the window it was made in: never more than 2 in one.
+      const starts = new Map<number, number>();
+      for (const { id } of tasks) {
+        const task = await queue.get(id);
+        assert.equal(task?.attempts, 1, `task ${id}: one attempt`);
+        if (task!.startedAt! < changedAt) continue;
+        const window = Math.floor(task!.startedAt! / INTERVAL) * INTERVAL;
+        starts.set(window, (starts.get(window) ?? 0) + 1);
+      }
+      for (const [window, n] of starts) assert.ok(n <= 2, `${n} starts in the window at ${window}`);
     });
   });
 
