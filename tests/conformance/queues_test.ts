@@ -270,6 +270,18 @@ describeEachStore("named queues", (it) => {
     assert.deepEqual((await claim(store, { limit: 1, strategy: "fifo" })).map((l) => l.task.id), [early]);
   });
 
+  for (const strategy of ["priority", "fifo"] as const) {
+    it(`a claim that names a limited queue twice takes no more than its limits leave (${strategy})`, async ({ store }) => {
+      await fill(store, "api", 10);
+      await fill(store, "mail", 10);
+      await store.queueUpdate("api", { concurrency: 2 }, T0);
+      await store.queueUpdate("mail", { rate: { limit: 3, intervalMs: 60_000 } }, T0);
+      const leased = await claim(store, { strategy, limit: 20, queues: ["api", "mail", "api", "mail"] });
+      const of = (queue: string) => leased.filter((l) => l.task.queue === queue).length;
+      assert.deepEqual([of("api"), of("mail")], [2, 3]);
+    });
+  }
+
   it("lowering a limit below the running tasks claims nothing until they finish; none removes it", async ({ store }) => {
     await fill(store, "api", 5);
     const leased = await claim(store, { queues: ["api"], limit: 3 });
