@@ -33,6 +33,8 @@ class RateStore {
   /** Counted in each window, by its start. */
   readonly windows = new Map<number, number>();
   paused: ReadonlySet<string> | Promise<ReadonlySet<string>> = new Set();
+  /** Called as each count is made, before its answer reaches the worker. */
+  onCount = () => {};
 
   constructor(readonly limit: number) {}
 
@@ -46,6 +48,7 @@ class RateStore {
     const counted = Math.max(0, Math.min(n, this.limit - used));
     this.windows.set(start, used + counted);
     this.counts.push({ queue, n, now, counted });
+    this.onCount();
     return Promise.resolve({ counted, startBy: start + INTERVAL });
   }
 }
@@ -140,4 +143,30 @@ test("late tasks started at once beyond the window's room: as many start as it h
   assert.equal(store.windows.get(W + INTERVAL), 2, "the window counted its limit, no more");
   // The two counted are among those starting: none of the window's room went to tasks left waiting.
   assert.deepEqual(fetcher.takeUnstartable().map((task) => task.task.id).sort(), [2, 3]);
+});
+
+test("a count whose answer comes after the window it counted in ended is made once more, in the window then", async () => {
+  const clock = new ManualClock(W + 2 * INTERVAL - 10);
+  const store = new RateStore(5);
+  // The first count's answer comes after its window ended.
+  store.onCount = () => {
+    store.onCount = () => {};
+    clock.advance(20);
+  };
+  const fetcher = fetcherOn(store, clock);
+  const buffered = claimedAhead(2, W + INTERVAL);
+  fetcher.hold([buffered]);
+  const task = claimedAhead(1, W + INTERVAL);
+  assert.equal(await fetcher.mayStart(task), true);
+  assert.deepEqual(store.counts.map((c) => [c.n, c.counted, c.now - W]), [[2, 2, 1990], [2, 2, 2010]]);
+  assert.deepEqual([task.startBy, buffered.startBy], [W + 3 * INTERVAL, W + 3 * INTERVAL]);
+});
+
+test("a task whose every count comes after its window ended goes back after two", async () => {
+  const clock = new ManualClock(W + 2 * INTERVAL - 10);
+  const store = new RateStore(5);
+  store.onCount = () => clock.advance(INTERVAL);
+  const fetcher = fetcherOn(store, clock);
+  assert.equal(await fetcher.mayStart(claimedAhead(1, W + INTERVAL)), false);
+  assert.equal(store.counts.length, 2);
 });

@@ -343,6 +343,11 @@ describe("tasks waiting in the buffer", () => {
       const w = worker(db, { concurrency: SLOTS, onEvent: (event) => void events.push(event) });
       const counts = recordCountsAgain(db);
       const ran: number[] = [];
+      /**
+       * When each task started, as its handler is told: the time its start was allowed at. (The row's is
+       * its outcome's when both are written together, which may fall in a later window.)
+       */
+      const startedAt: number[] = [];
       let buffered: number[] = [];
       let blocked = 0;
       let changedAt = Infinity;
@@ -351,6 +356,7 @@ describe("tasks waiting in the buffer", () => {
       const summary = await w.runLoop({
         taskHandler: async (task) => {
           ran.push(task.id);
+          startedAt.push(task.startedAt!);
           if (opened) return;
           // Claimed ahead and not started yet: what waits in the buffer once every slot is held here.
           const waiting = events.flatMap((e) =>
@@ -395,12 +401,11 @@ describe("tasks waiting in the buffer", () => {
         assert.equal(released.length, buffered.length - 2, "and the others went back");
       }
       // Every start since the new rate, in the window it was made in: never more than 2 in one.
+      assert.equal(ran.length, 12, "each task started once");
+      for (const { id } of tasks) assert.equal((await queue.get(id))?.attempts, 1, `task ${id}: one attempt`);
       const starts = new Map<number, number>();
-      for (const { id } of tasks) {
-        const task = await queue.get(id);
-        assert.equal(task?.attempts, 1, `task ${id}: one attempt`);
-        if (task!.startedAt! < changedAt) continue;
-        const window = Math.floor(task!.startedAt! / INTERVAL) * INTERVAL;
+      for (const at of startedAt.filter((at) => at >= changedAt)) {
+        const window = Math.floor(at / INTERVAL) * INTERVAL;
         starts.set(window, (starts.get(window) ?? 0) + 1);
       }
       for (const [window, n] of starts) assert.ok(n <= 2, `${n} starts in the window at ${window}`);

@@ -189,14 +189,22 @@ export class Fetcher {
    * one write at the end of a window, not one a task, and no task handed back and claimed again while the
    * window has room. Those the window has no room for keep their deadline, and go back to the queue
    * unstarted ({@link takeUnstartable}). One count at a time: a task waits for the count under way, which
-   * may have counted it. True when `leased` may start.
+   * may have counted it. A count whose answer comes after the window it counted in ended is made once
+   * more, in the window then (else every task it counted would go back). True when `leased` may start.
    */
   async #countAgain(leased: LeasedTask): Promise<boolean> {
     // The tasks being started beside this one reach mayStart before this resumes, and join its count.
     await null;
-    while (this.#counting !== null) await this.#counting;
-    const now = this.#clock.now();
-    if (!isLate(leased, now)) return true;
+    for (let counts = 0;; counts++) {
+      while (this.#counting !== null) await this.#counting;
+      const now = this.#clock.now();
+      if (!isLate(leased, now)) return true;
+      if (counts === 2 || !await this.#count(leased, now)) return false;
+    }
+  }
+
+  /** One count of {@link countAgain}: whether it counted `leased` (its window had room, and it was made). */
+  async #count(leased: LeasedTask, now: number): Promise<boolean> {
     const { queue } = leased.task;
     const late = [...new Set([leased, ...this.#deciding, ...this.#buffer])]
       .filter((item) => item.task.queue === queue && isLate(item, now));
@@ -205,18 +213,19 @@ export class Fetcher {
         if (startBy === null) delete item.startBy;
         else item.startBy = startBy;
       }
+      // `leased` comes first.
+      return counted > 0;
     });
-    this.#counting = counting.catch(() => {}).finally(() => {
+    this.#counting = counting.then(() => {}, () => {}).finally(() => {
       this.#counting = null;
     });
     try {
-      await counting;
+      return await counting;
     } catch (error) {
       // Not counted: it goes back to the queue, as a late task did before it could be counted again.
       this.#events.error(error);
       return false;
     }
-    return !isLate(leased, this.#clock.now());
   }
 
   /**
