@@ -344,20 +344,19 @@ describe("tasks waiting in the buffer", () => {
       const counts = recordCountsAgain(db);
       const ran: number[] = [];
       /**
-       * When each task started, as its handler is told: the time its start was allowed at. (The row's is
-       * its outcome's when both are written together, which may fall in a later window.)
+       * When each task started after the slots were freed (all since the new rate), as its handler is told:
+       * the time its start was allowed at. (The row's is its outcome's when both are written together,
+       * which may fall in a later window.)
        */
       const startedAt: number[] = [];
       let buffered: number[] = [];
       let blocked = 0;
-      let changedAt = Infinity;
       const gate = deferred();
       let opened = false;
       const summary = await w.runLoop({
         taskHandler: async (task) => {
           ran.push(task.id);
-          startedAt.push(task.startedAt!);
-          if (opened) return;
+          if (opened) return void startedAt.push(task.startedAt!);
           // Claimed ahead and not started yet: what waits in the buffer once every slot is held here.
           const waiting = events.flatMap((e) =>
             e.type === "claimed" && e.task.startedAt === null && !ran.includes(e.task.id) ? [e.task.id] : []
@@ -368,7 +367,6 @@ describe("tasks waiting in the buffer", () => {
           if (++blocked === SLOTS) {
             buffered = waiting;
             // A new rate, and so a new window, with room for two; the buffered tasks' window ends meanwhile.
-            changedAt = Date.now();
             await queue.setQueueLimits("default", { rate: { limit: 2, intervalMs: INTERVAL } });
             await delay(INTERVAL + 100);
             opened = true;
@@ -400,11 +398,16 @@ describe("tasks waiting in the buffer", () => {
         assert.equal(counted.length, 2, "room for 2: two of the late tasks started");
         assert.equal(released.length, buffered.length - 2, "and the others went back");
       }
-      // Every start since the new rate, in the window it was made in: never more than 2 in one.
+      // Every start since the new rate (the slots held from before it until after), in the window it was
+      // made in: never more than 2 in one.
       assert.equal(ran.length, 12, "each task started once");
+      assert.ok(
+        startedAt.length >= buffered.length,
+        "every buffered task started after the slots were freed",
+      );
       for (const { id } of tasks) assert.equal((await queue.get(id))?.attempts, 1, `task ${id}: one attempt`);
       const starts = new Map<number, number>();
-      for (const at of startedAt.filter((at) => at >= changedAt)) {
+      for (const at of startedAt) {
         const window = Math.floor(at / INTERVAL) * INTERVAL;
         starts.set(window, (starts.get(window) ?? 0) + 1);
       }
