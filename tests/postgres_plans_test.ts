@@ -132,3 +132,67 @@ test(
     }
   },
 );
+
+/**
+ * The plan of `query` as it ran (`EXPLAIN ANALYZE`, in a transaction rolled back after it), one node a
+ * line: a node the statement never reached says "never executed".
+ */
+async function ranPlanOf(sql: postgres.Sql, query: { text: string; params: unknown[] }): Promise<string> {
+  let plan = "";
+  const rollback = new Error("rolled back");
+  await sql.begin(async (tx) => {
+    const rows = await tx.unsafe(
+      `EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) ${query.text}`,
+      query.params as never[],
+    );
+    plan = rows.map((row) => Object.values(row)[0]).join("\n");
+    throw rollback;
+  }).catch((error) => {
+    if (error !== rollback) throw error;
+  });
+  return plan;
+}
+
+test(
+  "a first-in or last-in claim beside a limited queue's backlog reads no task by a sequential scan, whatever the statistics say",
+  { skip },
+  async () => {
+    const database = await freshDatabase();
+    const store = openPostgresStore(database.url, { maxConnections: 2 });
+    const app = postgres(database.url, { max: 1, onnotice: false });
+    try {
+      await store.migrate(NOW);
+      await store.taskInsertMany(Array.from({ length: TASKS }, () => newTask({ runAfter: 0 })), NOW);
+      await store.queueUpdate("default", {
+        concurrency: 10_000,
+        rate: { limit: 10_000_000, intervalMs: 1000 },
+      }, NOW);
+      const stages: [string, string | null][] = [
+        ["no statistics yet", null],
+        ["statistics of the queued tasks", "ANALYZE task_queue; ANALYZE queues"],
+        [
+          "most tasks run since",
+          `UPDATE task_queue SET status = 'completed', finished_at = ${NOW} WHERE id % 50 <> 0`,
+        ],
+      ];
+      for (const [stage, statement] of stages) {
+        if (statement !== null) await app.unsafe(statement);
+        for (const strategy of ["fifo", "lifo"] as const) {
+          for (const withFree of [true, false]) {
+            const query = mergedClaimStatement(claimParams(strategy), ["default"], withFree, ["default"]);
+            const plan = await ranPlanOf(app, query);
+            const where = `${stage}, ${strategy}, ${withFree ? "with" : "without"} free queues:\n${plan}`;
+            // Every task is the limited queue's: a free part that looked for others read them all.
+            const scans = plan.split("\n").filter((line) => /Seq Scan on task_queue/.test(line));
+            assert.ok(scans.every((line) => /never executed/.test(line)), where);
+            assert.match(plan, /Index Scan.* on task_queue/, where);
+          }
+        }
+      }
+    } finally {
+      await app.end();
+      await store.close();
+      await database.drop();
+    }
+  },
+);

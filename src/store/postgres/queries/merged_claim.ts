@@ -46,42 +46,54 @@ function mergedQuery(
   const due = sql`status = 'queued' AND run_after <= ${p("now")}::bigint ${ofTypes}`;
   const order = sql.raw(PART_ORDER[strategy]);
   const parts: SQL[] = [];
-  let served = sql``;
+  // The queues served: those named, or those with queued tasks, found by a walk of the index led by the
+  // queue that jumps from one queue to the next (a probe a queue).
+  const served = !withFree
+    ? sql``
+    : listed
+    ? sql`served(name) AS (SELECT unnest(${p("queues")}::text[])),`
+    : sql`served(name) AS (
+        SELECT min(queue) FROM task_queue WHERE status = 'queued'
+        UNION ALL SELECT (SELECT min(queue) FROM task_queue WHERE status = 'queued' AND queue > served.name)
+        FROM served WHERE served.name IS NOT NULL),`;
+  // Of those, the free ones: neither held as the store knows them (bound, see `claim.ts` for why) nor now.
+  const freeServed = sql`served.name IS NOT NULL AND served.name <> ALL(${p("held")}::text[])
+        AND served.name <> ALL(ARRAY${HELD_QUEUES})`;
   if (withFree && strategy === "priority") {
     // Each served queue's best tasks, read from the index led by the queue (ordered by the queue first, and
     // the queue matched as a range, which the planner does not fold into a constant: so that it never walks
     // the priority index instead, expecting to find the queue's tasks soon, 13 ms with 50,000 held ahead): a held queue's backlog is never
     // walked past (the index led by priority would pass every one of its tasks ahead of a free one). The
-    // queues served are those named, or those with queued tasks, found by a walk of that index that jumps
-    // from one queue to the next. The held queues as the store knows them are bound (see `claim.ts` for
-    // why), and those held now are left out too, before any of their tasks is locked (the UPDATE leaves
-    // them out in any case: see below).
-    served = listed ? sql`served(name) AS (SELECT unnest(${p("queues")}::text[])),` : sql`served(name) AS (
-        SELECT min(queue) FROM task_queue WHERE status = 'queued'
-        UNION ALL SELECT (SELECT min(queue) FROM task_queue WHERE status = 'queued' AND queue > served.name)
-        FROM served WHERE served.name IS NOT NULL),`;
+    // held queues are left out before any of their tasks is locked (the UPDATE leaves them out in any
+    // case: see below).
     parts.push(sql`SELECT f.id, f.priority, f.run_after FROM served CROSS JOIN LATERAL (
         SELECT id, priority, run_after FROM task_queue
         WHERE ${due} AND queue >= served.name AND queue <= served.name
         ORDER BY queue, ${order} LIMIT ${p("limit")}::bigint FOR UPDATE SKIP LOCKED) AS f
-      WHERE served.name IS NOT NULL AND served.name <> ALL(${p("held")}::text[])
-        AND served.name <> ALL(ARRAY${HELD_QUEUES})`);
+      WHERE ${freeServed}`);
   } else if (withFree) {
     // The free queues' best tasks in the strategy's order, by a walk of its index. Only the held queues as
     // the store knows them are left out here, bound: with the held queues now as a subquery, the planner
     // expected one task to match and read the whole table, then sorted it (20-40 ms a claim beside 50,000
     // tasks of a limited queue, against 0.5 ms when the free tasks come first in the strategy's order, as
-    // by id descending). Those held since the store looked are left out by the UPDATE.
+    // by id descending). Those held since the store looked are left out by the UPDATE. And only when a
+    // free queue served has queued tasks (a condition the statement checks once, before it reads a task):
+    // with every queued task in held queues, the planner rightly expected none to match, and read the whole
+    // table rather than the index (15-20 ms a claim beside 50,000 tasks of a limited queue, for nothing).
     const ofQueues = listed ? sql`AND queue = ANY(${p("queues")}::text[])` : sql``;
     parts.push(sql`SELECT id, priority, run_after FROM (
       SELECT id, priority, run_after FROM task_queue
       WHERE ${due} ${ofQueues} AND queue <> ALL(${p("held")}::text[])
+        AND EXISTS (SELECT FROM served WHERE ${freeServed})
       ORDER BY ${order} LIMIT ${p("limit")}::bigint FOR UPDATE SKIP LOCKED) AS f`);
   }
   // A limited queue's best tasks, at most what its limits leave (`limits`, below; none when it is no longer
   // limited, or paused); by priority, from the index led by the queue, as above. The planner cannot know
   // that limit before the statement runs and expects a tenth of the queue's tasks: still far cheaper by
-  // that index than sorted, so it walks the index (tests/postgres_plans_test.ts).
+  // that index than sorted, so it walks the index (tests/postgres_plans_test.ts). First in or last in, by
+  // id: no index is led by the queue and ordered by id, so with statistics the planner walks the id order,
+  // and without (a table never analyzed yet) it reads all the queue's queued tasks by the index led by the
+  // queue and sorts them (30-45 ms a claim with 50,000 queued; an index on (queue, id) would spare it).
   const byQueueIndex = strategy !== "fifo" && strategy !== "lifo";
   for (let i = 0; i < arms; i++) {
     const queue = p(`queue${i}`);
