@@ -463,3 +463,45 @@ test("db.transaction() runs the application's callback once, whatever it throws"
     assert.equal(runs, 1);
   });
 });
+
+/** Resolves once some session of this database waits for a lock (polling, for at most 10 s). */
+async function someoneWaits(app: postgres.Sql): Promise<void> {
+  for (let tries = 0; tries < 1000; tries++) {
+    const [row] = await app.unsafe<{ n: number }[]>(
+      `SELECT count(*)::int AS n FROM pg_stat_activity
+       WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+    );
+    if (row!.n > 0) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error("no session waited for a lock within 10 s");
+}
+
+test("a count again that waits for a claim's lock of its queue counts from what that claim left", {
+  skip,
+}, async () => {
+  await withStore(async (store, _url, app) => {
+    const now = 1_700_000_000_500;
+    const window = 1_700_000_000_000;
+    await store.queueUpdate("mail", { rate: { limit: 7, intervalMs: 1000 } }, now);
+    await store.queueUpdate("paused", { rate: { limit: 7, intervalMs: 1000 } }, now);
+    const changes: [string, string, { counted: number; startBy: number | null }][] = [
+      // A claim that counted 5 in the window, committed while the count waits: room for 2 of 4.
+      ["mail", `window_start = ${window}, window_count = 5`, { counted: 2, startBy: window + 1000 }],
+      // A pause committed while the count waits: none counted.
+      ["paused", "paused = true", { counted: 0, startBy: null }],
+    ];
+    for (const [queue, change, expected] of changes) {
+      let counting: Promise<{ counted: number; startBy: number | null }> | undefined;
+      await app.begin(async (tx) => {
+        await tx.unsafe("SELECT name FROM queues WHERE name = $1 FOR UPDATE", [queue]);
+        await tx.unsafe(`UPDATE queues SET ${change} WHERE name = $1`, [queue]);
+        counting = store.queueCountAgain(queue, 4, now);
+        await someoneWaits(app);
+      });
+      assert.deepEqual(await counting, expected, queue);
+    }
+    const [mail] = await app.unsafe("SELECT window_start, window_count FROM queues WHERE name = 'mail'");
+    assert.deepEqual([Number(mail!.window_start), Number(mail!.window_count)], [window, 7]);
+  });
+});

@@ -1,7 +1,8 @@
 /**
  * The worker's claim-ahead buffer on a real file: quick tasks are claimed many per statement, slow ones no
  * further ahead than the free slots, `prefetch: 0` turns it off, and buffered tasks are handed back at
- * shutdown, dropped when cancelled, and kept leased by heartbeats while they wait.
+ * shutdown, dropped when cancelled, kept leased by heartbeats while they wait, and counted again in a rate
+ * window of their queue when the one their claim counted in ends before they start.
  *
  * @module
  */
@@ -67,6 +68,19 @@ function recordClaims(db: QueueDatabase): ClaimCall[] {
     };
   }
   return calls;
+}
+
+/** Records every count again the worker asks the store for: what it counted, and the window's end. */
+function recordCountsAgain(db: QueueDatabase): { counted: number; startBy: number | null }[] {
+  const counts: { counted: number; startBy: number | null }[] = [];
+  const store = storeOf(db);
+  const original = store.queueCountAgain.bind(store);
+  store.queueCountAgain = async (queue, n, now) => {
+    const result = await original(queue, n, now);
+    counts.push(result);
+    return result;
+  };
+  return counts;
 }
 
 /** Ids in claim order, from the worker's "claimed" events. */
@@ -248,7 +262,7 @@ describe("tasks waiting in the buffer", () => {
     });
   });
 
-  test("tasks claimed ahead from a rate-limited queue whose window ends before they start go back unstarted", async () => {
+  test("tasks claimed ahead whose rate window ends before they start are counted in the next one, and start", async () => {
     await withDb(async (db) => {
       const queue = new Queue(db);
       await queue.setQueueLimits("default", { rate: { limit: 1000, intervalMs: 300 } });
@@ -257,6 +271,7 @@ describe("tasks waiting in the buffer", () => {
       const w = worker(db, { concurrency: 1, onEvent: (event) => void events.push(event) });
       const ran: number[] = [];
       let buffered: number[] = [];
+      let over = Infinity;
       const summary = await w.runLoop({
         taskHandler: async (task) => {
           ran.push(task.id);
@@ -264,17 +279,139 @@ describe("tasks waiting in the buffer", () => {
           if (buffered.length > 0 || claimed.length === ran.length) return;
           buffered = claimed.filter((id) => !ran.includes(id));
           // Longer than the interval: the window the buffered tasks' claim counted in is over when they
-          // could start, and a start now would be one more in a later window than the one they counted in.
+          // could start, and a start now must be counted in the window it is made in.
+          over = task.startedAt! + 400;
           await delay(400);
         },
         untilEmpty: true,
       });
 
       assert.ok(buffered.length > 1, `expected several tasks in the buffer, got ${buffered.length}`);
-      const released = new Set(events.flatMap((e) => e.type === "released" ? [e.task.id] : []));
-      for (const id of buffered) assert.ok(released.has(id), `task ${id} started past its window`);
-      assert.equal(summary.completed, 50, "claimed again in a later window, every task ran");
+      const released = events.flatMap((e) => e.type === "released" ? [e.task.id] : []);
+      assert.deepEqual(released, [], "the next window had room for them all: none went back");
+      assert.equal(summary.completed, 50);
+      for (const id of buffered) {
+        const task = await queue.get(id);
+        assert.equal(task?.attempts, 1, `task ${id}: one attempt`);
+        assert.ok(task!.startedAt! >= over, `task ${id} started past the window its claim counted in`);
+      }
+    });
+  });
+
+  test("tasks claimed ahead whose rate window ends before they start go back unstarted when the next one is full", async () => {
+    await withDb(async (db) => {
+      const queue = new Queue(db);
+      await queue.setQueueLimits("default", { rate: { limit: 1000, intervalMs: 300 } });
+      await enqueueN(queue, 12);
+      const events: WorkerEvent[] = [];
+      const w = worker(db, { concurrency: 1, onEvent: (event) => void events.push(event) });
+      const ran: number[] = [];
+      let buffered: number[] = [];
+      const summary = await w.runLoop({
+        taskHandler: async () => {
+          ran.push(ran.length);
+          const claimed = claimedIds(events);
+          if (buffered.length > 0 || claimed.length === ran.length) return;
+          buffered = claimed.slice(ran.length);
+          // A new rate, and so a new window, with room for two; the buffered tasks' window ends meanwhile.
+          await queue.setQueueLimits("default", { rate: { limit: 2, intervalMs: 300 } });
+          await delay(400);
+        },
+        untilEmpty: true,
+      });
+
+      assert.ok(buffered.length > 2, `expected several tasks in the buffer, got ${buffered.length}`);
+      const released = events.flatMap((e) => e.type === "released" ? [e.task.id] : []);
+      assert.deepEqual(
+        released.toSorted((a, b) => a - b),
+        buffered.slice(2).toSorted((a, b) => a - b),
+        "the first two in the buffer were counted in the window, and started; the others went back",
+      );
+      assert.equal(summary.completed, 12, "claimed again in later windows, every task ran");
       for (const id of buffered) assert.equal((await queue.get(id))?.attempts, 1, `task ${id}: one attempt`);
+    });
+  });
+
+  test("with several slots, late tasks taken to start at once are counted as far as their window has room, and no window starts more than its limit", async () => {
+    await withDb(async (db) => {
+      const INTERVAL = 500;
+      const SLOTS = 4;
+      const queue = new Queue(db);
+      await queue.setQueueLimits("default", { rate: { limit: 1000, intervalMs: INTERVAL } });
+      const tasks = await enqueueN(queue, 12);
+      const events: WorkerEvent[] = [];
+      const w = worker(db, { concurrency: SLOTS, onEvent: (event) => void events.push(event) });
+      const counts = recordCountsAgain(db);
+      const ran: number[] = [];
+      /**
+       * When each task started after the slots were freed (all since the new rate), as its handler is told:
+       * the time its start was allowed at. (The row's is its outcome's when both are written together,
+       * which may fall in a later window.)
+       */
+      const startedAt: number[] = [];
+      let buffered: number[] = [];
+      let blocked = 0;
+      const gate = deferred();
+      let opened = false;
+      const summary = await w.runLoop({
+        taskHandler: async (task) => {
+          ran.push(task.id);
+          if (opened) return void startedAt.push(task.startedAt!);
+          // Claimed ahead and not started yet: what waits in the buffer once every slot is held here.
+          const waiting = events.flatMap((e) =>
+            e.type === "claimed" && e.task.startedAt === null && !ran.includes(e.task.id) ? [e.task.id] : []
+          );
+          if (waiting.length === 0) return;
+          // Every slot is held until the buffered tasks' window is over, then all are freed at once: as many
+          // late tasks are taken to start together as there are slots.
+          if (++blocked === SLOTS) {
+            buffered = waiting;
+            // A new rate, and so a new window, with room for two; the buffered tasks' window ends meanwhile.
+            await queue.setQueueLimits("default", { rate: { limit: 2, intervalMs: INTERVAL } });
+            await delay(INTERVAL + 100);
+            opened = true;
+            gate.resolve();
+          }
+          await within(HANG_MS, `all ${SLOTS} slots held with tasks in the buffer`, gate.promise);
+        },
+        untilEmpty: true,
+      });
+
+      assert.ok(buffered.length > 2, `expected several tasks in the buffer, got ${buffered.length}`);
+      assert.equal(summary.completed, 12, "every task ran");
+      const released = events.flatMap((e) => e.type === "released" ? [e.task.id] : []);
+      assert.equal(new Set(released).size, released.length, "none went back twice");
+      assert.ok(released.every((id) => buffered.includes(id)), "only late tasks went back");
+      const counted = buffered.filter((id) => !released.includes(id));
+      assert.ok(counted.length >= 1, "the next window had room: some were counted again there, and started");
+      // The store counted no window past its room, and no more tasks started than it counted.
+      const byWindow = new Map<number, number>();
+      for (const { counted, startBy } of counts) {
+        byWindow.set(startBy!, (byWindow.get(startBy!) ?? 0) + counted);
+      }
+      for (const [end, n] of byWindow) assert.ok(n <= 2, `${n} counted again in the window ending at ${end}`);
+      const total = counts.reduce((sum, count) => sum + count.counted, 0);
+      assert.ok(counted.length <= total, `${counted.length} started late, ${total} counted again`);
+      if (byWindow.size === 1) {
+        // As a rule, every count is made in the window the slots were freed in (on a loaded machine, a
+        // count may come after it ended, in the next window, with room of its own).
+        assert.equal(counted.length, 2, "room for 2: two of the late tasks started");
+        assert.equal(released.length, buffered.length - 2, "and the others went back");
+      }
+      // Every start since the new rate (the slots held from before it until after), in the window it was
+      // made in: never more than 2 in one.
+      assert.equal(ran.length, 12, "each task started once");
+      assert.ok(
+        startedAt.length >= buffered.length,
+        "every buffered task started after the slots were freed",
+      );
+      for (const { id } of tasks) assert.equal((await queue.get(id))?.attempts, 1, `task ${id}: one attempt`);
+      const starts = new Map<number, number>();
+      for (const at of startedAt) {
+        const window = Math.floor(at / INTERVAL) * INTERVAL;
+        starts.set(window, (starts.get(window) ?? 0) + 1);
+      }
+      for (const [window, n] of starts) assert.ok(n <= 2, `${n} starts in the window at ${window}`);
     });
   });
 

@@ -1,13 +1,17 @@
 /**
- * Claims from queues with fleet-wide limits, written once for every store. A store claims from the other
- * queues as it always has (one statement that leaves paused and limited queues out); only when the worker
- * serves a limited queue does it run {@link claimWithLimits} instead, in one transaction, through a few
- * small operations in its own SQL: lock the limited queues' rows (so that their claims are made one at a
- * time, on PostgreSQL too), count their running tasks after the lock, claim in one statement from the free
- * queues and from each limited queue what its limits leave, in the strategy's order across them, and count
- * the claims in the rate limit's window. A task claimed ahead from a rate-limited queue carries the end of
- * the window its claim was counted in, and must start before then (see {@link LeasedTask.startBy}), so that
- * the limit counts starts. Unlimited queues never wait for a lock.
+ * Claims from queues with fleet-wide limits. A store claims from the other queues as it always has (one
+ * statement that leaves paused and limited queues out); only when the worker serves a limited queue does it
+ * claim under limits, in one transaction: lock the limited queues' rows (so that their claims are made one
+ * at a time), count their running tasks after the lock, claim in one statement from the free queues and
+ * from each limited queue what its limits leave, in the strategy's order across them, and count the claims
+ * in the rate limit's window. SQLite runs {@link claimWithLimits}, a few small operations in its own SQL
+ * under the write lock; PostgreSQL, where each would be a round trip, does the same after the lock in one
+ * statement (`postgres/queries/merged_claim.ts`, which works out {@link currentWindow} and
+ * {@link allowance} in SQL). A task claimed ahead from a rate-limited queue carries the end of the window
+ * its claim was counted in, and must start before then (see {@link LeasedTask.startBy}), or be counted
+ * again in the window it starts in ({@link countAgain}; on PostgreSQL one statement,
+ * `postgres/queries/queues.ts`), so that the limit counts starts. Unlimited queues
+ * never wait for a lock. Which queues are limited, each store learns from {@link HeldQueueNames}.
  *
  * @module
  */
@@ -112,6 +116,44 @@ export async function claimWithLimits<Rows>(
   return { rows, startBy };
 }
 
+/** A queue's row as a count again reads it: its settings, its rate window, and whether it is paused. */
+export interface QueueWindow extends LimitedQueue {
+  paused: boolean;
+}
+
+/** What a store does, in its own SQL, inside the transaction of a count again. */
+export interface CountAgainOps {
+  /**
+   * The queue's row, paused or not, locked until the transaction ends (as a claim locks it; a store whose
+   * writes run one at a time anyway only reads it); undefined when the queue has none.
+   */
+  lockQueue(queue: string): Promise<QueueWindow | undefined>;
+  /** Writes a queue's rate window: when it started and how many claims it has counted. */
+  saveWindow(queue: string, start: number, count: number): Promise<void>;
+}
+
+/**
+ * Counts again, in `queue`'s rate window at `now`, `n` tasks claimed ahead whose window ended before they
+ * could start (as `Store.queueCountAgain` says), inside one transaction the caller holds: as many as
+ * the rate limit leaves room for, written to the window, and the end of that window, which they must start
+ * by. A paused queue counts none (its tasks may not start), and lifts no deadline; a queue that has no
+ * rate limit now counts all, with no deadline.
+ */
+export async function countAgain(
+  ops: CountAgainOps,
+  queue: string,
+  n: number,
+  now: number,
+): Promise<{ counted: number; startBy: number | null }> {
+  const row = await ops.lockQueue(queue);
+  if (row?.paused) return { counted: 0, startBy: null };
+  if (row === undefined || row.rateLimit === null) return { counted: n, startBy: null };
+  const window = currentWindow(row, now);
+  const counted = Math.max(0, Math.min(n, row.rateLimit - window.count));
+  if (counted > 0) await ops.saveWindow(queue, window.start, window.count + counted);
+  return { counted, startBy: window.start + row.rateIntervalMs! };
+}
+
 /** Marks the tasks claimed ahead from a rate-limited queue with the time they must start by. */
 export function withStartBy(leased: LeasedTask[], startBy: ReadonlyMap<string, number>): LeasedTask[] {
   if (startBy.size === 0) return leased;
@@ -175,15 +217,20 @@ export class HeldQueueNames {
 
 /**
  * Which of `limited` a claim of `params` must take from under limits (none: the plain claim does it all),
- * and whether every queue it serves is among them.
+ * in name order, and whether every queue it serves is among them.
  */
 export function limitedScope(
   params: ClaimParams,
   limited: ReadonlySet<string>,
-): { limited: boolean; skipFree: boolean } {
-  if (limited.size === 0) return { limited: false, skipFree: false };
+): { limited: boolean; queues: string[]; skipFree: boolean } {
+  if (limited.size === 0) return { limited: false, queues: [], skipFree: false };
   const { queues } = params;
-  if (queues === undefined) return { limited: true, skipFree: false };
-  const served = queues.filter((queue) => limited.has(queue)).length;
-  return { limited: served > 0, skipFree: served === queues.length };
+  const served = queues === undefined
+    ? [...limited]
+    : [...new Set(queues.filter((queue) => limited.has(queue)))];
+  return {
+    limited: served.length > 0,
+    queues: served.sort(),
+    skipFree: queues !== undefined && queues.every((queue) => limited.has(queue)),
+  };
 }

@@ -265,6 +265,23 @@ export interface Store {
    * once (not as a promise) when the last read is recent enough: a worker asks before every start.
    */
   queuePausedNames(): ReadonlySet<string> | Promise<ReadonlySet<string>>;
+  /**
+   * Counts again, in the rate window of `queue` that `now` falls in, `n` of its tasks that a worker claimed
+   * ahead and that did not start before the end of the window their claim was counted in: as many as its
+   * rate limit leaves room for in this window (none when it is full), counted as a claim would count them,
+   * so that they may start until this window ends (`startBy`) instead of going back to the queue to be
+   * claimed again. The window is the one a claim at `now` would count in (never one before the queue's
+   * own), and the count is made under the queue's lock, as a claim's is, so that counts and claims made
+   * at once by many workers never count more than the limit together. A paused queue counts none
+   * (`counted` 0, `startBy` null): its tasks may not start, and go back to the queue. A queue that has no
+   * rate limit now needs no count: `counted` is `n` and `startBy` null (no window holds them). Made twice,
+   * it counts twice, which only ever holds more back.
+   */
+  queueCountAgain(
+    queue: string,
+    n: number,
+    now: number,
+  ): Promise<{ counted: number; startBy: number | null }>;
 
   /**
    * Extends the leases of a worker's running tasks to `leaseUntil`, each under its fence, and, when

@@ -92,8 +92,9 @@ export interface LeasedTask {
   recordStartFirst: boolean;
   /**
    * For a task claimed ahead from a queue with a rate limit: the end of the rate window its claim was
-   * counted in. It must start before then, or go back to the queue unstarted, so that no window sees more
-   * starts than the limit.
+   * counted in. It must start before then, or be counted again in the window it starts in
+   * (`Store.queueCountAgain`, which moves this to that window's end), or go back to the queue unstarted,
+   * so that no window sees more starts than the limit.
    */
   startBy?: number;
   /** The size of the task's payload as stored (JSON text), where the store knows it cheaply. */

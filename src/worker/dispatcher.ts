@@ -100,7 +100,7 @@ export class Dispatcher {
     this.#inFlight++;
     try {
       const { leaseToken } = leased;
-      const started = this.#clock.now();
+      let started = this.#clock.now();
       const startedElapsed = elapsedOn(this.#clock);
       // A task claimed ahead starts now: its attempt counts from here.
       const task = leased.task.startedAt !== null
@@ -120,6 +120,8 @@ export class Dispatcher {
         if (!(mayStart instanceof Promise ? await mayStart : mayStart)) {
           return await this.#handBack([leased, ...this.#fetcher.takeUnstartable()]);
         }
+        // It starts once allowed, in the rate window that counted it: the answer may have waited for a count.
+        started = task.startedAt = this.#clock.now();
       }
       if (leased.task.startedAt === null && !(await this.#recordStart(running, started, leased))) {
         return this.#reportLost(running);

@@ -140,6 +140,113 @@ describeEachStore("named queues", (it) => {
     assert.equal(await runningIn(store, "api", window + 300), 5);
   });
 
+  it("tasks claimed ahead past the end of their window are counted again in the current one, as far as it has room", async ({ store }) => {
+    const window = Math.ceil(T0 / 1000) * 1000 + 1000;
+    await fill(store, "mail", 20, window - 5000);
+    await store.queueUpdate("mail", { rate: { limit: 5, intervalMs: 1000 } }, window - 5000);
+    const first = await claim(store, { queues: ["mail"], limit: 5, start: 2, now: window + 100 });
+    assert.deepEqual(first.map((l) => l.startBy), [
+      undefined,
+      undefined,
+      window + 1000,
+      window + 1000,
+      window + 1000,
+    ]);
+    // The three claimed ahead did not start in time: counted in the next window, they may start until it ends.
+    assert.deepEqual(await store.queueCountAgain("mail", 3, window + 1200), {
+      counted: 3,
+      startBy: window + 2000,
+    });
+    assert.equal(
+      (await claim(store, { queues: ["mail"], limit: 10, now: window + 1300 })).length,
+      2,
+      "room for 2",
+    );
+    assert.deepEqual(await store.queueCountAgain("mail", 3, window + 1400), {
+      counted: 0,
+      startBy: window + 2000,
+    });
+    // A later window with room for two of three.
+    assert.equal((await claim(store, { queues: ["mail"], limit: 3, now: window + 2100 })).length, 3);
+    assert.deepEqual(await store.queueCountAgain("mail", 3, window + 2200), {
+      counted: 2,
+      startBy: window + 3000,
+    });
+    // A count whose time is before the window a claim opened counts in that window, as a claim does.
+    assert.equal((await claim(store, { queues: ["mail"], limit: 1, now: window + 3001 })).length, 1);
+    assert.deepEqual(await store.queueCountAgain("mail", 5, window + 2999), {
+      counted: 4,
+      startBy: window + 4000,
+    });
+    assert.equal((await claim(store, { queues: ["mail"], limit: 10, now: window + 3500 })).length, 0, "full");
+  });
+
+  it("a queue without a rate limit needs no count again: all may start, with no deadline", async ({ store }) => {
+    assert.deepEqual(
+      await store.queueCountAgain("free", 4, T0),
+      { counted: 4, startBy: null },
+      "no settings",
+    );
+    await store.queueUpdate("api", { concurrency: 2 }, T0);
+    assert.deepEqual(
+      await store.queueCountAgain("api", 4, T0),
+      { counted: 4, startBy: null },
+      "no rate limit",
+    );
+  });
+
+  it("a paused queue counts nothing again: none of its late tasks may start, and its window keeps its room", async ({ store }) => {
+    const window = Math.ceil(T0 / 1000) * 1000 + 1000;
+    await fill(store, "mail", 10, window - 5000);
+    await store.queueUpdate("mail", { rate: { limit: 2, intervalMs: 1000 } }, window - 5000);
+    const ahead = await claim(store, { queues: ["mail"], limit: 2, start: 0, now: window + 100 });
+    assert.deepEqual(ahead.map((l) => l.startBy), [window + 1000, window + 1000]);
+    await store.queueUpdate("mail", { paused: true }, window + 200);
+    // Their window over, the queue paused: none may start, and none is counted in the next window.
+    assert.deepEqual(await store.queueCountAgain("mail", 2, window + 1100), { counted: 0, startBy: null });
+    await store.queueUpdate("mail", { paused: false }, window + 1200);
+    assert.equal(
+      (await claim(store, { queues: ["mail"], limit: 10, now: window + 1300 })).length,
+      2,
+      "the next window's room is whole: a count of the paused queue's tasks would have taken it",
+    );
+    assert.deepEqual(await store.queueCountAgain("mail", 2, window + 1400), {
+      counted: 0,
+      startBy: window + 2000,
+    });
+  });
+
+  it("counts again never count more than a window's limit, across calls and with claims between", async ({ store }) => {
+    const window = Math.ceil(T0 / 1000) * 1000 + 1000;
+    await fill(store, "mail", 10, window - 5000);
+    await store.queueUpdate("mail", { rate: { limit: 5, intervalMs: 1000 } }, window - 5000);
+    assert.equal((await claim(store, { queues: ["mail"], limit: 1, now: window + 100 })).length, 1);
+    const first = await store.queueCountAgain("mail", 3, window + 200);
+    const second = await store.queueCountAgain("mail", 3, window + 300);
+    assert.deepEqual([first.counted, second.counted], [3, 1], "1 claimed, then 3 and 1 counted: 5");
+    assert.deepEqual(await store.queueCountAgain("mail", 1, window + 400), {
+      counted: 0,
+      startBy: window + 1000,
+    });
+    assert.deepEqual(await claim(store, { queues: ["mail"], limit: 10, now: window + 500 }), [], "full");
+  });
+
+  it("counts again made at once on many handles never count more than a window's limit, together", {
+    needs: ["secondHandle"],
+  }, async ({ store, reopen }) => {
+    const LIMIT = 7;
+    const window = Math.ceil(T0 / 1000) * 1000 + 1000;
+    await store.queueUpdate("mail", { rate: { limit: LIMIT, intervalMs: 1000 } }, window - 5000);
+    const handles = [store, ...await Promise.all([1, 2, 3, 4].map(() => reopen()))];
+    for (let round = 0; round < 10; round++) {
+      const now = window + round * 1000 + 10;
+      const results = await Promise.all(handles.map((handle) => handle.queueCountAgain("mail", 3, now)));
+      const counted = results.reduce((sum, result) => sum + result.counted, 0);
+      assert.equal(counted, LIMIT, `round ${round}: ${counted} counted in a window whose limit is ${LIMIT}`);
+      for (const { startBy } of results) assert.equal(startBy, window + round * 1000 + 1000);
+    }
+  });
+
   it("a claim takes from limited and free queues in the strategy's order across them", async ({ store }) => {
     // A generous limit's big backlog of low priority, inserted first, and a free queue's urgent task.
     await insert(store, Array.from({ length: 30 }, () => newTask({ queue: "bulk", priority: 9 })));
@@ -162,6 +269,18 @@ describeEachStore("named queues", (it) => {
     await store.queueUpdate("bulk", { paused: true }, T0);
     assert.deepEqual((await claim(store, { limit: 1, strategy: "fifo" })).map((l) => l.task.id), [early]);
   });
+
+  for (const strategy of ["priority", "fifo"] as const) {
+    it(`a claim that names a limited queue twice takes no more than its limits leave (${strategy})`, async ({ store }) => {
+      await fill(store, "api", 10);
+      await fill(store, "mail", 10);
+      await store.queueUpdate("api", { concurrency: 2 }, T0);
+      await store.queueUpdate("mail", { rate: { limit: 3, intervalMs: 60_000 } }, T0);
+      const leased = await claim(store, { strategy, limit: 20, queues: ["api", "mail", "api", "mail"] });
+      const of = (queue: string) => leased.filter((l) => l.task.queue === queue).length;
+      assert.deepEqual([of("api"), of("mail")], [2, 3]);
+    });
+  }
 
   it("lowering a limit below the running tasks claims nothing until they finish; none removes it", async ({ store }) => {
     await fill(store, "api", 5);

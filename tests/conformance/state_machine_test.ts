@@ -8,7 +8,8 @@
  * store must, with the same messages. After every step every task must match the model exactly, and the
  * structural invariants must hold. Each run starts on a fresh store. Tasks go to a few named queues, whose
  * limits and pause change at random (see "Named queues" below): the model predicts what each claim may
- * take, and the store must never exceed a limit nor claim from a paused queue.
+ * take, and what each count again of tasks claimed ahead past their rate window counts, and the store
+ * must never exceed a limit nor claim from a paused queue.
  *
  * @module
  */
@@ -41,7 +42,8 @@ const MAX_STEPS = 40;
 // rate limit or pause (each left as it was, set, or removed); a claim may name the queues it serves. The
 // model predicts what each claim may take: nothing from a paused queue, from a limited one at most what its
 // limits leave, the free queues' tasks and the limited ones' merged in the strategy's order; a task claimed
-// ahead from a rate-limited queue must start by the end of the window its claim counted in.
+// ahead from a rate-limited queue must start by the end of the window its claim counted in, or be counted
+// again in a later one (a count again, which the model predicts and counts in its windows as a claim).
 
 const QUEUES = ["default", "q1", "q2"] as const;
 
@@ -103,6 +105,23 @@ class QueueModel {
     if (op.paused !== undefined) q.paused = op.paused;
     this.rows.set(op.queue, q);
     return q;
+  }
+
+  /**
+   * A count again of `n` tasks claimed ahead past their window, as `Store.queueCountAgain` says: none for a
+   * paused queue, all (no deadline) for one without a rate limit, else what the window at `now` has room
+   * for, counted in it.
+   */
+  countAgain(name: string, n: number, now: number): { counted: number; startBy: number | null } {
+    const q = this.get(name);
+    if (q.paused) return { counted: 0, startBy: null };
+    if (q.rate === null) return { counted: n, startBy: null };
+    const window = this.window(name, now);
+    const counted = Math.max(0, Math.min(n, q.rate.limit - window.count));
+    if (counted > 0) {
+      this.rows.set(name, { ...q, windowStart: window.start, windowCount: window.count + counted });
+    }
+    return { counted, startBy: window.start + q.rate.intervalMs };
   }
 
   /** The window `now` counts in: the queue's own when `now` is not past it (a late claim counts in it). */
@@ -262,6 +281,7 @@ type Op =
     queues: string[] | undefined;
   }
   | QueueOp
+  | { kind: "countAgain"; queue: string; n: number }
   | { kind: "start"; tokens: number[] }
   | { kind: "finish"; picks: { token: number; outcome: Outcome; delay: number; started: boolean }[] }
   | { kind: "extend"; token: number; ms: number }
@@ -314,6 +334,16 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
     weight: 5,
   },
   { arbitrary: queueOpArb, weight: 3 },
+  {
+    // Tasks claimed ahead whose window ended, counted again in the current one: the claims after it must
+    // find the window as full as the count left it.
+    arbitrary: fc.record({
+      kind: fc.constant("countAgain" as const),
+      queue: fc.constantFrom(...QUEUES),
+      n: fc.integer({ min: 1, max: 3 }),
+    }),
+    weight: 2,
+  },
   {
     arbitrary: fc.record({
       kind: fc.constant("finish" as const),
@@ -926,6 +956,12 @@ async function apply(store: Store, model: Model, op: Op): Promise<void> {
 
     case "queue":
       return await applyQueueOp(store, model, op);
+
+    case "countAgain": {
+      const counted = await store.queueCountAgain(op.queue, op.n, now);
+      assert.deepEqual(counted, model.queues.countAgain(op.queue, op.n, now), `count again in ${op.queue}`);
+      return;
+    }
 
     case "reap": {
       const expected = { requeued: 0, failed: 0 };

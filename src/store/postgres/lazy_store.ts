@@ -239,6 +239,14 @@ export class LazyPostgresStore implements Store {
     return store ? store.queuePausedNames() : this.#call((s) => s.queuePausedNames());
   }
 
+  queueCountAgain(
+    queue: string,
+    n: number,
+    now: number,
+  ): Promise<{ counted: number; startBy: number | null }> {
+    return this.#call((s) => s.queueCountAgain(queue, n, now));
+  }
+
   workerHeartbeat(worker: WorkerInfo | null, fences: readonly Fence[], leaseUntil: number) {
     return this.#call((s): Promise<LostLease[]> => s.workerHeartbeat(worker, fences, leaseUntil));
   }

@@ -49,10 +49,10 @@ import { FINISHED_CHANNEL } from "./migrations.ts";
 import { Notifications } from "./notifications.ts";
 import { Reconnect } from "./reconnect.ts";
 import { claimStatement, leasedFrom } from "./queries/claim.ts";
-import { mergedClaimStatement } from "./queries/merged_claim.ts";
+import { lockLimitedStatement, mergedClaimStatement, startByOf } from "./queries/merged_claim.ts";
 import type { Statement } from "./sql.ts";
-import { claimWithLimits, HeldQueueNames, limitedScope, withStartBy } from "../limited_claim.ts";
-import { heldQueueRows, limitedClaimOps, listQueues, updateQueue } from "./queries/queues.ts";
+import { HeldQueueNames, limitedScope } from "../limited_claim.ts";
+import { countAgainStatement, heldQueueRows, listQueues, updateQueue } from "./queries/queues.ts";
 import { hasDependencies, insertWithDependencies } from "./queries/dependencies.ts";
 import { insertMany, insertOne } from "./queries/insert.ts";
 import { hasKey } from "../inserted.ts";
@@ -200,7 +200,7 @@ export class PostgresStore implements Store {
 
   async taskClaim(params: ClaimParams): Promise<LeasedTask[]> {
     const { held, limited } = await this.#held(params);
-    if (limited) return (await this.#claimLimited(null, params, limited.skipFree, held)).leased;
+    if (limited) return (await this.#claimLimited(null, params, limited, held)).leased;
     return this.#again(async (late) => {
       // The claim's own times: what it set is not read back.
       const at = late === 0 ? params : { ...params, now: params.now + late };
@@ -209,11 +209,10 @@ export class PostgresStore implements Store {
   }
 
   /**
-   * The held queues, and whether a claim of `params` must take from limited queues (and from those alone).
+   * The held queues, and the limited queues a claim of `params` must take from under their limits (and
+   * whether from those alone), as the store last read them (see `#heldNames`).
    */
-  async #held(
-    params: ClaimParams,
-  ): Promise<{ held: readonly string[]; limited: { skipFree: boolean } | undefined }> {
+  async #held(params: ClaimParams): Promise<{ held: readonly string[]; limited: LimitedScope | undefined }> {
     const pending = this.#heldNames.get();
     const names = pending instanceof Promise ? await pending : pending;
     const scope = limitedScope(params, names.limited);
@@ -221,25 +220,28 @@ export class PostgresStore implements Store {
   }
 
   /**
-   * A record's statements (pipelined), then a claim from free and limited queues, in one transaction; made
-   * again after a lost connection, as every claim is.
+   * A record's statements, then the lock of the limited queues' rows and the claim from free and limited
+   * queues (`merged_claim.ts`), in one transaction and one round trip; made again after a lost connection,
+   * as every claim is.
    */
   #claimLimited(
     progress: Progress | null,
     params: ClaimParams,
-    skipFree: boolean,
+    limited: LimitedScope,
     held: readonly string[],
   ): Promise<{ results: Record<string, unknown>[][]; leased: LeasedTask[]; tried: number[] }> {
     const tried: number[] = [];
-    return this.#again((late) => {
+    return this.#again(async (late) => {
       const at = late === 0 ? params : { ...params, now: params.now + late };
       tried.push(at.now);
-      return this.#conn.begin(async (tx) => {
-        const statements = progress ? progressStatements(progress, at.now) : [];
-        const results = await Promise.all(statements.map((statement) => this.#conn.rows(statement, tx)));
-        const { rows, startBy } = await claimWithLimits(at, limitedClaimOps(this.#conn, tx, held), skipFree);
-        return { results, leased: withStartBy(leasedFrom(rows, at), startBy), tried };
-      });
+      const results = await this.#conn.batch([
+        ...(progress ? progressStatements(progress, at.now) : []),
+        lockLimitedStatement(limited.queues),
+        mergedClaimStatement(at, limited.queues, !limited.skipFree, held),
+      ]);
+      const rows = results.pop()!;
+      results.pop();
+      return { results, leased: startByOf(leasedFrom(rows, at), rows), tried };
     });
   }
 
@@ -265,7 +267,7 @@ export class PostgresStore implements Store {
     }
     const { held, limited } = await this.#held(params);
     if (limited) {
-      const { results, leased, tried } = await this.#claimLimited(progress, params, limited.skipFree, held);
+      const { results, leased, tried } = await this.#claimLimited(progress, params, limited, held);
       return { ...await this.#ownRecorded(progress, recordedFrom(progress, results), tried), leased };
     }
     const tried: number[] = [];
@@ -422,6 +424,22 @@ export class PostgresStore implements Store {
     return held instanceof Promise ? held.then((names) => names.paused) : held.paused;
   }
 
+  queueCountAgain(
+    queue: string,
+    n: number,
+    now: number,
+  ): Promise<{ counted: number; startBy: number | null }> {
+    // One statement, which locks the queue's row while it counts (one round trip, where a transaction
+    // held the lock across four). Made again after a lost connection: counted twice, the tasks only hold
+    // back more.
+    return this.#again(async (late) => {
+      const [row] = await this.#conn.rows<{ counted: number; startBy: number | null }>(
+        countAgainStatement(queue, n, now + late),
+      );
+      return row ?? { counted: n, startBy: null };
+    });
+  }
+
   // ---- Workers and logs ----
 
   workerDelete(id: string): Promise<void> {
@@ -521,6 +539,9 @@ export class PostgresStore implements Store {
 export function openPostgresStore(url: string, options: PostgresStoreOptions = {}): PostgresStore {
   return new PostgresStore(url, options);
 }
+
+/** The limited queues a claim must take from under their limits, and whether from those alone. */
+type LimitedScope = { queues: readonly string[]; skipFree: boolean };
 
 /** A failure once an application's transaction callback began: never a reason to make the call again. */
 class FromCallback {

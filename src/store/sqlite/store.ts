@@ -50,8 +50,8 @@ import {
 import { backupDatabase } from "./backup.ts";
 import type { Connection } from "./connection.ts";
 import type { SqlStatement, StatementResult } from "./driver.ts";
-import { claimWithLimits, HeldQueueNames, limitedScope, withStartBy } from "../limited_claim.ts";
-import { heldQueueRows, limitedClaimOps, listQueues, updateQueue } from "./queries/queues.ts";
+import { claimWithLimits, countAgain, HeldQueueNames, limitedScope, withStartBy } from "../limited_claim.ts";
+import { countAgainOps, heldQueueRows, limitedClaimOps, listQueues, updateQueue } from "./queries/queues.ts";
 import { migrate } from "./migrate.ts";
 import { claimStatement, leasedFrom, needsOrderIndex, ORDER_INDEX } from "./queries/claim.ts";
 import { insertWithDependencies } from "./queries/dependencies.ts";
@@ -348,6 +348,15 @@ export class SqliteStore implements Store {
   queuePausedNames(): ReadonlySet<string> | Promise<ReadonlySet<string>> {
     const held = this.#heldNames.get();
     return held instanceof Promise ? held.then((names) => names.paused) : held.paused;
+  }
+
+  queueCountAgain(
+    queue: string,
+    n: number,
+    now: number,
+  ): Promise<{ counted: number; startBy: number | null }> {
+    // Under the write lock, as a claim counts.
+    return this.#conn.transaction((tx) => countAgain(countAgainOps(tx), queue, n, now));
   }
 
   // ---- Workers and logs ----

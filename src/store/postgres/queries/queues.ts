@@ -1,20 +1,18 @@
 /**
- * Named queues on PostgreSQL: their settings (limits, paused), the listing `prismq queues` shows, and the
- * operations a claim from limited queues makes (see `../../limited_claim.ts`). Claims run concurrently here
- * (READ COMMITTED), so a claim from a limited queue first locks the queue's row (`FOR UPDATE`, in name
- * order, so that two claims never wait for each other in a cycle) and only then, in later statements, each
- * of which sees every claim committed before the lock was granted, counts the queue's running tasks and
- * claims what the limits leave. Claims from limited queues are thereby made one at a time; the others
- * never touch those rows and keep claiming with `SKIP LOCKED`, without waiting.
+ * Named queues on PostgreSQL: their settings (limits, paused), the listing `prismq queues` shows, which
+ * queues a plain claim leaves out, and the count again of tasks claimed ahead past their rate window. Claims run concurrently here (READ COMMITTED), so a claim from a limited
+ * queue first locks the queue's row (`FOR UPDATE`, in name order, so that two claims never wait for each
+ * other in a cycle) and only then, in a later statement, which sees every claim committed before the lock
+ * was granted, counts the queue's running tasks and claims what the limits leave (`merged_claim.ts`).
+ * Claims from limited queues are thereby made one at a time; the others never touch those rows and keep
+ * claiming with `SKIP LOCKED`, without waiting.
  *
  * @module
  */
 import { sql } from "drizzle-orm";
-import type { LimitedClaimOps, LimitedQueue } from "../../limited_claim.ts";
-import type { ClaimParams, QueueChange, QueueInfo, QueueSettings } from "../../store.ts";
-import type { PgConnection, TransactionSql } from "../connection.ts";
-import { array } from "../sql.ts";
-import { mergedClaimStatement } from "./merged_claim.ts";
+import type { QueueChange, QueueInfo, QueueSettings } from "../../store.ts";
+import type { PgConnection } from "../connection.ts";
+import { p, PreparedSql, type Statement } from "../sql.ts";
 
 /**
  * The queues a plain claim leaves out, as a subquery: paused ones, and limited ones, which only the limited
@@ -32,52 +30,51 @@ export function heldQueueRows(conn: PgConnection): Promise<{ name: string; limit
   );
 }
 
-type Row = Record<string, unknown>;
+/**
+ * The rate window of the queue's row `q` at the time `now` (a placeholder), as lateral joins that give its
+ * start and the claims counted in it so far as `w.start` and `w.count`: the window `now` falls in (aligned
+ * to epoch time), or the queue's own when that is as late or later (`currentWindow` of
+ * `../../limited_claim.ts`).
+ */
+export const CURRENT_WINDOW = sql`
+      CROSS JOIN LATERAL (SELECT coalesce(q.rate_interval_ms, 1) AS ms) AS i
+      CROSS JOIN LATERAL (SELECT ${p("now")}::bigint / i.ms * i.ms AS start) AS aligned
+      CROSS JOIN LATERAL (
+        SELECT CASE WHEN q.window_start >= aligned.start THEN q.window_start ELSE aligned.start END AS start,
+          CASE WHEN q.window_start >= aligned.start THEN q.window_count ELSE 0 END AS count
+      ) AS w`;
 
-/** The limited claim's operations inside the transaction `tx`; claims return their rows. */
-export function limitedClaimOps(
-  conn: PgConnection,
-  tx: TransactionSql,
-  held: readonly string[],
-): LimitedClaimOps<Row[]> {
-  return {
-    claimMerged: async (params: ClaimParams, arms, withFree) =>
-      arms.length === 0 && !withFree
-        ? []
-        : await conn.rows(mergedClaimStatement(params, arms, withFree, held), tx),
-    lockLimited: (queues) =>
-      conn.rows<LimitedQueue>(
-        sql`
-          SELECT name, concurrency_limit AS "concurrencyLimit", rate_limit AS "rateLimit",
-            rate_interval_ms AS "rateIntervalMs", window_start AS "windowStart", window_count AS "windowCount"
-          FROM queues WHERE ${LIMITED_WHERE}
-            ${queues === undefined ? sql`` : sql`AND name = ANY(${array(queues)}::text[])`}
-          ORDER BY name FOR UPDATE`,
-        tx,
-      ),
-    async countRunning(queues) {
-      // A statement after the lock: its snapshot holds every claim committed before the lock was granted.
-      const rows = await conn.rows<{ queue: string; n: number }>(
-        sql`
-          SELECT queue, count(*)::bigint AS n FROM task_queue
-          WHERE status = 'running' AND queue = ANY(${array(queues)}::text[]) GROUP BY queue`,
-        tx,
-      );
-      return new Map(rows.map((row) => [row.queue, Number(row.n)]));
-    },
-    async saveWindow(queue, start, count) {
-      await conn.rows(
-        sql`UPDATE queues SET window_start = ${start}::bigint, window_count = ${count}::bigint
-          WHERE name = ${queue}::text`,
-        tx,
-      );
-    },
-    countByQueue(rows) {
-      const counts = new Map<string, number>();
-      for (const row of rows) counts.set(row.queue as string, (counts.get(row.queue as string) ?? 0) + 1);
-      return counts;
-    },
-  };
+/**
+ * `Store.queueCountAgain` in one statement (`countAgain` of `../../limited_claim.ts`, which SQLite runs):
+ * the queue's row locked `FOR UPDATE` (waiting for any claim or count that holds it, then read as that left
+ * it), what its rate window has room for counted in it and written, and the end of that window returned.
+ * The count and the write are made from the row as locked: the UPDATE of a row that another transaction
+ * changed since the statement began is made again on its newest version, with the values worked out from
+ * the lock's read of that version. No row (no settings): no row returned.
+ */
+const COUNT_AGAIN = new PreparedSql(sql`
+  WITH q AS MATERIALIZED (
+    SELECT name, paused, rate_limit, rate_interval_ms, window_start, window_count
+    FROM queues WHERE name = ${p("queue")}::text FOR UPDATE
+  ),
+  counts AS MATERIALIZED (
+    SELECT q.name, q.rate_limit IS NOT NULL AND NOT q.paused AS rated, w.start, w.count,
+      w.start + q.rate_interval_ms AS start_by,
+      CASE WHEN q.paused THEN 0 WHEN q.rate_limit IS NULL THEN ${p("n")}::bigint
+        ELSE greatest(0, least(${p("n")}::bigint, q.rate_limit - w.count)) END AS counted
+    FROM q ${CURRENT_WINDOW}
+  ),
+  saved AS (
+    UPDATE queues SET window_start = c.start, window_count = c.count + c.counted
+    FROM counts c WHERE queues.name = c.name AND c.rated AND c.counted > 0
+  )
+  SELECT counted, CASE WHEN rated THEN start_by END AS "startBy" FROM counts`);
+
+/**
+ * See {@link COUNT_AGAIN}: one row of `counted` and `startBy`, or none when the queue has no settings.
+ */
+export function countAgainStatement(queue: string, n: number, now: number): Statement {
+  return COUNT_AGAIN.bind({ queue, n, now });
 }
 
 interface SettingsRow {

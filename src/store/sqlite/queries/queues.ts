@@ -7,7 +7,7 @@
  * @module
  */
 import { sql } from "drizzle-orm";
-import type { LimitedClaimOps, LimitedQueue } from "../../limited_claim.ts";
+import type { CountAgainOps, LimitedClaimOps, LimitedQueue } from "../../limited_claim.ts";
 import type { ClaimParams, QueueChange, QueueInfo, QueueSettings } from "../../store.ts";
 import { CLAIMED_QUEUE_AT } from "../columns.ts";
 import type { Connection } from "../connection.ts";
@@ -50,6 +50,18 @@ const RUNNING_IN = compile(sql`
 
 const SAVE_WINDOW = "UPDATE queues SET window_start = ?, window_count = ? WHERE name = ?";
 
+/** A queue's row, as read by {@link LIMITED_ROWS} or {@link QUEUE_WINDOW}, as a {@link LimitedQueue}. */
+function limitedQueueOf(row: Record<string, unknown>): LimitedQueue {
+  return {
+    name: String(row.name),
+    concurrencyLimit: row.concurrencyLimit === null ? null : Number(row.concurrencyLimit),
+    rateLimit: row.rateLimit === null ? null : Number(row.rateLimit),
+    rateIntervalMs: row.rateIntervalMs === null ? null : Number(row.rateIntervalMs),
+    windowStart: row.windowStart === null ? null : Number(row.windowStart),
+    windowCount: Number(row.windowCount),
+  };
+}
+
 /** The limited claim's operations inside the write transaction `tx`; claims return rows of values. */
 export function limitedClaimOps(tx: DriverTransaction): LimitedClaimOps<unknown[][]> {
   const run = (statement: SqlStatement) => tx.execute(statement);
@@ -64,14 +76,7 @@ export function limitedClaimOps(tx: DriverTransaction): LimitedClaimOps<unknown[
           ? { sql: LIMITED_ALL, args: [] }
           : { sql: LIMITED_LISTED, args: [JSON.stringify(queues)] },
       );
-      return rows.map((row) => ({
-        name: String(row.name),
-        concurrencyLimit: row.concurrencyLimit === null ? null : Number(row.concurrencyLimit),
-        rateLimit: row.rateLimit === null ? null : Number(row.rateLimit),
-        rateIntervalMs: row.rateIntervalMs === null ? null : Number(row.rateIntervalMs),
-        windowStart: row.windowStart === null ? null : Number(row.windowStart),
-        windowCount: Number(row.windowCount),
-      } satisfies LimitedQueue));
+      return rows.map(limitedQueueOf);
     },
     async countRunning(queues) {
       const { rows } = await run({ sql: RUNNING_IN, args: [JSON.stringify(queues)] });
@@ -87,6 +92,28 @@ export function limitedClaimOps(tx: DriverTransaction): LimitedClaimOps<unknown[
         counts.set(queue, (counts.get(queue) ?? 0) + 1);
       }
       return counts;
+    },
+  };
+}
+
+const QUEUE_WINDOW = compile(sql`
+  SELECT name, concurrency_limit AS "concurrencyLimit", rate_limit AS "rateLimit",
+    rate_interval_ms AS "rateIntervalMs", window_start AS "windowStart", window_count AS "windowCount", paused
+  FROM queues WHERE name = ?`).sql;
+
+/** A count again's operations inside the write transaction `tx`, which holds the queue's row as a lock would. */
+export function countAgainOps(tx: DriverTransaction): CountAgainOps {
+  return {
+    async lockQueue(queue) {
+      const [row] = (await tx.execute({ sql: QUEUE_WINDOW, args: [queue] })).rows;
+      if (row === undefined) return undefined;
+      return {
+        ...limitedQueueOf(row),
+        paused: Boolean(Number(row.paused)),
+      };
+    },
+    async saveWindow(queue, start, count) {
+      await tx.execute({ sql: SAVE_WINDOW, args: [start, count, queue] });
     },
   };
 }
