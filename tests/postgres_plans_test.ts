@@ -12,7 +12,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import postgres from "postgres";
 import { compile } from "../src/store/postgres/sql.ts";
-import { openPostgresStore } from "../src/store/postgres/mod.ts";
+import { openPostgresStore, type PostgresStore } from "../src/store/postgres/mod.ts";
 import { pendingQuery } from "../src/store/postgres/queries/read.ts";
 import { mergedClaimStatement } from "../src/store/postgres/queries/merged_claim.ts";
 import type { ClaimParams, ClaimStrategy } from "../src/store/store.ts";
@@ -22,6 +22,47 @@ import { newTask } from "./conformance/_fixtures.ts";
 const skip = postgresUnavailable();
 const NOW = 1_700_000_000_000;
 const TASKS = 20_000;
+
+/**
+ * Runs `check` on a fresh database holding {@link TASKS} due tasks in the default queue, with the store and a
+ * connection of its own (as an application's), all closed and dropped after.
+ */
+async function withDueTasks(
+  check: (store: PostgresStore, app: postgres.Sql) => Promise<void>,
+): Promise<void> {
+  const database = await freshDatabase();
+  const store = openPostgresStore(database.url, { maxConnections: 2 });
+  const app = postgres(database.url, { max: 1, onnotice: false });
+  try {
+    await store.migrate(NOW);
+    await store.taskInsertMany(Array.from({ length: TASKS }, () => newTask({ runAfter: 0 })), NOW);
+    await check(store, app);
+  } finally {
+    await app.end();
+    await store.close();
+    await database.drop();
+  }
+}
+
+/** Limits on the default queue, above anything a worker reaches: its claims take the limited path. */
+async function limitAboveReach(store: PostgresStore): Promise<void> {
+  await store.queueUpdate(
+    "default",
+    { concurrency: 10_000, rate: { limit: 10_000_000, intervalMs: 1000 } },
+    NOW,
+  );
+}
+
+/** The statistics a plan is checked under, each stage after the one before: a statement brings it about. */
+const STATISTICS_STAGES: [string, string | null][] = [
+  ["no statistics yet", null],
+  ["statistics of the queued tasks", "ANALYZE task_queue; ANALYZE queues"],
+  // A drain under way, as autovacuum has not seen it yet: the statistics say all are queued.
+  [
+    "most tasks run since",
+    `UPDATE task_queue SET status = 'completed', finished_at = ${NOW} WHERE id % 50 <> 0`,
+  ],
+];
 
 /** The plan of `query` as text, one node a line. */
 async function planOf(sql: postgres.Sql, query: { text: string; params: unknown[] }): Promise<string> {
@@ -33,12 +74,7 @@ test(
   "the look for runnable and running tasks after a drain reads no task by a sequential scan",
   { skip },
   async () => {
-    const database = await freshDatabase();
-    const store = openPostgresStore(database.url, { maxConnections: 2 });
-    const app = postgres(database.url, { max: 1, onnotice: false });
-    try {
-      await store.migrate(NOW);
-      await store.taskInsertMany(Array.from({ length: TASKS }, () => newTask({ runAfter: 0 })), NOW);
+    await withDueTasks(async (store, app) => {
       await app.unsafe("ANALYZE task_queue");
       // The drain, as autovacuum has not seen it yet.
       await app.unsafe("UPDATE task_queue SET status = 'completed', finished_at = $1", [NOW]);
@@ -47,11 +83,7 @@ test(
         assert.doesNotMatch(plan, /Seq Scan on task_queue/, `types ${types}, queues ${queues}:\n${plan}`);
       }
       assert.deepEqual(await store.taskPending(NOW), { runnable: 0, running: 0 });
-    } finally {
-      await app.end();
-      await store.close();
-      await database.drop();
-    }
+    });
   },
 );
 
@@ -64,26 +96,9 @@ test(
   "a claim from a limited queue reads its tasks from the index led by the queue, whatever the statistics say",
   { skip },
   async () => {
-    const database = await freshDatabase();
-    const store = openPostgresStore(database.url, { maxConnections: 2 });
-    const app = postgres(database.url, { max: 1, onnotice: false });
-    try {
-      await store.migrate(NOW);
-      await store.taskInsertMany(Array.from({ length: TASKS }, () => newTask({ runAfter: 0 })), NOW);
-      await store.queueUpdate("default", {
-        concurrency: 10_000,
-        rate: { limit: 10_000_000, intervalMs: 1000 },
-      }, NOW);
-      const stages: [string, string | null][] = [
-        ["no statistics yet", null],
-        ["statistics of the queued tasks", "ANALYZE task_queue; ANALYZE queues"],
-        // A drain under way, as autovacuum has not seen it yet: the statistics say all are queued.
-        [
-          "most tasks run since",
-          `UPDATE task_queue SET status = 'completed', finished_at = ${NOW} WHERE id % 50 <> 0`,
-        ],
-      ];
-      for (const [stage, statement] of stages) {
+    await withDueTasks(async (store, app) => {
+      await limitAboveReach(store);
+      for (const [stage, statement] of STATISTICS_STAGES) {
         if (statement !== null) await app.unsafe(statement);
         for (const withFree of [true, false]) {
           const query = mergedClaimStatement(claimParams("priority"), ["default"], withFree, ["default"]);
@@ -93,11 +108,7 @@ test(
           assert.match(plan, /Index Scan using task_queue_queued_queue/, where);
         }
       }
-    } finally {
-      await app.end();
-      await store.close();
-      await database.drop();
-    }
+    });
   },
 );
 
@@ -105,12 +116,7 @@ test(
   "a claim by id beside a limited queue's backlog walks the id index to the free queues' tasks",
   { skip },
   async () => {
-    const database = await freshDatabase();
-    const store = openPostgresStore(database.url, { maxConnections: 2 });
-    const app = postgres(database.url, { max: 1, onnotice: false });
-    try {
-      await store.migrate(NOW);
-      await store.taskInsertMany(Array.from({ length: TASKS }, () => newTask({ runAfter: 0 })), NOW);
+    await withDueTasks(async (store, app) => {
       await store.taskInsertMany(
         Array.from({ length: 1000 }, () => newTask({ queue: "other", runAfter: 0 })),
         NOW,
@@ -125,11 +131,7 @@ test(
         );
         assert.doesNotMatch(plan, /Seq Scan on task_queue/, `${strategy}:\n${plan}`);
       }
-    } finally {
-      await app.end();
-      await store.close();
-      await database.drop();
-    }
+    });
   },
 );
 
@@ -157,25 +159,9 @@ test(
   "a first-in or last-in claim beside a limited queue's backlog reads no task by a sequential scan, whatever the statistics say",
   { skip },
   async () => {
-    const database = await freshDatabase();
-    const store = openPostgresStore(database.url, { maxConnections: 2 });
-    const app = postgres(database.url, { max: 1, onnotice: false });
-    try {
-      await store.migrate(NOW);
-      await store.taskInsertMany(Array.from({ length: TASKS }, () => newTask({ runAfter: 0 })), NOW);
-      await store.queueUpdate("default", {
-        concurrency: 10_000,
-        rate: { limit: 10_000_000, intervalMs: 1000 },
-      }, NOW);
-      const stages: [string, string | null][] = [
-        ["no statistics yet", null],
-        ["statistics of the queued tasks", "ANALYZE task_queue; ANALYZE queues"],
-        [
-          "most tasks run since",
-          `UPDATE task_queue SET status = 'completed', finished_at = ${NOW} WHERE id % 50 <> 0`,
-        ],
-      ];
-      for (const [stage, statement] of stages) {
+    await withDueTasks(async (store, app) => {
+      await limitAboveReach(store);
+      for (const [stage, statement] of STATISTICS_STAGES) {
         if (statement !== null) await app.unsafe(statement);
         for (const strategy of ["fifo", "lifo"] as const) {
           for (const withFree of [true, false]) {
@@ -189,10 +175,6 @@ test(
           }
         }
       }
-    } finally {
-      await app.end();
-      await store.close();
-      await database.drop();
-    }
+    });
   },
 );
