@@ -5,8 +5,9 @@
  * writes of one call that must commit together go as one batch (one round trip, one transaction). Times are
  * compared on the server's clock (`serverTime`), which every host shares. Each call outlives a restart of
  * the server or a lost connection as `reconnect.ts` says: `#again` marks the calls that may be made twice,
- * `#once` those that may not. Over 400 lines: one short method per operation of the contract, each wiring a
- * query file; split, the contract would be spread over files that each hold a part of it.
+ * `#once` those that may not. The hot path (claims and outcomes) is in `claims.ts`. Over 400 lines: one
+ * short method per operation of the contract, each wiring a query file; split further, the contract would
+ * be spread over files that each hold a part of it.
  *
  * @module
  */
@@ -48,10 +49,8 @@ import { migrate } from "./migrate.ts";
 import { FINISHED_CHANNEL } from "./migrations.ts";
 import { Notifications } from "./notifications.ts";
 import { Reconnect } from "./reconnect.ts";
-import { claimStatement, leasedFrom } from "./queries/claim.ts";
-import { lockLimitedStatement, mergedClaimStatement, startByOf } from "./queries/merged_claim.ts";
-import type { Statement } from "./sql.ts";
-import { HeldQueueNames, limitedScope } from "../limited_claim.ts";
+import { HeldQueueNames } from "../limited_claim.ts";
+import { PgClaims } from "./claims.ts";
 import { countAgainStatement, heldQueueRows, listQueues, updateQueue } from "./queries/queues.ts";
 import { hasDependencies, insertWithDependencies } from "./queries/dependencies.ts";
 import { insertMany, insertOne } from "./queries/insert.ts";
@@ -61,8 +60,6 @@ import { electLeader, resignLeader } from "./queries/leaders.ts";
 import { appendLogs, listLogs } from "./queries/logs.ts";
 import { cancel, deleteTask, purge, requeue, requeueFailed, requeueWhere } from "./queries/manage.ts";
 import { collectMetrics, throughput } from "./queries/metrics.ts";
-import { progressStatements, recordedFrom } from "./queries/outcomes.ts";
-import { ownOutcomes } from "./queries/recorded.ts";
 import { setProgress } from "./queries/progress.ts";
 import {
   dependencyIds,
@@ -93,6 +90,7 @@ export class PostgresStore implements Store {
    * held queue, as it is at that moment.
    */
   readonly #heldNames = new HeldQueueNames(() => heldQueueRows(this.#conn), 1000);
+  readonly #claims: PgClaims;
 
   /**
    * Nothing is opened yet: the first call connects.
@@ -106,6 +104,7 @@ export class PostgresStore implements Store {
     this.#notifications = new Notifications(this.#conn);
     this.#finished = new Notifications(this.#conn, FINISHED_CHANNEL);
     this.#reconnect = new Reconnect(this.#conn);
+    this.#claims = new PgClaims(this.#conn, (call) => this.#again(call), this.#heldNames);
     // Not made again: a reading that waited out a restart would be off by half the wait. A clock that
     // cannot be read keeps its last offset and tries later.
     this.serverTime = () => serverTime(this.#conn);
@@ -193,110 +192,18 @@ export class PostgresStore implements Store {
     }
   }
 
-  // ---- Claims and outcomes: the hot path ----
-  // Made again after a lost connection: a write under a fence that held once holds no more, so an outcome
-  // made again is checked against what its row holds (#ownRecorded); a claim whose answer was lost leaves
-  // its tasks to be reaped when their leases expire.
+  // ---- Claims and outcomes: the hot path, in `claims.ts` ----
 
-  async taskClaim(params: ClaimParams): Promise<LeasedTask[]> {
-    const { held, limited } = await this.#held(params);
-    if (limited) return (await this.#claimLimited(null, params, limited, held)).leased;
-    return this.#again(async (late) => {
-      // The claim's own times: what it set is not read back.
-      const at = late === 0 ? params : { ...params, now: params.now + late };
-      return leasedFrom(await this.#conn.rows(freeClaim(at, held)), at);
-    });
+  taskClaim(params: ClaimParams): Promise<LeasedTask[]> {
+    return this.#claims.claim(params);
   }
 
-  /**
-   * The held queues, and the limited queues a claim of `params` must take from under their limits (and
-   * whether from those alone), as the store last read them (see `#heldNames`).
-   */
-  async #held(params: ClaimParams): Promise<{ held: readonly string[]; limited: LimitedScope | undefined }> {
-    const pending = this.#heldNames.get();
-    const names = pending instanceof Promise ? await pending : pending;
-    const scope = limitedScope(params, names.limited);
-    return { held: names.held, limited: scope.limited ? scope : undefined };
+  taskRecord(progress: Progress, now: number): Promise<Recorded> {
+    return this.#claims.record(progress, now);
   }
 
-  /**
-   * A record's statements, then the lock of the limited queues' rows and the claim from free and limited
-   * queues (`merged_claim.ts`), in one transaction and one round trip; made again after a lost connection,
-   * as every claim is.
-   */
-  #claimLimited(
-    progress: Progress | null,
-    params: ClaimParams,
-    limited: LimitedScope,
-    held: readonly string[],
-  ): Promise<{ results: Record<string, unknown>[][]; leased: LeasedTask[]; tried: number[] }> {
-    const tried: number[] = [];
-    return this.#again(async (late) => {
-      const at = late === 0 ? params : { ...params, now: params.now + late };
-      tried.push(at.now);
-      const results = await this.#conn.batch([
-        ...(progress ? progressStatements(progress, at.now) : []),
-        lockLimitedStatement(limited.queues),
-        mergedClaimStatement(at, limited.queues, !limited.skipFree, held),
-      ]);
-      const rows = results.pop()!;
-      results.pop();
-      return { results, leased: startByOf(leasedFrom(rows, at), rows), tried };
-    });
-  }
-
-  async taskRecord(progress: Progress, now: number): Promise<Recorded> {
-    if (progress.starts.length === 0 && progress.finishes.length === 0) {
-      return { started: new Set(), finished: new Set() };
-    }
-    const tried: number[] = [];
-    const results = await this.#again((late) => {
-      tried.push(now + late);
-      return this.#conn.batch(progressStatements(progress, now + late));
-    });
-    return await this.#ownRecorded(progress, recordedFrom(progress, results), tried);
-  }
-
-  /** {@link taskRecord} then {@link taskClaim}, in one transaction and one round trip. */
-  async taskRecordAndClaim(
-    progress: Progress,
-    params: ClaimParams,
-  ): Promise<Recorded & { leased: LeasedTask[] }> {
-    if (progress.starts.length === 0 && progress.finishes.length === 0) {
-      return { started: new Set(), finished: new Set(), leased: await this.taskClaim(params) };
-    }
-    const { held, limited } = await this.#held(params);
-    if (limited) {
-      const { results, leased, tried } = await this.#claimLimited(progress, params, limited, held);
-      return { ...await this.#ownRecorded(progress, recordedFrom(progress, results), tried), leased };
-    }
-    const tried: number[] = [];
-    let at = params;
-    const results = await this.#again((late) => {
-      at = late === 0 ? params : { ...params, now: params.now + late };
-      tried.push(at.now);
-      return this.#conn.batch([...progressStatements(progress, at.now), freeClaim(at, held)]);
-    });
-    const claimed = results.pop()!;
-    const recorded = await this.#ownRecorded(progress, recordedFrom(progress, results), tried);
-    return { ...recorded, leased: leasedFrom(claimed, at) };
-  }
-
-  /**
-   * `recorded`, with the outcomes an earlier try of a call made again (`tried` holds the times of its tries)
-   * had written: the last try found their leases ended by it (see `queries/recorded.ts`).
-   */
-  async #ownRecorded(progress: Progress, recorded: Recorded, tried: readonly number[]): Promise<Recorded> {
-    if (tried.length === 1) return recorded;
-    const unfenced = progress.finishes.filter((finish) => !recorded.finished.has(finish.id));
-    const own = await this.#again(() => ownOutcomes(this.#conn, unfenced, tried));
-    if (own.size === 0) return recorded;
-    const finished = new Set([...recorded.finished, ...own]);
-    const started = new Set(recorded.started);
-    // A start written through its task's outcome held exactly when the outcome did.
-    const finishing = new Set(progress.finishes.filter((f) => own.has(f.id)).map((f) => f.leaseToken));
-    for (const start of progress.starts) if (finishing.has(start.leaseToken)) started.add(start.id);
-    return { started, finished };
+  taskRecordAndClaim(progress: Progress, params: ClaimParams): Promise<Recorded & { leased: LeasedTask[] }> {
+    return this.#claims.recordAndClaim(progress, params);
   }
 
   // ---- Leases ----
@@ -540,22 +447,7 @@ export function openPostgresStore(url: string, options: PostgresStoreOptions = {
   return new PostgresStore(url, options);
 }
 
-/** The limited queues a claim must take from under their limits, and whether from those alone. */
-type LimitedScope = { queues: readonly string[]; skipFree: boolean };
-
 /** A failure once an application's transaction callback began: never a reason to make the call again. */
 class FromCallback {
   constructor(readonly error: unknown) {}
-}
-
-/**
- * The claim of a worker that serves no limited queue. By priority, one that names its queues, or that must
- * pass held ones by, reads each queue's best tasks from the index led by the queue (see `merged_claim.ts`);
- * otherwise it walks the priority index.
- */
-function freeClaim(params: ClaimParams, held: readonly string[]): Statement {
-  if (params.strategy === "priority" && (params.queues !== undefined || held.length > 0)) {
-    return mergedClaimStatement(params, [], true, held);
-  }
-  return claimStatement(params, held);
 }
